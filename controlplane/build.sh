@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Build (or reuse) the kubeagora-controlplane binary.
+#
+#   controlplane/build.sh            build if needed; print the binary's path on stdout
+#   controlplane/build.sh --path     print the path the binary has (or would have) and exit
+#
+# The binary is cached per version in ${KUBEAGORA_CACHE:-$HOME/.cache/kubeagora}/bin/<version>/,
+# where <version> is the Kubernetes release plus a hash of go.mod, go.sum and the *.go files, so
+# only the first build is slow (many minutes: it compiles kube-apiserver, kube-scheduler,
+# kube-controller-manager, kubectl and etcd from source). Progress goes to stderr.
+# Exit status: 0 built or reused, 1 build failed, 2 Go missing or too old.
+set -euo pipefail
+
+MIN_GO_MINOR=26
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cache_root="${KUBEAGORA_CACHE:-$HOME/.cache/kubeagora}"
+
+say() { printf '[controlplane] %s\n' "$*" >&2; }
+
+k8s_version="$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ { print $2; exit }' "$here/go.mod")"
+if [[ -z "$k8s_version" ]]; then
+    say "cannot find the k8s.io/kubernetes version in $here/go.mod"
+    exit 1
+fi
+src_hash="$(cd "$here" && cat go.mod go.sum $(LC_ALL=C ls ./*.go) | sha256sum | cut -c1-12)"
+version="${k8s_version}-${src_hash}"
+out_dir="$cache_root/bin/$version"
+binary="$out_dir/kubeagora-controlplane"
+
+if [[ "${1:-}" == "--path" ]]; then
+    echo "$binary"
+    exit 0
+fi
+
+if [[ -x "$binary" ]]; then
+    say "reusing cached $binary"
+    echo "$binary"
+    exit 0
+fi
+
+# --- Go toolchain check (before anything slow) -----------------------------------------------
+export GOTOOLCHAIN=local
+if ! command -v go >/dev/null 2>&1; then
+    say "Go is not installed (need Go >= 1.${MIN_GO_MINOR}); install it from https://go.dev/dl/ and rerun."
+    exit 2
+fi
+go_version="$(go env GOVERSION 2>/dev/null || true)"   # e.g. go1.26.8
+if [[ ! "$go_version" =~ ^go1\.([0-9]+) ]] || (( BASH_REMATCH[1] < MIN_GO_MINOR )); then
+    say "Go ${go_version:-of unknown version} is too old: need Go >= 1.${MIN_GO_MINOR} (https://go.dev/dl/)."
+    exit 2
+fi
+
+# --- Build -----------------------------------------------------------------------------------
+mkdir -p "$out_dir"
+log="$out_dir/build.log"
+tmp="$out_dir/.kubeagora-controlplane.$$"
+trap 'rm -f "$tmp"' EXIT
+
+major="${k8s_version#v}"; major="${major%%.*}"
+minor="${k8s_version#v*.}"; minor="${minor%%.*}"
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+    ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+done
+
+say "building kubeagora-controlplane $version with $go_version"
+say "(the first build compiles Kubernetes $k8s_version and etcd from source: 10-40 min, several GiB of RAM)"
+say "log: $log"
+cd "$here"
+say "downloading modules ..."
+go mod download >"$log" 2>&1 || { say "go mod download failed; see $log"; tail -n 20 "$log" >&2; exit 1; }
+total="$(go list -deps . 2>>"$log" | wc -l)"
+
+start=$SECONDS
+go build -v -trimpath -ldflags="$ldflags" -o "$tmp" . >>"$log" 2>&1 &
+pid=$!
+trap 'kill "$pid" 2>/dev/null; rm -f "$tmp"' EXIT
+while kill -0 "$pid" 2>/dev/null; do
+    sleep 15
+    if kill -0 "$pid" 2>/dev/null; then
+        compiled="$(grep -cv '^go: ' "$log" || true)"
+        el=$((SECONDS - start))
+        say "$(printf '%d:%02d' $((el / 60)) $((el % 60))) elapsed, ${compiled} of ~${total} packages compiled"
+    fi
+done
+if ! wait "$pid"; then
+    say "go build failed; last lines of $log:"
+    tail -n 30 "$log" >&2
+    exit 1
+fi
+mv -f "$tmp" "$binary"
+el=$((SECONDS - start))
+say "built $binary ($(du -h "$binary" | cut -f1)) in $(printf '%d:%02d' $((el / 60)) $((el % 60)))"
+echo "$binary"

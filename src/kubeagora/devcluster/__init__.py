@@ -1,0 +1,43 @@
+"""Start and stop a real local Kubernetes control plane (etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler) built from source; no Docker, no kubelet.
+
+    from kubeagora.devcluster import DevCluster, Settings
+    cluster = DevCluster(Path("/tmp/dc"), settings=Settings(node_monitor_grace_period="20s"))
+    cluster.up()            # returns once every component is healthy
+    cluster.kubeconfig      # admin kubeconfig (O=system:masters)
+    cluster.down()
+"""
+
+from kubeagora.devcluster.binary import BINARY_ENV, resolve_binary
+from kubeagora.devcluster.cluster import (
+    COMPONENTS,
+    DEFAULT_STATE_DIR,
+    ComponentStatus,
+    DevCluster,
+    Layout,
+    Ports,
+    Settings,
+    down,
+    kubeconfig_path,
+    status,
+    up,
+)
+from kubeagora.devcluster.errors import DevClusterError, GoMissingError
+
+__all__ = [
+    "BINARY_ENV",
+    "COMPONENTS",
+    "DEFAULT_STATE_DIR",
+    "ComponentStatus",
+    "DevCluster",
+    "DevClusterError",
+    "GoMissingError",
+    "Layout",
+    "Ports",
+    "Settings",
+    "down",
+    "kubeconfig_path",
+    "resolve_binary",
+    "status",
+    "up",
+]

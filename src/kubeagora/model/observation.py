@@ -1,0 +1,79 @@
+"""The frozen snapshot a controller sees: the same shape from the simulator and from a cluster.
+
+Per-service and per-node figures are numpy arrays indexed like `services` and `nodes`.
+Counters only grow (like Prometheus counters), so a controller can take rates over any window it
+keeps in its own state; gauges are the value at `time_s`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from kubeagora.model.cluster import Node, Service
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    time_s: float
+    nodes: tuple[Node, ...]
+    services: tuple[Service, ...]
+
+    # per service: counters
+    arrived_total: FloatArray
+    served_total: FloatArray
+    dropped_total: FloatArray
+    busy_core_seconds_total: FloatArray
+    """CPU time spent serving (what cAdvisor's container_cpu_usage_seconds_total counts)."""
+    # per service: gauges
+    arrival_rps: FloatArray
+    """Arrivals in the last second."""
+    queue_length: FloatArray
+    """Requests waiting or in service, over all replicas."""
+    desired_replicas: IntArray
+    ready_replicas: IntArray
+    pending_replicas: IntArray
+    """Created but not Ready yet (scheduling or cold start)."""
+    concurrency: IntArray
+    p95_ms: FloatArray
+    p99_ms: FloatArray
+    """Latency percentiles of the last completed 10-second window (NaN when nothing was served)."""
+    capacity_rps: FloatArray
+    """What the Ready replicas can serve per second at the current speeds."""
+    shed_fraction: FloatArray
+
+    # per node: gauges
+    node_ready: BoolArray
+    """NodeReady as the control plane sees it (False some seconds after heartbeats stop)."""
+    node_heartbeat_age_s: FloatArray
+    node_quarantined: BoolArray
+    node_cpu_allocated: FloatArray
+    node_accelerators_allocated: IntArray
+    node_utilization: FloatArray
+    node_power_w: FloatArray
+    node_speed: FloatArray
+    """Current speed factor (lower under a GPU power cap)."""
+    region_carbon_g_per_kwh: dict[str, float]
+
+    # replicas (one row per pod that exists)
+    replica_service: IntArray
+    replica_node: IntArray
+    replica_ready: BoolArray
+
+    def service_index(self, name: str) -> int:
+        for i, s in enumerate(self.services):
+            if s.name == name:
+                return i
+        raise KeyError(name)
+
+    def node_index(self, name: str) -> int:
+        for i, n in enumerate(self.nodes):
+            if n.name == name:
+                return i
+        raise KeyError(name)

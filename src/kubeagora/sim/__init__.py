@@ -1,0 +1,1 @@
+"""The simulator: topology, workload, faults, the vectorized engine, and the run loop."""

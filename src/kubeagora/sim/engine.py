@@ -1,0 +1,600 @@
+"""The time-stepped simulation engine: numpy arrays, one `step()` per simulated second.
+
+State is arrays over services, nodes and replica slots. Each step: faults fire, the control plane
+notices missing heartbeats, pods start and stop, the ReplicaSet logic reconciles replica counts,
+arrivals are drawn and routed to Ready endpoints, fluid queues advance, and the latency strata of
+every service go to the recorder (`kubeagora.sim.recorder`). `fork()` copies the dynamic state so
+the digital twin can run "what if" from any moment.
+
+Kubernetes behaviour is modelled where it shapes the results (all in `PlatformDefaults`): a node is
+NotReady `node_monitor_grace_s` after its last heartbeat and its endpoints leave the Services then;
+its pods are evicted `pod_eviction_s` later and only then recreated elsewhere; the scheduler retries
+unschedulable pods with a back-off; a deleted pod leaves its endpoints at once and drains.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kubeagora.controllers.placement import ClusterCapacity, PlacementRequest, choose_node
+from kubeagora.model import (
+    NODE_CLASSES,
+    Action,
+    FloatArray,
+    Migrate,
+    NodeClass,
+    Observation,
+    Place,
+    QuarantineNode,
+    Scale,
+    SetConcurrency,
+    ShedLoad,
+)
+from kubeagora.sim import latency as lat
+from kubeagora.sim.recorder import Recorder
+from kubeagora.sim.scenario import CompiledScenario, FaultEvent
+
+FREE, STARTING, READY, TERMINATING = 0, 1, 2, 3
+
+INTERFERENCE = {NodeClass.MCU: 0.2, NodeClass.CPU: 0.4, NodeClass.GPU: 0.6, NodeClass.TPU: 0.5}
+"""Slowdown at full node utilisation from co-located work: 1 + β·u² (shared caches, memory
+bandwidth, and on accelerators the shared PCIe/HBM). β per class."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformDefaults:
+    node_monitor_grace_s: float = 50.0
+    """kube-controller-manager --node-monitor-grace-period (50 s since v1.32)."""
+    pod_eviction_s: float = 300.0
+    """DefaultTolerationSeconds for not-ready/unreachable taints (300 s)."""
+    scheduler_retry_s: float = 10.0
+    """Upper bound of the scheduler's unschedulable-pod back-off (podMaxBackoffSeconds 10 s)."""
+    termination_grace_s: float = 30.0
+    """terminationGracePeriodSeconds: a deleted pod drains its queue this long, then the rest is lost."""
+    idle_cpu_fraction: float = 0.05
+    """CPU an idle replica burns, as a share of its request."""
+    buffer_timeout_s: float = 30.0
+    """Requests held while a service has no endpoint (activator/ingress) time out after this."""
+    control_plane_region: int = 0
+
+
+@dataclass
+class Counters:
+    arrived: FloatArray
+    served: FloatArray
+    dropped: FloatArray
+    lost: FloatArray
+    busy_core_s: FloatArray
+
+
+@dataclass
+class Replicas:
+    """Pod slots. A slot is FREE or holds one pod of one service bound to one node."""
+
+    service: np.ndarray
+    node: np.ndarray
+    state: np.ndarray
+    ready_at: FloatArray
+    created_at: FloatArray
+    backlog: FloatArray
+    stop_at: FloatArray
+    replaces: np.ndarray
+    doomed: np.ndarray
+
+    @classmethod
+    def empty(cls, capacity: int) -> Replicas:
+        return cls(np.zeros(capacity, np.int64), np.zeros(capacity, np.int64), np.zeros(capacity, np.int8),
+                   np.zeros(capacity), np.zeros(capacity), np.zeros(capacity), np.full(capacity, np.inf),
+                   np.full(capacity, -1, np.int64), np.zeros(capacity, bool))
+
+    def grow(self) -> None:
+        n = self.state.shape[0]
+        bigger = Replicas.empty(2 * n)
+        for name in self.__dataclass_fields__:
+            getattr(bigger, name)[:n] = getattr(self, name)
+        self.__dict__.update(bigger.__dict__)
+
+
+@dataclass
+class EngineState:
+    """Everything that changes during a run (what `fork()` copies)."""
+
+    t: float
+    rng: np.random.Generator
+    replicas: Replicas
+    desired: np.ndarray
+    unscheduled: np.ndarray
+    concurrency: np.ndarray
+    shed: FloatArray
+    buffer: FloatArray
+    buffer_age_s: FloatArray
+    node_alive: np.ndarray
+    node_quarantined: np.ndarray
+    node_last_heard: FloatArray
+    node_speed: FloatArray
+    node_peak_w: FloatArray
+    node_util: FloatArray
+    node_cpu_alloc: FloatArray
+    node_mem_alloc: FloatArray
+    node_acc_alloc: np.ndarray
+    region_reachable: np.ndarray
+    region_loss_bad: np.ndarray
+    region_forced_loss: FloatArray
+    downstream_pending: FloatArray
+    counters: Counters
+    next_fault: int = 0
+    pending_restores: list[tuple[float, FaultEvent]] = field(default_factory=list)
+    next_schedule_retry: float = 0.0
+    rates_block: FloatArray | None = None
+    rates_block_t0: float = -1.0
+    last_arrivals: FloatArray | None = None
+    capacity_rps: FloatArray | None = None
+
+
+class Engine:
+    RATE_BLOCK = 256
+
+    def __init__(self, scenario: CompiledScenario, seed: int | None = None,
+                 platform: PlatformDefaults | None = None) -> None:
+        self.scenario = scenario
+        self.platform = platform or PlatformDefaults()
+        self.dt = scenario.step_s
+        sv, nodes, topo = scenario.services, scenario.nodes, scenario.topology
+        n_s, n_n = len(sv), len(nodes)
+        self.n_services, self.n_nodes = n_s, n_n
+        cls_idx = {c: i for i, c in enumerate(NODE_CLASSES)}
+        self.node_class = np.array([cls_idx[n.node_class] for n in nodes])
+        self.node_cores = np.array([n.cpu_cores for n in nodes])
+        self.node_mem = np.array([n.memory_gib for n in nodes])
+        self.node_acc = np.array([n.accelerators for n in nodes], dtype=np.int64)
+        self.node_speed0 = np.array([n.speed_factor for n in nodes])
+        self.node_idle_w = np.array([n.idle_power_w for n in nodes])
+        self.node_peak_w0 = np.array([n.peak_power_w for n in nodes])
+        region_idx = {r: i for i, r in enumerate(topo.regions)}
+        self.node_region = np.array([region_idx[n.region] for n in nodes])
+        self.node_beta = np.array([INTERFERENCE[n.node_class] for n in nodes])
+        self.node_is_acc = np.array([n.node_class in (NodeClass.GPU, NodeClass.TPU) for n in nodes])
+
+        self.svc_time_ms = np.full((n_s, len(NODE_CLASSES)), np.nan)
+        self.svc_cold_s = np.zeros((n_s, len(NODE_CLASSES)))
+        for i, s in enumerate(sv):
+            for c, k in cls_idx.items():
+                if s.can_run_on(c):
+                    self.svc_time_ms[i, k] = s.service_time_ms[c]
+                self.svc_cold_s[i, k] = s.cold_start_on(c)
+        self.svc_cpu = np.array([s.cpu_request for s in sv])
+        self.svc_mem = np.array([s.memory_request_gib for s in sv])
+        self.svc_acc = np.array([s.accelerator_request for s in sv], dtype=np.int64)
+        self.svc_cv = np.array([s.service_time_cv for s in sv])
+        self.svc_queue_limit = np.array([s.queue_limit for s in sv], dtype=float)
+        self.svc_max = np.array([s.max_replicas for s in sv], dtype=np.int64)
+        self.svc_origin = np.array([region_idx[s.origin_region] for s in sv])
+        self.index_of_service = {s.name: i for i, s in enumerate(sv)}
+        self.index_of_node = {n.name: i for i, n in enumerate(nodes)}
+        feasible = np.zeros((n_s, n_n), bool)
+        for i, s in enumerate(sv):
+            runs = np.array([s.can_run_on(n.node_class) for n in nodes])
+            allowed = np.array([s.allowed_regions is None or n.region in s.allowed_regions for n in nodes])
+            feasible[i] = runs & allowed
+        self.svc_feasible = feasible
+        # network delay (ms) from each service's users to each node, incl. a 1 KiB request's transmission
+        self.net_ms = topo.ingress_rtt_ms[self.svc_origin] + 8.0 / topo.access_bandwidth_mbps[self.svc_origin]
+        # per-service latency tables (strata of Z and of Z + r·E), shared by services with the same cv
+        z_rows, w_rows = [], []
+        for cv in self.svc_cv:
+            z, w = lat.service_time_table(round(float(cv), 3))
+            z_rows.append(z)
+            w_rows.append(w)
+        self.z_strata = np.array(z_rows)
+        self.wait_strata = np.array(w_rows)
+        self.svc_arange = np.arange(n_s)
+        self.callers = np.array([a for a, _ in scenario.downstream], dtype=np.int64)
+        self.callees = np.array([b for _, b in scenario.downstream], dtype=np.int64)
+
+        rng = np.random.default_rng(scenario.seed if seed is None else seed)
+        initial = np.array([max(s.min_replicas, 1) for s in sv], dtype=np.int64)
+        self.state = EngineState(
+            t=0.0, rng=rng, replicas=Replicas.empty(max(64, int(2 * initial.sum()))),
+            desired=initial.copy(), unscheduled=np.zeros(n_s, np.int64),
+            concurrency=np.array([s.concurrency for s in sv], dtype=np.int64), shed=np.zeros(n_s),
+            buffer=np.zeros(n_s), buffer_age_s=np.zeros(n_s),
+            node_alive=np.ones(n_n, bool), node_quarantined=np.zeros(n_n, bool), node_last_heard=np.zeros(n_n),
+            node_speed=self.node_speed0.copy(), node_peak_w=self.node_peak_w0.copy(), node_util=np.zeros(n_n),
+            node_cpu_alloc=np.zeros(n_n), node_mem_alloc=np.zeros(n_n), node_acc_alloc=np.zeros(n_n, np.int64),
+            region_reachable=np.ones((len(topo.regions), len(topo.regions)), bool),
+            region_loss_bad=np.zeros(len(topo.regions), bool), region_forced_loss=np.zeros(len(topo.regions)),
+            downstream_pending=np.zeros(n_s),
+            counters=Counters(*(np.zeros(n_s) for _ in range(5))),
+        )
+        self.recorder = Recorder(self)
+        self._reconcile(initial_ready=True)
+
+    # ------------------------------------------------------------------ forking (the twin)
+    def fork(self) -> Engine:
+        """A copy whose future is independent: static arrays shared, dynamic state copied."""
+        twin = copy.copy(self)
+        twin.state = copy.deepcopy(self.state)
+        twin.recorder = self.recorder.fork(twin)
+        return twin
+
+    # ------------------------------------------------------------------ placement and pods
+    def node_schedulable(self) -> np.ndarray:
+        st = self.state
+        return (st.t - st.node_last_heard < self.platform.node_monitor_grace_s) & ~st.node_quarantined
+
+    def _capacity(self) -> ClusterCapacity:
+        st = self.state
+        return ClusterCapacity(self.node_cores - st.node_cpu_alloc, self.node_mem - st.node_mem_alloc,
+                               self.node_acc - st.node_acc_alloc, self.node_cores, self.node_mem,
+                               self.node_schedulable())
+
+    def _request(self, s: int) -> PlacementRequest:
+        acc = np.where(self.node_is_acc, self.svc_acc[s], 0)
+        return PlacementRequest(float(self.svc_cpu[s]), float(self.svc_mem[s]), acc, self.svc_feasible[s])
+
+    def _same_service_pods(self, s: int) -> FloatArray:
+        r = self.state.replicas
+        mine = (r.state != FREE) & (r.service == s)
+        return np.bincount(r.node[mine], minlength=self.n_nodes).astype(float)
+
+    def _bind(self, s: int, node: int, ready_now: bool = False) -> int:
+        st, r = self.state, self.state.replicas
+        free = np.flatnonzero(r.state == FREE)
+        if free.size == 0:
+            r.grow()
+            free = np.flatnonzero(r.state == FREE)
+        k = int(free[0])
+        cold = self.svc_cold_s[s, self.node_class[node]]
+        r.service[k], r.node[k], r.created_at[k], r.backlog[k] = s, node, st.t, 0.0
+        r.state[k] = READY if ready_now else STARTING
+        r.ready_at[k] = st.t if ready_now else st.t + cold
+        r.stop_at[k], r.replaces[k], r.doomed[k] = np.inf, -1, False
+        acc = int(self.svc_acc[s]) if self.node_is_acc[node] else 0
+        st.node_cpu_alloc[node] += self.svc_cpu[s]
+        st.node_mem_alloc[node] += self.svc_mem[s]
+        st.node_acc_alloc[node] += acc
+        return k
+
+    def _release(self, k: int) -> None:
+        st, r = self.state, self.state.replicas
+        node, s = int(r.node[k]), int(r.service[k])
+        st.node_cpu_alloc[node] -= self.svc_cpu[s]
+        st.node_mem_alloc[node] -= self.svc_mem[s]
+        st.node_acc_alloc[node] -= int(self.svc_acc[s]) if self.node_is_acc[node] else 0
+        r.state[k] = FREE
+        r.backlog[k] = 0.0
+
+    def _terminate(self, k: int) -> None:
+        r = self.state.replicas
+        if r.state[k] in (FREE, TERMINATING):
+            return
+        r.state[k] = TERMINATING
+        r.stop_at[k] = self.state.t + self.platform.termination_grace_s
+
+    def _place(self, s: int, node: int | None = None, ready_now: bool = False) -> int | None:
+        if node is None:
+            node = choose_node(self._request(s), self._capacity(), self._same_service_pods(s))
+            if node is None:
+                return None
+        return self._bind(s, node, ready_now)
+
+    def _reconcile(self, initial_ready: bool = False) -> None:
+        """The ReplicaSet controller: make the number of live pods of each service equal desired."""
+        st, r = self.state, self.state.replicas
+        live = (r.state == STARTING) | (r.state == READY)
+        counted = live & ~r.doomed
+        have = np.bincount(r.service[counted], minlength=self.n_services) + st.unscheduled
+        for s in np.flatnonzero(have != st.desired):
+            diff = int(st.desired[s] - have[s])
+            if diff > 0:
+                for _ in range(diff):
+                    if self._place(int(s), ready_now=initial_ready) is None:
+                        st.unscheduled[s] += diff
+                        break
+                    diff -= 1
+            else:
+                remove = -diff
+                take = min(remove, int(st.unscheduled[s]))
+                st.unscheduled[s] -= take
+                remove -= take
+                if remove:
+                    mine = np.flatnonzero(counted & (r.service == s))
+                    # ReplicaSet ranking: not-ready before ready, then the newest first
+                    order = np.lexsort((-r.created_at[mine], r.state[mine] == READY))
+                    for k in mine[order[:remove]]:
+                        self._terminate(int(k))
+
+    def _retry_unscheduled(self) -> None:
+        st = self.state
+        for s in np.flatnonzero(st.unscheduled > 0):
+            while st.unscheduled[s] > 0 and self._place(int(s)) is not None:
+                st.unscheduled[s] -= 1
+
+    # ------------------------------------------------------------------ actions
+    def apply(self, actions: Sequence[Action]) -> list[str]:
+        """Enact actions; returns why any action was refused (unknown names, impossible moves)."""
+        st, refused = self.state, []
+        for a in actions:
+            if isinstance(a, QuarantineNode):
+                n = self.index_of_node.get(a.node)
+                if n is None:
+                    refused.append(f"{a}: unknown node")
+                    continue
+                if not st.node_quarantined[n]:
+                    st.node_quarantined[n] = True
+                    r = st.replicas
+                    for k in np.flatnonzero((r.node == n) & ((r.state == READY) | (r.state == STARTING))):
+                        self._terminate(int(k))
+                continue
+            s = self.index_of_service.get(a.service)
+            if s is None:
+                refused.append(f"{a}: unknown service")
+                continue
+            if isinstance(a, Scale):
+                st.desired[s] = int(np.clip(a.replicas, 0, self.svc_max[s]))
+            elif isinstance(a, SetConcurrency):
+                st.concurrency[s] = max(1, int(a.concurrency))
+            elif isinstance(a, ShedLoad):
+                st.shed[s] = float(np.clip(a.fraction, 0.0, 1.0))
+            elif isinstance(a, Place):
+                n = self.index_of_node.get(a.node)
+                if n is None or not self._fits(s, n):
+                    refused.append(f"{a}: node unknown or the pod does not fit")
+                    continue
+                self._bind(s, n)
+                st.desired[s] += 1
+            elif isinstance(a, Migrate):
+                src, dst = self.index_of_node.get(a.from_node), self.index_of_node.get(a.to_node)
+                r = st.replicas
+                cands = np.flatnonzero((r.service == s) & (r.node == src) & (r.state == READY) & ~r.doomed) \
+                    if src is not None else np.array([], dtype=np.int64)
+                if dst is None or cands.size == 0 or not self._fits(s, dst):
+                    refused.append(f"{a}: no Ready replica on the source or the target does not fit")
+                    continue
+                k_new = self._bind(s, dst)
+                r.replaces[k_new] = int(cands[0])
+                r.doomed[int(cands[0])] = True
+        self._reconcile()
+        return refused
+
+    def _fits(self, s: int, n: int) -> bool:
+        cap = self._capacity()
+        req = self._request(s)
+        return bool(req.feasible_nodes[n] and cap.schedulable[n] and cap.cpu_free[n] >= req.cpu - 1e-9
+                    and cap.memory_free[n] >= req.memory_gib - 1e-9 and cap.accelerators_free[n] >= np.asarray(req.accelerators)[n])
+
+    # ------------------------------------------------------------------ faults
+    def _fire_faults(self) -> None:
+        st = self.state
+        faults = self.scenario.faults
+        while st.next_fault < len(faults) and faults[st.next_fault].at_s <= st.t:
+            f = faults[st.next_fault]
+            st.next_fault += 1
+            self._apply_fault(f, restore=False)
+            self.recorder.fault_fired(f)
+            if f.duration_s is not None:
+                st.pending_restores.append((f.at_s + f.duration_s, f))
+        due = [(t, f) for t, f in st.pending_restores if t <= st.t]
+        if due:
+            st.pending_restores = [(t, f) for t, f in st.pending_restores if t > st.t]
+            for _, f in due:
+                self._apply_fault(f, restore=True)
+
+    def _apply_fault(self, f: FaultEvent, restore: bool) -> None:
+        st, r = self.state, self.state.replicas
+        nodes = np.asarray(f.nodes, dtype=np.int64)
+        if f.kind in ("node-termination", "zone-outage"):
+            st.node_alive[nodes] = restore
+            if not restore:
+                hit = np.isin(r.node, nodes) & (r.state != FREE)
+                st.counters.lost += np.bincount(r.service[hit], r.backlog[hit], minlength=self.n_services)
+                r.backlog[hit] = 0.0
+        elif f.kind == "region-partition":
+            reg = f.regions[0]
+            others = np.arange(st.region_reachable.shape[0]) != reg
+            st.region_reachable[reg, others] = restore
+            st.region_reachable[others, reg] = restore
+        elif f.kind == "gpu-throttle":
+            if restore:
+                st.node_speed[nodes] = self.node_speed0[nodes]
+                st.node_peak_w[nodes] = self.node_peak_w0[nodes]
+            else:
+                st.node_speed[nodes] = self.node_speed0[nodes] * f.factor
+                st.node_peak_w[nodes] = self.node_idle_w[nodes] + (self.node_peak_w0[nodes] - self.node_idle_w[nodes]) * f.factor
+        elif f.kind == "packet-loss":
+            st.region_forced_loss[list(f.regions)] = 0.0 if restore else f.factor
+        elif f.kind == "pod-crash" and not restore:
+            for s in f.services:
+                for k in np.flatnonzero((r.service == s) & (r.state == READY)):
+                    st.counters.lost[s] += r.backlog[k]
+                    r.backlog[k] = 0.0
+                    r.state[k] = STARTING
+                    r.ready_at[k] = st.t + self.svc_cold_s[s, self.node_class[r.node[k]]]
+
+    # ------------------------------------------------------------------ one step
+    def _rates(self) -> FloatArray:
+        st = self.state
+        if st.rates_block is None or not (st.rates_block_t0 <= st.t < st.rates_block_t0 + self.RATE_BLOCK * self.dt - 1e-9):
+            st.rates_block = self.scenario.workload.rates(st.t, self.RATE_BLOCK, self.dt)
+            st.rates_block_t0 = st.t
+        return st.rates_block[int(round((st.t - st.rates_block_t0) / self.dt))]
+
+    def step(self) -> None:
+        st, r, p, dt = self.state, self.state.replicas, self.platform, self.dt
+        c = st.counters
+        self._fire_faults()
+
+        # heartbeats: a node is heard while alive and reachable from the control plane's region
+        heard = st.node_alive & st.region_reachable[p.control_plane_region, self.node_region]
+        st.node_last_heard[heard] = st.t
+        silence = st.t - st.node_last_heard
+        evict = (r.state != FREE) & (silence[r.node] >= p.node_monitor_grace_s + p.pod_eviction_s)
+        if evict.any():
+            for k in np.flatnonzero(evict):
+                c.lost[r.service[k]] += r.backlog[k]
+                self._release(int(k))
+
+        # pod lifecycle: Ready after the cold start (on a live node), drained pods go away
+        starting_done = (r.state == STARTING) & (r.ready_at <= st.t) & st.node_alive[r.node]
+        if starting_done.any():
+            r.state[starting_done] = READY
+            for k in np.flatnonzero(starting_done & (r.replaces >= 0)):
+                self._terminate(int(r.replaces[k]))
+                r.replaces[k] = -1
+        gone = (r.state == TERMINATING) & ((r.backlog <= 1e-9) | (r.stop_at <= st.t))
+        if gone.any():
+            c.lost += np.bincount(r.service[gone], r.backlog[gone], minlength=self.n_services)
+            for k in np.flatnonzero(gone):
+                self._release(int(k))
+        self._reconcile()
+        if st.t >= st.next_schedule_retry and st.unscheduled.any():
+            self._retry_unscheduled()
+            st.next_schedule_retry = st.t + p.scheduler_retry_s
+
+        # arrivals (Poisson around the workload's rate, plus calls from upstream services)
+        rate = self._rates()
+        arrivals = st.rng.poisson(rate * dt).astype(float) + st.downstream_pending
+        c.arrived += arrivals
+        shed = arrivals * st.shed
+        c.dropped += shed
+        arrivals = arrivals - shed
+
+        # routing: endpoints are Ready pods on nodes the control plane still thinks Ready
+        svc, node = r.service, r.node
+        listed = (r.state == READY) & (silence[node] < p.node_monitor_grace_s) & ~st.node_quarantined[node]
+        ep_count = np.bincount(svc[listed], minlength=self.n_services)
+        has_ep = ep_count > 0
+        # requests held while no endpoint exists, released when one appears, dropped on timeout
+        st.buffer_age_s = np.where(st.buffer > 0, st.buffer_age_s + dt, 0.0)
+        timeout = st.buffer_age_s > p.buffer_timeout_s
+        c.dropped += np.where(timeout, st.buffer, 0.0)
+        st.buffer[timeout] = 0.0
+        new_buffer = np.where(has_ep, 0.0, arrivals)
+        st.buffer_age_s = np.where(st.buffer + new_buffer > 0,
+                                   st.buffer_age_s * st.buffer / np.maximum(st.buffer + new_buffer, 1e-12), 0.0)
+        released = np.where(has_ep, st.buffer, 0.0)
+        released_wait_s = np.where(has_ep, st.buffer_age_s, 0.0)
+        st.buffer = np.where(has_ep, 0.0, st.buffer + new_buffer)
+        to_route = np.where(has_ep, arrivals + released, 0.0)
+
+        share = np.where(listed, 1.0 / np.maximum(ep_count[svc], 1), 0.0)
+        a_r = to_route[svc] * share
+        deliverable = st.node_alive[node] & st.region_reachable[self.svc_origin[svc], self.node_region[node]]
+        lost_r = np.where(deliverable, 0.0, a_r)
+        c.lost += np.bincount(svc, lost_r, minlength=self.n_services)
+        a_r = a_r - lost_r
+
+        # service: fluid queues per replica, speed from node class, throttling and interference
+        slowdown = 1.0 + self.node_beta[node] * st.node_util[node] ** 2
+        svc_ms = self.svc_time_ms[svc, self.node_class[node]] / st.node_speed[node] * slowdown
+        svc_ms = np.nan_to_num(svc_ms, nan=1e9)
+        conc = st.concurrency[svc].astype(float)
+        serving = ((r.state == READY) | (r.state == TERMINATING)) & st.node_alive[node]
+        mu = np.where(serving, conc * 1000.0 / svc_ms, 0.0)
+        q0 = r.backlog
+        total = q0 + a_r
+        served = np.minimum(total, mu * dt)
+        q1 = total - served
+        overflow = np.maximum(q1 - self.svc_queue_limit[svc] * conc, 0.0)
+        q1 = q1 - overflow
+        r.backlog = q1
+        c.served += np.bincount(svc, served, minlength=self.n_services)
+        c.dropped += np.bincount(svc, overflow, minlength=self.n_services)
+
+        busy = np.minimum(served * svc_ms / 1000.0 / dt, conc)
+        active = r.state != FREE
+        cpu_used = np.where(active & st.node_alive[node],
+                            self.svc_cpu[svc] * (p.idle_cpu_fraction + (1 - p.idle_cpu_fraction) * busy / conc), 0.0)
+        c.busy_core_s += np.bincount(svc, cpu_used * dt, minlength=self.n_services)
+        node_cpu = np.bincount(node, cpu_used, minlength=self.n_nodes) / self.node_cores
+        acc_used = np.where(active & self.node_is_acc[node], self.svc_acc[svc] * busy / conc, 0.0)
+        node_accu = np.bincount(node, acc_used, minlength=self.n_nodes) / np.maximum(self.node_acc, 1)
+        st.node_util = np.clip(np.maximum(node_cpu, node_accu), 0.0, 1.0)
+        power_w = np.where(st.node_alive, self.node_idle_w + (st.node_peak_w - self.node_idle_w) * st.node_util, 0.0)
+
+        # latency strata per service (traffic-weighted over its replicas)
+        w = a_r
+        w_s = np.bincount(svc, w, minlength=self.n_services)
+        inv = 1.0 / np.maximum(w_s, 1e-12)
+        mean_ms = np.bincount(svc, w * svc_ms, minlength=self.n_services) * inv
+        rho = np.clip(np.where(mu > 0, a_r / np.maximum(mu * dt, 1e-12), 0.0), 0.0, 0.98)
+        pwait = lat.wait_probability(rho, conc)
+        cw_ms = svc_ms / (conc * (1.0 - rho)) * (1.0 + self.svc_cv[svc] ** 2) / 2.0
+        fluid_ms = np.where(mu > 0, (q0 + q1) / 2.0 / np.maximum(mu, 1e-12) * 1000.0, 0.0)
+        offset_ms = self.net_ms[svc, node] + fluid_ms
+        pw_s = np.bincount(svc, w * pwait, minlength=self.n_services) * inv
+        cw_s = np.bincount(svc, w * pwait * cw_ms, minlength=self.n_services) / np.maximum(pw_s * w_s, 1e-12)
+        off_s = np.bincount(svc, w * offset_ms, minlength=self.n_services) * inv
+
+        # packet loss (Gilbert–Elliott per region access network)
+        topo = self.scenario.topology
+        flip = st.rng.random(st.region_loss_bad.shape[0])
+        st.region_loss_bad = np.where(st.region_loss_bad, flip >= topo.p_bad_to_good, flip < topo.p_good_to_bad)
+        loss = np.maximum(np.where(st.region_loss_bad, topo.loss_bad, topo.loss_good), st.region_forced_loss)
+        loss_s = loss[self.svc_origin]
+
+        served_s = np.bincount(svc, served, minlength=self.n_services)
+        ratio = cw_s / np.maximum(mean_ms, 1e-9)
+        ridx = lat.ratio_index(ratio).astype(np.int64)
+        self.recorder.record_step(
+            served_s=served_s, mean_ms=mean_ms, off_ms=off_s, pwait=pw_s, ratio_idx=ridx, loss=loss_s,
+            released=released, released_wait_s=released_wait_s, arrivals=arrivals, rate=rate,
+            power_w=power_w, slowdown_weighted=np.bincount(svc, w * (1.0 - 1.0 / slowdown), minlength=self.n_services),
+        )
+
+        # service-to-service calls arrive at the callees next step
+        st.downstream_pending = np.zeros(self.n_services)
+        if self.callers.size:
+            np.add.at(st.downstream_pending, self.callees, served_s[self.callers])
+        st.last_arrivals = arrivals
+        st.capacity_rps = np.bincount(svc, np.where(listed & deliverable, mu, 0.0), minlength=self.n_services)
+        st.t += dt
+
+    # ------------------------------------------------------------------ what a controller sees
+    def observe(self) -> Observation:
+        st, r, c, p = self.state, self.state.replicas, self.state.counters, self.platform
+        sc = self.scenario
+        live = (r.state == STARTING) | (r.state == READY)
+        silence = st.t - st.node_last_heard
+        node_ready = silence < p.node_monitor_grace_s
+        ready = (r.state == READY) & node_ready[r.node]
+        n_s = self.n_services
+        carbon = self.recorder.carbon_g_per_kwh(st.t)
+        return Observation(
+            time_s=st.t, nodes=sc.nodes, services=sc.services,
+            arrived_total=c.arrived.copy(), served_total=c.served.copy(), dropped_total=(c.dropped + c.lost).copy(),
+            busy_core_seconds_total=c.busy_core_s.copy(),
+            arrival_rps=(st.last_arrivals if st.last_arrivals is not None else np.zeros(n_s)) / self.dt,
+            queue_length=np.bincount(r.service[live], r.backlog[live], minlength=n_s) + st.buffer,
+            desired_replicas=st.desired.copy(),
+            ready_replicas=np.bincount(r.service[ready], minlength=n_s),
+            pending_replicas=np.bincount(r.service[live & ~ready], minlength=n_s) + st.unscheduled,
+            concurrency=st.concurrency.copy(),
+            p95_ms=self.recorder.last_window_p95.copy(), p99_ms=self.recorder.last_window_p99.copy(),
+            capacity_rps=(st.capacity_rps if st.capacity_rps is not None else np.zeros(n_s)).copy(),
+            shed_fraction=st.shed.copy(),
+            node_ready=node_ready, node_heartbeat_age_s=silence.copy(), node_quarantined=st.node_quarantined.copy(),
+            node_cpu_allocated=st.node_cpu_alloc.copy(), node_accelerators_allocated=st.node_acc_alloc.copy(),
+            node_utilization=st.node_util.copy(),
+            node_power_w=np.where(st.node_alive, self.node_idle_w + (st.node_peak_w - self.node_idle_w) * st.node_util, 0.0),
+            node_speed=st.node_speed.copy(),
+            region_carbon_g_per_kwh={reg: float(carbon[i]) for i, reg in enumerate(sc.topology.regions)},
+            replica_service=r.service[live].copy(), replica_node=r.node[live].copy(), replica_ready=ready[live].copy(),
+        )
+
+    # ------------------------------------------------------------------ bookkeeping
+    def queued(self) -> FloatArray:
+        r = self.state.replicas
+        held = r.state != FREE
+        return np.bincount(r.service[held], r.backlog[held], minlength=self.n_services) + self.state.buffer
+
+    def pods(self) -> tuple[np.ndarray, np.ndarray]:
+        """(all pods incl. pending, Ready pods) per service."""
+        r = self.state.replicas
+        live = (r.state == STARTING) | (r.state == READY)
+        return (np.bincount(r.service[live], minlength=self.n_services) + self.state.unscheduled,
+                np.bincount(r.service[r.state == READY], minlength=self.n_services))
