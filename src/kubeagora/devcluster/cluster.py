@@ -486,7 +486,7 @@ class DevCluster:
         ctx = self._ssl_context(component) if url.startswith("https") else None
         try:
             with urllib.request.urlopen(url, timeout=timeout_s, context=ctx) as resp:
-                body = resp.read().decode(errors="replace")
+                body: str = resp.read().decode(errors="replace")
                 status = int(resp.status)
         except (urllib.error.URLError, OSError, ssl.SSLError, ValueError):
             return False
