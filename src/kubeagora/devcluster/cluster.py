@@ -7,6 +7,7 @@ its own process group, each waited for until healthy. Everything lives in one st
     pki/                            CA, serving, client and service-account keys (see ``pki``)
     etcd/                           etcd's data directory
     logs/<component>.log            stdout and stderr of each component
+    serving/<component>/            self-signed serving certs of the scheduler and controller manager
     kubeconfig                      admin (O=system:masters)
     kube-scheduler.kubeconfig       kube-controller-manager.kubeconfig
     kube-scheduler-config.yaml      the KubeSchedulerConfiguration passed with --config
@@ -123,6 +124,11 @@ class Layout:
     @property
     def logs_dir(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def serving_dir(self) -> Path:
+        """Self-signed serving certificates of the scheduler and controller manager."""
+        return self.root / "serving"
 
     @property
     def kubeconfig(self) -> Path:
@@ -280,7 +286,7 @@ def component_args(component: str, layout: Layout, ports: Ports, settings: Setti
             f"--authorization-kubeconfig={kubeconfig}",
             f"--bind-address={HOST}",
             f"--secure-port={ports.controller_manager}",
-            f"--cert-dir={layout.root / 'serving' / component}",
+            f"--cert-dir={layout.serving_dir / component}",
             "--leader-elect=false",
             "--controllers=*",  # every controller on by default, node-lifecycle included
             "--use-service-account-credentials=true",
@@ -300,7 +306,7 @@ def component_args(component: str, layout: Layout, ports: Ports, settings: Setti
             f"--authorization-kubeconfig={kubeconfig}",
             f"--bind-address={HOST}",
             f"--secure-port={ports.scheduler}",
-            f"--cert-dir={layout.root / 'serving' / component}",
+            f"--cert-dir={layout.serving_dir / component}",
         ]
     else:
         raise ValueError(f"unknown component {component!r}; expected one of {', '.join(COMPONENTS)}")
@@ -514,7 +520,7 @@ class DevCluster:
 
         binary = resolve_binary(self.binary, self.progress).resolve()
         layout = self.layout
-        for d in (layout.root, layout.logs_dir, layout.etcd_dir):
+        for d in (layout.root, layout.logs_dir, layout.etcd_dir, layout.serving_dir):
             d.mkdir(parents=True, exist_ok=True)
         layout.etcd_dir.chmod(0o700)
         self.progress("certificates and keys")
