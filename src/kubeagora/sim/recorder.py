@@ -38,21 +38,30 @@ class Recorder:
         self.slo95 = np.array([s.slo_p95_ms for s in engine.scenario.services])
         self.slo99 = np.array([s.slo_p99_ms for s in engine.scenario.services])
         self.mass = lat.STRATUM_MASS
-        self.row_offset = (np.arange(n_s) * lat.BINS)[:, None]
-        self.pending_idx: list[np.ndarray] = []
-        self.pending_w: list[np.ndarray] = []
+        self.row_offset = (np.arange(n_s, dtype=np.int32) * lat.BINS)[:, None]
+        self.n_strata = lat.STRATUM_MASS.shape[0]
+        points = 2 * self.n_strata + 2
+        steps = int(np.ceil(WINDOW_S / engine.dt)) + 1
+        # preallocated float32/int32 buffers: fresh arrays this size each step cost more than the maths
+        self._values = np.zeros((n_s, points), np.float32)
+        self._weights = np.zeros((steps, n_s, points), np.float32)
+        self._bins = np.zeros((steps, n_s, points), np.int32)
+        self.pending_steps = 0
+        self.within_slo95 = lat.mass_below_weights(self.slo95)
+        self.within_slo99 = lat.mass_below_weights(self.slo99)
+        self.window_latency_sum = np.zeros(n_s)
+        self.prev_mean_ms = np.full(n_s, np.nan)
+        self.last_window_hist = np.zeros((n_s, lat.BINS))
+        self._last_window_pct: tuple[FloatArray, FloatArray] | None = None
         self.window_start = 0.0
         self.window_served = np.zeros(n_s)
         self.window_bad_start = np.zeros(n_s)
         self.window_had_cold = np.zeros(n_s, bool)
-        self.last_window_p95 = np.full(n_s, np.nan)
-        self.last_window_p99 = np.full(n_s, np.nan)
         self.hist_all = np.zeros(lat.BINS)
         self.hist_cold = np.zeros(lat.BINS)
         self.hist_steady = np.zeros(lat.BINS)
         self.violating_served = 0.0
         self.good_served = np.zeros(n_s)
-        self.prev_p50 = np.full(n_s, np.nan)
         self.jitter_sum = 0.0
         self.jitter_weight = 0.0
         self.energy_j = 0.0
@@ -86,6 +95,19 @@ class Recorder:
     def carbon_g_per_kwh(self, t_s: float) -> FloatArray:
         return self.carbon_base * (1.0 + 0.25 * np.sin(2 * np.pi * (t_s / 86_400.0 + self.carbon_phase)))
 
+    def pending_histogram(self) -> FloatArray:
+        """[service, bin] latency histogram of the window still open (not yet closed)."""
+        j, n_s = self.pending_steps, self.n_services
+        return np.bincount(self._bins[:j].ravel(), self._weights[:j].ravel(),
+                           minlength=n_s * lat.BINS).reshape(n_s, lat.BINS)
+
+    def last_window_percentiles(self) -> tuple[FloatArray, FloatArray]:
+        """Per-service p95 and p99 (ms) of the last completed window; NaN where nothing was served."""
+        if self._last_window_pct is None:
+            pct = lat.percentiles(self.last_window_hist, (0.95, 0.99))
+            self._last_window_pct = (pct[:, 0], pct[:, 1])
+        return self._last_window_pct
+
     def fault_fired(self, fault: FaultEvent) -> None:
         self.faults.append((fault.at_s, fault.label))
 
@@ -97,30 +119,39 @@ class Recorder:
         dt = eng.dt
         rel = np.minimum(released, served_s)
         base = served_s - rel
-        w_plain = (base * (1 - pwait) * (1 - loss))[:, None] * self.mass[None, :]
-        w_wait = (base * pwait * (1 - loss))[:, None] * self.mass[None, :]
-        v_plain = off_ms[:, None] + mean_ms[:, None] * eng.z_strata
-        v_wait = off_ms[:, None] + mean_ms[:, None] * eng.wait_strata[eng.svc_arange, ratio_idx]
-        v_loss = off_ms + lat.RTO_MS + mean_ms
-        v_rel = off_ms + released_wait_s * 1000.0 + mean_ms
-        values = np.concatenate([v_plain, v_wait, v_loss[:, None], v_rel[:, None]], axis=1)
-        weights = np.concatenate([w_plain, w_wait, (base * loss)[:, None], rel[:, None]], axis=1)
-        idx = lat.bin_index(values).astype(np.int64) + self.row_offset
-        keep = weights > 0
-        self.pending_idx.append(idx[keep])
-        self.pending_w.append(weights[keep])
+        k = self.n_strata
+        j = self.pending_steps
+        vals, wts, idx = self._values, self._weights[j], self._bins[j]
+        # strata: [0, k) no wait, [k, 2k) with a wait, 2k: a lost packet's retransmission, 2k+1: held in a buffer
+        np.multiply(mean_ms[:, None], eng.z_strata, out=vals[:, :k], casting="same_kind")
+        np.multiply(mean_ms[:, None], eng.wait_strata_flat.take(eng.wait_strata_row + ratio_idx, axis=0),
+                    out=vals[:, k:2 * k], casting="same_kind")
+        vals[:, 2 * k] = mean_ms + lat.RTO_MS
+        vals[:, 2 * k + 1] = mean_ms + released_wait_s * 1000.0
+        vals += off_ms[:, None].astype(np.float32)
+        no_loss = base * (1 - loss)
+        np.multiply((no_loss * (1 - pwait))[:, None], self.mass[None, :], out=wts[:, :k], casting="same_kind")
+        np.multiply((no_loss * pwait)[:, None], self.mass[None, :], out=wts[:, k:2 * k], casting="same_kind")
+        wts[:, 2 * k] = base * loss
+        wts[:, 2 * k + 1] = rel
+        self.window_latency_sum += np.einsum("ij,ij->i", vals, wts)
+        lat.bin_index_into(vals, idx)
+        idx += self.row_offset
+        self.pending_steps += 1
         self.window_served += served_s
 
-        pods, ready = eng.pods()
         r = eng.state.replicas
-        starting = np.bincount(r.service[r.state == 1], minlength=self.n_services)
-        self.window_had_cold |= starting > 0
-        self.pod_seconds += float(((r.state != 0).sum())) * dt
-        self.energy_j += float(power_w.sum()) * dt
+        starting = r.state == 1
+        if starting.any():
+            self.window_had_cold[r.service[starting]] = True
+        self.pod_seconds += float(np.count_nonzero(r.state)) * dt
+        total_w = float(power_w.sum())
+        self.energy_j += total_w * dt
         carbon = self.carbon_g_per_kwh(eng.state.t)
-        self.carbon_g += float((power_w * carbon[self.node_region]).sum()) * dt / 3.6e6
+        self.carbon_g += float(power_w @ carbon[self.node_region]) * dt / 3.6e6
         self.interference_num += float(slowdown_weighted.sum())
-        self.interference_den += float(served_s.sum())
+        served_total = float(served_s.sum())
+        self.interference_den += served_total
 
         cap = eng.state.capacity_rps if eng.state.capacity_rps is not None else np.zeros(self.n_services)
         over = rate > cap + 1e-9
@@ -129,27 +160,21 @@ class Recorder:
         self.overload_run = np.where(over, self.overload_run + dt, 0.0)
 
         self._acc_arrivals += float(arrivals.sum())
-        self._acc_served += float(served_s.sum())
-        self._acc_power += float(power_w.sum())
+        self._acc_served += served_total
+        self._acc_power += total_w
         self._acc_steps += 1
-        self._acc_pods = float(pods.sum())
-        self._acc_ready = float(ready.sum())
         if eng.state.t + dt >= self.window_start + WINDOW_S - 1e-9:
             self.close_window(eng.state.t + dt)
 
     # ------------------------------------------------------------------ per window
     def close_window(self, t_end: float) -> None:
         n_s, bins = self.n_services, lat.BINS
-        if self.pending_idx:
-            hist = np.bincount(np.concatenate(self.pending_idx), np.concatenate(self.pending_w),
-                               minlength=n_s * bins).reshape(n_s, bins)
-        else:
-            hist = np.zeros((n_s, bins))
-        self.pending_idx, self.pending_w = [], []
-        pct = lat.percentiles(hist, (0.5, 0.95, 0.99))
-        p50, p95, p99 = pct[:, 0], pct[:, 1], pct[:, 2]
+        hist = self.pending_histogram()
+        self.pending_steps = 0
         served = hist.sum(axis=1)
-        violated = (served > 0) & ((p95 > self.slo95) | (p99 > self.slo99))
+        # p95 > target  <=>  less than 95 % of the window's requests finished within the target
+        violated = (served > 0) & ((np.einsum("ij,ij->i", hist, self.within_slo95) < 0.95 * served)
+                                   | (np.einsum("ij,ij->i", hist, self.within_slo99) < 0.99 * served))
         c = self.engine.state.counters
         bad_now = c.dropped + c.lost
         bad_in_window = bad_now - self.window_bad_start
@@ -158,24 +183,32 @@ class Recorder:
         self.good_served += np.where(violated, 0.0, served)
         ok = bool(not violated.any() and bad_in_window.sum() < 1e-6 * max(served.sum(), 1.0) + 0.5)
         self.window_ok.append((self.window_start, ok))
-        self.last_window_p95 = np.where(served > 0, p95, np.nan)
-        self.last_window_p99 = np.where(served > 0, p99, np.nan)
-        both = (served > 0) & ~np.isnan(self.prev_p50)
-        self.jitter_sum += float((np.abs(p50 - self.prev_p50)[both] * served[both]).sum())
+        self.last_window_hist = hist
+        self._last_window_pct = None
+        mean_ms = np.where(served > 0, self.window_latency_sum / np.maximum(served, 1e-12), np.nan)
+        self.window_latency_sum[:] = 0.0
+        both = (served > 0) & ~np.isnan(self.prev_mean_ms)
+        self.jitter_sum += float((np.abs(mean_ms - self.prev_mean_ms)[both] * served[both]).sum())
         self.jitter_weight += float(served[both].sum())
-        self.prev_p50 = np.where(served > 0, p50, self.prev_p50)
-        self.hist_all += hist.sum(axis=0)
-        self.hist_cold += hist[self.window_had_cold].sum(axis=0)
-        self.hist_steady += hist[~self.window_had_cold].sum(axis=0)
+        self.prev_mean_ms = np.where(served > 0, mean_ms, self.prev_mean_ms)
+        window_total = hist.sum(axis=0)
+        self.hist_all += window_total
+        if self.window_had_cold.any():
+            cold = hist[self.window_had_cold].sum(axis=0)
+            self.hist_cold += cold
+            self.hist_steady += window_total - cold
+        else:
+            self.hist_steady += window_total
         self.window_had_cold[:] = False
-        glob = lat.percentiles(hist.sum(axis=0), (0.5, 0.95, 0.99))
+        pods, ready = self.engine.pods()
+        glob = lat.percentiles(window_total, (0.5, 0.95, 0.99))
         span = max(self._acc_steps, 1) * self.engine.dt
         s = self.series
         s["t_s"].append(self.window_start)
         s["demand_rps"].append(self._acc_arrivals / span)
         s["served_rps"].append(self._acc_served / span)
-        s["ready_replicas"].append(getattr(self, "_acc_ready", 0.0))
-        s["pods"].append(getattr(self, "_acc_pods", 0.0))
+        s["ready_replicas"].append(float(ready.sum()))
+        s["pods"].append(float(pods.sum()))
         s["p50_ms"].append(float(glob[0]))
         s["p95_ms"].append(float(glob[1]))
         s["p99_ms"].append(float(glob[2]))

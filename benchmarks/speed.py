@@ -1,0 +1,55 @@
+"""Engine speed: simulated seconds per wall second, at 100 / 1,000 / 5,000 services.
+
+The issue's target: 1,000 services on 200 nodes for 24 simulated hours at 1 s steps in under 60 s
+of wall time on a 2-core machine (≥ 1,440× real time). Usage:
+
+    python benchmarks/speed.py                      # the 24 h run at 1,000 services, then the scaling table
+    python benchmarks/speed.py --hours 1 --services 100,1000,5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from kubeagora.controllers.registry import make_controller  # noqa: E402
+from kubeagora.sim.run import simulate
+from kubeagora.sim.scenario import ScenarioModel, compile_scenario
+
+
+def scenario(services: int, nodes_scale: int, hours: float) -> ScenarioModel:
+    """~200 nodes per `nodes_scale`: 4 regions × (2 edge zones of 12 + fog 6 + cloud 18 + 2 GPU)."""
+    return ScenarioModel.model_validate({
+        "name": f"speed-{services}",
+        "duration_s": hours * 3600,
+        "topology": {"kind": "hub-and-spoke", "regions": 4 * nodes_scale, "zones_per_region": 2,
+                     "edge_nodes_per_zone": 10, "mcu_nodes_per_zone": 2, "fog_nodes_per_region": 6,
+                     "cloud_nodes_per_region": 18, "cloud_gpu_per_region": 2},
+        "services": {"count": services, "mix": {"web": 5, "api": 4, "iot-ingest": 1}, "zipf_s": 0.6},
+        "workload": {"total_rps": 60.0 * services, "diurnal_amplitude": 0.5},
+    })
+
+
+def run(services: int, hours: float, controller: str) -> tuple[int, float, float]:
+    scale = max(1, services // 1000)
+    compiled = compile_scenario(scenario(services, scale, hours), "speed")
+    result = simulate(compiled, make_controller(controller, compiled))
+    return len(compiled.nodes), result.wall_s, compiled.duration_s
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--hours", type=float, default=24.0)
+    ap.add_argument("--services", default="1000")
+    ap.add_argument("--controller", default="hpa")
+    args = ap.parse_args()
+    print(f"{'services':>8} {'nodes':>6} {'sim h':>6} {'wall s':>8} {'x real time':>12} {'us/service-step':>16}")
+    for n in (int(x) for x in args.services.split(",")):
+        t0 = time.perf_counter()
+        nodes, wall, dur = run(n, args.hours, args.controller)
+        wall = time.perf_counter() - t0
+        print(f"{n:>8} {nodes:>6} {dur / 3600:>6.2f} {wall:>8.1f} {dur / wall:>12.0f} {wall / dur / n * 1e6:>16.3f}")
+
+
+if __name__ == "__main__":
+    main()
