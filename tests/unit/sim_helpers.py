@@ -1,0 +1,23 @@
+"""Small scenarios for engine tests, built in code so each test says what it runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubeagora.sim.scenario import CompiledScenario, ScenarioModel, compile_scenario
+
+SMALL_TOPOLOGY: dict[str, Any] = {
+    "kind": "hub-and-spoke", "regions": 2, "zones_per_region": 1, "edge_nodes_per_zone": 2,
+    "mcu_nodes_per_zone": 0, "fog_nodes_per_region": 1, "cloud_nodes_per_region": 2, "cloud_gpu_per_region": 1,
+}
+
+
+def small_scenario(*, duration_s: float = 120, total_rps: float = 300, services: int = 4,
+                   mix: dict[str, float] | None = None, faults: list[dict[str, Any]] | None = None,
+                   seed: int = 7, **workload: Any) -> CompiledScenario:
+    model = ScenarioModel.model_validate({
+        "name": "small", "seed": seed, "duration_s": duration_s, "topology": SMALL_TOPOLOGY,
+        "services": {"count": services, "mix": mix or {"web": 1, "api": 1}},
+        "workload": {"total_rps": total_rps, **workload}, "faults": faults or [],
+    })
+    return compile_scenario(model, "small")

@@ -1,0 +1,194 @@
+"""The engine's behaviour as a user of the simulator would notice it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kubeagora.controllers.base import StaticController
+from kubeagora.model import Migrate, QuarantineNode, Scale, ShedLoad
+from kubeagora.sim.engine import READY, Engine
+from kubeagora.sim.run import simulate
+from kubeagora.sim.scenario import FaultEvent
+from tests.unit.sim_helpers import small_scenario
+
+
+def run_steps(engine: Engine, seconds: float) -> None:
+    for _ in range(int(seconds / engine.dt)):
+        engine.step()
+
+
+def test_same_seed_gives_identical_results_and_another_seed_does_not() -> None:
+    sc = small_scenario(duration_s=300, bursts=[{"at_s": 100, "duration_s": 60, "factor": 6}])
+    a = simulate(sc, StaticController())
+    b = simulate(sc, StaticController())
+    assert simulated(a.metrics) == simulated(b.metrics)
+    assert a.timeseries == b.timeseries
+    other = simulate(small_scenario(duration_s=300, seed=8, bursts=[{"at_s": 100, "duration_s": 60, "factor": 6}]),
+                     StaticController())
+    assert simulated(other.metrics) != simulated(a.metrics)
+
+
+def simulated(metrics: dict[str, float | None]) -> dict[str, float | None]:
+    """All metrics but the controller's measured CPU time, which is a property of the host."""
+    return {k: v for k, v in metrics.items() if k != "overhead_us_per_req"}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    total_rps=st.floats(10, 3000),
+    services=st.integers(1, 5),
+    scale_to=st.integers(0, 6),
+    scale_at=st.integers(0, 100),
+    fault=st.sampled_from(["none", "node-termination", "zone-outage", "region-partition", "gpu-throttle",
+                           "packet-loss", "pod-crash"]),
+    shed=st.floats(0.0, 1.0),
+    seed=st.integers(0, 10_000),
+)
+def test_requests_are_conserved(total_rps: float, services: int, scale_to: int, scale_at: int, fault: str,
+                                shed: float, seed: int) -> None:
+    """arrived = served + dropped + lost + still queued, at every moment, whatever happens."""
+    faults = [] if fault == "none" else [{"at_s": 30, "kind": fault, "duration_s": 40}]
+    sc = small_scenario(duration_s=150, total_rps=total_rps, services=services, faults=faults, seed=seed)
+    engine = Engine(sc)
+    for t in range(150):
+        if t == scale_at:
+            engine.apply([Scale(sc.services[0].name, scale_to), ShedLoad(sc.services[-1].name, shed)])
+        engine.step()
+        c = engine.state.counters
+        accounted = c.served.sum() + c.dropped.sum() + c.lost.sum() + engine.queued().sum()
+        assert c.arrived.sum() == pytest.approx(accounted, rel=1e-9, abs=1e-6)
+
+
+def test_scaling_up_adds_ready_replicas_after_the_cold_start() -> None:
+    sc = small_scenario(mix={"web": 1}, services=1)
+    engine = Engine(sc)
+    name = sc.services[0].name
+    engine.apply([Scale(name, 4)])
+    _, ready = engine.pods()
+    assert ready[0] == 1
+    cold_s = max(sc.services[0].cold_start_s.values())
+    run_steps(engine, cold_s + 1)
+    _, ready = engine.pods()
+    assert ready[0] == 4
+
+
+def test_more_replicas_serve_an_overload_with_lower_latency() -> None:
+    sc = small_scenario(mix={"web": 1}, services=1, total_rps=600, duration_s=200)
+    one = simulate(sc, StaticController())
+
+    class SixReplicas(StaticController):
+        interval_s = 1.0
+
+        def decide(self, obs, state):  # type: ignore[no-untyped-def]
+            return [Scale(sc.services[0].name, 6)], state
+
+    six = simulate(sc, SixReplicas())
+    assert six.metrics["p50_ms"] < one.metrics["p50_ms"] / 5
+    assert six.metrics["slo_violation_pct"] < one.metrics["slo_violation_pct"]
+    assert six.metrics["replica_seconds"] > one.metrics["replica_seconds"]
+
+
+def test_a_terminated_node_loses_requests_until_kubernetes_evicts_and_replaces_its_pods() -> None:
+    sc = small_scenario(mix={"web": 1}, services=1, total_rps=200)
+    engine = Engine(sc)
+    engine.apply([Scale(sc.services[0].name, 6)])
+    run_steps(engine, 20)
+    r = engine.state.replicas
+    victim = int(np.bincount(r.node[r.state == READY]).argmax())
+    engine._apply_fault(_fault(engine, victim), restore=False)
+    lost_before = engine.state.counters.lost.sum()
+    run_steps(engine, 30)
+    assert engine.state.counters.lost.sum() > lost_before, "requests still routed to the dead node are lost"
+    run_steps(engine, engine.platform.node_monitor_grace_s)
+    lost_mid = engine.state.counters.lost.sum()
+    run_steps(engine, 30)
+    assert engine.state.counters.lost.sum() == pytest.approx(lost_mid), "NotReady node's endpoints are removed"
+    on_victim = (r.state != 0) & (r.node == victim)
+    assert on_victim.any(), "pods stay bound until the eviction timeout"
+    run_steps(engine, engine.platform.pod_eviction_s + 30)
+    r = engine.state.replicas
+    assert not ((r.state != 0) & (r.node == victim)).any()
+    _, ready = engine.pods()
+    assert ready[0] == 6, "the ReplicaSet recreated the evicted pods elsewhere"
+
+
+def _fault(engine: Engine, node: int) -> FaultEvent:
+    return FaultEvent(engine.state.t, "node-termination", (node,), (), (), None, 1.0, "test")
+
+
+def test_quarantining_a_node_replaces_its_pods_at_once() -> None:
+    sc = small_scenario(mix={"web": 1}, services=1, total_rps=200)
+    engine = Engine(sc)
+    engine.apply([Scale(sc.services[0].name, 6)])
+    run_steps(engine, 20)
+    r = engine.state.replicas
+    victim = int(np.bincount(r.node[r.state == READY]).argmax())
+    engine.apply([QuarantineNode(sc.nodes[victim].name)])
+    run_steps(engine, 40)
+    r = engine.state.replicas
+    assert not ((r.state != 0) & (r.node == victim)).any()
+    _, ready = engine.pods()
+    assert ready[0] == 6
+
+
+def test_migrate_keeps_the_old_replica_until_the_new_one_is_ready() -> None:
+    sc = small_scenario(mix={"web": 1}, services=1)
+    engine = Engine(sc)
+    r = engine.state.replicas
+    src = int(r.node[r.state == READY][0])
+    dst = next(i for i, n in enumerate(sc.nodes) if i != src and engine.svc_feasible[0, i])
+    refused = engine.apply([Migrate(sc.services[0].name, sc.nodes[src].name, sc.nodes[dst].name)])
+    assert refused == []
+    engine.step()
+    _, ready = engine.pods()
+    assert ready[0] == 1
+    run_steps(engine, 15)
+    r = engine.state.replicas
+    live_nodes = set(r.node[r.state == READY].tolist())
+    assert live_nodes == {dst}
+
+
+def test_residency_keeps_replicas_in_the_allowed_regions() -> None:
+    sc = small_scenario(mix={"iot-ingest": 1}, services=4, total_rps=100)
+    engine = Engine(sc)
+    engine.apply([Scale(s.name, 5) for s in sc.services])
+    r = engine.state.replicas
+    for k in np.flatnonzero(r.state != 0):
+        svc = sc.services[r.service[k]]
+        assert svc.allowed_regions is not None
+        assert sc.nodes[r.node[k]].region in svc.allowed_regions
+
+
+def test_gpu_throttling_slows_gpu_services() -> None:
+    base = dict(mix={"ml-inference": 1}, services=1, total_rps=500, duration_s=300)
+    calm = simulate(small_scenario(**base), StaticController())
+    capped = simulate(small_scenario(**base, faults=[{"at_s": 0, "kind": "gpu-throttle", "target": "region-0",
+                                                      "factor": 0.4},
+                                                     {"at_s": 0, "kind": "gpu-throttle", "target": "region-1",
+                                                      "factor": 0.4}]), StaticController())
+    assert capped.metrics["p50_ms"] > calm.metrics["p50_ms"] * 1.1
+
+
+def test_a_partition_loses_requests_that_cross_it() -> None:
+    sc = small_scenario(duration_s=200, total_rps=300, faults=[{"at_s": 50, "kind": "region-partition",
+                                                                "target": "region-1", "duration_s": 100}])
+    res = simulate(sc, StaticController())
+    assert res.extras["lost"] > 0
+    assert res.metrics["mttr_s"] is not None
+
+
+def test_fork_runs_independently_of_the_original() -> None:
+    sc = small_scenario(duration_s=100)
+    engine = Engine(sc)
+    run_steps(engine, 10)
+    twin = engine.fork()
+    twin.apply([Scale(sc.services[0].name, 5)])
+    run_steps(twin, 20)
+    assert engine.state.t == 10
+    assert engine.state.desired[0] != 5
+    run_steps(engine, 20)
+    assert twin.state.counters.arrived.sum() > 0
+    assert engine.recorder is not twin.recorder
