@@ -20,13 +20,13 @@ from rich.table import Table
 
 from kubeagora.bench.document import bench_document, write_document
 from kubeagora.bench.matrix import (
-    controller_names,
     default_jobs,
     matrix_progress_bar,
     plan_matrix,
     run_matrix,
 )
 from kubeagora.bench.tables import run_table, scenario_table
+from kubeagora.controllers.registry import CONTROLLER_NAMES
 from kubeagora.sim.scenario import DEFAULT_SCENARIO, ScenarioError, TraceModel, builtin_names, load_scenario
 from kubeagora.sim.trace import TRACE_FORMATS, TraceError
 
@@ -210,7 +210,7 @@ def bench(
         trace_model = _trace_model(trace, trace_format, trace_scale)
         default_scenarios = [DEFAULT_SCENARIO] if trace_model is not None else builtin_names()
         scenario_names = _names(scenarios, default_scenarios)
-        controller_list = _names(controllers, list(controller_names()))
+        controller_list = _names(controllers, list(CONTROLLER_NAMES))
         plan = plan_matrix(
             scenario_names, controller_list, n_seeds=seeds, duration_s=duration, trace=trace_model
         )

@@ -161,6 +161,14 @@ def bench_document(
     )
 
 
+def trace_note(document: BenchDocument) -> str:
+    """' · arrivals from FILE × SCALE' when a trace replaced the arrivals, else ''."""
+    trace = document.get("trace")
+    if not trace:
+        return ""
+    return f" · arrivals from {Path(str(trace['path'])).name} × {trace['scale']:g}"
+
+
 def write_document(document: BenchDocument, path: Path) -> None:
     path.write_text(json.dumps(document, indent=1, allow_nan=False) + "\n")
 

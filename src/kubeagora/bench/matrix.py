@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from kubeagora.controllers.base import Controller, StaticController
+from kubeagora.controllers.registry import CONTROLLER_NAMES, make_controller
 from kubeagora.sim.run import RunResult, simulate
-from kubeagora.sim.scenario import CompiledScenario, TraceModel, compile_scenario, load_scenario
+from kubeagora.sim.scenario import TraceModel, compile_scenario, load_scenario
 
 RunProgress = Callable[[int, float], None]
 """Called with (index of the run in the plan, fraction of that run done)."""
@@ -58,23 +58,6 @@ class MatrixPlan:
     runs: tuple[RunSpec, ...]
 
 
-def controller_names() -> tuple[str, ...]:
-    try:
-        from kubeagora.controllers.registry import CONTROLLER_NAMES  # type: ignore[import-not-found,import-untyped,unused-ignore]
-    except ModuleNotFoundError:  # TODO(bench): drop once the baseline registry has landed
-        return ("static",)
-    return tuple(CONTROLLER_NAMES)
-
-
-def make_controller(name: str, scenario: CompiledScenario) -> Controller:
-    try:
-        from kubeagora.controllers.registry import make_controller as make  # type: ignore[import-not-found,import-untyped,unused-ignore]
-    except ModuleNotFoundError:
-        return StaticController()
-    controller: Controller = make(name, scenario)
-    return controller
-
-
 def plan_matrix(
     scenarios: Sequence[str],
     controllers: Sequence[str],
@@ -95,10 +78,9 @@ def plan_matrix(
         raise ValueError("no scenarios to run")
     if not controllers:
         raise ValueError("no controllers to run")
-    known = controller_names()
     for name in controllers:
-        if name not in known:
-            raise ValueError(f"unknown controller {name!r} (known: {', '.join(known)})")
+        if name not in CONTROLLER_NAMES:
+            raise ValueError(f"unknown controller {name!r} (known: {', '.join(CONTROLLER_NAMES)})")
     infos: list[ScenarioInfo] = []
     runs: list[RunSpec] = []
     for scenario in dict.fromkeys(scenarios):

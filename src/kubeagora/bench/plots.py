@@ -19,7 +19,7 @@ matplotlib.use("Agg")  # files only, never a window; must precede pyplot
 
 import matplotlib.pyplot as plt
 
-from kubeagora.bench.document import ORACLE, BenchDocument, RunRecord
+from kubeagora.bench.document import ORACLE, BenchDocument, RunRecord, trace_note
 
 CONTROLLER_COLOURS = {
     "static": "#7f7f7f",
@@ -117,7 +117,7 @@ def plot_latency(document: BenchDocument, scenario: str, path: Path) -> None:
         if runs:
             _mark_faults(ax, next(iter(runs.values())), label=key == "p95_ms")
     axes[-1].set_xlabel("time, min (10-second windows, all services)")
-    _finish(fig, axes, path, f"{scenario}: tail latency over time (seed {_seed(runs)})")
+    _finish(fig, axes, path, f"{scenario}{trace_note(document)}: tail latency over time (seed {_seed(runs)})")
 
 
 def plot_capacity(document: BenchDocument, scenario: str, path: Path) -> None:
@@ -153,7 +153,9 @@ def plot_capacity(document: BenchDocument, scenario: str, path: Path) -> None:
         ax.grid(True, alpha=0.3)
         ax.set_ylim(bottom=0)
     axes[-1].set_xlabel("time, min")
-    _finish(fig, axes, path, f"{scenario}: capacity and load over time (seed {_seed(runs)})")
+    _finish(
+        fig, axes, path, f"{scenario}{trace_note(document)}: capacity and load over time (seed {_seed(runs)})"
+    )
 
 
 def plot_tradeoff(document: BenchDocument, scenario: str, path: Path) -> None:

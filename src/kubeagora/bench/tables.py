@@ -13,7 +13,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from kubeagora.bench.document import ORACLE, BenchDocument, ControllerSummary, Metrics
+from kubeagora.bench.document import ORACLE, BenchDocument, ControllerSummary, Metrics, trace_note
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,7 @@ def format_value(value: float | None) -> str:
         return f"{value:.0f}"
     if magnitude >= 10:
         return f"{value:.1f}"
-    if magnitude >= 1 or magnitude == 0:
+    if magnitude >= 0.01 or magnitude == 0:
         return f"{value:.2f}"
     return f"{value:.2g}"
 
@@ -79,7 +79,7 @@ def scenario_table(document: BenchDocument, scenario: str) -> Table:
     if ORACLE in by_controller:
         caption += "; the oracle (dimmed) knows the future and is a bound, not a contender"
     table = Table(
-        title=f"[bold]{scenario}[/]",
+        title=f"[bold]{scenario}[/]{trace_note(document)}",
         caption=caption,
         header_style="bold",
         box=box.SIMPLE_HEAD,
