@@ -174,6 +174,8 @@ def free_ports(n: int, host: str = HOST) -> list[int]:
 
 def port_free(port: int, host: str = HOST) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As Go's listeners do: a port whose old connections linger in TIME_WAIT is still usable.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
@@ -268,6 +270,9 @@ def component_args(component: str, layout: Layout, ports: Ports, settings: Setti
             f"--etcd-servers=http://{HOST}:{ports.etcd_client}",
             f"--bind-address={HOST}",
             f"--advertise-address={HOST}",
+            # A loopback address may not be an Endpoints address, so the "kubernetes" Service
+            # gets no endpoints; nothing here runs in a real pod network anyway.
+            "--endpoint-reconciler-type=none",
             f"--secure-port={ports.apiserver}",
             f"--cert-dir={layout.pki_dir}",  # holds apiserver.crt / apiserver.key
             f"--client-ca-file={p.ca_cert}",
@@ -277,6 +282,15 @@ def component_args(component: str, layout: Layout, ports: Ports, settings: Setti
             f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
             "--authorization-mode=Node,RBAC",
             "--allow-privileged=true",
+            # Aggregation layer, so aggregated APIs (e.g. custom metrics) work and the scheduler
+            # and controller manager find a request-header CA for delegated authentication.
+            f"--requestheader-client-ca-file={p.ca_cert}",
+            f"--requestheader-allowed-names={pki_mod.FRONT_PROXY.common_name}",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={p.client_cert(pki_mod.FRONT_PROXY)}",
+            f"--proxy-client-key-file={p.client_key(pki_mod.FRONT_PROXY)}",
         ]
     elif component == "kube-controller-manager":
         kubeconfig = layout.component_kubeconfig(component)

@@ -9,6 +9,7 @@ restarted cluster keeps its CA and every kubeconfig written earlier stays valid.
     admin.crt admin.key                            CN=kubeagora-admin, O=system:masters
     kube-scheduler.crt kube-scheduler.key          CN=system:kube-scheduler
     kube-controller-manager.crt ...key             CN=system:kube-controller-manager
+    front-proxy-client.crt ...key                  CN=front-proxy-client (aggregation layer)
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ class ClientIdentity:
 ADMIN = ClientIdentity("admin", "kubeagora-admin", ("system:masters",))
 SCHEDULER = ClientIdentity("kube-scheduler", "system:kube-scheduler")
 CONTROLLER_MANAGER = ClientIdentity("kube-controller-manager", "system:kube-controller-manager")
-CLIENTS = (ADMIN, SCHEDULER, CONTROLLER_MANAGER)
+#: The API server's identity towards aggregated API servers (the aggregation layer's front proxy).
+FRONT_PROXY = ClientIdentity("front-proxy-client", "front-proxy-client")
+CLIENTS = (ADMIN, SCHEDULER, CONTROLLER_MANAGER, FRONT_PROXY)
 
 
 @dataclass(frozen=True)
