@@ -560,10 +560,10 @@ class Engine:
         w_s = np.bincount(svc, w, minlength=self.n_services)
         inv = 1.0 / np.maximum(w_s, 1e-12)
         mean_ms = np.bincount(svc, w * svc_ms, minlength=self.n_services) * inv
-        rho = np.clip(np.where(mu > 0, a_r / np.maximum(mu * dt, 1e-12), 0.0), 0.0, 0.98)
-        pwait = lat.wait_probability(rho, conc)
-        cw_ms = svc_ms / (conc * (1.0 - rho)) * (1.0 + self.svc_cv[svc] ** 2) / 2.0
-        fluid_ms = np.where(mu > 0, (q0 + q1) / 2.0 / np.maximum(mu, 1e-12) * 1000.0, 0.0)
+        # queueing at the expected load (the rate, not this second's Poisson draw; see lat.queueing)
+        expected_per_s = ((rate + st.downstream_pending / dt) * (1.0 - st.shed))[svc] * share
+        pwait, cw_ms, fluid_ms = lat.queueing(expected_per_s, mu, conc, svc_ms, self.svc_cv[svc],
+                                              (q0 + q1) / 2.0)
         offset_ms = r.net_ms + fluid_ms
         pw_s = np.bincount(svc, w * pwait, minlength=self.n_services) * inv
         cw_s = np.bincount(svc, w * pwait * cw_ms, minlength=self.n_services) / np.maximum(pw_s * w_s, 1e-12)

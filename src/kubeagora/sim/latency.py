@@ -72,6 +72,33 @@ def wait_probability(rho: FloatArray, servers: FloatArray) -> FloatArray:
     return np.power(np.clip(rho, 0.0, 1.0), np.sqrt(2.0 * (servers + 1.0)) - 1.0)
 
 
+RHO_MAX = 0.98
+"""The stationary formulas are evaluated at most at this load; beyond it the fluid backlog speaks."""
+
+
+def queueing(expected_arrivals_per_s: FloatArray, service_rate_per_s: FloatArray, servers: FloatArray,
+             service_ms: FloatArray, service_cv: FloatArray,
+             backlog: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per replica: (P(wait), mean wait given waiting in ms, deterministic backlog wait in ms).
+
+    The stationary M/G/c terms are evaluated at the *expected* load, not at this second's Poisson
+    draw: they already describe what Poisson fluctuations do to a queue, and evaluating them at the
+    realised count instead (ρ jumps around its mean each second, and 1/(1 − ρ) is convex) inflated
+    the tail by 20–100 % at ρ ≥ 0.8 against the per-request simulation. For the same reason the fluid
+    backlog (which also grows from Poisson excess) only adds the part beyond the stationary mean
+    queue λ·P(wait)·E[W | wait]: the deterministic excess of an overload.
+    """
+    serving = service_rate_per_s > 0
+    rho = np.clip(np.where(serving, expected_arrivals_per_s / np.maximum(service_rate_per_s, 1e-12), 0.0),
+                  0.0, RHO_MAX)
+    pwait = wait_probability(rho, servers)
+    wait_ms = service_ms / (servers * (1.0 - rho)) * (1.0 + service_cv**2) / 2.0
+    stationary_queue = expected_arrivals_per_s * pwait * wait_ms / 1000.0
+    excess = np.maximum(backlog - stationary_queue, 0.0)
+    fluid_ms = np.where(serving, excess / np.maximum(service_rate_per_s, 1e-12) * 1000.0, 0.0)
+    return pwait, wait_ms, fluid_ms
+
+
 def bin_index(latency_ms: FloatArray) -> FloatArray:
     """Histogram bin of each latency (float32 log: a bin is 5 % wide, float32 is exact enough)."""
     pos = np.log(np.maximum(latency_ms, HIST_MIN_MS).astype(np.float32))
