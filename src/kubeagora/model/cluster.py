@@ -71,7 +71,7 @@ class Service:
     concurrency: int = 4
     """Requests one replica serves at once (worker threads, batch slots)."""
     queue_limit: int = 256
-    """Requests one replica queues before it sheds (HTTP 503)."""
+    """Waiting requests per worker slot: a replica sheds (HTTP 503) beyond queue_limit × concurrency."""
     traffic_weight: float = 1.0
     """Share of the scenario's load that arrives at this service."""
     downstream: tuple[str, ...] = ()
