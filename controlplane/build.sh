@@ -6,7 +6,7 @@
 #
 # The binary is cached per version in ${KUBEAGORA_CACHE:-$HOME/.cache/kubeagora}/bin/<version>/,
 # where <version> is the Kubernetes release plus a hash of go.mod, go.sum and the *.go files, so
-# only the first build is slow (many minutes: it compiles kube-apiserver, kube-scheduler,
+# only the first build is slow (~10 minutes on 2 cores: it compiles kube-apiserver, kube-scheduler,
 # kube-controller-manager, kubectl and etcd from source). Progress goes to stderr.
 # Exit status: 0 built or reused, 1 build failed, 2 Go missing or too old.
 set -euo pipefail
@@ -65,7 +65,7 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 
 say "building kubeagora-controlplane $version with $go_version"
-say "(the first build compiles Kubernetes $k8s_version and etcd from source: 10-40 min, several GiB of RAM)"
+say "(the first build compiles Kubernetes $k8s_version and etcd from source: ~10 min on 2 cores, ~4 GiB of Go build cache)"
 say "log: $log"
 cd "$here"
 say "downloading modules ..."

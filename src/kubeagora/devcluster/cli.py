@@ -6,6 +6,7 @@ is one message on stderr and exit status 2, never a traceback.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,7 +57,7 @@ def _progress(title: str) -> Iterator[Callable[[str], None]]:
 
         def report(line: str) -> None:
             spinner.update(f"{escape(title)} [dim]{escape(line)}[/]")
-            _err.log(escape(line), highlight=False)
+            _err.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {escape(line)}", highlight=False)
 
         yield report
 
@@ -121,7 +122,12 @@ def status(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
         rows = DevCluster(state_dir).status()
     except DevClusterError as e:
         raise _fail(str(e)) from None
-    table = Table("component", "state", "pid", "health endpoint", "log")
+    table = Table()
+    table.add_column("component", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("pid", no_wrap=True)
+    table.add_column("health endpoint", overflow="fold")
+    table.add_column("log", overflow="fold")
     for row in rows:
         state = (
             "[green]healthy[/]"

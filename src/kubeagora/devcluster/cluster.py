@@ -532,6 +532,8 @@ class DevCluster:
             self.progress(f"partly running ({', '.join(running)}); restarting everything")
             self.down()
 
+        override = self.settings.scheduler_config
+        scheduler_base = load_scheduler_config(override.expanduser()) if override else None  # fail early
         binary = resolve_binary(self.binary, self.progress).resolve()
         layout = self.layout
         for d in (layout.root, layout.logs_dir, layout.etcd_dir, layout.serving_dir):
@@ -544,7 +546,8 @@ class DevCluster:
         previous = state.get("ports")
         ports = pick_ports(Ports.from_dict(previous) if isinstance(previous, dict) else None)
         self._write_kubeconfigs(pki, ports)
-        self._write_scheduler_config()
+        cfg = scheduler_config_dict(layout.component_kubeconfig("kube-scheduler"), scheduler_base)
+        layout.scheduler_config.write_text(yaml.safe_dump(cfg, sort_keys=False))
         state = {"binary": str(binary), "ports": ports.as_dict(), "pids": {}, "server": apiserver_url(ports)}
         self._write_state(state)
 
@@ -573,12 +576,6 @@ class DevCluster:
             )  # fmt: skip
             path.touch(mode=0o600, exist_ok=True)
             path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-
-    def _write_scheduler_config(self) -> None:
-        override = self.settings.scheduler_config
-        base = load_scheduler_config(override.expanduser()) if override else None
-        cfg = scheduler_config_dict(self.layout.component_kubeconfig("kube-scheduler"), base)
-        self.layout.scheduler_config.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
     def _start(self, name: str, binary: Path, ports: Ports, state: dict[str, Any]) -> None:
         self.progress(f"starting {name}")
