@@ -92,6 +92,15 @@ def _trace_model(path: Path | None, fmt: str | None, scale: float) -> TraceModel
     return TraceModel.model_validate({"path": str(path), "format": fmt, "scale": scale})
 
 
+def _command_line(subcommand: str, *options: tuple[str, object]) -> str:
+    """The command that reproduces a result, as a shell line; options whose value is None are left out."""
+    words = ["kubeagora", subcommand]
+    for flag, value in options:
+        if value is not None:
+            words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return shlex.join(words)
+
+
 Duration = Annotated[
     float | None,
     typer.Option(
@@ -131,19 +140,14 @@ def simulate(
     _out.print(run_table(result.metrics, title))
     _out.print(f"[dim]ran in {result.wall_s:.1f} s[/]")
     if json_path is not None:
-        command = [
-            "kubeagora",
+        command = _command_line(
             "simulate",
-            "--scenario",
-            scenario,
-            "--controller",
-            controller,
-            "--seed",
-            str(result.seed),
-        ]
-        if duration is not None:
-            command += ["--duration", f"{duration:g}"]
-        write_document(bench_document([result], plan.scenarios, shlex.join(command)), json_path)
+            ("--scenario", scenario),
+            ("--controller", controller),
+            ("--seed", result.seed),
+            ("--duration", duration),
+        )
+        write_document(bench_document([result], plan.scenarios, command), json_path)
         _out.print(f"wrote {json_path}")
 
 
@@ -223,32 +227,20 @@ def bench(
             _check_output_file(json_path, "--json")
     with matrix_progress_bar(plan.runs, _err) as progress:
         results = run_matrix(plan.runs, jobs=workers, progress=progress)
-    command = [
-        "kubeagora",
+    command = _command_line(
         "bench",
-        "--scenarios",
-        ",".join(scenario_names),
-        "--controllers",
-        ",".join(controller_list),
-        "--seeds",
-        str(seeds),
-    ]
-    if duration is not None:
-        command += ["--duration", f"{duration:g}"]
-    if trace_model is not None:
-        command += [
-            "--trace",
-            trace_model.path,
-            "--trace-format",
-            trace_model.format,
-            "--trace-scale",
-            f"{trace_model.scale:g}",
-        ]
+        ("--scenarios", ",".join(scenario_names)),
+        ("--controllers", ",".join(controller_list)),
+        ("--seeds", seeds),
+        ("--duration", duration),
+        ("--trace", trace_model.path if trace_model else None),
+        ("--trace-format", trace_model.format if trace_model else None),
+        ("--trace-scale", trace_model.scale if trace_model else None),
+        ("--json", json_path),
+        ("--report", report),
+    )
     document = bench_document(
-        results,
-        plan.scenarios,
-        shlex.join(command),
-        trace_model.model_dump() if trace_model is not None else None,
+        results, plan.scenarios, command, trace_model.model_dump() if trace_model is not None else None
     )
     for name in document["summary"]:
         _out.print(scenario_table(document, name))

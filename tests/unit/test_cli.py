@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kubeagora.cli import app
-from kubeagora.sim.scenario import builtin_names
+from kubeagora.sim.scenario import DEFAULT_SCENARIO, builtin_names
 
 runner = CliRunner()
 
@@ -102,6 +102,32 @@ def test_bench_writes_tables_json_and_a_report(tmp_path: Path) -> None:
     assert "kubeagora bench --scenarios steady-drift,burst-hotspot" in index
     assert "flash crowds" in index  # the burst-hotspot description
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in report.glob("*.png"))
+
+
+def test_bench_with_a_trace_replays_it_on_the_default_scenario(tmp_path: Path) -> None:
+    trace = tmp_path / "arrivals.counts"
+    trace.write_text(" ".join(["20", "40"] * 60) + "\n")  # 30 requests/s on average, for 120 s
+    out = tmp_path / "r.json"
+    args = [
+        "bench",
+        "--controllers",
+        "static",
+        "--trace",
+        str(trace),
+        "--trace-scale",
+        "100",
+        "--json",
+        str(out),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "arrivals from arrivals.counts × 100" in result.stdout
+    document = json.loads(out.read_text())
+    assert_bench_contract(document)
+    assert {r["scenario"] for r in document["runs"]} == {DEFAULT_SCENARIO}
+    assert document["trace"] == {"path": str(trace), "format": "counts", "scale": 100.0, "offset_s": 0}
+    demand = document["runs"][0]["timeseries"]["demand_rps"]
+    assert 2000 < sum(demand) / len(demand) < 4000  # the trace × 100, not the scenario's 6000 req/s
 
 
 def test_scenarios_lists_every_builtin_with_its_description() -> None:

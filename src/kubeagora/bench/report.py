@@ -35,7 +35,8 @@ def _table_html(document: BenchDocument, scenario: str) -> str:
     has_oracle = ORACLE in by_controller
     head = "".join(f"<th>{escape(c.header)}</th>" for c in KEY_COLUMNS)
     if has_oracle:
-        head += "".join(f"<th>{escape(k)} ÷ oracle</th>" for k in VS_ORACLE_KEYS)
+        headers = {c.metric: c.header for c in KEY_COLUMNS}
+        head += "".join(f"<th>{escape(headers[k])} ÷ oracle</th>" for k in VS_ORACLE_KEYS)
     best = {c.metric: best_controllers(by_controller, c) for c in KEY_COLUMNS}
     rows = []
     for controller, entry in by_controller.items():
