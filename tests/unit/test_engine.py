@@ -192,3 +192,21 @@ def test_fork_runs_independently_of_the_original() -> None:
     run_steps(engine, 20)
     assert twin.state.counters.arrived.sum() > 0
     assert engine.recorder is not twin.recorder
+
+
+def test_scaling_down_during_a_migration_keeps_the_source_pod_counted() -> None:
+    sc = small_scenario(mix={"web": 1}, services=1)
+    engine = Engine(sc)
+    name = sc.services[0].name
+    engine.apply([Scale(name, 3)])
+    run_steps(engine, 15)
+    r = engine.state.replicas
+    src = int(r.node[r.state == READY][0])
+    dst = next(i for i, n in enumerate(sc.nodes) if i != src and engine.svc_feasible[0, i])
+    assert engine.apply([Migrate(name, sc.nodes[src].name, sc.nodes[dst].name)]) == []
+    engine.apply([Scale(name, 2)])  # the starting migration target is the first pod the ReplicaSet removes
+    run_steps(engine, 40)
+    r = engine.state.replicas
+    live = (r.state == READY) | (r.state == 1)
+    assert live.sum() == 2
+    assert not r.doomed[live].any(), "no pod is left outside the ReplicaSet's count"

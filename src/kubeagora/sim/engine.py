@@ -299,12 +299,24 @@ class Engine:
         r.backlog[k] = 0.0
         r.base_ms[k] = 1e9
         r.accelerators[k] = 0.0
+        self._cancel_migration(k)
+        # a migration whose source pod vanished first has nothing left to replace
+        r.replaces[r.replaces == k] = -1
+        r.doomed[k] = False
         self.pods_changed = True
+
+    def _cancel_migration(self, k: int) -> None:
+        """Pod k was the target of a migration and is going away: its source pod stays and counts again."""
+        r = self.state.replicas
+        if r.replaces[k] >= 0:
+            r.doomed[r.replaces[k]] = False
+            r.replaces[k] = -1
 
     def _terminate(self, k: int) -> None:
         r = self.state.replicas
         if r.state[k] in (FREE, TERMINATING):
             return
+        self._cancel_migration(k)
         r.state[k] = TERMINATING
         r.stop_at[k] = self.state.t + self.platform.termination_grace_s
         self.pods_changed = True
