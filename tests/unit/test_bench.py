@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kubeagora.bench.document import RunRecord, bench_document, summarize
@@ -61,6 +63,13 @@ def test_plan_refuses_bad_arguments_before_running_anything(kwargs: dict[str, ob
 def test_plan_refuses_an_unknown_scenario() -> None:
     with pytest.raises(ScenarioError, match="unknown scenario 'atlantis'"):
         plan_matrix(["atlantis"], ["static"])
+
+
+def test_plan_refuses_two_scenarios_under_one_name(tmp_path: Path) -> None:
+    twin = tmp_path / "twin.yaml"
+    twin.write_text("name: steady-drift\nservices: {count: 2}\n")
+    with pytest.raises(ScenarioError, match=r"twin\.yaml: field 'name': 'steady-drift' is also the name of"):
+        plan_matrix(["steady-drift", str(twin)], ["static"])
 
 
 def test_parallel_and_serial_runs_give_identical_metrics() -> None:

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from kubeagora.controllers.registry import CONTROLLER_NAMES, make_controller
 from kubeagora.sim.run import RunResult, simulate
-from kubeagora.sim.scenario import TraceModel, compile_scenario, load_scenario
+from kubeagora.sim.scenario import ScenarioError, TraceModel, compile_scenario, load_scenario
 
 RunProgress = Callable[[int, float], None]
 """Called with (index of the run in the plan, fraction of that run done)."""
@@ -83,8 +83,14 @@ def plan_matrix(
             raise ValueError(f"unknown controller {name!r} (known: {', '.join(CONTROLLER_NAMES)})")
     infos: list[ScenarioInfo] = []
     runs: list[RunSpec] = []
+    sources: dict[str, str] = {}
     for scenario in dict.fromkeys(scenarios):
         model, source = load_scenario(scenario)
+        if sources.setdefault(model.name, source) != source:
+            # results are keyed by scenario name; two scenarios under one name would be averaged together
+            raise ScenarioError(
+                f"{source}: field 'name': {model.name!r} is also the name of {sources[model.name]}"
+            )
         # compiling is cheap; doing it here turns an impossible SLO or a bad trace into an error now
         start = model.seed if first_seed is None else first_seed
         compiled = compile_scenario(model, source, seed=start, duration_s=duration_s, trace=trace)
@@ -125,13 +131,17 @@ def run_matrix(
         max_workers=min(jobs, len(runs)), mp_context=multiprocessing.get_context("spawn")
     ) as pool:
         pending: dict[Future[RunResult], int] = {pool.submit(run_one, spec): i for i, spec in enumerate(runs)}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                index = pending.pop(future)
-                results[index] = future.result()
-                if progress is not None:
-                    progress(index, 1.0)
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    index = pending.pop(future)
+                    results[index] = future.result()
+                    if progress is not None:
+                        progress(index, 1.0)
+        except BaseException:  # a failed run or Ctrl-C: do not start the runs still queued
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     return [r for r in results if r is not None]
 
 

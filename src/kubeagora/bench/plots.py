@@ -36,6 +36,7 @@ _SPARE_COLOURS = ("#17becf", "#bcbd22", "#aec7e8", "#ffbb78", "#98df8a")
 DEFAULT_SLO_MS = {"p95_ms": 150.0, "p99_ms": 250.0}
 """The seed paper's SLO, kept by web, API, ML-inference and IoT services (LLM ones have looser SLOs)."""
 DPI = 110
+FAULT_COLOUR = "#d62728"
 
 
 def controller_colour(controller: str, order: list[str]) -> str:
@@ -64,24 +65,31 @@ def _line_style(controller: str) -> dict[str, Any]:
     return {"linestyle": "--", "linewidth": 1.4} if controller == ORACLE else {"linewidth": 1.6}
 
 
-def _mark_faults(ax: Any, run: RunRecord, label: bool) -> None:
-    for i, (t_s, what) in enumerate(run["faults"]):
-        ax.axvline(t_s / 60.0, color="#d62728", alpha=0.5, linewidth=1.0, linestyle=":")
-        if label:
-            ax.annotate(
-                what,
-                (t_s / 60.0, 0.0),
-                xycoords=("data", "axes fraction"),
-                xytext=(3, 16 + 12 * i),
-                textcoords="offset points",
-                fontsize=7,
-                color="#d62728",
-                bbox={"boxstyle": "square,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.8},
-            )
+def _mark_faults(axes: Any, run: RunRecord) -> None:
+    """A dotted line per fault on every panel, named on a top axis where it hides no data."""
+    faults = run["faults"]
+    if not faults:
+        return
+    for ax in axes:
+        for t_s, _ in faults:
+            ax.axvline(t_s / 60.0, color=FAULT_COLOUR, alpha=0.6, linewidth=1.0, linestyle=":")
+    top = axes[0].secondary_xaxis("top")
+    top.set_xticks(
+        [t_s / 60.0 for t_s, _ in faults],
+        labels=[what for _, what in faults],
+        fontsize=7,
+        color=FAULT_COLOUR,
+        rotation=12,
+        ha="left",
+    )
+    top.tick_params(axis="x", colors=FAULT_COLOUR, length=3)
 
 
-def _finish(fig: Any, axes: Any, path: Path, title: str) -> None:
+def _finish(fig: Any, axes: Any, path: Path, title: str, extra_handles: list[Any] | None = None) -> None:
     handles, labels = axes[0].get_legend_handles_labels()
+    for handle in extra_handles or []:
+        handles.append(handle)
+        labels.append(handle.get_label())
     fig.suptitle(title, fontsize=12, fontweight="bold")
     fig.legend(handles, labels, loc="outside right center", fontsize=9, frameon=False)
     fig.savefig(path, dpi=DPI)
@@ -114,8 +122,8 @@ def plot_latency(document: BenchDocument, scenario: str, path: Path) -> None:
         ax.set_yscale("log")
         ax.set_ylabel(f"{name} latency, ms (log)")
         ax.grid(True, which="major", alpha=0.3)
-        if runs:
-            _mark_faults(ax, next(iter(runs.values())), label=key == "p95_ms")
+    if runs:
+        _mark_faults(axes, next(iter(runs.values())))
     axes[-1].set_xlabel("time, min (10-second windows, all services)")
     _finish(fig, axes, path, f"{scenario}{trace_note(document)}: tail latency over time (seed {_seed(runs)})")
 
@@ -134,28 +142,26 @@ def plot_capacity(document: BenchDocument, scenario: str, path: Path) -> None:
             **_line_style(controller),
         )
         axes[1].plot(_minutes(run), run["timeseries"]["served_rps"], color=colour, **_line_style(controller))
+    demand: list[Any] = []
     if runs:
         reference = next(iter(runs.values()))
-        (demand,) = axes[1].plot(
+        demand = axes[1].plot(
             _minutes(reference),
             reference["timeseries"]["demand_rps"],
             color="#000000",
             linewidth=4.0,
             alpha=0.2,
-            label="demand (lines: served)",
+            label="demand\n(lower panel;\nlines: served)",
         )
-        axes[1].legend(handles=[demand], loc="upper left", fontsize=8, frameon=False)
-        for ax in axes:
-            _mark_faults(ax, reference, label=ax is axes[0])
+        _mark_faults(axes, reference)
     axes[0].set_ylabel("ready replicas")
     axes[1].set_ylabel("requests/s")
     for ax in axes:
         ax.grid(True, alpha=0.3)
         ax.set_ylim(bottom=0)
     axes[-1].set_xlabel("time, min")
-    _finish(
-        fig, axes, path, f"{scenario}{trace_note(document)}: capacity and load over time (seed {_seed(runs)})"
-    )
+    title = f"{scenario}{trace_note(document)}: capacity and load over time (seed {_seed(runs)})"
+    _finish(fig, axes, path, title, extra_handles=demand)
 
 
 def plot_tradeoff(document: BenchDocument, scenario: str, path: Path) -> None:
