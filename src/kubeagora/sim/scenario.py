@@ -217,6 +217,10 @@ def _from_template(template: str, where: str, **overrides: Any) -> Service:
         raise ScenarioError(f"{where}: unknown service template {template!r} (known: {', '.join(TEMPLATES)})")
     fields = dict(TEMPLATES[template])
     resident = fields.pop("resident", False)
+    traffic_share = fields.pop("traffic_share", 1.0)
+    if "traffic_weight" in overrides and overrides.get("generated"):
+        overrides["traffic_weight"] *= traffic_share
+    overrides.pop("generated", None)
     fields.update({k: v for k, v in overrides.items() if v is not None})
     if resident and fields.get("allowed_regions") is None:
         fields["allowed_regions"] = (fields["origin_region"],)
@@ -247,7 +251,7 @@ def _services(model: ScenarioModel, topo: Topology, rng: np.random.Generator,
         weights = 1.0 / ranks**spec.zipf_s
         for i, j in enumerate(order):
             kind = kinds[j]
-            out.append(_from_template(kind, source, name=f"{kind}-{i}", traffic_weight=float(weights[i]),
+            out.append(_from_template(kind, source, name=f"{kind}-{i}", traffic_weight=float(weights[i]), generated=True,
                                       origin_region=regions[i % len(regions)], tenant=f"tenant-{i % spec.tenants}"))
     for k, svc in enumerate(spec.explicit):
         where = f"{source}: field 'services.explicit.{k}'"
