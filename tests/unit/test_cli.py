@@ -209,6 +209,11 @@ BAD_INPUTS = [
         ["bench", "--scenarios", "steady-drift", "--duration", "-1"], ["--duration"], id="negative-duration"
     ),
     pytest.param(["bench", "--scenarios", "steady-drift", "--jobs", "0"], ["--jobs"], id="zero-jobs"),
+    pytest.param(
+        ["simulate", "--scenario", "steady-drift", "--controller", "static", "--seed", "-3"],
+        ["--seed must be zero or more"],
+        id="negative-seed",
+    ),
 ]
 
 

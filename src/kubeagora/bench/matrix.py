@@ -72,6 +72,8 @@ def plan_matrix(
     """
     if n_seeds < 1:
         raise ValueError(f"--seeds must be at least 1 (got {n_seeds})")
+    if first_seed is not None and first_seed < 0:
+        raise ValueError(f"--seed must be zero or more (got {first_seed})")
     if duration_s is not None and duration_s <= 0:
         raise ValueError(f"--duration must be a positive number of seconds (got {duration_s:g})")
     if not scenarios:
