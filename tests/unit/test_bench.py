@@ -147,6 +147,7 @@ def test_best_of_a_column_leaves_the_oracle_out_and_knows_which_way_is_better() 
         (2398.9, "2399"),
         (12_193.0, "12.2k"),
         (611_000.0, "611k"),
+        (1_072_000.0, "1.07M"),
     ],
 )
 def test_values_print_in_at_most_six_characters(value: float | None, text: str) -> None:

@@ -48,6 +48,8 @@ def format_value(value: float | None) -> str:
     if value is None:
         return "–"
     magnitude = abs(value)
+    if magnitude >= 1_000_000:
+        return f"{value / 1e6:.2f}M"
     if magnitude >= 100_000:
         return f"{value / 1000:,.0f}k"
     if magnitude >= 10_000:
