@@ -210,3 +210,20 @@ def test_scaling_down_during_a_migration_keeps_the_source_pod_counted() -> None:
     live = (r.state == READY) | (r.state == 1)
     assert live.sum() == 2
     assert not r.doomed[live].any(), "no pod is left outside the ReplicaSet's count"
+
+
+def test_cold_start_delta_is_the_extra_tail_while_pods_start() -> None:
+    sc = small_scenario(mix={"web": 1}, services=1, total_rps=200, duration_s=300,
+                        bursts=[{"at_s": 150, "duration_s": 100, "factor": 4, "ramp_s": 1}])
+
+    class ScaleAtTheBurst(StaticController):
+        interval_s = 1.0
+
+        def decide(self, obs, state):  # type: ignore[no-untyped-def]
+            want = 3 if obs.time_s < 150 else 8
+            return [Scale(sc.services[0].name, want)], state
+
+    res = simulate(sc, ScaleAtTheBurst())
+    delta = res.metrics["cold_start_p99_delta_ms"]
+    assert delta is not None
+    assert delta > 50.0, "requests queue behind capacity that is still starting"

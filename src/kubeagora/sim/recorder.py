@@ -57,6 +57,7 @@ class Recorder:
         self.window_served = np.zeros(n_s)
         self.window_bad_start = np.zeros(n_s)
         self.window_had_cold = np.zeros(n_s, bool)
+        self.window_had_overload = np.zeros(n_s, bool)
         self.hist_all = np.zeros(lat.BINS)
         self.hist_cold = np.zeros(lat.BINS)
         self.hist_steady = np.zeros(lat.BINS)
@@ -155,6 +156,7 @@ class Recorder:
 
         cap = eng.state.capacity_rps if eng.state.capacity_rps is not None else np.zeros(self.n_services)
         over = rate > cap + 1e-9
+        self.window_had_overload |= over
         ended = (~over) & (self.overload_run >= SUSTAINED_OVERLOAD_S)
         self.scale_times.extend(self.overload_run[ended].tolist())
         self.overload_run = np.where(over, self.overload_run + dt, 0.0)
@@ -193,13 +195,15 @@ class Recorder:
         self.prev_mean_ms = np.where(served > 0, mean_ms, self.prev_mean_ms)
         window_total = hist.sum(axis=0)
         self.hist_all += window_total
+        # cold-start penalty: windows with a pod starting against healthy steady windows (no pod
+        # starting, demand within Ready capacity throughout); overloaded windows without a cold start
+        # say nothing about cold starts and stay out of both
         if self.window_had_cold.any():
-            cold = hist[self.window_had_cold].sum(axis=0)
-            self.hist_cold += cold
-            self.hist_steady += window_total - cold
-        else:
-            self.hist_steady += window_total
+            self.hist_cold += hist[self.window_had_cold].sum(axis=0)
+        steady = ~self.window_had_cold & ~self.window_had_overload
+        self.hist_steady += hist[steady].sum(axis=0)
         self.window_had_cold[:] = False
+        self.window_had_overload[:] = False
         pods, ready = self.engine.pods()
         glob = lat.percentiles(window_total, (0.5, 0.95, 0.99))
         span = max(self._acc_steps, 1) * self.engine.dt
