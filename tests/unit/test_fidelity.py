@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from kubeagora.model import Scale
+from kubeagora.model import NodeClass, Scale
 from kubeagora.sim.des import FixedPlanController, RequestSimulator, simulate_requests, with_replica_plan
 from kubeagora.sim.engine import READY, Engine
 from kubeagora.sim.fidelity import CASES, TOLERANCE, FidelityCase, compare
@@ -24,7 +24,8 @@ def test_engine_tail_latency_is_within_tolerance_of_the_per_request_simulation(c
 
 def one_queue(rate_rps: float, duration_s: float = 600.0, concurrency: int = 1, cv: float = 1.0,
               seed: int = 11) -> CompiledScenario:
-    """One iot-ingest replica (8 ms on a reference CPU) on one cloud node, no packet loss, no jitter."""
+    """One replica of an IoT ingester set to 8 ms on a reference CPU, on one cloud node, no packet loss,
+    no jitter."""
     model = ScenarioModel.model_validate({
         "name": "one-queue", "seed": seed, "duration_s": duration_s,
         "topology": {"regions": 1, "zones_per_region": 1, "edge_nodes_per_zone": 0, "mcu_nodes_per_zone": 0,
@@ -34,7 +35,8 @@ def one_queue(rate_rps: float, duration_s: float = 600.0, concurrency: int = 1, 
         "workload": {"total_rps": rate_rps},
     })
     sc = compile_scenario(model, "one-queue")
-    services = tuple(dataclasses.replace(s, concurrency=concurrency, service_time_cv=cv) for s in sc.services)
+    services = tuple(dataclasses.replace(s, concurrency=concurrency, service_time_cv=cv,
+                                         service_time_ms={NodeClass.CPU: 8.0}) for s in sc.services)
     topology = dataclasses.replace(sc.topology, loss_good=0.0, loss_bad=0.0)
     return dataclasses.replace(sc, services=services, topology=topology)
 
