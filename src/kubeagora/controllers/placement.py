@@ -23,7 +23,8 @@ from kubeagora.model import BoolArray, FloatArray, IntArray
 class PlacementRequest:
     cpu: float
     memory_gib: float
-    accelerators: int
+    accelerators: int | IntArray
+    """Accelerators the pod takes, or per node (a GPU pod asks for one only where there is a GPU)."""
     feasible_nodes: BoolArray
     """Nodes whose class can run the service and whose region the residency rules allow."""
 

@@ -24,6 +24,7 @@ from kubeagora.controllers.placement import ClusterCapacity, PlacementRequest, c
 from kubeagora.model import (
     NODE_CLASSES,
     Action,
+    BoolArray,
     FloatArray,
     Migrate,
     NodeClass,
@@ -248,9 +249,10 @@ class Engine:
         return twin
 
     # ------------------------------------------------------------------ placement and pods
-    def node_schedulable(self) -> np.ndarray:
+    def node_schedulable(self) -> BoolArray:
         st = self.state
-        return (st.t - st.node_last_heard < self.platform.node_monitor_grace_s) & ~st.node_quarantined
+        schedulable: BoolArray = (st.t - st.node_last_heard < self.platform.node_monitor_grace_s) & ~st.node_quarantined
+        return schedulable
 
     def _capacity(self) -> ClusterCapacity:
         st = self.state
@@ -413,7 +415,8 @@ class Engine:
         cap = self._capacity()
         req = self._request(s)
         return bool(req.feasible_nodes[n] and cap.schedulable[n] and cap.cpu_free[n] >= req.cpu - 1e-9
-                    and cap.memory_free[n] >= req.memory_gib - 1e-9 and cap.accelerators_free[n] >= np.asarray(req.accelerators)[n])
+                    and cap.memory_free[n] >= req.memory_gib - 1e-9
+                    and cap.accelerators_free[n] >= np.asarray(req.accelerators)[n])
 
     # ------------------------------------------------------------------ faults
     def _fire_faults(self) -> None:
@@ -458,7 +461,8 @@ class Engine:
                 st.node_peak_w[nodes] = self.node_peak_w0[nodes]
             else:
                 st.node_speed[nodes] = self.node_speed0[nodes] * f.factor
-                st.node_peak_w[nodes] = self.node_idle_w[nodes] + (self.node_peak_w0[nodes] - self.node_idle_w[nodes]) * f.factor
+                idle = self.node_idle_w[nodes]
+                st.node_peak_w[nodes] = idle + (self.node_peak_w0[nodes] - idle) * f.factor
         elif f.kind == "packet-loss":
             st.region_forced_loss[list(f.regions)] = 0.0 if restore else f.factor
         elif f.kind == "pod-crash" and not restore:
@@ -472,10 +476,11 @@ class Engine:
     # ------------------------------------------------------------------ one step
     def _rates(self) -> FloatArray:
         st = self.state
-        if st.rates_block is None or not (st.rates_block_t0 <= st.t < st.rates_block_t0 + self.RATE_BLOCK * self.dt - 1e-9):
+        block_end = st.rates_block_t0 + self.RATE_BLOCK * self.dt - 1e-9
+        if st.rates_block is None or not st.rates_block_t0 <= st.t < block_end:
             st.rates_block = self.scenario.workload.rates(st.t, self.RATE_BLOCK, self.dt)
             st.rates_block_t0 = st.t
-        return st.rates_block[int(round((st.t - st.rates_block_t0) / self.dt))]
+        return np.asarray(st.rates_block[round((st.t - st.rates_block_t0) / self.dt)], dtype=np.float64)
 
     def step(self) -> None:
         st, r, p, dt = self.state, self.state.replicas, self.platform, self.dt
@@ -565,7 +570,7 @@ class Engine:
         acc_used = r.accelerators * busy / conc
         node_accu = np.bincount(node, acc_used, minlength=self.n_nodes) / np.maximum(self.node_acc, 1)
         st.node_util = np.clip(np.maximum(node_cpu, node_accu), 0.0, 1.0)
-        power_w = np.where(st.node_alive, self.node_idle_w + (st.node_peak_w - self.node_idle_w) * st.node_util, 0.0)
+        power_w = self.node_power_w()
 
         # latency strata per service (traffic-weighted over its replicas)
         w = a_r
@@ -592,9 +597,11 @@ class Engine:
         ratio = cw_s / np.maximum(mean_ms, 1e-9)
         ridx = lat.ratio_index(ratio).astype(np.int64)
         self.recorder.record_step(
-            served_s=served_s, mean_ms=mean_ms, off_ms=off_s, pwait=pw_s, ratio_idx=ridx, loss=loss_s,
+            served_s=np.asarray(served_s, dtype=np.float64), mean_ms=mean_ms, off_ms=off_s, pwait=pw_s,
+            ratio_idx=ridx, loss=loss_s,
             released=released, released_wait_s=released_wait_s, arrivals=arrivals, rate=rate,
-            power_w=power_w, slowdown_weighted=np.bincount(svc, w * (1.0 - 1.0 / slowdown), minlength=self.n_services),
+            power_w=power_w, slowdown_weighted=np.asarray(
+                np.bincount(svc, w * (1.0 - 1.0 / slowdown), minlength=self.n_services), dtype=np.float64),
         )
 
         # service-to-service calls arrive at the callees next step
@@ -602,7 +609,8 @@ class Engine:
         if self.callers.size:
             np.add.at(st.downstream_pending, self.callees, served_s[self.callers])
         st.last_arrivals = arrivals
-        st.capacity_rps = np.bincount(svc, np.where(listed & deliverable, mu, 0.0), minlength=self.n_services)
+        st.capacity_rps = np.asarray(np.bincount(svc, np.where(listed & deliverable, mu, 0.0),
+                                                 minlength=self.n_services), dtype=np.float64)
         st.t += dt
 
     def _buffer(self, arrivals: FloatArray, has_ep: np.ndarray) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -648,13 +656,18 @@ class Engine:
             node_ready=node_ready, node_heartbeat_age_s=silence.copy(), node_quarantined=st.node_quarantined.copy(),
             node_cpu_allocated=st.node_cpu_alloc.copy(), node_accelerators_allocated=st.node_acc_alloc.copy(),
             node_utilization=st.node_util.copy(),
-            node_power_w=np.where(st.node_alive, self.node_idle_w + (st.node_peak_w - self.node_idle_w) * st.node_util, 0.0),
+            node_power_w=self.node_power_w(),
             node_speed=st.node_speed.copy(),
             region_carbon_g_per_kwh={reg: float(carbon[i]) for i, reg in enumerate(sc.topology.regions)},
             replica_service=r.service[live].copy(), replica_node=r.node[live].copy(), replica_ready=ready[live].copy(),
         )
 
     # ------------------------------------------------------------------ bookkeeping
+    def node_power_w(self) -> FloatArray:
+        """Wall power of each node now: idle + (peak − idle) × utilisation; a dead node draws nothing."""
+        st = self.state
+        return np.where(st.node_alive, self.node_idle_w + (st.node_peak_w - self.node_idle_w) * st.node_util, 0.0)
+
     def queued(self) -> FloatArray:
         r = self.state.replicas
         held = r.state != FREE

@@ -46,8 +46,9 @@ def lognormal_sigma(cv: float) -> float:
 def _stratum_means(sorted_samples: FloatArray) -> FloatArray:
     n = sorted_samples.shape[-1]
     bounds = np.round(STRATA * n).astype(np.int64)
-    csum = np.concatenate([np.zeros(sorted_samples.shape[:-1] + (1,)), np.cumsum(sorted_samples, axis=-1)], axis=-1)
-    return (csum[..., bounds[1:]] - csum[..., bounds[:-1]]) / np.maximum(bounds[1:] - bounds[:-1], 1)
+    csum = np.concatenate([np.zeros((*sorted_samples.shape[:-1], 1)), np.cumsum(sorted_samples, axis=-1)], axis=-1)
+    means = (csum[..., bounds[1:]] - csum[..., bounds[:-1]]) / np.maximum(bounds[1:] - bounds[:-1], 1)
+    return np.asarray(means, dtype=np.float64)
 
 
 @lru_cache(maxsize=64)

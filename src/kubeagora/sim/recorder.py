@@ -25,9 +25,11 @@ SUSTAINED_OVERLOAD_S = 10.0
 CARBON_BASE_G_PER_KWH = (380.0, 120.0, 450.0, 250.0, 600.0, 60.0, 300.0, 500.0)
 """Grid carbon intensity per region (cycled): a coal-heavy grid is ~600, a hydro grid ~60."""
 
-METRIC_KEYS = ("p50_ms p95_ms p99_ms slo_violation_pct throughput_rps jitter_ms energy_j_per_req "
-               "replica_seconds overhead_us_per_req lost_per_million mttr_s time_to_scale_s "
-               "cold_start_p99_delta_ms interference_penalty_pct rollback_pct jain_fairness").split()
+METRIC_KEYS = (
+    "p50_ms", "p95_ms", "p99_ms", "slo_violation_pct", "throughput_rps", "jitter_ms", "energy_j_per_req",
+    "replica_seconds", "overhead_us_per_req", "lost_per_million", "mttr_s", "time_to_scale_s",
+    "cold_start_p99_delta_ms", "interference_penalty_pct", "rollback_pct", "jain_fairness",
+)
 
 
 class Recorder:
@@ -99,8 +101,8 @@ class Recorder:
     def pending_histogram(self) -> FloatArray:
         """[service, bin] latency histogram of the window still open (not yet closed)."""
         j, n_s = self.pending_steps, self.n_services
-        return np.bincount(self._bins[:j].ravel(), self._weights[:j].ravel(),
-                           minlength=n_s * lat.BINS).reshape(n_s, lat.BINS)
+        hist = np.bincount(self._bins[:j].ravel(), self._weights[:j].ravel(), minlength=n_s * lat.BINS)
+        return np.asarray(hist, dtype=np.float64).reshape(n_s, lat.BINS)
 
     def last_window_percentiles(self) -> tuple[FloatArray, FloatArray]:
         """Per-service p95 and p99 (ms) of the last completed window; NaN where nothing was served."""
@@ -170,7 +172,6 @@ class Recorder:
 
     # ------------------------------------------------------------------ per window
     def close_window(self, t_end: float) -> None:
-        n_s, bins = self.n_services, lat.BINS
         hist = self.pending_histogram()
         self.pending_steps = 0
         served = hist.sum(axis=1)
@@ -267,7 +268,7 @@ class Recorder:
         """Mean over faults of: first moment after the fault from which every window for 60 s is in SLO."""
         if not self.faults:
             return float("nan")
-        hold = int(round(RECOVERY_HOLD_S / WINDOW_S))
+        hold = round(RECOVERY_HOLD_S / WINDOW_S)
         starts = np.array([t for t, _ in self.window_ok])
         oks = np.array([ok for _, ok in self.window_ok], dtype=bool)
         times = []

@@ -52,8 +52,8 @@ def simulate(scenario: CompiledScenario, controller: Controller, platform: Platf
     """
     started = time.perf_counter()
     engine = Engine(scenario, platform=platform)
-    steps = int(round(scenario.duration_s / scenario.step_s))
-    every = max(1, int(round(controller.interval_s / scenario.step_s)))
+    steps = round(scenario.duration_s / scenario.step_s)
+    every = max(1, round(controller.interval_s / scenario.step_s))
     cpu_s = 0.0
     t0 = time.process_time()
     state = controller.initial_state(engine.observe())

@@ -251,10 +251,11 @@ def _services(model: ScenarioModel, topo: Topology, rng: np.random.Generator,
         weights = 1.0 / ranks**spec.zipf_s
         for i, j in enumerate(order):
             kind = kinds[j]
-            out.append(_from_template(kind, source, name=f"{kind}-{i}", traffic_weight=float(weights[i]), generated=True,
+            out.append(_from_template(kind, source, name=f"{kind}-{i}", traffic_weight=float(weights[i]),
+                                      generated=True,
                                       origin_region=regions[i % len(regions)], tenant=f"tenant-{i % spec.tenants}"))
-    for k, svc in enumerate(spec.explicit):
-        where = f"{source}: field 'services.explicit.{k}'"
+    for position, svc in enumerate(spec.explicit):
+        where = f"{source}: field 'services.explicit.{position}'"
         for r in (svc.origin_region, *(svc.allowed_regions or ())):
             if r is not None and r not in regions:
                 raise ScenarioError(f"{where}: unknown region {r!r} (topology has {', '.join(regions)})")
@@ -289,11 +290,13 @@ def _check_slos_feasible(services: tuple[Service, ...], topo: Topology, source: 
                 continue
             sigma = np.sqrt(np.log1p(s.service_time_cv**2))
             p99_factor = np.exp(-sigma**2 / 2 + 2.326 * sigma)
-            t = topo.ingress_rtt_ms[region_idx[s.origin_region], j] + s.service_time_ms[nd.node_class] / nd.speed_factor * p99_factor
+            service_p99_ms = s.service_time_ms[nd.node_class] / nd.speed_factor * p99_factor
+            t = topo.ingress_rtt_ms[region_idx[s.origin_region], j] + service_p99_ms
             best = min(best, t)
         if not np.isfinite(best):
             raise ScenarioError(f"{source}: service {s.name!r}: no node in the topology can run it "
-                                f"(classes {', '.join(map(str, s.service_time_ms))}, regions {s.allowed_regions or 'any'})")
+                                f"(classes {', '.join(map(str, s.service_time_ms))}, "
+                                f"regions {s.allowed_regions or 'any'})")
         if best > s.slo_p99_ms:
             raise ScenarioError(f"{source}: service {s.name!r}: field 'slo_p99_ms' = {s.slo_p99_ms:g} ms cannot be met "
                                 f"by any node class (best idle p99 is {best:.0f} ms)")

@@ -74,17 +74,17 @@ class Workload:
                 profile = profile * (1.0 + self.drift_per_hour * t / 3600.0)
             out = np.maximum(profile, 0.0)[:, None] * self.base_rps[None, :]
         for b in self.bursts:
-            mult = _burst_shape(t, b)
+            mult = _burst_shape(np.asarray(t, dtype=np.float64), b)
             if np.any(mult > 1.0):
                 idx = np.asarray(b.services, dtype=np.int64)
                 out[:, idx] = out[:, idx] * mult[:, None]
         if self._modulation is not None:
             minute = np.minimum((t // 60).astype(np.int64), self._modulation.shape[0] - 1)
             out = out * self._modulation[minute]
-        return out
+        return np.asarray(out, dtype=np.float64)
 
     def rate_at(self, t_s: float) -> FloatArray:
-        return self.rates(t_s, 1)[0]
+        return np.asarray(self.rates(t_s, 1)[0], dtype=np.float64)
 
 
 def _burst_shape(t: FloatArray, b: Burst) -> FloatArray:
