@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.unit.sim_helpers import small_scenario
 
 from kubeagora.controllers.base import StaticController
 from kubeagora.model import Migrate, QuarantineNode, Scale, ShedLoad
 from kubeagora.sim.engine import READY, Engine
 from kubeagora.sim.run import simulate
 from kubeagora.sim.scenario import FaultEvent
-from tests.unit.sim_helpers import small_scenario
 
 
 def run_steps(engine: Engine, seconds: float) -> None:
