@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from kubeagora.controllers.registry import make_controller  # noqa: E402
+from kubeagora.controllers.registry import make_controller
 from kubeagora.sim.run import simulate
 from kubeagora.sim.scenario import ScenarioModel, compile_scenario
 

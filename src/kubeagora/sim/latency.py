@@ -132,12 +132,28 @@ def mass_below_weights(latency_ms: FloatArray) -> FloatArray:
     return np.clip(pos[:, None] - bins, 0.0, 1.0)
 
 
+def _percentiles_1d(h: FloatArray, qs: tuple[float, ...]) -> FloatArray:
+    cum = np.cumsum(h)
+    total = cum[-1]
+    if total <= 0:
+        return np.full(len(qs), np.nan)
+    out = np.empty(len(qs))
+    for k, q in enumerate(qs):
+        b = min(int(np.searchsorted(cum, q * total)), BINS - 1)
+        prev = cum[b - 1] if b > 0 else 0.0
+        frac = min(max((q * total - prev) / h[b], 0.0), 1.0) if h[b] > 0 else 0.5
+        out[k] = np.exp(LOG_MIN + LOG_STEP * (b + frac))
+    return out
+
+
 def percentiles(hist: FloatArray, qs: tuple[float, ...]) -> FloatArray:
     """Percentiles (ms) of histograms over the last axis; log-linear inside a bin; NaN where empty.
 
     Returns shape hist.shape[:-1] + (len(qs),).
     """
     h = np.asarray(hist, dtype=np.float64)
+    if h.ndim == 1:
+        return _percentiles_1d(h, qs)
     lead = h.shape[:-1]
     h2 = h.reshape(-1, BINS)
     total = h2.sum(axis=1)

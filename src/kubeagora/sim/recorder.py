@@ -52,6 +52,8 @@ class Recorder:
         self.within_slo95 = lat.mass_below_weights(self.slo95)
         self.within_slo99 = lat.mass_below_weights(self.slo99)
         self.window_latency_sum = np.zeros(n_s)
+        self.ones_bins = np.ones(lat.BINS)
+        self.ones_services = np.ones(n_s)
         self.prev_mean_ms = np.full(n_s, np.nan)
         self.last_window_hist = np.zeros((n_s, lat.BINS))
         self._last_window_pct: tuple[FloatArray, FloatArray] | None = None
@@ -174,7 +176,8 @@ class Recorder:
     def close_window(self, t_end: float) -> None:
         hist = self.pending_histogram()
         self.pending_steps = 0
-        served = hist.sum(axis=1)
+        # row and column sums as matrix-vector products: BLAS is several times faster than .sum(axis)
+        served = hist @ self.ones_bins
         # p95 > target  <=>  less than 95 % of the window's requests finished within the target
         violated = (served > 0) & ((np.einsum("ij,ij->i", hist, self.within_slo95) < 0.95 * served)
                                    | (np.einsum("ij,ij->i", hist, self.within_slo99) < 0.99 * served))
@@ -194,15 +197,15 @@ class Recorder:
         self.jitter_sum += float((np.abs(mean_ms - self.prev_mean_ms)[both] * served[both]).sum())
         self.jitter_weight += float(served[both].sum())
         self.prev_mean_ms = np.where(served > 0, mean_ms, self.prev_mean_ms)
-        window_total = hist.sum(axis=0)
+        window_total = self.ones_services @ hist
         self.hist_all += window_total
         # cold-start penalty: windows with a pod starting against healthy steady windows (no pod
         # starting, demand within Ready capacity throughout); overloaded windows without a cold start
         # say nothing about cold starts and stay out of both
         if self.window_had_cold.any():
-            self.hist_cold += hist[self.window_had_cold].sum(axis=0)
+            self.hist_cold += self.window_had_cold.astype(np.float64) @ hist
         steady = ~self.window_had_cold & ~self.window_had_overload
-        self.hist_steady += hist[steady].sum(axis=0)
+        self.hist_steady += steady.astype(np.float64) @ hist
         self.window_had_cold[:] = False
         self.window_had_overload[:] = False
         pods, ready = self.engine.pods()
