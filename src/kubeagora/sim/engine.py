@@ -262,7 +262,8 @@ class Engine:
 
     def _request(self, s: int) -> PlacementRequest:
         acc = np.where(self.node_is_acc, self.svc_acc[s], 0)
-        return PlacementRequest(float(self.svc_cpu[s]), float(self.svc_mem[s]), acc, self.svc_feasible[s])
+        return PlacementRequest(float(self.svc_cpu[s]), float(self.svc_mem[s]), acc, self.svc_feasible[s],
+                                self.node_region == self.svc_origin[s])
 
     def _same_service_pods(self, s: int) -> FloatArray:
         r = self.state.replicas
@@ -351,7 +352,8 @@ class Engine:
                 st.unscheduled[s] -= take
                 remove -= take
                 if remove:
-                    mine = np.flatnonzero(counted & (r.service == s))
+                    # recomputed: placing pods above may have grown the slot arrays
+                    mine = np.flatnonzero(((r.state == STARTING) | (r.state == READY)) & ~r.doomed & (r.service == s))
                     # ReplicaSet ranking: not-ready before ready, then the newest first
                     order = np.lexsort((-r.created_at[mine], r.state[mine] == READY))
                     for k in mine[order[:remove]]:
