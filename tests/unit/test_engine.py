@@ -91,13 +91,17 @@ def test_more_replicas_serve_an_overload_with_lower_latency() -> None:
     assert six.metrics["replica_seconds"] > one.metrics["replica_seconds"]
 
 
-def test_a_terminated_node_loses_requests_until_kubernetes_evicts_and_replaces_its_pods() -> None:
-    sc = small_scenario(mix={"web": 1}, services=1, total_rps=200)
-    engine = Engine(sc)
-    engine.apply([Scale(sc.services[0].name, 6)])
+def six_web_replicas_and_their_busiest_node() -> tuple[Engine, int]:
+    engine = Engine(small_scenario(mix={"web": 1}, services=1, total_rps=200))
+    engine.apply([Scale(engine.scenario.services[0].name, 6)])
     run_steps(engine, 20)
     r = engine.state.replicas
-    victim = int(np.bincount(r.node[r.state == READY]).argmax())
+    return engine, int(np.bincount(r.node[r.state == READY]).argmax())
+
+
+def test_a_terminated_node_loses_requests_until_kubernetes_evicts_and_replaces_its_pods() -> None:
+    engine, victim = six_web_replicas_and_their_busiest_node()
+    r = engine.state.replicas
     engine._apply_fault(_fault(engine, victim), restore=False)
     lost_before = engine.state.counters.lost.sum()
     run_steps(engine, 30)
@@ -120,12 +124,8 @@ def _fault(engine: Engine, node: int) -> FaultEvent:
 
 
 def test_quarantining_a_node_replaces_its_pods_at_once() -> None:
-    sc = small_scenario(mix={"web": 1}, services=1, total_rps=200)
-    engine = Engine(sc)
-    engine.apply([Scale(sc.services[0].name, 6)])
-    run_steps(engine, 20)
-    r = engine.state.replicas
-    victim = int(np.bincount(r.node[r.state == READY]).argmax())
+    engine, victim = six_web_replicas_and_their_busiest_node()
+    sc, r = engine.scenario, engine.state.replicas
     engine.apply([QuarantineNode(sc.nodes[victim].name)])
     run_steps(engine, 40)
     r = engine.state.replicas
