@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test unit lint bench speed clean
+.PHONY: install demo test unit lint bench speed controlplane clean
 
 $(BIN)/kubeagora: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ bench: install
 
 speed: install
 	$(BIN)/python benchmarks/speed.py
+
+# the Kubernetes control plane built from its Go modules (cached per version; the first build is slow)
+controlplane:
+	controlplane/build.sh
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache
