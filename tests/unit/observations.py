@@ -44,6 +44,8 @@ def observation(
     replica_ready = np.tile(np.array([True] * ready + [False] * pending), n_s)
     cpu_allocated = np.zeros(n_n)
     cpu_allocated[0] = sum(s.cpu_request for s in services) * (ready + pending)
+    memory_allocated = np.zeros(n_n)
+    memory_allocated[0] = sum(s.memory_request_gib for s in services) * (ready + pending)
     obs = Observation(
         time_s=time_s,
         nodes=nodes,
@@ -66,11 +68,14 @@ def observation(
         node_heartbeat_age_s=np.zeros(n_n),
         node_quarantined=np.zeros(n_n, bool),
         node_cpu_allocated=cpu_allocated,
+        node_memory_allocated_gib=memory_allocated,
         node_accelerators_allocated=np.zeros(n_n, np.int64),
         node_utilization=np.zeros(n_n),
         node_power_w=np.zeros(n_n),
         node_speed=np.array([n.speed_factor for n in nodes]),
         region_carbon_g_per_kwh={"region-0": 300.0},
+        regions=("region-0",),
+        ingress_rtt_ms=np.full((1, n_n), 20.0),
         replica_service=replica_service,
         replica_node=np.zeros(replica_service.shape[0], np.int64),
         replica_ready=replica_ready,

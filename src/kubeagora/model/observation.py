@@ -54,12 +54,18 @@ class Observation:
     node_heartbeat_age_s: FloatArray
     node_quarantined: BoolArray
     node_cpu_allocated: FloatArray
+    node_memory_allocated_gib: FloatArray
     node_accelerators_allocated: IntArray
     node_utilization: FloatArray
     node_power_w: FloatArray
     node_speed: FloatArray
     """Current speed factor (lower under a GPU power cap)."""
     region_carbon_g_per_kwh: dict[str, float]
+
+    # the network as probes measure it (static unless the topology changes)
+    regions: tuple[str, ...]
+    ingress_rtt_ms: FloatArray
+    """[region, node]: RTT from users at the region's edge to the node."""
 
     # replicas (one row per pod that exists)
     replica_service: IntArray

@@ -656,11 +656,13 @@ class Engine:
             capacity_rps=(st.capacity_rps if st.capacity_rps is not None else np.zeros(n_s)).copy(),
             shed_fraction=st.shed.copy(),
             node_ready=node_ready, node_heartbeat_age_s=silence.copy(), node_quarantined=st.node_quarantined.copy(),
-            node_cpu_allocated=st.node_cpu_alloc.copy(), node_accelerators_allocated=st.node_acc_alloc.copy(),
+            node_cpu_allocated=st.node_cpu_alloc.copy(), node_memory_allocated_gib=st.node_mem_alloc.copy(),
+            node_accelerators_allocated=st.node_acc_alloc.copy(),
             node_utilization=st.node_util.copy(),
             node_power_w=self.node_power_w(),
             node_speed=st.node_speed.copy(),
             region_carbon_g_per_kwh={reg: float(carbon[i]) for i, reg in enumerate(sc.topology.regions)},
+            regions=sc.topology.regions, ingress_rtt_ms=sc.topology.ingress_rtt_ms,
             replica_service=r.service[live].copy(), replica_node=r.node[live].copy(), replica_ready=ready[live].copy(),
         )
 
