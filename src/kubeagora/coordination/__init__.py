@@ -1,0 +1,1 @@
+"""Coordination between agents: the pub-sub bus, Contract-Net negotiation, market clearing."""

@@ -1,0 +1,1 @@
+"""The decision layer: forecasting, MPC, the shield, risk, twin rollouts and progressive delivery."""
