@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.unit.sim_helpers import small_scenario
+from tests.unit.sim_helpers import SMALL_TOPOLOGY, small_scenario
 
 from kubeagora.controllers.base import StaticController
 from kubeagora.model import Migrate, QuarantineNode, Scale, ShedLoad
 from kubeagora.sim.engine import READY, Engine
 from kubeagora.sim.run import simulate
-from kubeagora.sim.scenario import FaultEvent
+from kubeagora.sim.scenario import FaultEvent, ScenarioModel, compile_scenario
 
 
 def run_steps(engine: Engine, seconds: float) -> None:
@@ -241,3 +243,16 @@ def test_scaling_one_service_up_and_another_down_in_one_call_survives_slot_growt
     pods, _ = engine.pods()
     assert pods[0] + engine.state.unscheduled[0] >= 50 - engine.state.unscheduled[0]
     assert pods[1] == 1
+
+
+def test_trace_replay_follows_the_trace_rate(tmp_path: Path) -> None:
+    counts = np.r_[np.full(300, 2.0), np.full(300, 6.0)]
+    trace = tmp_path / "t.txt"
+    trace.write_text(" ".join(str(int(c)) for c in counts))
+    sc = compile_scenario(ScenarioModel.model_validate({
+        "name": "trace", "duration_s": 600, "topology": SMALL_TOPOLOGY, "services": {"count": 2},
+        "workload": {"trace": {"path": str(trace), "scale": 100.0, "smoothing_s": 10}}}), "trace")
+    rates = sc.workload.rates(0.0, 600).sum(axis=1)
+    assert rates[100] == pytest.approx(200.0)
+    assert rates[500] == pytest.approx(600.0)
+    assert 200.0 < rates[300] < 600.0, "the step is smoothed over the window"

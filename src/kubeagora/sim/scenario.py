@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from kubeagora.model import Node, NodeClass, Service
 from kubeagora.sim.catalog import TEMPLATES
 from kubeagora.sim.topology import Topology, TopologySpec, build_topology
-from kubeagora.sim.trace import TraceError, load_trace
+from kubeagora.sim.trace import TraceError, load_trace, moving_average
 from kubeagora.sim.workload import Burst, Workload
 
 BUILTIN_PACKAGE = "kubeagora.sim.scenarios"
@@ -89,6 +89,10 @@ class TraceModel(_Strict):
     format: Literal["counts", "timestamps"] = "counts"
     scale: Annotated[float, Field(gt=0)] = 1.0
     offset_s: Annotated[int, Field(ge=0)] = 0
+    smoothing_s: Annotated[int, Field(ge=1, le=3600)] = 60
+    """The trace's per-second counts are one sample of the users' rate; the replay uses their moving
+    average over this window, so that scaling a trace up (more users with the same pattern) does not
+    scale its per-second sampling noise with it. The engine draws Poisson arrivals around that rate."""
 
 
 class WorkloadModel(_Strict):
@@ -320,6 +324,8 @@ def _workload(w: WorkloadModel, services: tuple[Service, ...], rng: np.random.Ge
         trace = counts[w.trace.offset_s:]
         if trace.size == 0:
             raise ScenarioError(f"{source}: field 'workload.trace.offset_s': past the end of {w.trace.path}")
+        # a run replays at most duration_s of the trace (it wraps around if the trace is shorter)
+        trace = moving_average(trace[: int(duration_s) + w.trace.smoothing_s], w.trace.smoothing_s)
     workload = Workload(base, w.diurnal_amplitude, w.diurnal_period_s, w.diurnal_phase_s, w.drift_per_hour,
                         tuple(bursts), w.heavy_tail_alpha, seed, trace, w.trace.scale if w.trace else 1.0)
     return workload.with_heavy_tail(duration_s)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,29 @@ class TraceError(ValueError):
 
 
 def load_trace(path: Path, fmt: str, max_seconds: int | None = None) -> FloatArray:
-    """Requests per second, index 0 = the trace's first second."""
+    """Requests per second, index 0 = the trace's first second (cached per file version: a bench
+    matrix replays the same trace in every run)."""
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = -1
+    return _load_trace_cached(path.resolve(), stamp, fmt, max_seconds).copy()
+
+
+def moving_average(counts: FloatArray, window_s: int) -> FloatArray:
+    """Centred moving average (over fewer samples at the ends), the same length as `counts`."""
+    if window_s <= 1:
+        return counts
+    n = counts.shape[0]
+    csum = np.concatenate([[0.0], np.cumsum(counts)])
+    idx = np.arange(n)
+    lo = np.maximum(idx - window_s // 2, 0)
+    hi = np.minimum(idx - window_s // 2 + window_s, n)
+    return np.asarray((csum[hi] - csum[lo]) / (hi - lo), dtype=np.float64)
+
+
+@lru_cache(maxsize=8)
+def _load_trace_cached(path: Path, stamp: int, fmt: str, max_seconds: int | None) -> FloatArray:
     if fmt not in TRACE_FORMATS:
         raise TraceError(f"{path}: unknown trace format {fmt!r} (use one of {', '.join(TRACE_FORMATS)})")
     if not path.is_file():
