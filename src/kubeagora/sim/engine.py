@@ -91,13 +91,15 @@ class Replicas:
     """Network delay from the service's users to this pod's node."""
     accelerators: FloatArray
     """Accelerators the pod holds (0 on a CPU node)."""
+    cpu_request: FloatArray
+    """CPU the pod requests (0 for a free slot)."""
 
     @classmethod
     def empty(cls, capacity: int) -> Replicas:
         return cls(np.zeros(capacity, np.int64), np.zeros(capacity, np.int64), np.zeros(capacity, np.int8),
                    np.zeros(capacity), np.zeros(capacity), np.zeros(capacity), np.full(capacity, np.inf),
                    np.full(capacity, -1, np.int64), np.zeros(capacity, bool), np.full(capacity, 1e9),
-                   np.zeros(capacity), np.zeros(capacity))
+                   np.zeros(capacity), np.zeros(capacity), np.zeros(capacity))
 
     def grow(self) -> None:
         n = self.state.shape[0]
@@ -285,6 +287,7 @@ class Engine:
         r.base_ms[k] = self.svc_time_ms[s, self.node_class[node]]
         r.net_ms[k] = self.net_ms[s, node]
         r.accelerators[k] = self.svc_acc[s] if self.node_is_acc[node] else 0
+        r.cpu_request[k] = self.svc_cpu[s]
         self.pods_changed = True
         acc = int(self.svc_acc[s]) if self.node_is_acc[node] else 0
         st.node_cpu_alloc[node] += self.svc_cpu[s]
@@ -302,6 +305,7 @@ class Engine:
         r.backlog[k] = 0.0
         r.base_ms[k] = 1e9
         r.accelerators[k] = 0.0
+        r.cpu_request[k] = 0.0
         self._cancel_migration(k)
         # a migration whose source pod vanished first has nothing left to replace
         r.replaces[r.replaces == k] = -1
@@ -560,16 +564,18 @@ class Engine:
         overflow = np.maximum(q1 - self.svc_queue_limit[svc] * conc, 0.0)
         q1 = q1 - overflow
         r.backlog = q1
-        c.served += np.bincount(svc, served, minlength=self.n_services)
-        c.dropped += np.bincount(svc, overflow, minlength=self.n_services)
+        served_s = np.asarray(np.bincount(svc, served, minlength=self.n_services), dtype=np.float64)
+        c.served += served_s
+        if overflow.any():
+            c.dropped += np.bincount(svc, overflow, minlength=self.n_services)
 
-        busy = np.minimum(served * svc_ms / 1000.0 / dt, conc)
-        active = r.state != FREE
-        cpu_used = np.where(active & st.node_alive[node],
-                            self.svc_cpu[svc] * (p.idle_cpu_fraction + (1 - p.idle_cpu_fraction) * busy / conc), 0.0)
+        busy_share = np.minimum(served * svc_ms / (1000.0 * dt), conc) / conc
+        cpu_used = r.cpu_request * (p.idle_cpu_fraction + (1 - p.idle_cpu_fraction) * busy_share)
+        if not self.network_whole:
+            cpu_used = np.where(st.node_alive[node], cpu_used, 0.0)
         c.busy_core_s += np.bincount(svc, cpu_used * dt, minlength=self.n_services)
         node_cpu = np.bincount(node, cpu_used, minlength=self.n_nodes) / self.node_cores
-        acc_used = r.accelerators * busy / conc
+        acc_used = r.accelerators * busy_share
         node_accu = np.bincount(node, acc_used, minlength=self.n_nodes) / np.maximum(self.node_acc, 1)
         st.node_util = np.clip(np.maximum(node_cpu, node_accu), 0.0, 1.0)
         power_w = self.node_power_w()
@@ -595,11 +601,10 @@ class Engine:
         loss = np.maximum(np.where(st.region_loss_bad, topo.loss_bad, topo.loss_good), st.region_forced_loss)
         loss_s = loss[self.svc_origin]
 
-        served_s = np.bincount(svc, served, minlength=self.n_services)
         ratio = cw_s / np.maximum(mean_ms, 1e-9)
         ridx = lat.ratio_index(ratio).astype(np.int64)
         self.recorder.record_step(
-            served_s=np.asarray(served_s, dtype=np.float64), mean_ms=mean_ms, off_ms=off_s, pwait=pw_s,
+            served_s=served_s, mean_ms=mean_ms, off_ms=off_s, pwait=pw_s,
             ratio_idx=ridx, loss=loss_s,
             released=released, released_wait_s=released_wait_s, arrivals=arrivals, rate=rate,
             power_w=power_w, slowdown_weighted=np.asarray(
