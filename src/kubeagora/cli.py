@@ -275,4 +275,13 @@ def _mount_devcluster(cli: typer.Typer) -> None:
     cli.add_typer(devcluster_app, name="devcluster")
 
 
+def _mount_mock_kubelet(cli: typer.Typer) -> None:
+    try:
+        from kubeagora.sim.kubelet.cli import mock_kubelet
+    except ImportError:  # optional, like the devcluster
+        return
+    cli.command("mock-kubelet")(mock_kubelet)
+
+
 _mount_devcluster(app)
+_mount_mock_kubelet(app)

@@ -1,0 +1,85 @@
+"""``kubeagora mock-kubelet``: play a topology's nodes against a real API server.
+
+Mounted by the main CLI. Bad input (options, files, an unreachable API server) is one line on
+stderr and exit status 2. The asyncio/aiohttp part is imported only when the command runs, so the
+rest of the CLI works without the ``cluster`` extra.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kubeagora.sim.kubelet.errors import KubeletError
+
+USAGE_ERROR = 2
+DEFAULT_KUBECONFIG = Path("~/.local/state/kubeagora/devcluster/kubeconfig")
+
+
+def mock_kubelet(
+    kubeconfig: Annotated[
+        Path, typer.Option("--kubeconfig", help="Kubeconfig of the cluster (default: the devcluster's).")
+    ] = DEFAULT_KUBECONFIG,
+    scenario: Annotated[
+        str | None,
+        typer.Option("--scenario", help="Nodes, services and faults of this scenario (name or YAML file).",
+                     show_default=False),
+    ] = None,
+    nodes: Annotated[
+        int | None,
+        typer.Option("--nodes", help="Instead of a scenario: a hub-and-spoke topology of about N nodes.",
+                     show_default=False),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Topology and traffic seed (default: the scenario's, or 1).",
+                                 show_default=False)
+    ] = None,
+    traffic: Annotated[
+        Path | None,
+        typer.Option("--traffic", help="YAML 'services: {NAME: RPS | {rps: RPS, template: T}}'.",
+                     show_default=False),
+    ] = None,
+    default_rps: Annotated[
+        float, typer.Option("--default-rps", help="Load of a service nothing else gives a rate for.")
+    ] = 10.0,
+    metrics_host: Annotated[str, typer.Option("--metrics-host", help="Address of /metrics and /faults.")] = "127.0.0.1",
+    metrics_port: Annotated[int, typer.Option("--metrics-port", help="Port of /metrics and /faults (0: any).")] = 9108,
+    name_prefix: Annotated[str, typer.Option("--name-prefix", help="Prefix of every Node name.")] = "",
+    taint: Annotated[
+        list[str] | None,
+        typer.Option("--taint", help="KEY[=VALUE]:EFFECT on every node (repeatable).", show_default=False),
+    ] = None,
+    faults: Annotated[
+        bool, typer.Option("--faults/--no-faults", help="Replay the scenario's fault schedule.")
+    ] = True,
+    delete_nodes: Annotated[
+        bool, typer.Option("--delete-nodes-on-exit", help="Delete the nodes when stopped.")
+    ] = False,
+    max_in_flight: Annotated[int, typer.Option("--max-in-flight", help="Concurrent API writes.")] = 32,
+) -> None:
+    """Register mock Nodes, keep their Leases, run the pods bound to them, serve traffic, export /metrics."""
+    from kubeagora.sim.kubelet.nodes import parse_taint
+    from kubeagora.sim.kubelet.plan import make_plan
+
+    try:
+        if not 0 <= metrics_port < 65536:
+            raise KubeletError(f"--metrics-port {metrics_port}: not a port number")
+        if max_in_flight < 1:
+            raise KubeletError(f"--max-in-flight must be at least 1 (got {max_in_flight})")
+        path = kubeconfig.expanduser()
+        if not path.is_file():
+            raise KubeletError(f"--kubeconfig {path}: no such file (start one with `kubeagora devcluster up`)")
+        taints = tuple(parse_taint(t) for t in taint or ())
+        plan = make_plan(scenario, nodes, seed, traffic, default_rps, name_prefix, faults)
+        try:
+            from kubeagora.sim.kubelet.main import Options, run
+        except ImportError as e:
+            raise KubeletError(f"the mock kubelet needs the 'cluster' extra: pip install 'kubeagora[cluster]' ({e})"
+                               ) from None
+        run(plan, Options(path, metrics_host, metrics_port, taints, max_in_flight=max_in_flight,
+                          delete_nodes_on_exit=delete_nodes, seed=1 if seed is None else seed))
+    except (KubeletError, ValueError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(USAGE_ERROR) from None

@@ -1,0 +1,87 @@
+"""The ``/metrics`` exposition: one Prometheus registry with a collector over the traffic model.
+
+    kubeagora_requests_total{service}                     requests served (counter)
+    kubeagora_requests_dropped_total{service}             no Ready endpoint, or queue full (counter)
+    kubeagora_request_duration_seconds{service}           latency histogram (_bucket{le}, _sum, _count)
+    kubeagora_service_ready_pods{service}                 Ready pods serving it (gauge)
+    kubeagora_node_utilization{node,tier,node_class,region,zone}   busy share of CPU or accelerators
+    kubeagora_node_power_watts{node,tier,node_class,region,zone}   wall power (0 when down)
+    kubeagora_node_heartbeat{node}                        1 while the node's Lease is renewed
+
+The collector turns the model's numpy arrays into metric families at scrape time, so serving
+traffic costs nothing per request and a scrape costs one pass over services and nodes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from kubeagora.model import BoolArray
+from kubeagora.sim.kubelet.traffic import BUCKETS_S, TrafficModel
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _le(bound: float) -> str:
+    return f"{bound:g}"
+
+
+class TrafficCollector(Collector):
+    def __init__(self, model: TrafficModel, node_names: Sequence[str], heard: Callable[[], BoolArray]) -> None:
+        self.model = model
+        self.node_names = tuple(node_names)
+        self.heard = heard
+        self.node_labels = [
+            (name, str(n.tier), str(n.node_class), n.region, n.zone)
+            for name, n in zip(self.node_names, model.nodes, strict=True)
+        ]
+
+    def collect(self) -> Iterator[Metric]:
+        m = self.model
+        requests = CounterMetricFamily("kubeagora_requests", "Requests served by the mock pods.", labels=["service"])
+        dropped = CounterMetricFamily("kubeagora_requests_dropped",
+                                      "Requests dropped: no Ready pod, or the pod's queue was full.",
+                                      labels=["service"])
+        hist = HistogramMetricFamily("kubeagora_request_duration_seconds",
+                                     "Request latency (network + queueing + service) from the latency model.",
+                                     labels=["service"])
+        ready = GaugeMetricFamily("kubeagora_service_ready_pods", "Ready pods serving the service.",
+                                  labels=["service"])
+        cumulative = np.cumsum(m.bucket_counts, axis=1)
+        for s, p in enumerate(m.profiles):
+            requests.add_metric([p.name], float(m.requests[s]))
+            dropped.add_metric([p.name], float(m.dropped[s]))
+            buckets = [(_le(b), float(cumulative[s, i])) for i, b in enumerate(BUCKETS_S)]
+            buckets.append(("+Inf", float(cumulative[s, -1])))
+            hist.add_metric([p.name], buckets, float(m.latency_sum_s[s]))
+            ready.add_metric([p.name], float(m.ready_pods[s]) if s < m.ready_pods.shape[0] else 0.0)
+        yield from (requests, dropped, hist, ready)
+
+        node_keys = ["node", "tier", "node_class", "region", "zone"]
+        util = GaugeMetricFamily("kubeagora_node_utilization", "Busy share of the node's CPU or accelerators.",
+                                 labels=node_keys)
+        power = GaugeMetricFamily("kubeagora_node_power_watts", "Wall power of the node (0 while it is down).",
+                                  labels=node_keys)
+        beat = GaugeMetricFamily("kubeagora_node_heartbeat", "1 while the node's Lease is being renewed.",
+                                 labels=["node"])
+        heard = self.heard()
+        for j, key in enumerate(self.node_labels):
+            util.add_metric(list(key), float(m.node_utilization[j]))
+            power.add_metric(list(key), float(m.node_power_w[j]))
+            beat.add_metric([key[0]], 1.0 if heard[j] else 0.0)
+        yield from (util, power, beat)
+
+
+def make_registry(model: TrafficModel, node_names: Sequence[str], heard: Callable[[], BoolArray]) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(TrafficCollector(model, node_names, heard))
+    return registry
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)
