@@ -1,0 +1,302 @@
+"""Placement by Contract Net: announce a replica, every node bids its marginal cost, award the cheapest.
+
+The protocol is Smith's Contract Net (R. G. Smith, "The Contract Net Protocol: High-Level
+Communication and Control in a Distributed Problem Solver", IEEE Trans. Computers C-29(12), 1980):
+a manager announces a task, contractors that can do it answer with a bid, the manager awards the
+task to the best bid. Here the task is "start one replica of service s", the contractors are the
+nodes, and a node's bid is the marginal cost of hosting that replica, in milliseconds of request
+latency (or what a policy says is worth as much):
+
+- interference: the replica's requests are slowed by the node's contention, 1 + β·u² (the
+  simulator's model), and it slows every co-located replica's requests by β·(u_after² − u²);
+  the sum of both, in ms per request;
+- energy × carbon: the extra wall power the replica's load draws, (peak − idle)·Δu, times the
+  region's grid intensity, in g CO₂ per hour, priced at `BidWeights.ms_per_carbon_g_per_h`;
+- network: the RTT from the service's users (its origin region's edge) to the node;
+- residency, capacity, class, readiness: a node that may not or cannot host the replica bids
+  "infeasible", with the reason;
+- trust: a node trusted at t ∈ (0, 1] has its bid marked up by cost·(1/t − 1), so a half-trusted
+  node must be twice as cheap to win; below `BidWeights.min_trust` it does not bid.
+
+Everything is pure: `announce` turns a `PlacementTask` and a `NodeLedger` (the nodes' state as
+arrays) into one `NodeBid` per node, `award` picks the winner, `commit` returns the ledger with the
+winner's load added, so the next replica of the same service sees it. `place_by_contract_net` runs
+the rounds for `count` replicas from an Observation. Each award keeps its bid breakdown, so the
+placement agent can explain it ("node-3: 21 ms RTT, 2.4 ms interference, 0.7 g/h, trusted").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from kubeagora.model import BoolArray, FloatArray, NodeClass, Observation, Service
+
+INTERFERENCE_BETA: Mapping[NodeClass, float] = {
+    NodeClass.MCU: 0.2, NodeClass.CPU: 0.4, NodeClass.GPU: 0.6, NodeClass.TPU: 0.5,
+}
+"""Slowdown at full utilisation from co-located work, 1 + β·u², per node class: the simulator's
+coefficients (shared caches and memory bandwidth; on accelerators, shared PCIe/HBM)."""
+
+IDLE_CPU_FRACTION = 0.05
+"""CPU an idle replica burns, as a share of its request (the simulator's platform default)."""
+
+ACCELERATOR_CLASSES = frozenset({NodeClass.GPU, NodeClass.TPU})
+
+
+@dataclass(frozen=True, slots=True)
+class BidWeights:
+    """How a node turns its marginal effects into one cost (ms of request latency, or as good as)."""
+
+    ms_per_carbon_g_per_h: float = 5.0
+    """What one g CO₂/h of extra emissions is worth in ms. At 5, a 0.5-core web replica on a
+    600 g/kWh grid costs ~6 ms more than on a 60 g/kWh grid: enough to pick the clean node among
+    near-equals, never enough to send users to another region (40–120 ms)."""
+    network_weight: float = 1.0
+    """Multiplier on the users' RTT to the node (1: a ms of RTT is a ms of latency)."""
+    interference_weight: float = 1.0
+    min_trust: float = 0.05
+    """Nodes trusted less than this do not bid (quarantine-grade suspicion)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeBid:
+    """One node's answer to a call for bids, with the breakdown that explains it."""
+
+    node_index: int
+    node: str
+    feasible: bool
+    infeasible_reason: str
+    """Why the node cannot host the replica ("" when it can)."""
+    interference_ms: float
+    """Extra ms per request: the replica's own contention slowdown plus what it adds to its neighbours'."""
+    carbon_g_per_h: float
+    """Extra emissions of the replica's load on this node."""
+    network_ms: float
+    """RTT from the service's users to the node."""
+    trust: float
+    trust_markup_ms: float
+    """cost × (1/trust − 1): what distrust adds."""
+    cost_ms: float
+    """The bid: weighted sum of the above plus the trust markup; +inf when infeasible."""
+
+    def explain(self) -> str:
+        if not self.feasible:
+            return f"{self.node}: cannot host ({self.infeasible_reason})"
+        return (f"{self.node}: {self.cost_ms:.1f} ms = RTT {self.network_ms:.1f} ms + interference "
+                f"{self.interference_ms:.2f} ms + {self.carbon_g_per_h:.2f} g CO2/h"
+                + (f" + distrust {self.trust_markup_ms:.1f} ms (trust {self.trust:.2f})"
+                   if self.trust_markup_ms > 0 else ""))
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementTask:
+    """The call for bids: start one replica of a service."""
+
+    service_index: int
+    service: Service
+    origin_region_index: int
+    """Row of `ingress_rtt_ms` where the service's users are."""
+    replica_busy_fraction: float
+    """Expected share of the replica's worker slots busy on a reference node (0..1): its load."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeLedger:
+    """The nodes as bidders see them, as arrays indexed like `Observation.nodes`."""
+
+    names: tuple[str, ...]
+    node_classes: tuple[NodeClass, ...]
+    regions: tuple[str, ...]
+    cpu_cores: FloatArray
+    cpu_free: FloatArray
+    memory_free_gib: FloatArray
+    accelerators: FloatArray
+    accelerators_free: FloatArray
+    schedulable: BoolArray
+    """Ready and not quarantined."""
+    utilisation: FloatArray
+    speed: FloatArray
+    beta: FloatArray
+    dynamic_power_w: FloatArray
+    """Peak − idle wall power: what full utilisation adds to an idle node."""
+    carbon_g_per_kwh: FloatArray
+    ingress_rtt_ms: FloatArray
+    """[region, node]."""
+    colocated_service_ms: FloatArray
+    """Sum over the replicas on each node of their requests' mean service time (ms, at the node's
+    speed, before contention): how many ms of neighbours' work a rise in contention slows."""
+    trust: FloatArray
+
+
+def ledger_from_observation(observation: Observation, trust: Mapping[str, float] | None = None) -> NodeLedger:
+    """The bidders' view of the cluster now. Trust is per node name; a node not named is trusted (1.0)."""
+    obs = observation
+    nodes = obs.nodes
+    classes = tuple(n.node_class for n in nodes)
+    speed = np.maximum(np.asarray(obs.node_speed, dtype=np.float64), 1e-9)
+    # each existing replica's mean service time on its node: service × node class table, then gather
+    class_column = {c: j for j, c in enumerate(NodeClass)}
+    service_ms = np.array([[s.service_time_ms.get(c, 0.0) for c in NodeClass] for s in obs.services],
+                          dtype=np.float64).reshape(len(obs.services), len(class_column))
+    node_class_column = np.array([class_column[c] for c in classes], dtype=np.int64)
+    replica_ms = (service_ms[obs.replica_service, node_class_column[obs.replica_node]]
+                  / speed[obs.replica_node]) if obs.replica_node.size else np.zeros(0)
+    colocated = np.bincount(obs.replica_node, weights=replica_ms, minlength=len(nodes)).astype(np.float64)
+    trust_of = trust or {}
+    return NodeLedger(
+        names=tuple(n.name for n in nodes),
+        node_classes=classes,
+        regions=tuple(n.region for n in nodes),
+        cpu_cores=np.array([n.cpu_cores for n in nodes], dtype=np.float64),
+        cpu_free=np.array([n.cpu_cores for n in nodes], dtype=np.float64) - obs.node_cpu_allocated,
+        memory_free_gib=np.array([n.memory_gib for n in nodes], dtype=np.float64) - obs.node_memory_allocated_gib,
+        accelerators=np.array([n.accelerators for n in nodes], dtype=np.float64),
+        accelerators_free=np.array([n.accelerators for n in nodes], dtype=np.float64)
+        - obs.node_accelerators_allocated,
+        schedulable=np.asarray(obs.node_ready & ~obs.node_quarantined, dtype=np.bool_),
+        utilisation=np.clip(np.asarray(obs.node_utilization, dtype=np.float64), 0.0, 1.0),
+        speed=speed,
+        beta=np.array([INTERFERENCE_BETA[c] for c in classes], dtype=np.float64),
+        dynamic_power_w=np.array([n.peak_power_w - n.idle_power_w for n in nodes], dtype=np.float64),
+        carbon_g_per_kwh=np.array([obs.region_carbon_g_per_kwh.get(n.region, 0.0) for n in nodes],
+                                  dtype=np.float64),
+        ingress_rtt_ms=np.asarray(obs.ingress_rtt_ms, dtype=np.float64),
+        colocated_service_ms=colocated,
+        trust=np.array([trust_of.get(n.name, 1.0) for n in nodes], dtype=np.float64),
+    )
+
+
+def task_from_observation(observation: Observation, service_index: int) -> PlacementTask:
+    """Announce one more replica of a service; its load is the service's arrivals spread over one more replica."""
+    obs = observation
+    service = obs.services[service_index]
+    replicas_after = int(obs.ready_replicas[service_index] + obs.pending_replicas[service_index]) + 1
+    reference_ms = min(service.service_time_ms.values()) if service.service_time_ms else 0.0
+    busy = float(obs.arrival_rps[service_index]) / replicas_after * reference_ms / 1000.0 / max(service.concurrency, 1)
+    region = service.origin_region
+    origin = obs.regions.index(region) if region in obs.regions else 0
+    return PlacementTask(service_index, service, origin, float(np.clip(busy, 0.0, 1.0)))
+
+
+def _replica_footprint(task: PlacementTask, ledger: NodeLedger) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Per node: the replica's service time (ms, NaN where its class cannot run it), accelerators it
+    takes, and the utilisation it adds."""
+    service = task.service
+    base_ms = np.array([service.service_time_ms.get(c, np.nan) for c in ledger.node_classes], dtype=np.float64)
+    service_ms = base_ms / ledger.speed
+    is_accelerator = np.array([c in ACCELERATOR_CLASSES for c in ledger.node_classes], dtype=np.bool_)
+    accelerators = np.where(is_accelerator, float(service.accelerator_request), 0.0)
+    # slots busy on this node: the reference load scaled by how much slower or faster the node serves
+    reference_ms = np.nanmin(base_ms) if np.isfinite(base_ms).any() else 1.0
+    busy = np.clip(task.replica_busy_fraction * np.nan_to_num(service_ms, nan=0.0) / reference_ms, 0.0, 1.0)
+    cpu_used = service.cpu_request * (IDLE_CPU_FRACTION + (1.0 - IDLE_CPU_FRACTION) * busy)
+    added_cpu_util = cpu_used / np.maximum(ledger.cpu_cores, 1e-9)
+    added_acc_util = accelerators * busy / np.maximum(ledger.accelerators, 1.0)
+    # the engine takes a node's utilisation as the larger of its CPU and accelerator shares
+    return service_ms, accelerators, np.maximum(added_cpu_util, added_acc_util)
+
+
+def _infeasible_reasons(task: PlacementTask, ledger: NodeLedger, service_ms: FloatArray,
+                        accelerators: FloatArray, weights: BidWeights) -> list[str]:
+    service = task.service
+    allowed = service.allowed_regions
+    checks: Sequence[tuple[BoolArray, str]] = (
+        (~np.isfinite(service_ms), "node class cannot run the service"),
+        (np.array([allowed is not None and r not in allowed for r in ledger.regions], dtype=np.bool_),
+         "data residency: region not allowed"),
+        (~ledger.schedulable, "node not ready or quarantined"),
+        (ledger.trust < weights.min_trust, "node not trusted"),
+        (ledger.cpu_free < service.cpu_request - 1e-9, "not enough free CPU"),
+        (ledger.memory_free_gib < service.memory_request_gib - 1e-9, "not enough free memory"),
+        (ledger.accelerators_free < accelerators - 1e-9, "not enough free accelerators"),
+    )
+    reasons = [""] * len(ledger.names)
+    for failed, why in checks:
+        for n in np.flatnonzero(failed):
+            if not reasons[n]:
+                reasons[n] = why
+    return reasons
+
+
+def announce(task: PlacementTask, ledger: NodeLedger, weights: BidWeights | None = None) -> tuple[NodeBid, ...]:
+    """Every node's bid for the task, in node order (infeasible nodes included, with the reason)."""
+    w = weights or BidWeights()
+    service_ms, accelerators, added_util = _replica_footprint(task, ledger)
+    u_before = ledger.utilisation
+    u_after = np.minimum(u_before + added_util, 1.0)
+    own_ms = np.nan_to_num(service_ms, nan=0.0) * ledger.beta * u_after**2
+    neighbours_ms = ledger.colocated_service_ms * ledger.beta * (u_after**2 - u_before**2)
+    interference_ms = own_ms + neighbours_ms
+    carbon_g_per_h = ledger.dynamic_power_w * (u_after - u_before) * ledger.carbon_g_per_kwh / 1000.0
+    network_ms = ledger.ingress_rtt_ms[task.origin_region_index]
+    raw_ms = (w.interference_weight * interference_ms + w.ms_per_carbon_g_per_h * carbon_g_per_h
+              + w.network_weight * network_ms)
+    trust = np.clip(ledger.trust, w.min_trust, 1.0)
+    markup_ms = raw_ms * (1.0 / trust - 1.0)
+    reasons = _infeasible_reasons(task, ledger, service_ms, accelerators, w)
+    cost_ms = np.where([r == "" for r in reasons], raw_ms + markup_ms, np.inf)
+    return tuple(
+        NodeBid(n, ledger.names[n], not reasons[n], reasons[n], float(interference_ms[n]),
+                float(carbon_g_per_h[n]), float(network_ms[n]), float(ledger.trust[n]),
+                float(markup_ms[n]), float(cost_ms[n]))
+        for n in range(len(ledger.names))
+    )
+
+
+def award(bids: Sequence[NodeBid]) -> NodeBid | None:
+    """The cheapest feasible bid; ties go to the lowest node index (reproducible runs). None if none can."""
+    feasible = [b for b in bids if b.feasible]
+    if not feasible:
+        return None
+    return min(feasible, key=lambda b: (b.cost_ms, b.node_index))
+
+
+def commit(task: PlacementTask, ledger: NodeLedger, node_index: int) -> NodeLedger:
+    """The ledger after the replica starts on `node_index`: its resources taken, its load added."""
+    service_ms, accelerators, added_util = _replica_footprint(task, ledger)
+    n = node_index
+    service = task.service
+
+    def bumped(values: FloatArray, delta: float) -> FloatArray:
+        out = values.copy()
+        out[n] += delta
+        return out
+
+    return replace(
+        ledger,
+        cpu_free=bumped(ledger.cpu_free, -service.cpu_request),
+        memory_free_gib=bumped(ledger.memory_free_gib, -service.memory_request_gib),
+        accelerators_free=bumped(ledger.accelerators_free, -float(accelerators[n])),
+        utilisation=np.minimum(bumped(ledger.utilisation, float(added_util[n])), 1.0),
+        colocated_service_ms=bumped(ledger.colocated_service_ms, float(service_ms[n])),
+    )
+
+
+def run_contract_net(task: PlacementTask, ledger: NodeLedger, count: int,
+                     weights: BidWeights | None = None) -> tuple[list[tuple[int, NodeBid]], NodeLedger]:
+    """`count` rounds of announce → bid → award for the same task; stops early when no node can bid."""
+    awards: list[tuple[int, NodeBid]] = []
+    for _ in range(count):
+        winner = award(announce(task, ledger, weights))
+        if winner is None:
+            break
+        awards.append((winner.node_index, winner))
+        ledger = commit(task, ledger, winner.node_index)
+    return awards, ledger
+
+
+def place_by_contract_net(observation: Observation, service_index: int, count: int,
+                          trust: Mapping[str, float] | None = None,
+                          weights: BidWeights | None = None) -> list[tuple[int, NodeBid]]:
+    """Where to start `count` more replicas of a service: (node index, winning bid) per replica.
+
+    Fewer than `count` entries means the rest fit nowhere (the winning bids say why others lost).
+    """
+    if count < 0:
+        raise ValueError(f"count must be ≥ 0, got {count}")
+    task = task_from_observation(observation, service_index)
+    awards, _ = run_contract_net(task, ledger_from_observation(observation, trust), count, weights)
+    return awards
