@@ -467,7 +467,10 @@ class MockKubelet:
             except (aiohttp.ClientError, ApiError, OSError) as e:
                 raise KubeletError(f"cannot reach the API server at {endpoint.server}: {e}") from None
             started = time.monotonic()
-            await asyncio.gather(*(self.register(j) for j in range(len(self.nodes))))
+            try:
+                await asyncio.gather(*(self.register(j) for j in range(len(self.nodes))))
+            except ApiError as e:
+                raise KubeletError(f"cannot register the nodes: {e}") from None
             self.stats.registered = True
             self.t0 = time.monotonic()
             log(f"registered {len(self.nodes)} nodes ({self.plan.source}) in {time.monotonic() - started:.1f} s")
