@@ -250,6 +250,40 @@ class Engine:
         twin.recorder = self.recorder.fork(twin)
         return twin
 
+    @classmethod
+    def from_observation(cls, scenario: CompiledScenario, observation: Observation, seed: int | None = None,
+                         platform: PlatformDefaults | None = None) -> Engine:
+        """An engine whose time 0 is the observed moment: the observed pods on their nodes (Ready ones
+        ready, the others starting with a full cold start ahead), desired replicas, concurrency, shedding,
+        queues and node readiness, quarantine and speed. The scenario must list the observation's nodes
+        and services in the same order (the twin builds it so)."""
+        engine = cls(scenario, seed, platform)
+        engine._adopt_observed_state(observation)
+        return engine
+
+    def _adopt_observed_state(self, obs: Observation) -> None:
+        st, r = self.state, self.state.replicas
+        for k in np.flatnonzero(r.state != FREE):
+            self._release(int(k))
+        st.node_alive = np.asarray(obs.node_ready, dtype=bool).copy()
+        st.node_last_heard = -np.asarray(obs.node_heartbeat_age_s, dtype=float)
+        st.node_quarantined = np.asarray(obs.node_quarantined, dtype=bool).copy()
+        st.node_speed = np.asarray(obs.node_speed, dtype=float).copy()
+        self.network_whole = bool(st.node_alive.all())
+        for s, n, ready in zip(obs.replica_service.tolist(), obs.replica_node.tolist(), obs.replica_ready.tolist(),
+                               strict=True):
+            self._bind(int(s), int(n), ready_now=bool(ready))
+        r = st.replicas
+        ready_pods = r.state == READY
+        per_pod = obs.queue_length / np.maximum(np.bincount(r.service[ready_pods], minlength=self.n_services), 1)
+        r.backlog[ready_pods] = per_pod[r.service[ready_pods]]
+        st.desired = np.asarray(obs.desired_replicas, dtype=np.int64).copy()
+        live = np.bincount(r.service[(r.state == STARTING) | ready_pods], minlength=self.n_services)
+        st.unscheduled = np.maximum(st.desired - live, 0)
+        st.concurrency = np.asarray(obs.concurrency, dtype=np.int64).copy()
+        st.shed = np.asarray(obs.shed_fraction, dtype=float).copy()
+        self._reconcile()
+
     # ------------------------------------------------------------------ placement and pods
     def node_schedulable(self) -> BoolArray:
         st = self.state
