@@ -92,3 +92,44 @@ def advance(obs: Observation, seconds: float, **changes: Any) -> Observation:
         for k, v in changes.items()
     }
     return replace(obs, time_s=obs.time_s + seconds, **shaped)
+
+
+def node(name: str, region: str = "region-0", *, zone: str | None = None, node_class: NodeClass = NodeClass.CPU,
+         cores: float = 4.0, accelerators: int = 0, speed: float = 1.0) -> Node:
+    """A node in `region` (zone `<region>-z0` unless named); 60 W idle, 200 W peak."""
+    return Node(name, Tier.CLOUD, region, zone or f"{region}-z0", node_class, cores, 16.0, accelerators, speed)
+
+
+def with_replicas(obs: Observation, replicas: list[tuple[int, int, bool]]) -> Observation:
+    """The observation with exactly these replicas, as (service index, node index, ready) rows.
+
+    Ready/pending/desired counts and the nodes' allocations follow from the rows.
+    """
+    n_s, n_n = len(obs.services), len(obs.nodes)
+    service = np.array([r[0] for r in replicas], dtype=np.int64)
+    node_of = np.array([r[1] for r in replicas], dtype=np.int64)
+    ready = np.array([r[2] for r in replicas], dtype=np.bool_)
+    cpu = np.array([s.cpu_request for s in obs.services])
+    memory = np.array([s.memory_request_gib for s in obs.services])
+    ready_count = np.bincount(service[ready], minlength=n_s).astype(np.int64)
+    pending_count = np.bincount(service[~ready], minlength=n_s).astype(np.int64)
+    return replace(
+        obs,
+        replica_service=service,
+        replica_node=node_of,
+        replica_ready=ready,
+        ready_replicas=ready_count,
+        pending_replicas=pending_count,
+        desired_replicas=ready_count + pending_count,
+        node_cpu_allocated=np.bincount(node_of, weights=cpu[service], minlength=n_n).astype(np.float64),
+        node_memory_allocated_gib=np.bincount(node_of, weights=memory[service], minlength=n_n).astype(np.float64),
+    )
+
+
+def in_regions(obs: Observation, regions: tuple[str, ...], *, rtt_ms: Any = None,
+               carbon: dict[str, float] | None = None) -> Observation:
+    """The observation with these regions: RTT 20 ms from a region's users to its own nodes, 80 ms to others."""
+    if rtt_ms is None:
+        rtt_ms = [[20.0 if n.region == r else 80.0 for n in obs.nodes] for r in regions]
+    return replace(obs, regions=regions, ingress_rtt_ms=np.asarray(rtt_ms, dtype=np.float64),
+                   region_carbon_g_per_kwh=carbon or dict.fromkeys(regions, 300.0))
