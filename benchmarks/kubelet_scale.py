@@ -300,7 +300,12 @@ def table(results: list[Result]) -> str:
     return "\n".join(rows)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # so a SIGTERM also stops the simulator and the control plane (finally:)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _interrupt)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--nodes", type=int, default=1000)
     p.add_argument("--pods", type=int, default=10_000)

@@ -40,7 +40,7 @@ class Api:
         headers = {"Accept": JSON, "User-Agent": "kubeagora-mock-kubelet"}
         if endpoint.token:
             headers["Authorization"] = f"Bearer {endpoint.token}"
-        connector = aiohttp.TCPConnector(ssl=endpoint.ssl_context or False, limit=max_in_flight + 8)
+        connector = aiohttp.TCPConnector(ssl=endpoint.ssl_context or False, limit=max_in_flight + 24)
         self.session = aiohttp.ClientSession(endpoint.server, connector=connector, headers=headers,
                                              timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
         self.writes = asyncio.Semaphore(max_in_flight)
@@ -51,9 +51,12 @@ class Api:
 
     async def _write(self, method: str, path: str, body: Mapping[str, Any] | None, content_type: str,
                      params: Mapping[str, str] | None = None, want: bool = False,
-                     ok: tuple[int, ...] = ()) -> tuple[int, Any]:
+                     ok: tuple[int, ...] = (), bounded: bool = True) -> tuple[int, Any]:
+        if bounded:
+            async with self.writes:
+                return await self._write(method, path, body, content_type, params, want, ok, bounded=False)
         data = orjson.dumps(body) if body is not None else None
-        async with self.writes, self.session.request(
+        async with self.session.request(
             method, path, data=data, params=params, headers={"Content-Type": content_type},
             timeout=self.write_timeout,
         ) as resp:
@@ -66,8 +69,10 @@ class Api:
                      ok: tuple[int, ...] = ()) -> tuple[int, Any]:
         return await self._write("POST", path, body, JSON, want=want, ok=ok)
 
-    async def merge_patch(self, path: str, body: Mapping[str, Any], ok: tuple[int, ...] = ()) -> int:
-        status, _ = await self._write("PATCH", path, body, MERGE_PATCH, ok=ok)
+    async def merge_patch(self, path: str, body: Mapping[str, Any], ok: tuple[int, ...] = (),
+                          bounded: bool = True) -> int:
+        """``bounded=False``: the caller holds a slot of ``writes`` already."""
+        status, _ = await self._write("PATCH", path, body, MERGE_PATCH, ok=ok, bounded=bounded)
         return status
 
     async def delete(self, path: str, body: Mapping[str, Any] | None = None, ok: tuple[int, ...] = (404, 409)) -> int:

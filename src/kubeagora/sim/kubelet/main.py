@@ -57,6 +57,8 @@ from kubeagora.sim.kubelet.traffic import PodTable, TrafficModel
 from kubeagora.sim.scenario import FaultEvent
 
 HEARTBEAT_TICK_S = 0.5
+HEARTBEAT_LANE = 16
+"""Concurrent Lease and node-status writes, apart from the pod writes (``--max-in-flight``)."""
 TIMELINE_TICK_S = 0.2
 UNLABELLED = "unlabelled"
 
@@ -89,6 +91,10 @@ class PodRecord:
     cold_start_s: float
     run: ContainerRun
     stopping: bool = False
+    dirty: bool = False
+    """The status changed since the last write."""
+    writing: bool = False
+    """A status write is in flight (one at a time per pod, so they cannot land out of order)."""
 
 
 @dataclass
@@ -130,6 +136,7 @@ class MockKubelet:
         self.stats = Stats()
         self.background: set[asyncio.Task[Any]] = set()
         self.api: Api | None = None
+        self.heartbeats = asyncio.Semaphore(HEARTBEAT_LANE)
         self.stop = asyncio.Event()
         self._last_error_log = 0.0
 
@@ -185,8 +192,11 @@ class MockKubelet:
         name = self.names[j]
         path = f"/apis/coordination.k8s.io/v1/namespaces/{leases.LEASE_NAMESPACE}/leases/{name}"
         now = datetime.now(UTC)
-        if not create and await self.client.merge_patch(path, leases.renew_patch(now), ok=(404,)) != 404:
-            return
+        if not create:
+            async with self.heartbeats:  # a lane of their own: pod writes queueing up must not delay them
+                status = await self.client.merge_patch(path, leases.renew_patch(now), ok=(404,), bounded=False)
+            if status != 404:
+                return
         status, _ = await self.client.create(
             f"/apis/coordination.k8s.io/v1/namespaces/{leases.LEASE_NAMESPACE}/leases",
             leases.lease_manifest(name, self.node_uid.get(j), now), ok=(409,))
@@ -198,7 +208,8 @@ class MockKubelet:
         patch = nodes_mod.status_patch(now_iso(), health, self.condition_since[j])
         for c in patch["status"]["conditions"]:
             self.condition_since[j].setdefault(c["type"], c["lastTransitionTime"])
-        await self.client.merge_patch(f"/api/v1/nodes/{self.names[j]}/status", patch)
+        async with self.heartbeats:
+            await self.client.merge_patch(f"/api/v1/nodes/{self.names[j]}/status", patch, bounded=False)
 
     async def node_changed(self, j: int, back: bool, throttle_changed: bool) -> None:
         """A node came back or its throttle changed: tell the API server now (not in 5 minutes)."""
@@ -296,7 +307,7 @@ class MockKubelet:
         if not rec.run.ready:
             self.timeline.at(self.elapsed() + cold, "ready", key)
         if not (adopt or quiet):
-            self.spawn(self.patch_status(rec))
+            self.write_status(rec)
         return rec
 
     def forget(self, key: str) -> None:
@@ -306,11 +317,25 @@ class MockKubelet:
         self.table.remove(key)
         self.timeline.cancel(key)
 
-    async def patch_status(self, rec: PodRecord) -> None:
-        host_ip = nodes_mod.node_ip(rec.node)
-        body = pod_status(rec.uid, host_ip, rec.ip, rec.scheduled_at, rec.started_pod_at, rec.main, rec.init, rec.run)
-        await self.client.merge_patch(f"/api/v1/namespaces/{rec.namespace}/pods/{rec.name}/status", body,
-                                      ok=(404, 409))
+    def write_status(self, rec: PodRecord) -> None:
+        """Write the pod's status soon; changes made while a write waits are coalesced into it."""
+        rec.dirty = True
+        if not rec.writing:
+            rec.writing = True
+            self.spawn(self._status_writer(rec))
+
+    async def _status_writer(self, rec: PodRecord) -> None:
+        try:
+            while rec.dirty and rec.key in self.pods:
+                async with self.client.writes:  # wait for a slot first, then build the newest status
+                    rec.dirty = False
+                    host_ip = nodes_mod.node_ip(rec.node)
+                    body = pod_status(rec.uid, host_ip, rec.ip, rec.scheduled_at, rec.started_pod_at, rec.main,
+                                      rec.init, rec.run)
+                    await self.client.merge_patch(f"/api/v1/namespaces/{rec.namespace}/pods/{rec.name}/status",
+                                                  body, ok=(404, 409), bounded=False)
+        finally:
+            rec.writing = False
 
     def crash(self, service: str) -> None:
         """Every container of the service's pods restarts once; Ready again after the cold start."""
@@ -323,7 +348,7 @@ class MockKubelet:
             rec.run = ContainerRun(now, False, now, run.restart_count + 1, (run.started_at, now))
             self.table.set_ready(rec.key, False)
             self.timeline.at(self.elapsed() + rec.cold_start_s, "ready", rec.key)
-            self.spawn(self.patch_status(rec))
+            self.write_status(rec)
             hit += 1
         log(f"pod-crash {service}: {hit} pods restart")
 
@@ -343,7 +368,7 @@ class MockKubelet:
                     run = rec.run
                     rec.run = ContainerRun(run.started_at, True, now, run.restart_count, run.last_terminated)
                     self.table.set_ready(key, True)
-                    self.spawn(self.patch_status(rec))
+                    self.write_status(rec)
                 elif kind == "delete":
                     self.spawn(self.client.delete(f"/api/v1/namespaces/{rec.namespace}/pods/{rec.name}",
                                                   delete_options(rec.uid)))
