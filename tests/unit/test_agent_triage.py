@@ -1,0 +1,74 @@
+"""Triage: incidents are named and routed; an unknown anomaly, or one left unresolved, goes to a person."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from tests.unit.observations import node, observation, with_replicas
+
+from kubeagora.agents.base import AgentContext, Proposal
+from kubeagora.agents.handoff import INCIDENTS, PROPOSALS
+from kubeagora.agents.triage import IncidentKind, TriageAgent, is_escalation
+from kubeagora.coordination.events import Incident
+from kubeagora.decision.rollout import Stage, propose, screen
+from kubeagora.model import Observation, QuarantineNode, Scale
+
+
+def zone_down() -> Observation:
+    """a and b in region-0-z0 have been silent for 20 s; c in region-0-z1 answers."""
+    nodes = (node("a"), node("b"), node("c", zone="region-0-z1"))
+    obs = with_replicas(observation(nodes=nodes, arrival_rps=50.0, capacity_rps=480.0, p95_ms=60.0, p99_ms=90.0),
+                        [(0, 0, True), (0, 1, True), (0, 2, True)])
+    return replace(obs, node_heartbeat_age_s=np.array([20.0, 20.0, 0.0]))
+
+
+def test_a_zone_outage_goes_to_reliability_and_nobody_is_paged() -> None:
+    agent = TriageAgent()
+    obs = zone_down()
+    handling = Proposal("reliability", QuarantineNode("a"), "silent")
+    proposals, state = agent.decide(obs, agent.initial_state(obs), AgentContext(extras={PROPOSALS: [handling]}))
+
+    assert proposals == []
+    (incident,) = state.incidents.values()
+    assert (incident.kind, incident.subject, incident.specialist) == (IncidentKind.ZONE_OUTAGE, "region-0-z0",
+                                                                     "reliability")
+    assert incident.handled_by == ("reliability",)
+
+
+def test_an_unresolved_zone_outage_is_escalated_once_after_three_minutes() -> None:
+    agent = TriageAgent()
+    obs = zone_down()
+    _, state = agent.decide(obs, agent.initial_state(obs), AgentContext())
+    proposals, state = agent.decide(replace(obs, time_s=180.0), state, AgentContext())
+
+    assert [p.action.node for p in proposals if isinstance(p.action, QuarantineNode)] == ["a", "b"]
+    assert all(is_escalation(p) for p in proposals)
+    again, _ = agent.decide(replace(obs, time_s=190.0), state, AgentContext())
+    assert again == []
+
+
+def test_an_unknown_anomaly_is_escalated_at_once_and_waits_for_a_person() -> None:
+    agent = TriageAgent()
+    # p99 400 ms at 10 % load on healthy nodes: not overload, not a fault
+    obs = observation(arrival_rps=16.0, capacity_rps=160.0, p95_ms=300.0, p99_ms=400.0)
+    proposals, state = agent.decide(obs, agent.initial_state(obs), AgentContext())
+
+    (escalation,) = proposals
+    assert escalation.action == Scale("web", 2, escalation.reason)
+    assert is_escalation(escalation)
+    assert "no agent's playbook explains it" in escalation.reason
+    assert [i.kind for i in state.incidents.values()] == [IncidentKind.UNKNOWN]
+    rollout = screen(propose("r1", proposals, obs), obs.time_s, [], None)
+    assert rollout.stage is Stage.AWAITING_APPROVAL
+
+
+def test_an_overloaded_service_goes_to_scaling_and_a_strange_bus_incident_to_a_person() -> None:
+    agent = TriageAgent()
+    obs = observation(arrival_rps=400.0, capacity_rps=160.0, p95_ms=300.0, p99_ms=600.0)
+    strange = Incident("disk_smart_warning", "node-0", 0.0, "reallocated sectors rising")
+    proposals, state = agent.decide(obs, agent.initial_state(obs), AgentContext(extras={INCIDENTS: [strange]}))
+
+    routes = {(i.kind, i.subject): i.specialist for i in state.incidents.values()}
+    assert routes == {(IncidentKind.OVERLOAD, "web"): "scaling", (IncidentKind.UNKNOWN, "node-0"): "human"}
+    assert [p.action for p in proposals] == [QuarantineNode("node-0", proposals[0].reason)]
