@@ -18,6 +18,6 @@ def small_scenario(*, duration_s: float = 120, total_rps: float = 300, services:
     model = ScenarioModel.model_validate({
         "name": "small", "seed": seed, "duration_s": duration_s, "topology": SMALL_TOPOLOGY,
         "services": {"count": services, "mix": mix or {"web": 1, "api": 1}},
-        "workload": {"total_rps": total_rps, **workload}, "faults": faults or [],
+        "workload": {"total_rps": total_rps, **workload}, "faults": faults or [], "warm_start": False,
     })
     return compile_scenario(model, "small")

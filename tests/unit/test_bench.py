@@ -73,11 +73,11 @@ def test_plan_refuses_two_scenarios_under_one_name(tmp_path: Path) -> None:
 
 
 def test_parallel_and_serial_runs_give_identical_metrics() -> None:
-    runs = [RunSpec("steady-drift", "hpa", 1, SHORT_S), RunSpec("burst-hotspot", "heuristic", 2, SHORT_S)]
+    runs = [RunSpec("steady-drift", "knative", 1, SHORT_S), RunSpec("burst-hotspot", "heuristic", 2, SHORT_S)]
     serial = run_matrix(runs, jobs=1)
     parallel = run_matrix(runs, jobs=2)
     assert [(r.scenario, r.controller, r.seed) for r in parallel] == [
-        ("steady-drift", "hpa", 1),
+        ("steady-drift", "knative", 1),
         ("burst-hotspot", "heuristic", 2),
     ]
     for a, b in zip(serial, parallel, strict=True):

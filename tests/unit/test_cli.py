@@ -125,7 +125,8 @@ def test_bench_with_a_trace_replays_it_on_the_default_scenario(tmp_path: Path) -
     document = json.loads(out.read_text())
     assert_bench_contract(document)
     assert {r["scenario"] for r in document["runs"]} == {DEFAULT_SCENARIO}
-    assert document["trace"] == {"path": str(trace), "format": "counts", "scale": 100.0, "offset_s": 0}
+    assert document["trace"] == {"path": str(trace), "format": "counts", "scale": 100.0, "offset_s": 0,
+                                 "smoothing_s": 60}
     demand = document["runs"][0]["timeseries"]["demand_rps"]
     assert 2000 < sum(demand) / len(demand) < 4000  # the trace × 100, not the scenario's 6000 req/s
 

@@ -32,7 +32,7 @@ def one_queue(rate_rps: float, duration_s: float = 600.0, concurrency: int = 1, 
                      "fog_nodes_per_region": 0, "cloud_nodes_per_region": 1, "cloud_gpu_per_region": 0,
                      "speed_jitter": 0.0},
         "services": {"count": 0, "explicit": [{"name": "q", "template": "iot-ingest", "min_replicas": 1}]},
-        "workload": {"total_rps": rate_rps},
+        "workload": {"total_rps": rate_rps}, "warm_start": False,
     })
     sc = compile_scenario(model, "one-queue")
     services = tuple(dataclasses.replace(s, concurrency=concurrency, service_time_cv=cv,

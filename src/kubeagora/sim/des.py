@@ -50,15 +50,15 @@ _SECOND, _DEPARTURE, _ARRIVAL = 0, 1, 2
 def with_replica_plan(scenario: CompiledScenario, replicas: Mapping[str, int]) -> CompiledScenario:
     """The scenario with each named service's `min_replicas` set to its planned count.
 
-    The engine places `min_replicas` pods of every service at t = 0, Ready at once, so both the engine
-    and the DES start from the same placement and `StaticController`/`FixedPlanController` hold it.
+    The engine places `min_replicas` pods of every service at t = 0, Ready at once (no warm start), so
+    both the engine and the DES start from the same placement and `StaticController`/`FixedPlanController` hold it.
     """
     def planned(s: Service) -> Service:
         count = int(replicas[s.name])
         return dataclasses.replace(s, min_replicas=count, max_replicas=max(s.max_replicas, count))
 
     services = tuple(planned(s) if s.name in replicas else s for s in scenario.services)
-    return dataclasses.replace(scenario, services=services)
+    return dataclasses.replace(scenario, services=services, warm_start=False)
 
 
 class FixedPlanController:

@@ -26,6 +26,7 @@ from kubeagora.model import (
     Action,
     BoolArray,
     FloatArray,
+    IntArray,
     Migrate,
     NodeClass,
     Observation,
@@ -195,6 +196,7 @@ class Engine:
         self.svc_cv = np.array([s.service_time_cv for s in sv])
         self.svc_queue_limit = np.array([s.queue_limit for s in sv], dtype=float)
         self.svc_max = np.array([s.max_replicas for s in sv], dtype=np.int64)
+        self.svc_concurrency = np.array([s.concurrency for s in sv], dtype=float)
         self.svc_origin = np.array([region_idx[s.origin_region] for s in sv])
         self.index_of_service = {s.name: i for i, s in enumerate(sv)}
         self.index_of_node = {n.name: i for i, n in enumerate(nodes)}
@@ -222,6 +224,8 @@ class Engine:
 
         rng = np.random.default_rng(scenario.seed if seed is None else seed)
         initial = np.array([max(s.min_replicas, 1) for s in sv], dtype=np.int64)
+        if scenario.warm_start:
+            initial = np.maximum(initial, self.warm_replicas(scenario.workload.rate_at(0.0)))
         self.state = EngineState(
             t=0.0, rng=rng, replicas=Replicas.empty(max(64, int(2 * initial.sum()))),
             desired=initial.copy(), unscheduled=np.zeros(n_s, np.int64),
@@ -241,6 +245,16 @@ class Engine:
         self.pods_changed = True
         self.recorder = Recorder(self)
         self._reconcile(initial_ready=True)
+
+    WARM_UTILISATION = 0.6
+
+    def warm_replicas(self, rate_rps: FloatArray) -> IntArray:
+        """Replicas that serve `rate_rps` at 60 % utilisation on the fastest class each service runs on:
+        what a cluster that has been running would have when a scenario starts."""
+        fastest_ms = np.nanmin(self.svc_time_ms, axis=1)
+        per_replica_rps = self.svc_concurrency * 1000.0 / fastest_ms
+        need = np.ceil(rate_rps / (self.WARM_UTILISATION * per_replica_rps))
+        return np.asarray(np.clip(need, 1, self.svc_max), dtype=np.int64)
 
     # ------------------------------------------------------------------ forking (the twin)
     def fork(self) -> Engine:

@@ -76,6 +76,11 @@ def simulate(scenario: CompiledScenario, controller: Controller, platform: Platf
             progress((i + 1) / steps)
     rollbacks = getattr(controller, "rollback_pct", None)
     rollback_pct = rollbacks(state) if callable(rollbacks) else None
+    # a controller that keeps its own decision records (the MAS: agent, reasons, shield and twin
+    # verdicts, rollout stages) reports those instead of the bare actions
+    decision_log = getattr(controller, "decision_log", None)
+    if callable(decision_log):
+        decisions = list(decision_log(state))[:max_decisions]
     rec = engine.recorder
     metrics = rec.metrics(scenario.duration_s, cpu_s, rollback_pct)
     return RunResult(scenario.name, scenario.seed, controller.name, scenario.duration_s, metrics, rec.series,

@@ -127,6 +127,10 @@ class ScenarioModel(_Strict):
     services: ServicesModel = ServicesModel(count=12)
     workload: WorkloadModel = WorkloadModel()
     faults: tuple[FaultModel, ...] = ()
+    warm_start: bool = True
+    """Start every service with the replicas its initial load needs (as a cluster that has been running
+    would), instead of `min_replicas`; all controllers then start from the same sensible state and
+    the first minute measures control, not a cold start from one pod."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +159,7 @@ class CompiledScenario:
     faults: tuple[FaultEvent, ...]
     downstream: tuple[tuple[int, int], ...]
     """(caller, callee) service index pairs."""
+    warm_start: bool = False
 
     @property
     def nodes(self) -> tuple[Node, ...]:
@@ -213,7 +218,7 @@ def compile_scenario(model: ScenarioModel, source: str = "", seed: int | None = 
                          services, rng, source, duration, seed)
     faults = tuple(_fault(f, i, topo, services, rng, source) for i, f in enumerate(model.faults))
     return CompiledScenario(model.name, source, seed, duration, model.step_s, topo, services, workload,
-                            tuple(sorted(faults, key=lambda f: f.at_s)), downstream)
+                            tuple(sorted(faults, key=lambda f: f.at_s)), downstream, model.warm_start)
 
 
 def _from_template(template: str, where: str, **overrides: Any) -> Service:
