@@ -33,7 +33,7 @@ def test_oracle_gives_up_at_max_when_the_slo_is_out_of_reach() -> None:
 
 
 def test_registry_knows_every_baseline_and_rejects_others() -> None:
-    assert set(CONTROLLER_NAMES) == {"static", "heuristic", "hpa", "keda", "rayserve", "knative", "oracle"}
+    assert set(CONTROLLER_NAMES) == {"static", "heuristic", "hpa", "keda", "rayserve", "knative", "mpc", "oracle"}
     model, source = load_scenario(DEFAULT_SCENARIO)
     with pytest.raises(ValueError, match="known: static, heuristic"):
         make_controller("vpa", compile_scenario(model, source))

@@ -9,6 +9,7 @@ from kubeagora.controllers.heuristic import HeuristicController
 from kubeagora.controllers.hpa import HpaController
 from kubeagora.controllers.keda import KedaController
 from kubeagora.controllers.knative import KnativeController
+from kubeagora.controllers.mpc import MpcController
 from kubeagora.controllers.oracle import OracleController
 from kubeagora.controllers.rayserve import RayServeController
 from kubeagora.sim.scenario import CompiledScenario
@@ -20,6 +21,7 @@ _FACTORIES: dict[str, Callable[[CompiledScenario], Controller]] = {
     "keda": lambda scenario: KedaController(),
     "rayserve": lambda scenario: RayServeController(),
     "knative": lambda scenario: KnativeController(),
+    "mpc": lambda scenario: MpcController(),
     "oracle": OracleController,
 }
 

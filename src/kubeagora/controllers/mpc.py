@@ -1,0 +1,322 @@
+"""The `mpc` controller: forecast arrivals, plan replicas with the MPC, scale; the scheduler places.
+
+Every 15 s (the HPA's sync period, so the two are compared at the same cadence):
+
+1. the arrival rate of each service over the last interval, from the `arrived_total` counters
+   (calls from upstream services included), goes into the forecaster (`decision.forecast`);
+2. the demand to provision for is the forecaster's upper quantile (mean + k·σ) over the horizon, never
+   below the rate just measured (over the interval, and in the last second), plus the backlog in the
+   queues drained over `backlog_drain_s`;
+3. each service's safe capacity per replica comes from the latency model at the speed, interference
+   and network its replicas see now (`decision.capacity`);
+4. the MPC (`decision.mpc`) chooses replica set-points over the horizon, knowing that new replicas
+   serve only after their cold start and that the CPU and accelerator pools of each region are finite;
+5. the first step's set-points (optionally corrected by a bounded learned residual) become `Scale`
+   actions; kube-scheduler's default placement puts the pods.
+
+Only the Observation is read: no scenario, no future. The interference coefficients β of the node
+classes are the platform's (`sim.engine.INTERFERENCE`, what a deployment would measure once per node
+type).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from kubeagora.controllers.latency_prediction import interference_slowdown
+from kubeagora.controllers.policy_parts import (
+    SampleHistory,
+    TimedRecords,
+    mean_service_time_s,
+    replica_bounds,
+    scale_actions,
+    service_time_matrix_ms,
+)
+from kubeagora.decision import forecast as fc
+from kubeagora.decision.capacity import SafeCapacitySettings, safe_replica_capacity_rps
+from kubeagora.decision.mpc import (
+    SECONDS_PER_HOUR,
+    Mpc,
+    MpcInputs,
+    MpcPlan,
+    MpcSettings,
+    ResidualPolicy,
+    ResourcePools,
+    apply_residual,
+    make_mpc,
+    pending_ready_by_step,
+    resource_pools,
+)
+from kubeagora.model import Action, FloatArray, IntArray, NodeClass, Observation
+from kubeagora.sim.engine import INTERFERENCE
+
+
+@dataclass(frozen=True, slots=True)
+class MpcControllerSettings:
+    interval_s: float = 15.0
+    horizon_steps: int = 8
+    forecast: fc.ForecastSettings = field(default_factory=lambda: fc.ForecastSettings(
+        ewma_alpha=0.6, level_alpha=0.6, trend_beta=0.2, trend_damping_phi=0.8, history_steps=1024,
+        redetect_every_steps=40, residual_window_steps=20, upper_k=2.0))
+    """At 15-second samples: a ring of 4¼ hours, seasons re-detected every 10 minutes; the trend is
+    damped hard (φ = 0.8, it fades within a minute or two) so a burst's ramp is not extrapolated."""
+    capacity: SafeCapacitySettings = field(default_factory=SafeCapacitySettings)
+    backlog_drain_s: float = 30.0
+    """Queued requests are planned to be served within this long, on top of the arrivals."""
+    price_per_core_hour: float = 0.04
+    """Typical on-demand cloud price of a vCPU-hour (USD)."""
+    price_per_accelerator_hour: float = 2.5
+    """Typical on-demand price of a datacenter GPU-hour (USD)."""
+    electricity_per_kwh: float = 0.15
+    carbon_price_per_tonne: float = 80.0
+    """Carbon price (USD per tonne CO₂) applied to the region's grid intensity."""
+    change_cost_steps: float = 4.0
+    """Starting or stopping a replica costs as much as running it for this many steps: a scale-down has
+    to pay for itself within a minute, which keeps noise from flapping the replica count."""
+    shortfall_penalty_per_rps_hour: float = 5.0
+    capacity_recovery: float = 0.2
+    """A service's safe capacity estimate falls at once but recovers by this share per tick: when a new
+    replica lands on a slow or distant node the estimate drops, and it should not bounce back the moment
+    the ReplicaSet removes that replica again (that flapped one replica every tick)."""
+    scale_down_stabilization_s: float = 60.0
+    """Scale down only to the highest set-point of this window (Kubernetes' scale-down stabilization,
+    far shorter than the HPA's 300 s: the forecast's upper quantile already carries the noise; one
+    minute covers a load that jumps every minute without holding a burst's replicas for long)."""
+    max_residual_replicas: int = 2
+    """A learned residual may move each set-point by at most this many replicas."""
+
+
+@dataclass(frozen=True, slots=True)
+class MpcControllerState:
+    arrivals: SampleHistory
+    forecaster: fc.ForecasterState
+    safe_capacity_rps: FloatArray | None = None
+    """The smoothed safe capacity per replica (see `capacity_recovery`)."""
+    recommendations: TimedRecords = field(default_factory=TimedRecords)
+    """Recent set-points, for the scale-down stabilization."""
+    last_plan: MpcPlan | None = None
+    pool_names: tuple[str, ...] = ()
+
+
+class MpcController:
+    """Forecast + MPC + default placement. `residual` is the hook for a learned correction (a later RL
+    part fills it): `(observation, setpoints) -> adjusted setpoints`, clamped to ±k replicas."""
+
+    name = "mpc"
+
+    def __init__(self, settings: MpcControllerSettings | None = None, residual: ResidualPolicy | None = None) -> None:
+        self.settings = settings or MpcControllerSettings()
+        self.residual = residual
+        self._mpc: Mpc | None = None
+        self._shape: tuple[int, int] = (0, 0)
+
+    @property
+    def interval_s(self) -> float:
+        return self.settings.interval_s
+
+    def _problem(self, n_services: int, n_pools: int) -> Mpc:
+        """The compiled MPC for this many services and pools (built once; rebuilt only if they change)."""
+        if self._mpc is None or self._shape != (n_services, n_pools):
+            cfg = self.settings
+            self._mpc = make_mpc(n_services, n_pools, MpcSettings(
+                horizon_steps=cfg.horizon_steps, step_s=cfg.interval_s,
+                shortfall_penalty_per_rps_hour=cfg.shortfall_penalty_per_rps_hour))
+            self._shape = (n_services, n_pools)
+        return self._mpc
+
+    def initial_state(self, observation: Observation) -> MpcControllerState:
+        cfg = self.settings
+        n = len(observation.services)
+        return MpcControllerState(
+            SampleHistory(cfg.interval_s + 1.0).record(observation.time_s, observation.arrived_total),
+            fc.initial_state(n, cfg.interval_s, cfg.forecast),
+        )
+
+    def decide(self, observation: Observation, state: MpcControllerState) -> tuple[Sequence[Action],
+                                                                                     MpcControllerState]:
+        cfg, now = self.settings, observation.time_s
+        arrivals = state.arrivals.record(now, observation.arrived_total)
+        measured = arrivals.rate(now - cfg.interval_s, now)
+        rate_rps = observation.arrival_rps if measured is None else measured
+        forecaster = fc.observe(state.forecaster, rate_rps)
+        forecast = fc.predict(forecaster, cfg.horizon_steps)
+
+        inputs, pools, details = self.plan_inputs(observation, forecast, rate_rps, state.safe_capacity_rps)
+        plan = self._problem(len(observation.services), len(pools.names)).solve(inputs)
+        lo, hi = replica_bounds(observation)
+        setpoints = apply_residual(self.residual, observation, plan.setpoints, cfg.max_residual_replicas, lo, hi)
+        recommendations = state.recommendations.add(now, setpoints, cfg.scale_down_stabilization_s)
+        setpoints = recommendations.max_within(now, cfg.scale_down_stabilization_s, setpoints)
+        # pods on NotReady nodes still count for the ReplicaSet until they are evicted
+        desired = setpoints + details["stranded"].astype(np.int64)
+        reasons = self.reasons(observation, forecast, inputs, plan, setpoints)
+        new_state = replace(state, arrivals=arrivals, forecaster=forecaster, safe_capacity_rps=inputs.safe_capacity_rps,
+                            recommendations=recommendations, last_plan=plan, pool_names=pools.names)
+        return scale_actions(observation, desired, reasons), new_state
+
+    # ------------------------------------------------------------------ inputs of the MPC
+    def plan_inputs(self, observation: Observation, forecast: fc.Forecast, rate_rps: FloatArray,
+                    previous_capacity_rps: FloatArray | None = None,
+                    ) -> tuple[MpcInputs, ResourcePools, dict[str, FloatArray]]:
+        cfg = self.settings
+        services, nodes = observation.services, observation.nodes
+        n_s, h = len(services), cfg.horizon_steps
+        step_h = cfg.interval_s / SECONDS_PER_HOUR
+
+        node_up = observation.node_ready & ~observation.node_quarantined
+        live_on_up = node_up[observation.replica_node]
+        pending = np.bincount(observation.replica_service[~observation.replica_ready & live_on_up], minlength=n_s)
+        stranded = np.bincount(observation.replica_service[~observation.replica_ready & ~live_on_up], minlength=n_s)
+        # unscheduled pods are pending too (the Observation counts them), but have no row in the replica list
+        listed_pending = np.bincount(observation.replica_service[~observation.replica_ready], minlength=n_s)
+        pending = pending + np.maximum(observation.pending_replicas - listed_pending, 0)
+
+        # demand: upper forecast, not below what was just measured, plus the queues drained
+        backlog_rps = np.maximum(observation.queue_length, 0.0) / cfg.backlog_drain_s
+        # the freshest measurement: the interval's mean lags a jump that happened within the interval
+        latest_rps = np.maximum(np.asarray(rate_rps, dtype=np.float64), observation.arrival_rps)
+        demand = np.maximum(forecast.upper_rps, latest_rps[:, None])
+        drain_steps = max(1, math.ceil(cfg.backlog_drain_s / cfg.interval_s))
+        demand[:, :drain_steps] += backlog_rps[:, None]
+
+        service_ms, network_ms = self.replica_conditions(observation)
+        safe_capacity = safe_replica_capacity_rps(
+            service_ms, network_ms, np.array([float(s.concurrency) for s in services]),
+            np.array([s.service_time_cv for s in services]), np.array([s.slo_p95_ms for s in services]),
+            np.array([s.slo_p99_ms for s in services]), cfg.capacity)
+        if previous_capacity_rps is not None:
+            recovered = previous_capacity_rps + cfg.capacity_recovery * (safe_capacity - previous_capacity_rps)
+            safe_capacity = np.minimum(safe_capacity, recovered)
+
+        cold_start_s = self.cold_start_s(observation)
+        cold_steps = np.ceil(cold_start_s / cfg.interval_s).astype(np.int64)
+        lo, hi = replica_bounds(observation)
+
+        pools = resource_pools(observation)
+        pool_usage = pools.usage_per_replica(observation, self.region_share(observation))
+        price = np.where(pools.is_accelerator, cfg.price_per_accelerator_hour, cfg.price_per_core_hour)
+        cpu = np.array([s.cpu_request for s in services])
+        accelerators = np.array([float(s.accelerator_request) for s in services])
+        replica_price_hour = cpu * cfg.price_per_core_hour + accelerators * cfg.price_per_accelerator_hour
+        energy = self.energy_cost_per_replica_hour(observation)
+        change_cost = (replica_price_hour + energy) * step_h * cfg.change_cost_steps
+
+        inputs = MpcInputs(
+            demand_rps=demand, ready_replicas=observation.ready_replicas.astype(np.float64),
+            pending_replicas=pending.astype(np.float64),
+            pending_ready_replicas=pending_ready_by_step(pending.astype(np.float64), cold_steps, h),
+            safe_capacity_rps=safe_capacity, cold_start_steps=cold_steps,
+            min_replicas=lo.astype(np.float64), max_replicas=hi.astype(np.float64),
+            priority_weight=np.array([s.priority_weight for s in services]), change_cost=change_cost,
+            energy_cost_per_replica_hour=energy, pool_usage=pool_usage, pool_capacity=pools.capacity,
+            price_per_unit_hour=price,
+        )
+        del nodes
+        return inputs, pools, {"stranded": stranded.astype(np.float64), "service_ms": service_ms}
+
+    def replica_conditions(self, observation: Observation) -> tuple[FloatArray, FloatArray]:
+        """Per service: mean service time (ms) of its Ready replicas at their nodes' current speed and
+        interference, and the network delay (ms) from its users to the nearest node that can run it.
+
+        The network term is where replicas *should* run, not the mean over where they are: with even
+        routing, a replica the scheduler put in a far region raises everyone's tail, and sizing for that
+        would ask for more replicas, which land far too — a runaway that more replicas cannot fix
+        (placement can)."""
+        n_s = len(observation.services)
+        nominal_ms = service_time_matrix_ms(observation)
+        region_of = {name: i for i, name in enumerate(observation.regions)}
+        origin = np.array([region_of.get(s.origin_region, 0) for s in observation.services])
+        rtt = observation.ingress_rtt_ms[origin]  # [service, node]
+        beta = np.array([INTERFERENCE[n.node_class] for n in observation.nodes])
+        slowdown = interference_slowdown(beta, observation.node_utilization)
+        speed_ms = mean_service_time_s(observation, nominal_ms) * 1000.0  # current speeds, no interference
+        ready = observation.replica_ready
+        svc, node = observation.replica_service[ready], observation.replica_node[ready]
+        count = np.bincount(svc, minlength=n_s)
+        mean_slowdown = np.bincount(svc, slowdown[node], minlength=n_s) / np.maximum(count, 1)
+        node_up = observation.node_ready & ~observation.node_quarantined
+        allowed = np.array([[s.allowed_regions is None or n.region in s.allowed_regions for n in observation.nodes]
+                            for s in observation.services], dtype=bool).reshape(n_s, len(observation.nodes))
+        usable = ~np.isnan(nominal_ms) & allowed & node_up[None, :]
+        nearest_rtt = np.min(np.where(usable, rtt, np.inf), axis=1)
+        service_ms = speed_ms * np.where(count > 0, mean_slowdown, 1.0)
+        network_ms = np.where(np.isfinite(nearest_rtt), nearest_rtt, 0.0)
+        return np.asarray(service_ms, dtype=np.float64), np.asarray(network_ms, dtype=np.float64)
+
+    @staticmethod
+    def cold_start_s(observation: Observation) -> FloatArray:
+        """Per service: the cold start on the node class its replicas run on (the fastest class it can run on
+        in this cluster when it has none), plus a second for scheduling."""
+        classes = {n.node_class for n in observation.nodes}
+        out = np.zeros(len(observation.services))
+        for i, service in enumerate(observation.services):
+            mine = observation.replica_node[observation.replica_service == i]
+            if mine.size:
+                used: list[NodeClass] = [observation.nodes[int(k)].node_class for k in mine]
+                out[i] = max(service.cold_start_on(c) for c in set(used))
+            else:
+                runnable = [c for c in classes if service.can_run_on(c)]
+                out[i] = min((service.cold_start_on(c) for c in runnable), default=0.0)
+        return out + 1.0
+
+    @staticmethod
+    def region_share(observation: Observation) -> FloatArray:
+        """[service, region] where its replicas run on nodes that are up; with none there, its users'
+        region if that region has a node up that can run it, else the first such region."""
+        region_of = {name: i for i, name in enumerate(observation.regions)}
+        node_region = np.array([region_of[n.region] for n in observation.nodes], dtype=np.int64)
+        node_up = observation.node_ready & ~observation.node_quarantined
+        n_s, n_r = len(observation.services), len(observation.regions)
+        share = np.zeros((n_s, n_r))
+        on_up = node_up[observation.replica_node]
+        np.add.at(share, (observation.replica_service[on_up], node_region[observation.replica_node[on_up]]), 1.0)
+        for i, service in enumerate(observation.services):
+            if share[i].sum() > 0:
+                continue
+            hosts = {node_region[k] for k, n in enumerate(observation.nodes)
+                     if node_up[k] and service.can_run_on(n.node_class)
+                     and (service.allowed_regions is None or n.region in service.allowed_regions)}
+            origin = region_of.get(service.origin_region, 0)
+            share[i, origin if origin in hosts or not hosts else min(hosts)] = 1.0
+        return np.asarray(share / share.sum(axis=1, keepdims=True), dtype=np.float64)
+
+    def energy_cost_per_replica_hour(self, observation: Observation) -> FloatArray:
+        """Per service: the dynamic power of one busy replica × (electricity + carbon) per hour.
+
+        A replica's share of a node's dynamic power (peak − idle) is its share of the node's cores, or of
+        its accelerators on a GPU/TPU node, taken on the node class it runs on (its best class otherwise)."""
+        cfg = self.settings
+        out = np.zeros(len(observation.services))
+        carbon = observation.region_carbon_g_per_kwh
+        for i, service in enumerate(observation.services):
+            candidates = [n for n in observation.nodes if service.can_run_on(n.node_class)]
+            if not candidates:
+                continue
+            node = min(candidates, key=lambda n: service.service_time_ms[n.node_class] / n.speed_factor)
+            dynamic_w = node.peak_power_w - node.idle_power_w
+            share = (service.accelerator_request / node.accelerators if node.accelerators and
+                     service.accelerator_request else service.cpu_request / node.cpu_cores)
+            g_per_kwh = carbon.get(node.region, 0.0)
+            price_per_kwh = cfg.electricity_per_kwh + cfg.carbon_price_per_tonne * g_per_kwh / 1e6
+            out[i] = dynamic_w * min(share, 1.0) / 1000.0 * price_per_kwh
+        return out
+
+    # ------------------------------------------------------------------ explanations
+    def reasons(self, observation: Observation, forecast: fc.Forecast, inputs: MpcInputs, plan: MpcPlan,
+                setpoints: IntArray) -> list[str]:
+        h_s = self.settings.horizon_steps * self.settings.interval_s
+        out = []
+        for i in range(len(observation.services)):
+            peak = float(inputs.demand_rps[i].max())
+            held = (f" (plan {int(plan.setpoints[i])}, held by the {self.settings.scale_down_stabilization_s:.0f} s "
+                    f"scale-down window)" if setpoints[i] > plan.setpoints[i] else "")
+            out.append(
+                f"mpc: forecast {forecast.mean_rps[i, 0]:.0f} req/s (plan for {peak:.0f} req/s, upper "
+                f"quantile, over {h_s:.0f} s); safe capacity {inputs.safe_capacity_rps[i]:.0f} req/s per replica; "
+                f"{int(inputs.ready_replicas[i])} ready + {int(inputs.pending_replicas[i])} starting -> "
+                f"{int(setpoints[i])}{held}; shortfall {plan.shortfall_rps[i].max():.0f} req/s")
+        return out

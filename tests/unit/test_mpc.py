@@ -1,0 +1,181 @@
+"""The replica MPC: DPP once, re-solved; cold starts, pools and priorities shape the plan; the controller."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pytest
+from tests.unit.observations import advance, node, observation, web_service, with_replicas
+
+from kubeagora.controllers.mpc import MpcController
+from kubeagora.decision.capacity import safe_replica_capacity_rps
+from kubeagora.decision.mpc import (
+    MpcInputs,
+    MpcSettings,
+    apply_residual,
+    make_mpc,
+    pending_ready_by_step,
+    resource_pools,
+)
+from kubeagora.model import NodeClass, Scale, Service
+
+HORIZON = 6
+
+
+def inputs(n_services: int = 1, n_pools: int = 1, **changes: Any) -> MpcInputs:
+    """One or more web-like services: 100 req/s per replica, 2 Ready, cold start 2 steps, ample pool."""
+    s, p, h = n_services, n_pools, HORIZON
+    base = MpcInputs(
+        demand_rps=np.full((s, h), 150.0), ready_replicas=np.full(s, 2.0), pending_replicas=np.zeros(s),
+        pending_ready_replicas=np.zeros((s, h)), safe_capacity_rps=np.full(s, 100.0),
+        cold_start_steps=np.full(s, 2, dtype=np.int64), min_replicas=np.ones(s), max_replicas=np.full(s, 50.0),
+        priority_weight=np.ones(s), change_cost=np.full(s, 0.0001), energy_cost_per_replica_hour=np.full(s, 0.001),
+        pool_usage=np.full((p, s), 0.5), pool_capacity=np.full(p, 100.0), price_per_unit_hour=np.full(p, 0.04),
+    )
+    return replace(base, **changes)
+
+
+@pytest.fixture(scope="module")
+def mpc_one() -> Any:
+    return make_mpc(1, 1, MpcSettings(horizon_steps=HORIZON))
+
+
+def test_the_problem_is_built_once_as_dpp(mpc_one: Any) -> None:
+    assert mpc_one.problem.is_dcp(dpp=True)
+    assert {p.name() for p in mpc_one.problem.parameters()} >= {
+        "demand_rps", "ready_replicas", "pending_replicas", "safe_capacity_rps", "cold_start_onehot",
+        "pool_capacity", "price_per_unit_hour"}
+
+
+def test_enough_replicas_for_the_demand_and_none_to_spare(mpc_one: Any) -> None:
+    plan = mpc_one.solve(inputs(demand_rps=np.full((1, HORIZON), 730.0)))
+    assert plan.status == "optimal"
+    assert plan.setpoints[0] == 8  # 730 req/s at 100 req/s per replica
+    # the two Ready replicas cover 200 req/s until the new ones are Ready two steps later
+    np.testing.assert_allclose(plan.shortfall_rps[0, :2], 530.0, atol=1e-3)
+    np.testing.assert_allclose(plan.shortfall_rps[0, 2:], 0.0, atol=1e-3)
+    # re-solving the same compiled problem with new values follows the new demand down
+    lower = mpc_one.solve(inputs(demand_rps=np.full((1, HORIZON), 120.0), ready_replicas=np.array([8.0])))
+    assert lower.setpoints[0] == 2
+
+
+def test_replicas_needed_later_start_a_cold_start_ahead(mpc_one: Any) -> None:
+    demand = np.array([[150.0, 150.0, 150.0, 600.0, 600.0, 600.0]])
+    plan = mpc_one.solve(inputs(demand_rps=demand, change_cost=np.array([0.0])))
+    assert plan.setpoints[0] == 2, "nothing is needed yet: no replica is paid for early"
+    assert plan.replicas[0, 1] == pytest.approx(6.0, abs=1e-3), "started one step early, Ready at step 3"
+    np.testing.assert_allclose(plan.shortfall_rps, 0.0, atol=1e-3)
+
+
+def test_pending_replicas_count_once_they_are_ready(mpc_one: Any) -> None:
+    pending = np.array([4.0])
+    plan = mpc_one.solve(inputs(demand_rps=np.full((1, HORIZON), 590.0), pending_replicas=pending,
+                                pending_ready_replicas=pending_ready_by_step(pending, np.array([2]), HORIZON)))
+    assert plan.setpoints[0] == 6, "2 Ready + 4 starting cover 590 req/s once the 4 are Ready"
+
+
+def test_a_full_pool_goes_to_the_higher_priority_service_and_gets_a_price() -> None:
+    mpc = make_mpc(2, 1, MpcSettings(horizon_steps=HORIZON))
+    tight = inputs(2, 1, demand_rps=np.full((2, HORIZON), 1000.0), ready_replicas=np.full(2, 10.0),
+                   pool_capacity=np.array([8.0]), priority_weight=np.array([1.0, 3.0]),
+                   cold_start_steps=np.zeros(2, dtype=np.int64))
+    plan = mpc.solve(tight)
+    # 8 cores = 16 replicas of 0.5 core: the priority-3 service gets its 10, the other the rest
+    assert plan.setpoints[1] == 10
+    assert plan.setpoints[0] == 6
+    assert plan.shortfall_rps[0].min() == pytest.approx(400.0, abs=1.0)
+    assert np.all(plan.pool_prices > 0.0), "a binding pool has a positive shadow price"
+    ample = mpc.solve(replace(tight, pool_capacity=np.array([100.0])))
+    np.testing.assert_allclose(ample.pool_prices, 0.0, atol=1e-6)
+    assert list(ample.setpoints) == [10, 10]
+
+
+def test_max_replicas_caps_the_plan_and_the_rest_is_reported_as_shortfall(mpc_one: Any) -> None:
+    plan = mpc_one.solve(inputs(demand_rps=np.full((1, HORIZON), 900.0), max_replicas=np.array([5.0])))
+    assert plan.setpoints[0] == 5
+    assert plan.shortfall_rps[0, -1] == pytest.approx(400.0, abs=1e-2)
+
+
+def test_shapes_are_checked_with_a_clear_message(mpc_one: Any) -> None:
+    with pytest.raises(ValueError, match=r"demand_rps must have shape \(1, 6\)"):
+        mpc_one.solve(inputs(demand_rps=np.zeros((2, HORIZON))))
+    with pytest.raises(ValueError, match="min_replicas must not exceed"):
+        mpc_one.solve(inputs(min_replicas=np.array([9.0]), max_replicas=np.array([3.0])))
+    with pytest.raises(ValueError, match="horizon_steps"):
+        MpcSettings(horizon_steps=0)
+
+
+def test_a_learned_residual_is_bounded() -> None:
+    obs = observation()
+    setpoints = np.array([5])
+
+    def greedy(_obs: Any, points: Any) -> Any:
+        return points + 10
+
+    bounded = apply_residual(greedy, obs, setpoints, 2, np.array([1]), np.array([50]))
+    assert list(bounded) == [7]
+    assert list(apply_residual(None, obs, setpoints, 2, np.array([1]), np.array([50]))) == [5]
+    assert list(apply_residual(greedy, obs, setpoints, 2, np.array([1]), np.array([6]))) == [6]
+
+
+def test_safe_capacity_shrinks_with_tighter_slos_and_slower_replicas() -> None:
+    loose, tight, slow = safe_replica_capacity_rps(
+        np.array([25.0, 25.0, 50.0]), np.full(3, 10.0), np.full(3, 4.0), np.full(3, 0.8),
+        np.array([150.0, 60.0, 150.0]), np.array([250.0, 100.0, 250.0]))
+    assert 0 < tight < loose < 160.0  # 160 req/s is a web replica flat out
+    assert slow < loose
+
+
+def test_pools_are_cpu_and_accelerators_per_region() -> None:
+    nodes = (node("a", "region-0", cores=8.0), node("b", "region-1", cores=4.0),
+             node("g", "region-1", node_class=NodeClass.GPU, cores=16.0, accelerators=4))
+    obs = replace(observation(nodes=nodes), regions=("region-0", "region-1"), ingress_rtt_ms=np.full((2, 3), 10.0))
+    pools = resource_pools(obs)
+    assert pools.names == ("region-0/cpu", "region-1/cpu", "region-1/accelerators")
+    # the GPU node's cores serve its accelerators, not the CPU pool
+    np.testing.assert_allclose(pools.capacity, [8.0, 4.0, 4.0])
+    down = resource_pools(replace(obs, node_ready=np.array([True, False, True])))
+    np.testing.assert_allclose(down.capacity, [8.0, 0.0, 4.0])
+
+
+def _loaded(rps: float, seconds: float, ready: int = 1) -> Any:
+    obs = observation(services=(web_service(),), ready=ready)
+    return obs, advance(obs, seconds, arrived_total=rps * seconds, arrival_rps=rps)
+
+
+def test_the_controller_scales_for_measured_load_and_says_why() -> None:
+    controller = MpcController()
+    start, later = _loaded(1000.0, 15.0)
+    actions, state = controller.decide(later, controller.initial_state(start))
+    assert len(actions) == 1
+    action = actions[0]
+    assert isinstance(action, Scale)
+    # 1000 req/s at ~125 req/s per web replica within its SLO
+    assert 8 <= action.replicas <= 11
+    assert "forecast 1000 req/s" in action.reason
+    assert "safe capacity" in action.reason
+    assert state.last_plan is not None
+    assert state.pool_names == ("region-0/cpu",)
+
+
+def test_the_controller_leaves_a_quiet_service_alone() -> None:
+    controller = MpcController()
+    start, later = _loaded(50.0, 15.0)
+    actions, _ = controller.decide(later, controller.initial_state(start))
+    assert actions == []
+
+
+def test_the_controller_plans_gpu_services_in_the_accelerator_pool() -> None:
+    gpu_service = Service("model", {NodeClass.GPU: 18.0}, cpu_request=2.0, accelerator_request=1, concurrency=8,
+                          cold_start_s={NodeClass.GPU: 25.0})
+    nodes = (node("gpu", node_class=NodeClass.GPU, cores=32.0, accelerators=2),)
+    obs = with_replicas(observation(services=(gpu_service,), nodes=nodes), [(0, 0, True)])
+    later = advance(obs, 15.0, arrived_total=3000.0 * 15, arrival_rps=3000.0)
+    controller = MpcController()
+    actions, state = controller.decide(later, controller.initial_state(obs))
+    # only two accelerators: the plan stops there and reports the rest as shortfall
+    assert [a.replicas for a in actions if isinstance(a, Scale)] == [2]
+    assert state.last_plan is not None
+    assert state.last_plan.shortfall_rps[0, -1] > 1000.0
