@@ -9,6 +9,7 @@ from kubeagora.controllers.heuristic import HeuristicController
 from kubeagora.controllers.hpa import HpaController
 from kubeagora.controllers.keda import KedaController
 from kubeagora.controllers.knative import KnativeController
+from kubeagora.controllers.mas import MasController
 from kubeagora.controllers.mpc import MpcController
 from kubeagora.controllers.oracle import OracleController
 from kubeagora.controllers.rayserve import RayServeController
@@ -22,6 +23,7 @@ _FACTORIES: dict[str, Callable[[CompiledScenario], Controller]] = {
     "rayserve": lambda scenario: RayServeController(),
     "knative": lambda scenario: KnativeController(),
     "mpc": lambda scenario: MpcController(),
+    "mas": lambda scenario: MasController(),
     "oracle": OracleController,
 }
 

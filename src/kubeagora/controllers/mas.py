@@ -1,0 +1,352 @@
+"""The multi-agent controller: nine agents, the market, the MPC, the shield, the twin and the canary.
+
+One tick (every `interval_s`):
+
+1. prices: the capacity market clears CPU and accelerator pools among the services' demands;
+2. the MPC (every `mpc_every_ticks`) turns the forecast into replica set-points;
+3. the agents propose, in a fixed order with hand-offs (`agents.handoff`): sentinel → scaling →
+   placement → reliability, data steward, scheduler, cost/energy, observability → triage;
+4. proposals go through the bus by lane (incidents first) and conflicts are resolved per target;
+5. every proposal is scored for risk, vetted for residency and filtered by the shield;
+6. delivery is proportional to risk: capacity-adding moves and pre-approved playbooks (quarantining a
+   silent node) are enacted at once; capacity-removing moves (scale-downs, migrations, shedding) are
+   tested in the twin, then shadowed and canaried with automatic rollback; what is too risky, or what
+   triage escalates, waits for a person (AwaitingApproval).
+
+Every decision is kept as a rollout record (agent, inputs, predicted effect, shield and twin
+verdicts, stage transitions); `decision_log(state)` returns them for `kubeagora explain`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from kubeagora.agents import handoff
+from kubeagora.agents.base import AgentContext, Proposal
+from kubeagora.agents.cost_energy import CostEnergyAgent
+from kubeagora.agents.data_steward import DataStewardAgent, veto_residency
+from kubeagora.agents.observability import ObservabilityAgent, publish_events
+from kubeagora.agents.placement import PlacementAgent
+from kubeagora.agents.reliability import ReliabilityAgent
+from kubeagora.agents.scaling import ScalingAgent
+from kubeagora.agents.scheduler import SchedulerAgent
+from kubeagora.agents.sentinel import SentinelAgent, trust_scores
+from kubeagora.agents.triage import TriageAgent, is_escalation
+from kubeagora.controllers.mpc import MpcController, MpcControllerState
+from kubeagora.coordination.bus import Bus
+from kubeagora.coordination.events import Incident, ProposalPublished
+from kubeagora.coordination.market import clear_market, demands_from_observation, pools_from_observation
+from kubeagora.decision import forecast as fc
+from kubeagora.decision import rollout as ro
+from kubeagora.decision.risk import with_risk
+from kubeagora.decision.shield import ShieldPolicy, ShieldState, filter_proposals
+from kubeagora.decision.twin import TwinPolicy, evaluate
+from kubeagora.model import Action, Observation, Place, QuarantineNode, Scale, SetConcurrency, ShedLoad
+
+
+@dataclass(frozen=True, slots=True)
+class MasSettings:
+    interval_s: float = 5.0
+    """The agents' tick: reliability and the sentinel must react within seconds, not the 50 s node grace."""
+    mpc_every_ticks: int = 3
+    """The MPC re-plans every third tick (15 s, its forecast step); set-points hold in between."""
+    approval_timeout_s: float = 600.0
+    """An AwaitingApproval rollout nobody answered within this long is dropped (Rejected): in the
+    simulator nobody answers, and on a cluster a stale approval request must not fire much later."""
+    twin_horizon_s: float = 120.0
+    """How far the twin looks ahead for a capacity-removing move."""
+    max_twin_runs_per_tick: int = 2
+    """Bounds the twin's CPU per tick (each run simulates both arms over a few seeds)."""
+    shield: ShieldPolicy = field(default_factory=ShieldPolicy)
+    rollout: ro.RolloutPolicy = field(default_factory=lambda: ro.RolloutPolicy(max_shadow_error_slo_share=3.0))
+    """The twin is judged in shadow; only a gross misprediction (off by 3× the target) asks a person,
+    since the twin's horizon mean and a 10-second window's p99 differ by nature under changing load."""
+    twin: TwinPolicy = field(default_factory=TwinPolicy)
+    max_records: int = 2000
+    """Finished rollout records kept for `explain` (the oldest are dropped first)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MasState:
+    tick: int
+    agent_states: tuple[Any, ...]
+    mpc: MpcControllerState
+    setpoints: Any
+    """The MPC's last replica set-points [service] (held between re-plans)."""
+    prices: dict[str, float]
+    trust: dict[str, float]
+    shield: ShieldState
+    memory: ro.RolloutMemory
+    active: tuple[ro.Rollout, ...]
+    """Rollouts in Shadow or Canary (or AwaitingApproval: no person answers in the simulator)."""
+    finished: tuple[ro.Rollout, ...]
+    rolled_back_by_agent: dict[str, int]
+    incidents: tuple[Incident, ...]
+    next_id: int = 0
+    canaried: int = 0
+    rolled_back: int = 0
+    last_prices: Any = None
+
+
+def _capacity_adding(observation: Observation, action: Action) -> bool:
+    if isinstance(action, Scale | ShedLoad):
+        return ro.scale_direction(observation, action) > 0
+    if isinstance(action, SetConcurrency):
+        s = observation.service_index(action.service)
+        return action.concurrency >= int(observation.concurrency[s])
+    return isinstance(action, Place)
+
+
+def _target(action: Action) -> str:
+    if isinstance(action, QuarantineNode):
+        return f"node:{action.node}"
+    kind = "scale" if isinstance(action, Scale | Place) else type(action).__name__
+    return f"{kind}:{action.service}"
+
+
+def resolve_conflicts(observation: Observation, proposals: Sequence[Proposal]) -> tuple[list[Proposal],
+                                                                                       list[tuple[Proposal, str]]]:
+    """One proposal per target. Proposals arrive in bus order (incidents first); for a service's replica
+    count the largest capacity wins among the first lane that speaks, and a `Place` (a placed scale-up)
+    replaces a plain `Scale` up of the same service."""
+    kept: dict[str, list[Proposal]] = {}
+    dropped: list[tuple[Proposal, str]] = []
+    for p in proposals:
+        key = _target(p.action)
+        group = kept.setdefault(key, [])
+        if not group:
+            group.append(p)
+            continue
+        first = group[0]
+        if isinstance(p.action, Place) and all(isinstance(q.action, Place) for q in group):
+            group.append(p)  # several replicas placed for one service
+        elif isinstance(p.action, Place) and isinstance(first.action, Scale) and p.lane >= first.lane \
+                and ro.scale_direction(observation, first.action) > 0:
+            dropped.extend((q, f"replaced by {p.agent}'s placed replicas") for q in group)
+            kept[key] = [p]
+        elif isinstance(p.action, Scale) and isinstance(first.action, Scale) and p.lane == first.lane \
+                and p.action.replicas > first.action.replicas:
+            dropped.append((first, f"{p.agent} asked for more ({p.action.replicas})"))
+            kept[key] = [p]
+        else:
+            dropped.append((p, f"{first.agent} already decided {key} ({type(first.action).__name__})"))
+    return [p for group in kept.values() for p in group], dropped
+
+
+class MasController:
+    name = "mas"
+
+    def __init__(self, settings: MasSettings | None = None,
+                 residual: Callable[[Observation, Any], Any] | None = None) -> None:
+        self.settings = settings or MasSettings()
+        self.planner = MpcController(residual=residual)
+        self.agents: tuple[Any, ...] = (
+            SentinelAgent(), ScalingAgent(), PlacementAgent(), ReliabilityAgent(), DataStewardAgent(),
+            SchedulerAgent(), CostEnergyAgent(), ObservabilityAgent(), TriageAgent())
+
+    @property
+    def interval_s(self) -> float:
+        return self.settings.interval_s
+
+    def initial_state(self, observation: Observation) -> MasState:
+        return MasState(0, tuple(a.initial_state(observation) for a in self.agents),
+                        self.planner.initial_state(observation), None, {}, {}, ShieldState(), ro.RolloutMemory(),
+                        (), (), {}, ())
+
+    # ------------------------------------------------------------------ one tick
+    def decide(self, observation: Observation, state: MasState) -> tuple[Sequence[Action], MasState]:
+        cfg = self.settings
+        now = observation.time_s
+        mpc_state, setpoints = state.mpc, state.setpoints
+        if state.tick % cfg.mpc_every_ticks == 0 or setpoints is None:
+            mpc_actions, mpc_state = self.planner.decide(observation, state.mpc)
+            setpoints = observation.desired_replicas.copy()
+            for a in mpc_actions:
+                if isinstance(a, Scale):
+                    setpoints[observation.service_index(a.service)] = a.replicas
+        forecast = fc.predict(mpc_state.forecaster, self.planner.settings.horizon_steps)
+        setpoints, prices, last_prices = self._clear(observation, setpoints, state)
+
+        proposals, agent_states, incidents = self._run_agents(observation, state, setpoints, forecast, prices)
+        ordered = self._through_the_bus(proposals)
+        escalations = [p for p in ordered if is_escalation(p)]
+        resolved, dropped = resolve_conflicts(observation, [p for p in ordered if not is_escalation(p)])
+        scored = [with_risk(observation, p) for p in resolved]
+        kept, vetoed = veto_residency(observation, scored)
+        kept_damped, suppressed = ro.damp(state.memory, kept, observation, cfg.rollout)
+        allowed, rejections, shield_state = filter_proposals(observation, kept_damped, cfg.shield, state.shield)
+        twin_forecast = np.repeat(forecast.upper_rps, max(1, round(self.planner.settings.interval_s
+                                                                     / cfg.twin.step_s)), axis=1)
+
+        actions: list[Action] = []
+        records: list[ro.Rollout] = []
+        next_id = state.next_id
+        twin_runs = 0
+        for p in escalations:
+            records.append(ro.screen(ro.propose(f"r{next_id}", [p], observation), now, (), None, cfg.rollout,
+                                     risk=1.0))
+            next_id += 1
+        for p in allowed:
+            rollout = ro.propose(f"r{next_id}", [p], observation)
+            next_id += 1
+            if self._fast_path(observation, p):
+                rollout = _fast_track(rollout, now, "capacity-adding or pre-approved playbook: enacted at once")
+                actions.append(p.action)
+            elif twin_runs < cfg.max_twin_runs_per_tick:
+                twin_runs += 1
+                verdict = evaluate(observation, [p.action], twin_forecast, cfg.twin_horizon_s, cfg.twin)
+                rollout = ro.screen(rollout, now, (), verdict, cfg.rollout)
+            else:
+                continue  # proposed again next tick, when the twin has time for it
+            records.append(rollout)
+        records.extend(_rejected_record(f"r{next_id + i}", r.proposal, r, observation)
+                       for i, r in enumerate(rejections))
+        next_id += len(rejections)
+
+        active, finished, memory = [], list(state.finished), state.memory
+        rolled_back_by_agent: dict[str, int] = {}
+        canaried, rolled_back = state.canaried, state.rolled_back
+        for rollout in (*state.active, *records):
+            if rollout.stage in (ro.Stage.SHADOW, ro.Stage.CANARY) and rollout not in records:
+                before = rollout.stage
+                rollout, to_enact = ro.advance(rollout, observation, cfg.rollout)
+                actions.extend(to_enact)
+                if before is ro.Stage.SHADOW and rollout.stage is ro.Stage.CANARY:
+                    canaried += 1
+                if rollout.stage is ro.Stage.ROLLED_BACK:
+                    rolled_back += 1
+                    for agent in rollout.agents:
+                        rolled_back_by_agent[agent] = rolled_back_by_agent.get(agent, 0) + 1
+            if rollout.stage is ro.Stage.AWAITING_APPROVAL and now - rollout.since_s > cfg.approval_timeout_s:
+                rollout = _expire(rollout, now, f"no approval within {cfg.approval_timeout_s:g} s")
+            if rollout.stage in (ro.Stage.SHADOW, ro.Stage.CANARY, ro.Stage.AWAITING_APPROVAL):
+                active.append(rollout)
+            else:
+                if rollout.stage in (ro.Stage.APPLIED, ro.Stage.ROLLED_BACK):
+                    memory = ro.remember(memory, rollout, observation, cfg.rollout)
+                finished.append(rollout)
+        # a proposal dropped before delivery leaves a record too, so `explain` shows every "no"
+        for p, why in (*dropped, *vetoed, *suppressed):
+            finished.append(_dropped_record(f"r{next_id}", p, why, observation))
+            next_id += 1
+        finished = finished[-cfg.max_records:]
+        # an awaiting rollout holds its targets: the same move is not proposed again meanwhile
+        new_state = MasState(state.tick + 1, agent_states, mpc_state, setpoints, prices, state.trust, shield_state,
+                             memory, tuple(active), tuple(finished), rolled_back_by_agent, incidents, next_id,
+                             canaried, rolled_back)
+        new_state = replace(new_state, trust=trust_scores(agent_states[0]), last_prices=last_prices)
+        return _enactable(actions), new_state
+
+    @staticmethod
+    def _clear(observation: Observation, setpoints: Any, state: MasState) -> tuple[Any, dict[str, float], Any]:
+        """The market for shared pools: where the set-points ask for more cores or accelerators than a
+        region has, the prices rise until demand fits and each service gets what its priority earns."""
+        pools = pools_from_observation(observation)
+        demands = demands_from_observation(observation, np.maximum(setpoints, 0).astype(float), pools)
+        clearing = clear_market(demands, pools, initial_prices=state.last_prices)
+        capped = np.where(clearing.price_per_unit @ demands.usage_per_replica.T > 0,
+                          np.minimum(setpoints, np.ceil(clearing.replicas - 1e-6)), setpoints).astype(np.int64)
+        return capped, clearing.prices(), clearing.price_per_unit
+
+    @staticmethod
+    def _fast_path(observation: Observation, proposal: Proposal) -> bool:
+        """Capacity-adding moves (the shield's budgets bound their cost; a scale-up that waits for a canary
+        lands after the SLO broke) and the node-loss playbook (quarantine a silent node) go at once."""
+        action = proposal.action
+        if isinstance(action, QuarantineNode):
+            return proposal.agent == "reliability"
+        return _capacity_adding(observation, action)
+
+    def _run_agents(self, observation: Observation, state: MasState, setpoints: Any, forecast: fc.Forecast,
+                    prices: dict[str, float]) -> tuple[list[Proposal], tuple[Any, ...], tuple[Incident, ...]]:
+        (sentinel, scaling, placement, reliability, steward, scheduler, cost, observability, triage) = self.agents
+        states = list(state.agent_states)
+        extras: dict[str, Any] = {
+            handoff.REPLICA_SETPOINTS: setpoints,
+            handoff.ROLLED_BACK_BY_AGENT: state.rolled_back_by_agent,
+            handoff.INCIDENTS: state.incidents,
+        }
+        upper = forecast.upper_rps * 1.0
+
+        def context() -> AgentContext:
+            return AgentContext(forecast_rps=upper, prices=prices, trust=state.trust, extras=dict(extras))
+
+        proposals: list[Proposal] = []
+        order = (sentinel, scaling, placement, reliability, steward, scheduler, cost, observability)
+        for i, agent in enumerate(order):
+            if agent is placement:
+                extras[handoff.SCALE_TARGETS] = handoff.scale_targets_from(
+                    [p for p in proposals if p.agent == scaling.name])
+            out, states[i] = agent.decide(observation, states[i], context())
+            proposals.extend(out)
+            if agent is placement:
+                extras[handoff.BIDS] = getattr(states[i], "last_bids", ())
+        bus = Bus()
+        publish_events(bus, states[7])
+        incidents: list[Incident] = []
+        bus.subscribe(Incident, incidents.append)
+        bus.drain()
+        extras[handoff.PROPOSALS] = tuple(proposals)
+        extras[handoff.INCIDENTS] = (*state.incidents, *incidents)
+        out, states[8] = triage.decide(observation, states[8], context())
+        proposals.extend(out)
+        return proposals, tuple(states), tuple(incidents)
+
+    @staticmethod
+    def _through_the_bus(proposals: Sequence[Proposal]) -> list[Proposal]:
+        bus = Bus()
+        delivered: list[Proposal] = []
+        bus.subscribe(ProposalPublished, lambda e: delivered.append(e.proposal))
+        for p in proposals:
+            bus.publish(ProposalPublished(p))
+        bus.drain()
+        return delivered
+
+    # ------------------------------------------------------------------ what the run reports
+    @staticmethod
+    def rollback_pct(state: MasState) -> float | None:
+        """Rolled back / canaried, in per cent (None when nothing went through a canary)."""
+        return 100.0 * state.rolled_back / state.canaried if state.canaried else None
+
+    @staticmethod
+    def decision_log(state: MasState) -> list[dict[str, Any]]:
+        log = [ro.as_json(r) for r in (*state.finished, *state.active)]
+        return sorted(log, key=lambda r: r["transitions"][0]["at_s"] if r["transitions"] else 0.0)
+
+
+def _enactable(actions: Sequence[Action]) -> list[Action]:
+    """Drop exact repeats (a rollout and a fast-path move can name the same thing in one tick)."""
+    seen: set[Action] = set()
+    out: list[Action] = []
+    for a in actions:
+        if a not in seen:
+            seen.add(a)
+            out.append(a)
+    return out
+
+
+def _fast_track(rollout: ro.Rollout, now_s: float, why: str) -> ro.Rollout:
+    transition = ro.Transition(now_s, rollout.stage, ro.Stage.APPLIED, why)
+    return replace(rollout, stage=ro.Stage.APPLIED, transitions=(*rollout.transitions, transition),
+                   shield=(ro.ShieldVerdict(True),))
+
+
+def _expire(rollout: ro.Rollout, now_s: float, why: str) -> ro.Rollout:
+    transition = ro.Transition(now_s, rollout.stage, ro.Stage.REJECTED, why)
+    return replace(rollout, stage=ro.Stage.REJECTED, transitions=(*rollout.transitions, transition))
+
+
+def _rejected_record(rollout_id: str, proposal: Proposal, rejection: Any, observation: Observation) -> ro.Rollout:
+    rollout = ro.propose(rollout_id, [proposal], observation)
+    return ro.screen(rollout, observation.time_s, (rejection,), None)
+
+
+def _dropped_record(rollout_id: str, proposal: Proposal, why: str, observation: Observation) -> ro.Rollout:
+    return _expire(ro.propose(rollout_id, [proposal], observation), observation.time_s, why)
+
+
+__all__ = ["MasController", "MasSettings", "MasState", "resolve_conflicts"]
