@@ -1,35 +1,85 @@
-"""The oracle's sizing rule, the registry, and every controller on the default scenario."""
+"""The oracle (fault outlook, planning ahead of faults), the registry, and every controller on the
+default scenario."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from tests.unit.sim_helpers import small_scenario
 
-from kubeagora.controllers.oracle import predicted_tail_ms, replicas_for_slo
+from kubeagora.controllers.fault_outlook import FaultOutlook
+from kubeagora.controllers.oracle import OracleController
 from kubeagora.controllers.registry import CONTROLLER_NAMES, make_controller
+from kubeagora.model import Migrate, Place, QuarantineNode
+from kubeagora.sim.engine import Engine
 from kubeagora.sim.run import RunResult, simulate
 from kubeagora.sim.scenario import DEFAULT_SCENARIO, compile_scenario, load_scenario
 
-WEB = {"service_ms": 25.0, "cv": 0.8, "concurrency": 4, "network_ms": 15.0}
+
+def test_fault_outlook_reads_deaths_partitions_and_throttles_ahead() -> None:
+    scenario = small_scenario(faults=[
+        {"at_s": 100, "kind": "node-termination", "target": "cloud-cpu-0-0"},
+        {"at_s": 200, "kind": "region-partition", "target": "region-1", "duration_s": 50},
+        {"at_s": 300, "kind": "gpu-throttle", "target": "region-0", "duration_s": 50, "factor": 0.4},
+    ])
+    outlook = FaultOutlook.from_scenario(scenario)
+    names = [n.name for n in scenario.nodes]
+    dead = names.index("cloud-cpu-0-0")
+    assert not outlook.dead_nodes(0, 99)[dead]
+    assert outlook.dead_nodes(90, 110)[dead]
+    assert outlook.dead_nodes(1000, 1001)[dead]
+    assert outlook.nodes_dying_for_good(99, 101, run_end_s=120)[dead]
+    region1 = np.array([n.region == "region-1" for n in scenario.nodes])
+    # users in region 0 lose region 1's nodes; users in region 1 lose everything (the control plane
+    # in region 0 drops region 1's endpoints, and region 0 is out of reach)
+    assert (outlook.cut_off_nodes(0, 190, 210) == region1).all()
+    assert outlook.cut_off_nodes(1, 190, 210).all()
+    assert not outlook.cut_off_nodes(0, 251, 290).any()
+    gpu0 = [i for i, n in enumerate(scenario.nodes) if n.name == "cloud-gpu-0-0"]
+    assert outlook.speed_factor(290, 310)[gpu0] == pytest.approx(0.4)
+    assert outlook.speed_factor(0, 290)[gpu0] == pytest.approx(1.0)
 
 
-def test_oracle_needs_more_replicas_for_more_load() -> None:
-    light = replicas_for_slo(50.0, slo_p95_ms=150, slo_p99_ms=250, max_replicas=50, **WEB)
-    heavy = replicas_for_slo(1000.0, slo_p95_ms=150, slo_p99_ms=250, max_replicas=50, **WEB)
-    assert light == 1
-    # a web replica serves 160 req/s flat out: 1000 req/s needs at least 7, and the tail asks for a bit more
-    assert 7 <= heavy <= 10
-    p95, p99 = predicted_tail_ms(1000.0, heavy, **WEB)
-    assert p95 <= 150
-    assert p99 <= 250
+def _run(controller: OracleController, engine: Engine, until_s: float) -> list[object]:
+    state = controller.initial_state(engine.observe())
+    actions: list[object] = []
+    every = round(controller.interval_s / engine.scenario.step_s)
+    i = 0
+    while engine.state.t < until_s:
+        if i % every == 0 and i > 0:
+            decided, state = controller.decide(engine.observe(), state)
+            assert engine.apply(decided) == []
+            actions.extend(decided)
+        engine.step()
+        i += 1
+    return actions
 
 
-def test_oracle_gives_up_at_max_when_the_slo_is_out_of_reach() -> None:
-    assert (
-        replicas_for_slo(
-            100.0, 25.0, 0.8, 4, network_ms=500.0, slo_p95_ms=150, slo_p99_ms=250, max_replicas=5
-        )
-        == 5
-    )
+def test_oracle_moves_replicas_off_a_node_before_it_dies_and_quarantines_it() -> None:
+    scenario = small_scenario(duration_s=400, total_rps=600, faults=[
+        {"at_s": 200, "kind": "node-termination", "target": "cloud-cpu-0-0"}])
+    engine = Engine(scenario)
+    oracle = OracleController(scenario)
+    doomed = [n.name for n in scenario.nodes].index("cloud-cpu-0-0")
+    actions = _run(oracle, engine, 199)
+    r = engine.state.replicas
+    assert not ((r.node == doomed) & (r.state != 0)).any(), "nothing left on the node when it dies"
+    assert QuarantineNode("cloud-cpu-0-0", "oracle: the node dies before the next tick") in actions
+    assert not any(isinstance(a, Place) and a.node == "cloud-cpu-0-0" for a in actions[-40:])
+    assert all(not isinstance(a, Migrate) or a.to_node != "cloud-cpu-0-0" for a in actions)
+    assert engine.state.counters.lost.sum() == 0
+
+
+def test_oracle_adds_capacity_before_a_gpu_throttle() -> None:
+    scenario = small_scenario(duration_s=400, total_rps=900, services=3, mix={"ml-inference": 1}, faults=[
+        {"at_s": 300, "kind": "gpu-throttle", "target": "region-0", "duration_s": 60, "factor": 0.4}])
+    engine = Engine(scenario)
+    oracle = OracleController(scenario)
+    _run(oracle, engine, 200)
+    before = int(engine.observe().ready_replicas.sum())
+    _run(oracle, engine, 300)
+    ready_at_throttle = int(engine.observe().ready_replicas.sum())
+    assert ready_at_throttle > before
 
 
 def test_registry_knows_every_baseline_and_rejects_others() -> None:
@@ -64,7 +114,26 @@ def test_autoscalers_add_replicas_that_static_does_not(default_runs: dict[str, R
         assert default_runs[name].timeseries["pods"][-1] > static_pods, name
 
 
-def test_oracle_violates_less_than_static_and_hpa(default_runs: dict[str, RunResult]) -> None:
+@pytest.fixture(scope="module")
+def ten_minute_runs() -> dict[str, RunResult]:
+    """Ten minutes of the default scenario: long enough for its load to drift past a static fleet."""
+    model, source = load_scenario(DEFAULT_SCENARIO)
+    scenario = compile_scenario(model, source, duration_s=600)
+    return {name: simulate(scenario, make_controller(name, scenario)) for name in ("static", "hpa", "oracle")}
+
+
+def test_oracle_violates_less_than_static_and_hpa(ten_minute_runs: dict[str, RunResult]) -> None:
+    oracle = ten_minute_runs["oracle"].metrics
+    for name in ("static", "hpa"):
+        assert oracle["slo_violation_pct"] < ten_minute_runs[name].metrics["slo_violation_pct"], name
+    assert oracle["replica_seconds"] <= ten_minute_runs["static"].metrics["replica_seconds"]
+    assert not any(d["kind"] == "Refused" for d in ten_minute_runs["oracle"].decisions)
+
+
+def test_no_controller_violates_less_than_the_oracle(default_runs: dict[str, RunResult]) -> None:
+    """In five minutes the only violations are one packet-loss spell on region 1's access network,
+    which no placement avoids (its retransmission timeout alone takes the p99 past 250 ms): the
+    oracle ties the best there and must not do worse."""
     oracle = default_runs["oracle"].metrics["slo_violation_pct"]
-    assert oracle < default_runs["static"].metrics["slo_violation_pct"]
-    assert oracle < default_runs["hpa"].metrics["slo_violation_pct"]
+    for name, run in default_runs.items():
+        assert oracle <= run.metrics["slo_violation_pct"] + 1e-9, name

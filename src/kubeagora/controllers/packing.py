@@ -32,12 +32,6 @@ class NodeLedger:
         nodes, services = observation.nodes, observation.services
         cpu_total = np.array([n.cpu_cores for n in nodes])
         memory_total = np.array([n.memory_gib for n in nodes])
-        # memory is not in the Observation per node: sum the live pods' requests (terminating pods are
-        # missed, so a Place can occasionally be refused; the engine reports it and we retry next tick)
-        memory_request = np.array([s.memory_request_gib for s in services])
-        memory_used = np.bincount(
-            observation.replica_node, memory_request[observation.replica_service], minlength=len(nodes)
-        )
         accelerators = np.array([n.accelerators for n in nodes], dtype=float)
         runs = np.array(
             [
@@ -52,7 +46,8 @@ class NodeLedger:
         ).reshape(len(services), len(nodes))
         return cls(
             cpu_total - observation.node_cpu_allocated,
-            memory_total - memory_used,
+            # booked memory incl. pods still draining (the live pod list misses those)
+            memory_total - observation.node_memory_allocated_gib,
             accelerators - observation.node_accelerators_allocated,
             cpu_total,
             memory_total,
