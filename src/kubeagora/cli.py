@@ -267,6 +267,35 @@ def list_scenarios() -> None:
     _out.print(table)
 
 
+@app.command()
+def explain(
+    run_json: Annotated[Path, typer.Argument(help="A JSON file written by `simulate --json` or `bench --json`.")],
+    scenario: Annotated[str | None, typer.Option(help="Only runs of this scenario.")] = None,
+    controller: Annotated[str | None, typer.Option(help="Only runs of this controller.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Only runs with this seed.")] = None,
+    outcome: Annotated[str | None, typer.Option(
+        help="Only decisions that ended so: Applied, RolledBack, Rejected, AwaitingApproval, …")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many decisions per run.")] = 50,
+) -> None:
+    """Print the decision log of a run: when, which agent, what, the outcome and why."""
+    from kubeagora.bench.explain import load_runs, rows, select_runs
+
+    with _bad_input_exits():
+        chosen = select_runs(load_runs(run_json), scenario, controller, seed)
+    for run in chosen:
+        decisions = run.get("decisions") or []
+        shown = [r for r in rows(decisions) if outcome is None or r.outcome == outcome]
+        total = run.get("decisions_total", len(decisions))
+        table = Table(title=f"{run.get('scenario')} · {run.get('controller')} · seed {run.get('seed')}: "
+                            f"{min(len(shown), limit)} of {total} decisions", header_style="bold")
+        for column, justify in (("t (s)", "right"), ("agent", "left"), ("action", "left"),
+                                ("outcome", "left"), ("why", "left"), ("twin", "left")):
+            table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        for r in shown[:limit]:
+            table.add_row(f"{r.at_s:g}", r.agent, r.action, r.outcome, r.why, r.twin)
+        _out.print(table)
+
+
 def _mount_devcluster(cli: typer.Typer) -> None:
     try:
         from kubeagora.devcluster.cli import devcluster_app

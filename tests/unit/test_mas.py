@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tests.unit.observations import observation
 from tests.unit.sim_helpers import small_scenario
+from typer.testing import CliRunner
 
 from kubeagora.agents.base import Lane, Proposal
+from kubeagora.cli import app
 from kubeagora.controllers.mas import MasController, resolve_conflicts
 from kubeagora.decision import rollout as ro
 from kubeagora.model import Place, Scale
@@ -56,3 +59,17 @@ def test_a_run_keeps_a_record_of_every_decision_that_serialises() -> None:
     stages = {d["stage"] for d in result.decisions}
     assert stages <= {s.value for s in ro.Stage}
     assert "Applied" in stages
+
+
+def test_explain_prints_who_decided_what_and_why(tmp_path: Path) -> None:
+    out = tmp_path / "run.json"
+    args = ["simulate", "--scenario", "burst-hotspot", "--controller", "mas", "--duration", "480", "--json", str(out)]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    result = CliRunner().invoke(app, ["explain", str(out), "--limit", "5"])
+    assert result.exit_code == 0, result.output
+    assert "burst-hotspot · mas" in result.output
+    assert any(agent in result.output for agent in ("scaling", "placement", "reliability", "scheduler"))
+    missing = CliRunner().invoke(app, ["explain", str(tmp_path / "nope.json")])
+    assert missing.exit_code == 2
+    assert "no such file" in missing.output
+    assert "Traceback" not in missing.output

@@ -173,8 +173,11 @@ class MasController:
 
         proposals, agent_states, incidents = self._run_agents(observation, state, setpoints, forecast, prices)
         ordered = self._through_the_bus(proposals)
-        escalations = [p for p in ordered if is_escalation(p)]
-        resolved, dropped = resolve_conflicts(observation, [p for p in ordered if not is_escalation(p)])
+        # a target with a rollout in flight (shadow, canary, awaiting a person) is not proposed again
+        held = {_target(a) for r in state.active for a in r.actions}
+        escalations = [p for p in ordered if is_escalation(p) and _target(p.action) not in held]
+        resolved, dropped = resolve_conflicts(
+            observation, [p for p in ordered if not is_escalation(p) and _target(p.action) not in held])
         scored = [with_risk(observation, p) for p in resolved]
         kept, vetoed = veto_residency(observation, scored)
         kept_damped, suppressed = ro.damp(state.memory, kept, observation, cfg.rollout)
