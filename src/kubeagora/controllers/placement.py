@@ -22,7 +22,6 @@ import numpy as np
 
 from kubeagora.model import BoolArray, FloatArray, IntArray
 
-
 NODE_AFFINITY_WEIGHT = 2.0
 """kube-scheduler's default weight of the NodeAffinity score plugin."""
 
