@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from tests.unit.sim_helpers import SMALL_TOPOLOGY, small_scenario
 
 from kubeagora.controllers.base import StaticController
-from kubeagora.model import Migrate, QuarantineNode, Scale, ShedLoad
+from kubeagora.model import Migrate, QuarantineNode, Scale, SetConcurrency, ShedLoad
 from kubeagora.sim.engine import READY, Engine
 from kubeagora.sim.run import simulate
 from kubeagora.sim.scenario import FaultEvent, ScenarioModel, compile_scenario
@@ -256,3 +256,17 @@ def test_trace_replay_follows_the_trace_rate(tmp_path: Path) -> None:
     assert rates[100] == pytest.approx(200.0)
     assert rates[500] == pytest.approx(600.0)
     assert 200.0 < rates[300] < 600.0, "the step is smoothed over the window"
+
+
+def test_more_concurrency_slots_than_the_service_has_cores_for_add_no_capacity() -> None:
+    sc = small_scenario(mix={"web": 1}, services=1, total_rps=100)
+    engine = Engine(sc)
+    name = sc.services[0].name
+    run_steps(engine, 5)
+    native = engine.observe().capacity_rps[0]
+    engine.apply([SetConcurrency(name, 4 * sc.services[0].concurrency)])
+    run_steps(engine, 5)
+    assert engine.observe().capacity_rps[0] == pytest.approx(native, rel=0.05)
+    engine.apply([SetConcurrency(name, max(1, sc.services[0].concurrency // 2))])
+    run_steps(engine, 5)
+    assert engine.observe().capacity_rps[0] < 0.6 * native

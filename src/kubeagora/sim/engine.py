@@ -601,8 +601,11 @@ class Engine:
 
         # service: fluid queues per replica, speed from node class, throttling and interference
         slowdown = 1.0 + self.node_beta[node] * st.node_util[node] ** 2
-        svc_ms = r.base_ms / st.node_speed[node] * slowdown
         conc = st.concurrency[svc].astype(float)
+        # slots beyond the service's native parallelism (its threads / batch size at its CPU request)
+        # time-share the same CPU: each request takes proportionally longer, throughput stays the same
+        oversubscribed = np.maximum(conc / self.svc_concurrency[svc], 1.0)
+        svc_ms = r.base_ms / st.node_speed[node] * slowdown * oversubscribed
         serving = ((r.state == READY) | (r.state == TERMINATING)) & st.node_alive[node]
         mu = np.where(serving, conc * 1000.0 / svc_ms, 0.0)
         q0 = r.backlog
