@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from kubeagora.agents.base import Proposal
-from kubeagora.decision.shield import per_replica_capacity_rps, ready_of_service_on_node
+from kubeagora.agents.signals import per_replica_capacity_rps
+from kubeagora.decision.shield import ready_of_service_on_node
 from kubeagora.model import Action, Migrate, Observation, Place, QuarantineNode, Scale, SetConcurrency, ShedLoad
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from kubeagora.agents.base import Proposal
+from kubeagora.agents.signals import per_replica_capacity_rps
 from kubeagora.model import Migrate, NodeClass, Observation, Place, QuarantineNode, Scale, ShedLoad
 
 ACCELERATOR_CLASSES = (NodeClass.GPU, NodeClass.TPU)
@@ -128,16 +129,6 @@ Guard = Callable[[ShieldView, Proposal], Violation | None]
 
 
 # ------------------------------------------------------------------ helpers shared by guards and risk
-def per_replica_capacity_rps(obs: Observation, s: int) -> float:
-    """What one Ready replica serves per second now (measured), or at reference speed on its fastest class."""
-    ready = int(obs.ready_replicas[s])
-    if ready > 0 and obs.capacity_rps[s] > 0:
-        return float(obs.capacity_rps[s]) / ready
-    svc = obs.services[s]
-    fastest_ms = min(svc.service_time_ms.values()) if svc.service_time_ms else math.inf
-    return float(obs.concurrency[s]) * 1000.0 / fastest_ms
-
-
 def replicas_needed(obs: Observation, s: int, safe_utilisation: float) -> int:
     """Ready replicas the service's current load needs at the safe utilisation."""
     load_rps = float(obs.arrival_rps[s])
