@@ -7,7 +7,7 @@ from tests.unit.observations import observation
 
 from kubeagora.agents.base import AgentContext, Lane
 from kubeagora.agents.handoff import REPLICA_SETPOINTS, scale_targets_from
-from kubeagora.agents.scaling import ScalingAgent
+from kubeagora.agents.scaling import ScalingAgent, ScalingSettings
 from kubeagora.model import Observation, Scale, SetConcurrency
 
 
@@ -17,18 +17,25 @@ def web(ready: int, arrival_rps: float, p99_ms: float = 100.0) -> Observation:
                        p99_ms=p99_ms)
 
 
-def test_an_overloaded_service_scales_up_in_the_slo_lane_and_widens_its_slots_while_replicas_start() -> None:
+def test_an_overloaded_service_scales_up_in_the_slo_lane() -> None:
     agent = ScalingAgent()
     obs = web(ready=1, arrival_rps=400.0, p99_ms=400.0)
     proposals, _ = agent.decide(obs, agent.initial_state(obs), AgentContext())
 
     # 400 req/s at 70 % of 160 req/s = 112 req/s per replica: ceil(3.57) = 4
-    scale, concurrency = proposals
+    (scale,) = proposals  # no concurrency boost by default: a CPU-bound service only time-shares its cores
     assert scale.action == Scale("web", 4, scale.reason)
     assert scale.lane is Lane.SLO
     assert "400 req/s" in scale.reason
-    assert concurrency.action == SetConcurrency("web", 8, concurrency.reason)
     assert scale_targets_from(proposals) == {"web": 4}
+
+
+def test_an_io_bound_service_widens_its_slots_while_replicas_start() -> None:
+    agent = ScalingAgent(ScalingSettings(concurrency_boost_factor=2.0))
+    obs = web(ready=1, arrival_rps=400.0, p99_ms=400.0)
+    proposals, _ = agent.decide(obs, agent.initial_state(obs), AgentContext())
+    concurrency = proposals[1]
+    assert concurrency.action == SetConcurrency("web", 8, concurrency.reason)
 
 
 def test_the_mpc_set_points_win_over_the_fallback_as_an_array_or_a_function() -> None:

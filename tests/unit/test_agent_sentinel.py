@@ -46,7 +46,7 @@ def test_a_busy_node_whose_services_served_nothing_loses_trust() -> None:
 
 
 def bid(name: str, index: int, cost_ms: float) -> NodeBid:
-    return NodeBid(index, name, True, "", 0.0, 0.0, cost_ms, 1.0, 0.0, cost_ms)
+    return NodeBid(index, name, True, "", 0.0, 0.0, cost_ms, 0.0, 1.0, 0.0, cost_ms)
 
 
 def test_an_implausibly_cheap_bid_and_a_rolled_back_agent_lose_trust() -> None:

@@ -64,15 +64,29 @@ def test_bids_break_down_into_interference_carbon_and_network_a_reader_can_recom
     assert a.interference_ms == pytest.approx(25 * 0.4 * du**2 + 25 * 0.4 * du**2)
     assert a.carbon_g_per_h == pytest.approx(carbon_g_per_h)
     assert a.network_ms == 20.0
-    assert a.cost_ms == pytest.approx(a.interference_ms + 5.0 * carbon_g_per_h + 20.0)
+    # all three nodes serve it in 25 ms (the fastest feasible), so each pays 25 ms × 1 of slowness
+    assert a.slowness_ms == pytest.approx(25.0)
+    assert a.cost_ms == pytest.approx(a.interference_ms + 5.0 * carbon_g_per_h + 20.0 + 25.0)
     # b: half busy already (no replicas of ours there): the replica's own requests pay 1 + β·u²
     assert b.interference_ms == pytest.approx(25 * 0.4 * (0.5 + du) ** 2)
-    assert b.cost_ms == pytest.approx(b.interference_ms + 5.0 * carbon_g_per_h + 20.0)
+    assert b.cost_ms == pytest.approx(b.interference_ms + 5.0 * carbon_g_per_h + 20.0 + 25.0)
     # c: a cleaner grid (60 g/kWh) does not make up for 60 ms more RTT
     assert c.carbon_g_per_h == pytest.approx(carbon_g_per_h * 60 / 300)
     assert c.network_ms == 80.0
     assert award(bids) == a
     assert a.cost_ms < b.cost_ms < c.cost_ms
+
+
+def test_a_nearer_but_much_slower_node_loses_the_bid() -> None:
+    """kube-proxy splits traffic evenly: a replica 3x slower than its siblings becomes the bottleneck."""
+    fast = node("far-cpu")
+    slow = node("near-mcu", cores=1.0, node_class=NodeClass.MCU)
+    ingester = replace(web_service(cpu_request=0.25, memory_request_gib=0.125),
+                       service_time_ms={NodeClass.CPU: 4.0, NodeClass.MCU: 12.0})
+    obs = cluster((fast, slow), services=(ingester,), rtt_ms=[[30.0, 15.0], [90.0, 90.0]])
+    bids = announce(task_from_observation(obs, 0), ledger_from_observation(obs))
+    assert bids[1].slowness_ms == pytest.approx(12.0 * 3.0)
+    assert award(bids) == bids[0]
 
 
 def test_residency_makes_a_node_infeasible_whatever_its_cost() -> None:

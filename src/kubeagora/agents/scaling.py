@@ -47,9 +47,11 @@ class ScalingSettings:
     scale-downs wait."""
     slo_risk_load_share: float = 0.9
     """…or with arrivals above this share of Ready capacity (default 90 %)."""
-    concurrency_boost_factor: float = 2.0
+    concurrency_boost_factor: float = 1.0
     """Fallback: slots per replica during a cold start, as a multiple of the configured concurrency
-    (default 2×): enough to halve queueing on a busy replica, bounded so CPU contention stays moderate."""
+    (default 1×, off). Extra slots help an I/O-bound service; a CPU-bound one only time-shares its
+    cores (the engine models that: throughput stays, every request takes longer), so the boost is off
+    unless a service is known to wait on I/O."""
     concurrency_boost_max_node_utilisation: float = 0.7
     """…only while every node hosting the service is below this utilisation (default 70 %): extra
     slots on a saturated node only add contention."""

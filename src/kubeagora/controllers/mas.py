@@ -173,8 +173,11 @@ class MasController:
 
         proposals, agent_states, incidents = self._run_agents(observation, state, setpoints, forecast, prices)
         ordered = self._through_the_bus(proposals)
-        # a target with a rollout in flight (shadow, canary, awaiting a person) is not proposed again
-        held = {_target(a) for r in state.active for a in r.actions}
+        # a target with a rollout in flight (shadow, canary, awaiting a person) is not proposed again,
+        # except that a capacity-adding move supersedes a capacity-removing one still in flight: a
+        # scale-down in its canary must not hold back the scale-up a burst needs
+        active, superseded = self._supersede(observation, state.active, ordered)
+        held = {_target(a) for r in active for a in r.actions}
         escalations = [p for p in ordered if is_escalation(p) and _target(p.action) not in held]
         resolved, dropped = resolve_conflicts(
             observation, [p for p in ordered if not is_escalation(p) and _target(p.action) not in held])
@@ -210,10 +213,11 @@ class MasController:
                        for i, r in enumerate(rejections))
         next_id += len(rejections)
 
-        active, finished, memory = [], list(state.finished), state.memory
+        in_flight = active
+        active, finished, memory = [], [*state.finished, *superseded], state.memory
         rolled_back_by_agent: dict[str, int] = {}
         canaried, rolled_back = state.canaried, state.rolled_back
-        for rollout in (*state.active, *records):
+        for rollout in (*in_flight, *records):
             if rollout.stage in (ro.Stage.SHADOW, ro.Stage.CANARY) and rollout not in records:
                 before = rollout.stage
                 rollout, to_enact = ro.advance(rollout, observation, cfg.rollout)
@@ -254,6 +258,23 @@ class MasController:
         capped = np.where(clearing.price_per_unit @ demands.usage_per_replica.T > 0,
                           np.minimum(setpoints, np.ceil(clearing.replicas - 1e-6)), setpoints).astype(np.int64)
         return capped, clearing.prices(), clearing.price_per_unit
+
+    @staticmethod
+    def _supersede(observation: Observation, active: Sequence[ro.Rollout], proposals: Sequence[Proposal],
+                   ) -> tuple[list[ro.Rollout], list[ro.Rollout]]:
+        """(still in flight, superseded): rollouts that a capacity-adding proposal for the same target
+        replaces; the canary's undo actions are not needed, the new move sets the target anyway."""
+        adding = {_target(p.action): p for p in proposals if not is_escalation(p)
+                  and MasController._fast_path(observation, p) and not isinstance(p.action, QuarantineNode)}
+        kept: list[ro.Rollout] = []
+        gone: list[ro.Rollout] = []
+        for r in active:
+            by = next((adding[_target(a)] for a in r.actions if _target(a) in adding), None)
+            if by is None or all(_capacity_adding(observation, a) for a in r.actions):
+                kept.append(r)
+            else:
+                gone.append(_expire(r, observation.time_s, f"superseded by {by.agent}: {by.reason}"))
+        return kept, gone
 
     @staticmethod
     def _fast_path(observation: Observation, proposal: Proposal) -> bool:

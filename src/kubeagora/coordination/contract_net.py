@@ -57,6 +57,11 @@ class BidWeights:
     network_weight: float = 1.0
     """Multiplier on the users' RTT to the node (1: a ms of RTT is a ms of latency)."""
     interference_weight: float = 1.0
+    slowness_weight: float = 1.0
+    """Multiplier on the slowness cost: the replica's service time there × how many times slower it is
+    than on the fastest node that could host it. kube-proxy splits traffic evenly, so a replica k×
+    slower than its siblings fills up k× sooner and becomes the service's bottleneck: an MCU that is
+    15 ms nearer but 3× slower than a CPU node is the wrong home for a 4 ms ingester."""
     min_trust: float = 0.05
     """Nodes trusted less than this do not bid (quarantine-grade suspicion)."""
 
@@ -76,6 +81,8 @@ class NodeBid:
     """Extra emissions of the replica's load on this node."""
     network_ms: float
     """RTT from the service's users to the node."""
+    slowness_ms: float
+    """Service time there × its ratio to the fastest feasible node's (see BidWeights.slowness_weight)."""
     trust: float
     trust_markup_ms: float
     """cost × (1/trust − 1): what distrust adds."""
@@ -85,8 +92,9 @@ class NodeBid:
     def explain(self) -> str:
         if not self.feasible:
             return f"{self.node}: cannot host ({self.infeasible_reason})"
-        return (f"{self.node}: {self.cost_ms:.1f} ms = RTT {self.network_ms:.1f} ms + interference "
-                f"{self.interference_ms:.2f} ms + {self.carbon_g_per_h:.2f} g CO2/h"
+        return (f"{self.node}: {self.cost_ms:.1f} ms = RTT {self.network_ms:.1f} ms + slowness "
+                f"{self.slowness_ms:.1f} ms + interference {self.interference_ms:.2f} ms + "
+                f"{self.carbon_g_per_h:.2f} g CO2/h"
                 + (f" + distrust {self.trust_markup_ms:.1f} ms (trust {self.trust:.2f})"
                    if self.trust_markup_ms > 0 else ""))
 
@@ -232,15 +240,18 @@ def announce(task: PlacementTask, ledger: NodeLedger, weights: BidWeights | None
     interference_ms = own_ms + neighbours_ms
     carbon_g_per_h = ledger.dynamic_power_w * (u_after - u_before) * ledger.carbon_g_per_kwh / 1000.0
     network_ms = ledger.ingress_rtt_ms[task.origin_region_index]
+    reasons = _infeasible_reasons(task, ledger, service_ms, accelerators, w)
+    feasible_ms = np.where([r == "" for r in reasons], service_ms, np.nan)
+    fastest_ms = np.nanmin(feasible_ms) if np.isfinite(feasible_ms).any() else 1.0
+    slowness_ms = np.nan_to_num(service_ms, nan=0.0) ** 2 / max(fastest_ms, 1e-9)
     raw_ms = (w.interference_weight * interference_ms + w.ms_per_carbon_g_per_h * carbon_g_per_h
-              + w.network_weight * network_ms)
+              + w.network_weight * network_ms + w.slowness_weight * slowness_ms)
     trust = np.clip(ledger.trust, w.min_trust, 1.0)
     markup_ms = raw_ms * (1.0 / trust - 1.0)
-    reasons = _infeasible_reasons(task, ledger, service_ms, accelerators, w)
     cost_ms = np.where([r == "" for r in reasons], raw_ms + markup_ms, np.inf)
     return tuple(
         NodeBid(n, ledger.names[n], not reasons[n], reasons[n], float(interference_ms[n]),
-                float(carbon_g_per_h[n]), float(network_ms[n]), float(ledger.trust[n]),
+                float(carbon_g_per_h[n]), float(network_ms[n]), float(slowness_ms[n]), float(ledger.trust[n]),
                 float(markup_ms[n]), float(cost_ms[n]))
         for n in range(len(ledger.names))
     )
