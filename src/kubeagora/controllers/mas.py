@@ -173,17 +173,23 @@ class MasController:
 
         proposals, agent_states, incidents = self._run_agents(observation, state, setpoints, forecast, prices)
         ordered = self._through_the_bus(proposals)
-        # a target with a rollout in flight (shadow, canary, awaiting a person) is not proposed again,
+        # a target with a rollout in flight (shadow or canary) is not proposed again,
         # except that a capacity-adding move supersedes a capacity-removing one still in flight: a
         # scale-down in its canary must not hold back the scale-up a burst needs
         active, superseded = self._supersede(observation, state.active, ordered)
-        held = {_target(a) for r in active for a in r.actions}
+        # only a rollout being delivered holds its target; one awaiting a person does not stop the agents
+        held = {_target(a) for r in active if r.stage in (ro.Stage.SHADOW, ro.Stage.CANARY) for a in r.actions}
         escalations = [p for p in ordered if is_escalation(p) and _target(p.action) not in held]
         resolved, dropped = resolve_conflicts(
             observation, [p for p in ordered if not is_escalation(p) and _target(p.action) not in held])
         scored = [with_risk(observation, p) for p in resolved]
         kept, vetoed = veto_residency(observation, scored)
-        kept_damped, suppressed = ro.damp(state.memory, kept, observation, cfg.rollout)
+        # hysteresis damps what removes capacity (no scale-down right after a scale-up, no retry of a
+        # rolled-back move); a scale-up the SLO needs is never held back by a recent scale-down
+        adding = [p for p in kept if self._fast_path(observation, p)]
+        damped, suppressed = ro.damp(state.memory, [p for p in kept if not self._fast_path(observation, p)],
+                                     observation, cfg.rollout)
+        kept_damped = [*adding, *damped]
         allowed, rejections, shield_state = filter_proposals(observation, kept_damped, cfg.shield, state.shield)
         twin_forecast = np.repeat(forecast.upper_rps, max(1, round(self.planner.settings.interval_s
                                                                      / cfg.twin.step_s)), axis=1)

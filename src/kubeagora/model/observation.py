@@ -33,7 +33,7 @@ class Observation:
     """CPU time spent serving (what cAdvisor's container_cpu_usage_seconds_total counts)."""
     # per service: gauges
     arrival_rps: FloatArray
-    """Arrivals in the last second."""
+    """Requests offered in the last second (before any load shedding)."""
     queue_length: FloatArray
     """Requests waiting or in service, over all replicas."""
     desired_replicas: IntArray

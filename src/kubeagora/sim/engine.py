@@ -574,6 +574,9 @@ class Engine:
         rate = self._rates()
         arrivals = poisson_counts(st.rng, rate * dt) + st.downstream_pending
         c.arrived += arrivals
+        # what the ingress sees offered, shed or not: a controller that read the load after its own
+        # shedding would under-provision and keep shedding
+        st.last_arrivals = arrivals
         shed = arrivals * st.shed
         c.dropped += shed
         arrivals = arrivals - shed
@@ -666,7 +669,6 @@ class Engine:
         st.downstream_pending = np.zeros(self.n_services)
         if self.callers.size:
             np.add.at(st.downstream_pending, self.callees, served_s[self.callers])
-        st.last_arrivals = arrivals
         st.capacity_rps = np.asarray(np.bincount(svc, np.where(listed & deliverable, mu, 0.0),
                                                  minlength=self.n_services), dtype=np.float64)
         st.t += dt
