@@ -38,8 +38,8 @@ def main(path: str) -> None:
     m = means(runs)
     scenarios = sorted({s for s, _ in m})
     controllers = [c for c in ORDER if any((s, c) in m for s in scenarios)]
-    seeds = sorted({r["seed"] for r in runs})
-    print(f"Means over {len(seeds)} seeds per scenario ({len(runs)} runs).\n")
+    per_pair = len(runs) / max(len(m), 1)
+    print(f"Means over {per_pair:g} seeds per scenario and controller ({len(runs)} runs).\n")
     cols = [("slo_violation_pct", "SLO viol. %", 2), ("p95_ms", "p95 ms", 0), ("p99_ms", "p99 ms", 0),
             ("throughput_rps", "req/s", 0), ("overhead_us_per_req", "overhead µs/req", 2),
             ("energy_j_per_req", "J/req", 3), ("replica_seconds", "replica-s", 0)]
