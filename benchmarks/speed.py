@@ -18,13 +18,15 @@ from kubeagora.sim.scenario import ScenarioModel, compile_scenario
 
 
 def scenario(services: int, nodes_scale: int, hours: float) -> ScenarioModel:
-    """~200 nodes per `nodes_scale`: 4 regions × (2 edge zones of 12 + fog 6 + cloud 18 + 2 GPU)."""
+    """~200 nodes per `nodes_scale`: 4 regions × (2 edge zones of 12 + fog 6 + cloud 18 + 2 GPU), each
+    count times `nodes_scale` (5,000 services get ~1,000 nodes)."""
     return ScenarioModel.model_validate({
         "name": f"speed-{services}",
         "duration_s": hours * 3600,
-        "topology": {"kind": "hub-and-spoke", "regions": 4 * nodes_scale, "zones_per_region": 2,
-                     "edge_nodes_per_zone": 10, "mcu_nodes_per_zone": 2, "fog_nodes_per_region": 6,
-                     "cloud_nodes_per_region": 18, "cloud_gpu_per_region": 2},
+        "topology": {"kind": "hub-and-spoke", "regions": 4, "zones_per_region": 2,
+                     "edge_nodes_per_zone": 10 * nodes_scale, "mcu_nodes_per_zone": 2 * nodes_scale,
+                     "fog_nodes_per_region": 6 * nodes_scale, "cloud_nodes_per_region": 18 * nodes_scale,
+                     "cloud_gpu_per_region": 2 * nodes_scale},
         "services": {"count": services, "mix": {"web": 5, "api": 4, "iot-ingest": 1}, "zipf_s": 0.6},
         "workload": {"total_rps": 60.0 * services, "diurnal_amplitude": 0.5},
     })
