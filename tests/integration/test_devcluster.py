@@ -7,12 +7,13 @@ import ssl
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from tests.integration.kube import apply, kubectl_json, wait_for
 from typer.testing import CliRunner
 
 from kubeagora.devcluster import COMPONENTS, DevCluster
@@ -23,26 +24,10 @@ from kubeagora.devcluster.pki import ADMIN, Pki
 pytestmark = pytest.mark.integration
 
 
-def kubectl_json(cluster: DevCluster, *args: str) -> Any:
-    proc = cluster.kubectl(*args, "-o", "json")
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
 
 
-def apply(cluster: DevCluster, *objects: dict[str, Any]) -> None:
-    proc = cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objects))
-    assert proc.returncode == 0, proc.stderr
 
 
-def wait_for(what: str, probe: Callable[[], Any], timeout_s: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what}", pytrace=False)
-        time.sleep(0.5)
 
 
 @pytest.fixture

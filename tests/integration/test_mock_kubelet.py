@@ -14,17 +14,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from tests.integration.kube import apply, kubectl_json, wait_for
 
 from kubeagora.devcluster import DevCluster
 from kubeagora.devcluster.cluster import free_ports
@@ -55,26 +54,10 @@ class Mock:
             return json.loads(resp.read())
 
 
-def wait_for(what: str, probe: Callable[[], Any], timeout_s: float = 90.0, every_s: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what}", pytrace=False)
-        time.sleep(every_s)
 
 
-def kubectl_json(cluster: DevCluster, *args: str) -> Any:
-    proc = cluster.kubectl(*args, "-o", "json")
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
 
 
-def apply(cluster: DevCluster, *objects: dict[str, Any]) -> None:
-    proc = cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objects))
-    assert proc.returncode == 0, proc.stderr
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +97,8 @@ def namespace(devcluster: DevCluster) -> Iterator[str]:
     name = f"mk-{uuid.uuid4().hex[:8]}"
     apply(devcluster, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     wait_for(f"serviceaccount default in {name}",
-             lambda: devcluster.kubectl("get", "serviceaccount", "default", "-n", name).returncode == 0)
+             lambda: devcluster.kubectl("get", "serviceaccount", "default", "-n", name).returncode == 0,
+             timeout_s=90)
     yield name
     devcluster.kubectl("delete", "namespace", name, "--wait=false")
 
