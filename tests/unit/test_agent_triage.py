@@ -63,6 +63,15 @@ def test_an_unknown_anomaly_is_escalated_at_once_and_waits_for_a_person() -> Non
     assert rollout.stage is Stage.AWAITING_APPROVAL
 
 
+def test_a_marginal_slo_miss_without_a_cause_wakes_nobody() -> None:
+    agent = TriageAgent()
+    # p99 260 ms of 250 ms at 10 % load: a window's tail noise, not an anomaly
+    obs = observation(arrival_rps=16.0, capacity_rps=160.0, p95_ms=140.0, p99_ms=260.0)
+    proposals, state = agent.decide(obs, agent.initial_state(obs), AgentContext())
+    assert proposals == []
+    assert not state.incidents
+
+
 def test_an_overloaded_service_goes_to_scaling_and_a_strange_bus_incident_to_a_person() -> None:
     agent = TriageAgent()
     obs = observation(arrival_rps=400.0, capacity_rps=160.0, p95_ms=300.0, p99_ms=600.0)

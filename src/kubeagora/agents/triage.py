@@ -81,6 +81,10 @@ class TriageSettings:
     escalate_after_s: float = 180.0
     """A routed incident still open this long goes to a person (default 180 s: the seed paper's MAS
     recovers from a node loss in 2.7 min; longer means the playbook is not working)."""
+    unknown_latency_ratio: float = 1.2
+    """An SLO miss with no overload and no faulty node is an unknown anomaly only past this multiple of
+    the target (default 1.2): smaller misses are a window's tail noise (a packet-loss spell, one
+    unlucky window) that the scaling agent answers, not something to wake a person for."""
     escalation_risk: float = 1.0
     """Risk on an escalation (default 1.0: above any approval threshold, so a person must decide)."""
 
@@ -137,7 +141,8 @@ def classify(obs: Observation, settings: TriageSettings) -> list[tuple[IncidentK
                   f"{100 * min(load_ratio(obs, s), 99.99):.0f} % of Ready capacity")
         if load_ratio(obs, s) > 1.0:
             found.append((IncidentKind.OVERLOAD, service.name, detail))
-        elif not faulty[obs.replica_node[obs.replica_service == s]].any():
+        elif (latency_ratio(obs, s) > settings.unknown_latency_ratio
+              and not faulty[obs.replica_node[obs.replica_service == s]].any()):
             found.append((IncidentKind.UNKNOWN, service.name, detail + ", no fault explains it"))
     return found
 
