@@ -7,13 +7,13 @@ import pytest
 from tests.unit.sim_helpers import small_scenario
 
 from kubeagora.controllers.latency_prediction import (
-    interference_slowdown,
     node_utilisation,
     predict_latency_batch_ms,
     predict_latency_ms,
 )
 from kubeagora.model import Place, Scale
-from kubeagora.sim.engine import INTERFERENCE, Engine
+from kubeagora.sim.engine import Engine
+from kubeagora.sim.latency import INTERFERENCE, interference_slowdown
 
 
 def _hold_plan(total_rps: float, replicas: int, node_name: str, seconds: int = 200) -> tuple[Engine, int, int]:

@@ -27,12 +27,6 @@ IDLE_CPU_FRACTION = PlatformDefaults().idle_cpu_fraction
 """CPU an idle replica burns, as a share of its request."""
 
 
-def interference_slowdown(beta: FloatArray | float, utilisation: FloatArray | float) -> FloatArray:
-    """Service-time multiplier on a node at this utilisation: 1 + β·u²."""
-    u = np.clip(np.asarray(utilisation, dtype=np.float64), 0.0, 1.0)
-    return np.asarray(1.0 + np.asarray(beta, dtype=np.float64) * u * u, dtype=np.float64)
-
-
 def predict_latency_ms(
     service_ms: FloatArray,
     network_ms: FloatArray,
@@ -139,7 +133,7 @@ def node_utilisation(
     if replica_node.size == 0:
         return utilisation
     for _ in range(iterations):
-        slowdown = interference_slowdown(node_beta[replica_node], utilisation[replica_node])
+        slowdown = lat.interference_slowdown(node_beta[replica_node], utilisation[replica_node])
         service_ms = replica_base_ms / node_speed[replica_node] * slowdown
         busy = np.minimum(replica_arrivals_rps * service_ms / (1000.0 * replica_concurrency), 1.0)
         cpu = replica_cpu * (IDLE_CPU_FRACTION + (1.0 - IDLE_CPU_FRACTION) * busy)

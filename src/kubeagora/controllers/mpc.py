@@ -27,7 +27,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from kubeagora.controllers.latency_prediction import interference_slowdown
 from kubeagora.controllers.policy_parts import (
     SampleHistory,
     TimedRecords,
@@ -52,7 +51,7 @@ from kubeagora.decision.mpc import (
     resource_pools,
 )
 from kubeagora.model import Action, FloatArray, IntArray, NodeClass, Observation
-from kubeagora.sim.engine import INTERFERENCE
+from kubeagora.sim.latency import INTERFERENCE, interference_slowdown
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,6 @@ import numpy as np
 from kubeagora.controllers.fault_outlook import FaultOutlook
 from kubeagora.controllers.latency_prediction import (
     IDLE_CPU_FRACTION,
-    interference_slowdown,
     node_utilisation,
     predict_latency_batch_ms,
 )
@@ -59,7 +58,8 @@ from kubeagora.model import (
     Scale,
 )
 from kubeagora.sim import latency as lat
-from kubeagora.sim.engine import INTERFERENCE, PlatformDefaults
+from kubeagora.sim.engine import PlatformDefaults
+from kubeagora.sim.latency import INTERFERENCE, interference_slowdown
 from kubeagora.sim.scenario import CompiledScenario
 
 MAX_ADDS_PER_TICK = 600

@@ -33,12 +33,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from kubeagora.model import BoolArray, FloatArray, NodeClass, Observation, Service
+from kubeagora.sim.latency import INTERFERENCE
 
-INTERFERENCE_BETA: Mapping[NodeClass, float] = {
-    NodeClass.MCU: 0.2, NodeClass.CPU: 0.4, NodeClass.GPU: 0.6, NodeClass.TPU: 0.5,
-}
-"""Slowdown at full utilisation from co-located work, 1 + β·u², per node class: the simulator's
-coefficients (shared caches and memory bandwidth; on accelerators, shared PCIe/HBM)."""
+INTERFERENCE_BETA: Mapping[NodeClass, float] = INTERFERENCE
+"""Slowdown at full utilisation from co-located work, 1 + β·u², per node class: the platform's
+coefficients, from the one latency model (`sim.latency`)."""
 
 IDLE_CPU_FRACTION = 0.05
 """CPU an idle replica burns, as a share of its request (the simulator's platform default)."""

@@ -268,8 +268,7 @@ class RequestSimulator:
         acc_used = np.where(eng.node_is_acc[node], eng.svc_acc[svc] * busy_share, 0.0)
         node_acc = np.bincount(node, acc_used, minlength=eng.n_nodes) / np.maximum(eng.node_acc, 1)
         util = np.clip(np.maximum(node_cpu, node_acc), 0.0, 1.0)
-        slowdown: FloatArray = 1.0 + eng.node_beta * util**2
-        return slowdown
+        return lat.interference_slowdown(eng.node_beta, util)
 
     # ------------------------------------------------------------------ metrics
     def _result(self, wall_s: float) -> DesResult:

@@ -42,9 +42,7 @@ from kubeagora.sim.scenario import CompiledScenario, FaultEvent
 
 FREE, STARTING, READY, TERMINATING = 0, 1, 2, 3
 
-INTERFERENCE = {NodeClass.MCU: 0.2, NodeClass.CPU: 0.4, NodeClass.GPU: 0.6, NodeClass.TPU: 0.5}
-"""Slowdown at full node utilisation from co-located work: 1 + β·u² (shared caches, memory
-bandwidth, and on accelerators the shared PCIe/HBM). β per class."""
+INTERFERENCE = lat.INTERFERENCE  # re-exported: the coefficients live with the latency model
 
 
 @dataclass(frozen=True, slots=True)
@@ -603,7 +601,7 @@ class Engine:
             a_r = a_r - lost_r
 
         # service: fluid queues per replica, speed from node class, throttling and interference
-        slowdown = 1.0 + self.node_beta[node] * st.node_util[node] ** 2
+        slowdown = lat.interference_slowdown(self.node_beta[node], st.node_util[node])
         conc = st.concurrency[svc].astype(float)
         # slots beyond the service's native parallelism (its threads / batch size at its CPU request)
         # time-share the same CPU: each request takes proportionally longer, throughput stays the same

@@ -23,13 +23,25 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from kubeagora.model import FloatArray
+from kubeagora.model import FloatArray, NodeClass
 
 STRATA = np.array([0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0])
 STRATUM_MASS: FloatArray = np.diff(STRATA)
 RATIO_GRID: FloatArray = np.geomspace(1e-3, 1e3, 61)
 """wait/service ratios tabulated, 10 per decade."""
 RTO_MS = 200.0
+
+INTERFERENCE: dict[NodeClass, float] = {NodeClass.MCU: 0.2, NodeClass.CPU: 0.4, NodeClass.GPU: 0.6,
+                                         NodeClass.TPU: 0.5}
+"""Slowdown at full node utilisation from co-located work: 1 + β·u² (shared caches, memory
+bandwidth, and on accelerators the shared PCIe/HBM). β per node class."""
+
+
+def interference_slowdown(beta: FloatArray | float, utilisation: FloatArray | float) -> FloatArray:
+    """Service-time multiplier on a node at this utilisation: 1 + β·u²."""
+    u = np.clip(np.asarray(utilisation, dtype=np.float64), 0.0, 1.0)
+    return np.asarray(1.0 + np.asarray(beta, dtype=np.float64) * u * u, dtype=np.float64)
+
 
 BINS = 256
 HIST_MIN_MS = 0.5
