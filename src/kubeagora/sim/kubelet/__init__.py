@@ -5,7 +5,8 @@ real scheduler binds to them (Running, then Ready after the node class's cold st
 scenario's fault schedule, and serves traffic through the simulator's latency model, exporting
 per-service request and latency histograms and per-node utilisation and power on ``/metrics``.
 
-One idea per module; all but ``api``, ``kubeconfig`` and ``main`` are pure and unit-tested:
+It talks to the API server through ``kubeagora.kubeapi``. One idea per module; all but ``main``
+are pure and unit-tested:
 
     nodes       topology → Node manifests (labels, capacity, conditions); ``--nodes N`` topologies
     leases      Lease manifests and the staggered renewal schedule (every leaseDuration/4)
@@ -13,8 +14,6 @@ One idea per module; all but ``api``, ``kubeconfig`` and ``main`` are pure and u
     faults      a fault schedule → per-node heartbeat / serving / speed at a time; pod crashes
     traffic     Poisson load over Ready pods through ``sim.latency`` (numpy per tick)
     metrics     the Prometheus collector over the traffic model's counters
-    kubeconfig  a kubeconfig → API server URL and TLS context (client certificates)
-    api         a small aiohttp client of the REST API (list, watch, create, patch, delete)
     main        the asyncio main loop wiring it all, and the HTTP server for /metrics and /faults
 """
 

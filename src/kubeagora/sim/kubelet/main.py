@@ -29,13 +29,13 @@ import aiohttp
 import numpy as np
 from aiohttp import web
 
+from kubeagora.kubeapi.client import Api, ApiError, WatchExpired
+from kubeagora.kubeapi.kubeconfig import load as load_kubeconfig
 from kubeagora.model import NodeClass
 from kubeagora.sim.kubelet import leases
 from kubeagora.sim.kubelet import nodes as nodes_mod
-from kubeagora.sim.kubelet.api import Api, ApiError, WatchExpired
 from kubeagora.sim.kubelet.errors import KubeletError
 from kubeagora.sim.kubelet.faults import NodeFaults, crashes_between, manual_fault, node_faults
-from kubeagora.sim.kubelet.kubeconfig import load as load_kubeconfig
 from kubeagora.sim.kubelet.metrics import CONTENT_TYPE, exposition, make_registry
 from kubeagora.sim.kubelet.plan import Plan
 from kubeagora.sim.kubelet.pods import (
@@ -475,7 +475,7 @@ class MockKubelet:
 
     async def run(self, on_ready: Callable[[int], None] | None = None) -> None:
         endpoint = load_kubeconfig(self.options.kubeconfig)
-        self.api = Api(endpoint, self.options.max_in_flight)
+        self.api = Api(endpoint, self.options.max_in_flight, user_agent="kubeagora-mock-kubelet")
         runner = web.AppRunner(self.web_app(), access_log=None)
         await runner.setup()
         try:

@@ -1,8 +1,9 @@
 """A kubeconfig → the API server's URL, a TLS context with the client certificate, and a token.
 
-Only what the mock kubelet needs: the current context's cluster (``server``,
+What our clients need: the current context's cluster (``server``,
 ``certificate-authority[-data]``, ``insecure-skip-tls-verify``) and user
-(``client-certificate[-data]`` + ``client-key[-data]``, or ``token``).
+(``client-certificate[-data]`` + ``client-key[-data]``, or ``token``); or, inside a pod, the service
+account (``in_cluster``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from kubeagora.sim.kubelet.errors import KubeletError
+from kubeagora.kubeapi.errors import KubeConfigError
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ def _named(items: Any, name: str, what: str, path: Path) -> dict[str, Any]:
     for item in items or ():
         if isinstance(item, dict) and item.get("name") == name and isinstance(item.get(what), dict):
             return dict(item[what])
-    raise KubeletError(f"{path}: no {what} named {name!r}")
+    raise KubeConfigError(f"{path}: no {what} named {name!r}")
 
 
 def _data(entry: dict[str, Any], key: str, base: Path) -> bytes | None:
@@ -40,14 +41,14 @@ def _data(entry: dict[str, Any], key: str, base: Path) -> bytes | None:
         try:
             return base64.b64decode(entry[f"{key}-data"])
         except ValueError:
-            raise KubeletError(f"field {key}-data is not valid base64") from None
+            raise KubeConfigError(f"field {key}-data is not valid base64") from None
     if entry.get(key):
         path = Path(entry[key])
         path = path if path.is_absolute() else base / path
         try:
             return path.read_bytes()
         except OSError as e:
-            raise KubeletError(f"{path}: cannot read {key}: {e.strerror}") from None
+            raise KubeConfigError(f"{path}: cannot read {key}: {e.strerror}") from None
     return None
 
 
@@ -55,17 +56,17 @@ def load(path: Path) -> Endpoint:
     try:
         cfg = yaml.safe_load(path.read_text())
     except OSError as e:
-        raise KubeletError(f"{path}: cannot read kubeconfig: {e.strerror}") from None
+        raise KubeConfigError(f"{path}: cannot read kubeconfig: {e.strerror}") from None
     except yaml.YAMLError as e:
-        raise KubeletError(f"{path}: malformed kubeconfig YAML: {e}") from None
+        raise KubeConfigError(f"{path}: malformed kubeconfig YAML: {e}") from None
     if not isinstance(cfg, dict) or not cfg.get("current-context"):
-        raise KubeletError(f"{path}: not a kubeconfig with a current-context")
+        raise KubeConfigError(f"{path}: not a kubeconfig with a current-context")
     context = _named(cfg.get("contexts"), cfg["current-context"], "context", path)
     cluster = _named(cfg.get("clusters"), str(context.get("cluster")), "cluster", path)
     user = _named(cfg.get("users"), str(context.get("user")), "user", path) if context.get("user") else {}
     server = str(cluster.get("server") or "").rstrip("/")
     if not server.startswith(("https://", "http://")):
-        raise KubeletError(f"{path}: cluster server {server!r} is not an http(s) URL")
+        raise KubeConfigError(f"{path}: cluster server {server!r} is not an http(s) URL")
     if server.startswith("http://"):
         return Endpoint(server, None, user.get("token"))
     base = path.parent
@@ -81,7 +82,7 @@ def load(path: Path) -> Endpoint:
     if cert is not None and key is not None:
         _load_chain(ctx, cert, key)
     elif not user.get("token"):
-        raise KubeletError(f"{path}: user {context.get('user')!r} has neither a client certificate nor a token")
+        raise KubeConfigError(f"{path}: user {context.get('user')!r} has neither a client certificate nor a token")
     return Endpoint(server, ctx, user.get("token"))
 
 
@@ -93,6 +94,36 @@ def _load_chain(ctx: ssl.SSLContext, cert: bytes, key: bytes) -> None:
         os.close(fd)
         ctx.load_cert_chain(name)
     except ssl.SSLError as e:
-        raise KubeletError(f"client certificate or key unusable: {e}") from None
+        raise KubeConfigError(f"client certificate or key unusable: {e}") from None
     finally:
         os.unlink(name)
+
+
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+def in_cluster(sa_dir: Path = SERVICE_ACCOUNT_DIR, env: dict[str, str] | None = None) -> Endpoint:
+    """The API server as a pod sees it: KUBERNETES_SERVICE_HOST/PORT, the mounted token and CA."""
+    env = dict(os.environ) if env is None else env
+    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        raise KubeConfigError("not in a pod (KUBERNETES_SERVICE_HOST is unset): pass --kubeconfig")
+    try:
+        token = (sa_dir / "token").read_text().strip()
+        ca = (sa_dir / "ca.crt").read_text()
+    except OSError as e:
+        raise KubeConfigError(f"{sa_dir}: cannot read the service account ({e.strerror})") from None
+    ctx = ssl.create_default_context()
+    ctx.load_verify_locations(cadata=ca)
+    host = f"[{host}]" if ":" in host else host
+    return Endpoint(f"https://{host}:{port}", ctx, token)
+
+
+def load_or_in_cluster(path: Path | None) -> Endpoint:
+    """A kubeconfig when one is given (or exists at the default place), else the service account."""
+    if path is not None:
+        return load(path.expanduser())
+    default = Path(os.environ.get("KUBECONFIG", "~/.kube/config")).expanduser()
+    if default.is_file():
+        return load(default)
+    return in_cluster()

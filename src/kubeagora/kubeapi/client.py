@@ -1,8 +1,9 @@
 """A small asyncio client of the Kubernetes REST API (aiohttp; JSON by orjson).
 
-Enough for a kubelet: create, merge-patch (objects and their ``status``), delete, paginated list and
-watch. Writes do not parse the response body unless they fail, which keeps a thousand nodes'
-heartbeats cheap. One connection pool; ``max_in_flight`` bounds concurrent writes.
+Enough for a kubelet, an operator's adapter and a scheduler extender: create, merge-patch
+(objects and their ``status``), delete, paginated list and watch. Writes do not parse the response
+body unless they fail, which keeps a thousand nodes' heartbeats cheap. One connection pool;
+``max_in_flight`` bounds concurrent writes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from kubeagora.sim.kubelet.kubeconfig import Endpoint
+from kubeagora.kubeapi.kubeconfig import Endpoint
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON = "application/json"
@@ -35,9 +36,9 @@ class WatchExpired(Exception):
 
 
 class Api:
-    def __init__(self, endpoint: Endpoint, max_in_flight: int = 32) -> None:
+    def __init__(self, endpoint: Endpoint, max_in_flight: int = 32, user_agent: str = "kubeagora") -> None:
         self.endpoint = endpoint
-        headers = {"Accept": JSON, "User-Agent": "kubeagora-mock-kubelet"}
+        headers = {"Accept": JSON, "User-Agent": user_agent}
         if endpoint.token:
             headers["Authorization"] = f"Bearer {endpoint.token}"
         connector = aiohttp.TCPConnector(ssl=endpoint.ssl_context or False, limit=max_in_flight + 24)

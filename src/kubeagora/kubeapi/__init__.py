@@ -1,0 +1,10 @@
+"""A small asyncio client of the Kubernetes REST API, shared by the mock kubelet, the operator's
+adapter and the scheduler extender (aiohttp; JSON by orjson; needs the ``cluster`` extra).
+
+    kubeconfig  a kubeconfig (or the in-cluster service account) → URL, TLS context, token
+    client      create, merge-patch, delete, paginated list and watch
+"""
+
+from kubeagora.kubeapi.errors import KubeConfigError
+
+__all__ = ["KubeConfigError"]
