@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 $(BIN)/kubeagora: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[cluster]' --group dev
+	$(BIN)/pip install --quiet -e '.[cluster,operator]' --group dev
 	@touch $@
 
 install: $(BIN)/kubeagora

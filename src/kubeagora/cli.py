@@ -314,3 +314,23 @@ def _mount_mock_kubelet(cli: typer.Typer) -> None:
 
 _mount_devcluster(app)
 _mount_mock_kubelet(app)
+
+
+def _mount_operator(cli: typer.Typer) -> None:
+    try:
+        from kubeagora.operator.cli import operator_app
+    except ImportError:  # needs the 'operator' extra (kopf)
+        return
+    cli.add_typer(operator_app, name="operator")
+
+
+def _mount_scheduler_extender(cli: typer.Typer) -> None:
+    try:
+        from kubeagora.scheduler_plugin.cli import scheduler_extender
+    except ImportError:  # needs the 'cluster' extra (aiohttp)
+        return
+    cli.command("scheduler-extender")(scheduler_extender)
+
+
+_mount_operator(app)
+_mount_scheduler_extender(app)
