@@ -291,6 +291,9 @@ def component_args(component: str, layout: Layout, ports: Ports, settings: Setti
             "--requestheader-extra-headers-prefix=X-Remote-Extra-",
             f"--proxy-client-cert-file={p.client_cert(pki_mod.FRONT_PROXY)}",
             f"--proxy-client-key-file={p.client_key(pki_mod.FRONT_PROXY)}",
+            # No kube-proxy runs, so a Service's cluster IP leads nowhere: the aggregator dials an
+            # endpoint of the APIService's Service instead (e.g. the mock kubelet's metrics API).
+            "--enable-aggregator-routing=true",
         ]
     elif component == "kube-controller-manager":
         kubeconfig = layout.component_kubeconfig(component)
