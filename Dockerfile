@@ -1,0 +1,28 @@
+# One image for the kubeagora operator and the scheduler extender:
+#   docker build -t kubeagora:dev .
+#   kubeagora operator run ...      (manifests/operator.yaml)
+#   kubeagora scheduler-extender ...  (manifests/scheduler-extender.yaml)
+# Only the 'operator' and 'cluster' extras are installed: the 'learn' extra (torch) is for training
+# offline and would make the image gigabytes larger for nothing the cluster runs.
+FROM python:3.11-slim
+
+# The root filesystem is read-only in the manifests; /tmp is an emptyDir there, so HOME and caches go there.
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HOME=/tmp \
+    MPLCONFIGDIR=/tmp/matplotlib
+
+WORKDIR /build
+COPY pyproject.toml README.md ./
+COPY src ./src
+RUN pip install --no-cache-dir '.[operator,cluster]' \
+ && rm -rf /build
+
+# A numeric user, so the kubelet can verify runAsNonRoot without looking the name up.
+RUN useradd --system --uid 65532 --user-group --no-create-home --shell /usr/sbin/nologin kubeagora
+USER 65532:65532
+WORKDIR /tmp
+
+ENTRYPOINT ["kubeagora"]
+CMD ["--help"]

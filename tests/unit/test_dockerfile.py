@@ -1,0 +1,97 @@
+"""The Dockerfile, read as text: the image installs no learning stack and does not run as root.
+
+No Docker engine is needed: this parses the instructions (continuations joined, comments dropped)
+and checks what a reviewer would check by eye, so a careless edit cannot slip torch into the image
+or drop the non-root user.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+def instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, in order, with line continuations joined and comments dropped."""
+    out: list[tuple[str, str]] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line, pending = pending + line, ""
+        keyword, _, args = line.partition(" ")
+        out.append((keyword.upper(), args.strip()))
+    assert not pending, "the Dockerfile ends inside a line continuation"
+    return out
+
+
+@pytest.fixture(scope="module")
+def steps() -> list[tuple[str, str]]:
+    return instructions(DOCKERFILE.read_text())
+
+
+def _args(steps: list[tuple[str, str]], keyword: str) -> list[str]:
+    return [args for k, args in steps if k == keyword]
+
+
+def test_parser_joins_continuations_and_drops_comments() -> None:
+    text = "# c\nFROM x\nRUN a \\\n  # inside\n  && b\nUSER 1\n"
+    assert instructions(text) == [("FROM", "x"), ("RUN", "a  && b"), ("USER", "1")]
+
+
+def test_base_image_is_python_311_slim(steps: list[tuple[str, str]]) -> None:
+    assert _args(steps, "FROM") == ["python:3.11-slim"]
+
+
+def test_installs_the_operator_and_cluster_extras_only(steps: list[tuple[str, str]]) -> None:
+    installs = [words for run in _args(steps, "RUN") if "pip" in (words := shlex.split(run)) and "install" in words]
+    assert len(installs) == 1, installs
+    (words,) = installs
+    assert "--no-cache-dir" in words
+    targets = [w for w in words if w.startswith(".[")]
+    assert targets == [".[operator,cluster]"]
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    extras = pyproject["project"]["optional-dependencies"]
+    assert {"operator", "cluster"} <= extras.keys()
+    requirements = " ".join(extras["operator"] + extras["cluster"] + pyproject["project"]["dependencies"])
+    assert not re.search(r"\b(torch|pettingzoo)\b", requirements), "the image's extras pull the learning stack"
+    assert "learn" not in " ".join(_args(steps, "RUN")), "the learn extra (torch) must stay out of the image"
+
+
+def test_runs_as_a_numeric_non_root_user(steps: list[tuple[str, str]]) -> None:
+    users = _args(steps, "USER")
+    assert users, "no USER: the image would run as root"
+    uid, _, gid = users[-1].partition(":")
+    assert uid.isdigit(), f"USER {users[-1]}: runAsNonRoot can only verify a numeric uid"
+    assert int(uid) > 0, f"USER {users[-1]}: uid 0 is root"
+    assert not gid or (gid.isdigit() and int(gid) > 0)
+    last_user = max(i for i, (k, _) in enumerate(steps) if k == "USER")
+    assert all(k != "RUN" for k, _ in steps[last_user:]), "a RUN after the last USER would hint at root steps"
+
+
+def test_entrypoint_is_the_kubeagora_cli(steps: list[tuple[str, str]]) -> None:
+    (entrypoint,) = _args(steps, "ENTRYPOINT")
+    assert json.loads(entrypoint) == ["kubeagora"]
+
+
+def test_copied_sources_exist_and_are_in_the_build_context(steps: list[tuple[str, str]]) -> None:
+    sources = [src for args in _args(steps, "COPY") for src in args.split()[:-1] if not src.startswith("--")]
+    assert sources
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    for src in sources:
+        assert (ROOT / src).exists(), f"COPY {src}: no such file in the repository"
+        assert f"!{src.rstrip('/')}" in ignore or f"!{src.rstrip('/')}/" in ignore, (
+            f"COPY {src}: .dockerignore excludes it from the build context"
+        )
