@@ -1,0 +1,181 @@
+"""A real Prometheus scrapes the mock kubelet, and the operator's reader gets rates and percentiles from it.
+
+The mock kubelet (a subprocess) plays a few tainted nodes, as in ``test_mock_kubelet``; a Deployment
+whose pods carry ``kubeagora.io/rps`` gets traffic; Prometheus (Debian's binary, fetched and
+cached without root when it is not on PATH) scrapes it every 2 s; ``PrometheusSignals`` must then
+report the offered rate within 30 % and finite percentiles. Skipped only where Prometheus cannot
+be obtained at all (no ``prometheus`` binary and no apt-get/dpkg-deb).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.integration.kube import apply, kubectl_json, wait_for
+
+from kubeagora.devcluster import DevCluster
+from kubeagora.devcluster.cluster import free_ports
+from kubeagora.devcluster.prometheus import (
+    JOB_MOCK_KUBELET,
+    PROMETHEUS_ENV,
+    PrometheusServer,
+    cached_binary,
+    resolve_prometheus,
+)
+from kubeagora.operator.metrics_source import MetricsUnavailable, PrometheusSignals, ServiceSignals
+
+pytest.importorskip("aiohttp")
+pytest.importorskip("prometheus_api_client")
+pytestmark = pytest.mark.integration
+
+TAINT_KEY = "kubeagora.io/mock-test"
+OFFERED_RPS = 80.0
+REPLICAS = 3
+
+
+def _obtainable() -> bool:
+    return bool(os.environ.get(PROMETHEUS_ENV) or shutil.which("prometheus") or cached_binary()
+                or (shutil.which("apt-get") and shutil.which("dpkg-deb")))
+
+
+@pytest.fixture(scope="module")
+def prometheus_binary() -> Path:
+    if not _obtainable():
+        pytest.skip("Prometheus cannot be obtained: no prometheus on PATH, no cached copy, and no apt-get/dpkg-deb "
+                    f"to fetch Debian's package (or set ${PROMETHEUS_ENV})")
+    return resolve_prometheus()  # a failure here is a failure, not a skip
+
+
+@pytest.fixture(scope="module")
+def mock_kubelet(devcluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(prefix of its node names, HOST:PORT of its /metrics)."""
+    prefix = f"pr{uuid.uuid4().hex[:6]}-"
+    (port,) = free_ports(1)
+    log = tmp_path_factory.mktemp("mock-kubelet") / "mock-kubelet.log"
+    cmd = [sys.executable, "-c", "from kubeagora.cli import app; app()", "mock-kubelet",
+           "--kubeconfig", str(devcluster.kubeconfig), "--nodes", "6", "--name-prefix", prefix,
+           "--taint", f"{TAINT_KEY}={prefix.rstrip('-')}:NoSchedule", "--metrics-port", str(port),
+           "--default-rps", "5", "--delete-nodes-on-exit"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        def healthy() -> bool:
+            assert proc.poll() is None, f"mock kubelet exited ({proc.returncode}):\n{log.read_text()[-2000:]}"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+                    return bool(resp.read() == b"ok")
+            except (urllib.error.URLError, OSError):
+                return False
+
+        wait_for("the mock kubelet to register its nodes", healthy, timeout_s=90)
+        yield prefix, f"127.0.0.1:{port}"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def deployment(name: str, namespace: str, prefix: str) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": REPLICAS, "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels, "annotations": {"kubeagora.io/rps": f"{OFFERED_RPS:g}",
+                                                               "kubeagora.io/cold-start-s": "1"}},
+                "spec": {
+                    "nodeSelector": {"kubeagora.io/mock-node": "true"},
+                    "tolerations": [{"key": TAINT_KEY, "operator": "Equal", "value": prefix.rstrip("-"),
+                                     "effect": "NoSchedule"}],
+                    "terminationGracePeriodSeconds": 5,
+                    "containers": [{"name": "app", "image": "registry.invalid/app:1",
+                                    "resources": {"requests": {"cpu": "20m", "memory": "16Mi"}}}],
+                },
+            },
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def service(devcluster: DevCluster, mock_kubelet: tuple[str, str]) -> Iterator[str]:
+    """The name of a service (a Deployment, label app=NAME) running on the mock nodes."""
+    prefix, _ = mock_kubelet
+    namespace, name = f"pr-{uuid.uuid4().hex[:8]}", f"shop{uuid.uuid4().hex[:4]}"
+    apply(devcluster, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    wait_for(f"serviceaccount default in {namespace}",
+             lambda: devcluster.kubectl("get", "serviceaccount", "default", "-n", namespace).returncode == 0,
+             timeout_s=90)
+    apply(devcluster, deployment(name, namespace, prefix))
+
+    def all_ready() -> bool:
+        pods = kubectl_json(devcluster, "get", "pods", "-n", namespace, "-l", f"app={name}")["items"]
+        return len(pods) == REPLICAS and all(
+            any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions") or ())
+            for p in pods)
+
+    wait_for(f"{REPLICAS} Ready pods of {name}", all_ready, timeout_s=120)
+    yield name
+    devcluster.kubectl("delete", "namespace", namespace, "--wait=false")
+
+
+@pytest.fixture(scope="module")
+def prometheus(prometheus_binary: Path, mock_kubelet: tuple[str, str],
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    _, target = mock_kubelet
+    server = PrometheusServer(tmp_path_factory.mktemp("prometheus"), {JOB_MOCK_KUBELET: [target]},
+                              scrape_interval_s=2.0, port=0, binary=prometheus_binary)
+    with server:
+        yield server
+
+
+def test_reader_sees_the_offered_rate_and_finite_percentiles(
+    prometheus: PrometheusServer, service: str, mock_kubelet: tuple[str, str]
+) -> None:
+    assert prometheus.url is not None
+    reader = PrometheusSignals(prometheus.url)
+
+    def settled() -> ServiceSignals | None:
+        signals = reader.services().get(service)
+        if signals is None or not math.isfinite(signals.p99_ms):
+            return None
+        return signals if abs(signals.served_rps - OFFERED_RPS) <= 0.3 * OFFERED_RPS else None
+
+    signals = wait_for(f"Prometheus to report ~{OFFERED_RPS:g} rps for {service}", settled, timeout_s=90)
+    assert abs(signals.offered_rps - OFFERED_RPS) <= 0.3 * OFFERED_RPS
+    assert signals.dropped_rps < 0.05 * OFFERED_RPS  # 3 pods of a web service are far from saturated
+    assert 0 < signals.p95_ms <= signals.p99_ms < 2000  # tens of ms of network plus ~25 ms of service
+    assert signals.ready_pods == REPLICAS
+
+    prefix, _ = mock_kubelet
+    nodes = {name: n for name, n in reader.nodes().items() if name.startswith(prefix)}
+    assert len(nodes) >= 5
+    assert all(n.heartbeat and n.power_w > 0 and n.tier in {"edge", "fog", "cloud"} for n in nodes.values())
+    assert any(n.utilization > 0 for n in nodes.values())
+
+
+def test_a_stopped_prometheus_raises_one_clear_error(prometheus_binary: Path,
+                                                     tmp_path_factory: pytest.TempPathFactory) -> None:
+    server = PrometheusServer(tmp_path_factory.mktemp("prometheus-stopped"), {}, port=0, binary=prometheus_binary)
+    with server:
+        url = server.url
+        assert url is not None
+        assert PrometheusSignals(url).services() == {}
+    with pytest.raises(MetricsUnavailable, match=url):
+        PrometheusSignals(url, timeout_s=2).services()
