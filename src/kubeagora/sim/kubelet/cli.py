@@ -58,6 +58,20 @@ def mock_kubelet(
         bool, typer.Option("--delete-nodes-on-exit", help="Delete the nodes when stopped.")
     ] = False,
     max_in_flight: Annotated[int, typer.Option("--max-in-flight", help="Concurrent API writes.")] = 32,
+    metrics_api_port: Annotated[
+        int, typer.Option("--metrics-api-port",
+                          help="Serve metrics.k8s.io/v1beta1 (for the HPA, kubectl top) over HTTPS here; 0: off.")
+    ] = 0,
+    metrics_api_address: Annotated[
+        str | None,
+        typer.Option("--metrics-api-address",
+                     help="Non-loopback address the metrics API listens on and registers (default: this "
+                          "machine's default-route address).", show_default=False),
+    ] = None,
+    register_metrics_api: Annotated[
+        bool, typer.Option("--register-metrics-api/--no-register-metrics-api",
+                           help="Create the APIService, Service and EndpointSlice for the metrics API.")
+    ] = True,
 ) -> None:
     """Register mock Nodes, keep their Leases, run the pods bound to them, serve traffic, export /metrics."""
     from kubeagora.sim.kubelet.nodes import parse_taint
@@ -66,6 +80,8 @@ def mock_kubelet(
     try:
         if not 0 <= metrics_port < 65536:
             raise KubeletError(f"--metrics-port {metrics_port}: not a port number")
+        if not 0 <= metrics_api_port < 65536:
+            raise KubeletError(f"--metrics-api-port {metrics_api_port}: not a port number")
         if max_in_flight < 1:
             raise KubeletError(f"--max-in-flight must be at least 1 (got {max_in_flight})")
         path = kubeconfig.expanduser()
@@ -75,11 +91,19 @@ def mock_kubelet(
         plan = make_plan(scenario, nodes, seed, traffic, default_rps, name_prefix, faults)
         try:
             from kubeagora.sim.kubelet.main import Options, run
+            from kubeagora.sim.kubelet.metrics_api import usable_endpoint_address
         except ImportError as e:
             raise KubeletError(f"the mock kubelet needs the 'cluster' extra: pip install 'kubeagora[cluster]' ({e})"
                                ) from None
+        if metrics_api_address is not None:
+            try:
+                metrics_api_address = usable_endpoint_address(metrics_api_address)
+            except ValueError as e:
+                raise KubeletError(f"--metrics-api-address {e}") from None
         run(plan, Options(path, metrics_host, metrics_port, taints, max_in_flight=max_in_flight,
-                          delete_nodes_on_exit=delete_nodes, seed=1 if seed is None else seed))
+                          delete_nodes_on_exit=delete_nodes, seed=1 if seed is None else seed,
+                          metrics_api_port=metrics_api_port, metrics_api_address=metrics_api_address,
+                          register_metrics_api=register_metrics_api))
     except (KubeletError, ValueError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(USAGE_ERROR) from None

@@ -10,6 +10,12 @@ cold start, deletion after the containers stop), the traffic tick, and an HTTP s
     POST   /faults    JSON {"kind": "node-termination", "node": NAME [, "duration_s": S]}
                       ("zone": Z for a zone-outage; {"kind": "pod-crash", "service": S})
     DELETE /faults    clear the faults added here (their nodes come back)
+    GET    /load      JSON: each service's offered and base rate (see ``load``)
+    POST   /load      JSON {"service": S, "rps": R} or {"service": S, "factor": F}: change a load
+
+With ``--metrics-api-port`` a second, HTTPS listener serves ``metrics.k8s.io/v1beta1`` as an
+aggregated API (see ``metrics_api``): the traffic loop samples every pod's and node's cumulative
+CPU each tick, and the real HPA in kube-controller-manager reads their rates through the API server.
 """
 
 from __future__ import annotations
@@ -33,9 +39,12 @@ from kubeagora.kubeapi.client import Api, ApiError, WatchExpired
 from kubeagora.kubeapi.kubeconfig import load as load_kubeconfig
 from kubeagora.model import NodeClass
 from kubeagora.sim.kubelet import leases
+from kubeagora.sim.kubelet import metrics_api as mapi
 from kubeagora.sim.kubelet import nodes as nodes_mod
+from kubeagora.sim.kubelet import resource_metrics as rm
 from kubeagora.sim.kubelet.errors import KubeletError
 from kubeagora.sim.kubelet.faults import NodeFaults, crashes_between, manual_fault, node_faults
+from kubeagora.sim.kubelet.load import check_bound, load_doc, parse_load_change
 from kubeagora.sim.kubelet.metrics import CONTENT_TYPE, exposition, make_registry
 from kubeagora.sim.kubelet.plan import Plan
 from kubeagora.sim.kubelet.pods import (
@@ -73,6 +82,12 @@ class Options:
     max_in_flight: int = 32
     delete_nodes_on_exit: bool = False
     seed: int = 0
+    metrics_api_port: int = 0
+    """HTTPS port of the metrics.k8s.io aggregated API; 0 turns it off."""
+    metrics_api_address: str | None = None
+    """Address it listens on and registers (None: this machine's default-route address)."""
+    register_metrics_api: bool = True
+    """Create the Service, EndpointSlice and APIService (and delete them on exit)."""
 
 
 @dataclass
@@ -95,6 +110,8 @@ class PodRecord:
     """The status changed since the last write."""
     writing: bool = False
     """A status write is in flight (one at a time per pod, so they cannot land out of order)."""
+    labels: dict[str, str] = field(default_factory=dict)
+    requests: tuple[rm.ContainerRequest, ...] = ()
 
 
 @dataclass
@@ -128,6 +145,11 @@ class MockKubelet:
         self.table = PodTable()
         self.model = TrafficModel(self.nodes, plan.topology.ingress_rtt_ms, seed=options.seed)
         self.registry = make_registry(self.model, self.names, lambda: self.faults.heard)
+        self.base_rps: dict[str, float] = {}
+        """Each service's rate when its profile was made (what a load factor multiplies)."""
+        self.pod_usage = rm.UsageHistory()
+        self.node_usage = rm.UsageHistory()
+        self.node_labels = [nodes_mod.labels(n, name) for n, name in zip(self.nodes, self.names, strict=True)]
         self.timeline = Timeline()
         self.manual: list[FaultEvent] = []
         self.t0 = time.monotonic()
@@ -268,6 +290,8 @@ class MockKubelet:
         if rec is not None and rec.uid != meta.get("uid") and event_type != "DELETED":
             self.forget(key)
             rec = None
+        if rec is not None:
+            rec.labels = dict(meta.get("labels") or {})
         if not self.faults.heard[j] and event_type != "DELETED":
             self.parked.setdefault(j, {})[key] = (event_type, pod)  # a dead kubelet sees nothing
             return
@@ -290,6 +314,7 @@ class MockKubelet:
         s = self.model.index.get(service)
         if s is None:
             s = self.model.set_profile(self.plan.profile(service, meta.get("annotations")))
+            self.base_rps[service] = self.model.profiles[s].rps
         known = self.plan.scenario_services.get(service)
         cold = cold_start_s(meta.get("annotations"), NodeClass(self.nodes[j].node_class),
                             known.cold_start_s if known else None)
@@ -299,7 +324,8 @@ class MockKubelet:
         started = str(status.get("startTime") or now) if adopt else now
         rec = PodRecord(key, str(meta.get("uid")), str(meta.get("namespace")), str(meta.get("name")), j, service, ip,
                         scheduled_at(pod, now), started, containers(pod), containers(pod, "initContainers"), cold,
-                        ContainerRun(started, ready or cold <= 0, now))
+                        ContainerRun(started, ready or cold <= 0, now), labels=dict(meta.get("labels") or {}),
+                        requests=tuple(rm.container_requests(pod)))
         self.pods[key] = rec
         acc = requests(pod, "nvidia.com/gpu") + requests(pod, "google.com/tpu")
         self.table.add(key, s, j, requests(pod, "cpu"), acc)
@@ -403,6 +429,42 @@ class MockKubelet:
         while not self.stop.is_set():
             await asyncio.sleep(dt)
             self.model.tick(dt, self.table, self.faults.serving, self.faults.throttle)
+            if self.options.metrics_api_port:
+                self.sample_usage(time.time())
+
+    def sample_usage(self, t: float) -> None:
+        """Record the cumulative CPU of every pod (by uid: a name can come back as a new pod) and node."""
+        pods = {}
+        for rec in self.pods.values():
+            used = self.table.used_cpu_seconds(rec.key)
+            if used is not None:
+                pods[rec.uid] = used
+        self.pod_usage.record(t, pods)
+        self.node_usage.record(t, dict(zip(self.names, self.model.node_cpu_seconds.tolist(), strict=True)))
+
+    def pod_snapshots(self) -> list[rm.PodSnapshot]:
+        """What metrics-server would have scraped: running pods on nodes whose kubelet answers."""
+        out = []
+        for rec in self.pods.values():
+            if rec.stopping or not self.faults.heard[rec.node] or not rec.requests:
+                continue
+            usage = self.pod_usage.usage(rec.uid)
+            if usage is not None:
+                out.append(rm.PodSnapshot(rec.namespace, rec.name, rec.labels, usage, rec.requests))
+        return out
+
+    def node_snapshots(self) -> list[rm.NodeSnapshot]:
+        """Per node: the rate of its pods' CPU, and the sum of their (placeholder) memory."""
+        memory = [0.0] * len(self.nodes)
+        for rec in self.pods.values():
+            if not rec.stopping and rec.requests:
+                memory[rec.node] += sum(c.memory_bytes for c in rm.split_usage(0.0, rec.requests))
+        out = []
+        for j, name in enumerate(self.names):
+            usage = self.node_usage.usage(name)
+            if usage is not None and self.faults.heard[j]:
+                out.append(rm.NodeSnapshot(name, self.node_labels[j], usage, memory[j]))
+        return out
 
     # admin ------------------------------------------------------------------------------------
 
@@ -430,6 +492,22 @@ class MockKubelet:
         self.faults = node_faults(self.events(), len(self.nodes), self.elapsed())
         log(f"fault added: {event.label} ({len(hit)} nodes)")
         return event.label
+
+    def change_load(self, body: object) -> dict[str, Any]:
+        """Apply a ``POST /load`` body; ValueError for a bad one or a service that runs no pod here."""
+        change = parse_load_change(body)
+        s = self.model.index.get(change.service)
+        if s is None:
+            known = ", ".join(sorted(self.model.index)) or "none yet"
+            raise ValueError(f"no pods of service {change.service!r} run here (services: {known})")
+        base = self.base_rps.get(change.service, self.model.profiles[s].rps)
+        rps = check_bound(change, base)
+        self.model.set_rps(s, rps)
+        log(f"load of {change.service}: {rps:g} rps (base {base:g})")
+        return load_doc({change.service: rps}, {change.service: base})
+
+    def load_state(self) -> dict[str, Any]:
+        return load_doc({p.name: p.rps for p in self.model.profiles}, self.base_rps)
 
     def status_doc(self) -> dict[str, Any]:
         t = self.elapsed()
@@ -460,6 +538,19 @@ class MockKubelet:
                 return web.json_response({"error": str(e)}, status=400)
             return web.json_response({"added": label})
 
+        async def get_load(_: web.Request) -> web.Response:
+            return web.json_response(self.load_state())
+
+        async def post_load(request: web.Request) -> web.Response:
+            try:
+                try:
+                    body = await request.json()
+                except ValueError as e:
+                    raise ValueError(f"the body is not JSON ({e})") from None
+                return web.json_response(self.change_load(body))
+            except ValueError as e:
+                return web.json_response({"error": str(e)}, status=400)
+
         async def clear_faults(_: web.Request) -> web.Response:
             cleared = len(self.manual)
             self.manual.clear()
@@ -468,7 +559,8 @@ class MockKubelet:
 
         app = web.Application()
         app.add_routes([web.get("/metrics", metrics), web.get("/healthz", healthz), web.get("/status", status),
-                        web.post("/faults", post_fault), web.delete("/faults", clear_faults)])
+                        web.post("/faults", post_fault), web.delete("/faults", clear_faults),
+                        web.get("/load", get_load), web.post("/load", post_load)])
         return app
 
     # run --------------------------------------------------------------------------------------
@@ -478,6 +570,9 @@ class MockKubelet:
         self.api = Api(endpoint, self.options.max_in_flight, user_agent="kubeagora-mock-kubelet")
         runner = web.AppRunner(self.web_app(), access_log=None)
         await runner.setup()
+        api_runner: web.AppRunner | None = None
+        api_address: str | None = None
+        api_registered = False
         try:
             site = web.TCPSite(runner, self.options.metrics_host, self.options.metrics_port)
             try:
@@ -491,6 +586,11 @@ class MockKubelet:
                 await self.client.get("/version")
             except (aiohttp.ClientError, ApiError, OSError) as e:
                 raise KubeletError(f"cannot reach the API server at {endpoint.server}: {e}") from None
+            if self.options.metrics_api_port:
+                api_address = self.options.metrics_api_address or mapi.host_address()
+                api_runner = await self.serve_metrics_api(api_address)
+                if self.options.register_metrics_api:
+                    api_registered = await self.register_metrics_api(api_address)
             started = time.monotonic()
             try:
                 await asyncio.gather(*(self.register(j) for j in range(len(self.nodes))))
@@ -515,9 +615,45 @@ class MockKubelet:
                 with contextlib.suppress(Exception):
                     await asyncio.gather(*(self.client.delete(f"/api/v1/nodes/{name}") for name in self.names))
                 log(f"deleted {len(self.names)} nodes")
+            if api_registered and api_address is not None:
+                with contextlib.suppress(Exception):
+                    if await mapi.unregister(self.client, api_address, self.options.metrics_api_port):
+                        log(f"unregistered APIService {mapi.APISERVICE_NAME}")
             await runner.cleanup()
+            if api_runner is not None:
+                await api_runner.cleanup()
             if self.api is not None:
                 await self.api.close()
+
+    async def serve_metrics_api(self, address: str) -> web.AppRunner:
+        """Start the HTTPS listener of metrics.k8s.io on ``address:--metrics-api-port``."""
+        port = self.options.metrics_api_port
+        runner = web.AppRunner(mapi.web_app(self.pod_snapshots, self.node_snapshots), access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, address, port, ssl_context=mapi.serving_context(address)).start()
+        except OSError as e:
+            await runner.cleanup()
+            raise KubeletError(f"--metrics-api-port {port}: cannot listen on {address} ({e.strerror})") from None
+        except KubeletError:
+            await runner.cleanup()
+            raise
+        log(f"serving {rm.GROUP_VERSION} on https://{address}:{port} (self-signed)")
+        return runner
+
+    async def register_metrics_api(self, address: str) -> bool:
+        try:
+            await mapi.register(self.client, address, self.options.metrics_api_port)
+        except ApiError as e:
+            raise KubeletError(f"cannot register the metrics API: {e}") from None
+        log(f"registered APIService {mapi.APISERVICE_NAME} → {address}:{self.options.metrics_api_port}")
+
+        async def report() -> None:
+            ok, why = await mapi.wait_available(self.client)
+            log(f"APIService {mapi.APISERVICE_NAME} " + ("Available" if ok else f"not Available after 60 s ({why})"))
+
+        self.spawn(report())
+        return True
 
     @staticmethod
     def _bound_port(runner: web.AppRunner) -> int:

@@ -4,6 +4,7 @@
     kubeagora_requests_dropped_total{service}             no Ready endpoint, or queue full (counter)
     kubeagora_request_duration_seconds{service}           latency histogram (_bucket{le}, _sum, _count)
     kubeagora_service_ready_pods{service}                 Ready pods serving it (gauge)
+    kubeagora_service_offered_rps{service}                the load offered to it, requests/s (gauge)
     kubeagora_node_utilization{node,tier,node_class,region,zone}   busy share of CPU or accelerators
     kubeagora_node_power_watts{node,tier,node_class,region,zone}   wall power (0 when down)
     kubeagora_node_heartbeat{node}                        1 while the node's Lease is renewed
@@ -52,6 +53,9 @@ class TrafficCollector(Collector):
                                      labels=["service"])
         ready = GaugeMetricFamily("kubeagora_service_ready_pods", "Ready pods serving the service.",
                                   labels=["service"])
+        offered = GaugeMetricFamily("kubeagora_service_offered_rps",
+                                    "Requests per second offered to the service (its load, see POST /load).",
+                                    labels=["service"])
         cumulative = np.cumsum(m.bucket_counts, axis=1)
         for s, p in enumerate(m.profiles):
             requests.add_metric([p.name], float(m.requests[s]))
@@ -60,7 +64,8 @@ class TrafficCollector(Collector):
             buckets.append(("+Inf", float(cumulative[s, -1])))
             hist.add_metric([p.name], buckets, float(m.latency_sum_s[s]))
             ready.add_metric([p.name], float(m.ready_pods[s]) if s < m.ready_pods.shape[0] else 0.0)
-        yield from (requests, dropped, hist, ready)
+            offered.add_metric([p.name], float(p.rps))
+        yield from (requests, dropped, hist, ready, offered)
 
         node_keys = ["node", "tier", "node_class", "region", "zone"]
         util = GaugeMetricFamily("kubeagora_node_utilization", "Busy share of the node's CPU or accelerators.",

@@ -9,12 +9,16 @@ arrivals outrun it (requests beyond ``queue_limit × concurrency`` are dropped);
 RTT from the service's users' region to the node. Each pod's requests are split over the latency
 strata (no-wait and wait, ``STRATA``) by one multinomial draw and counted into Prometheus-style
 buckets, so ``histogram_quantile`` over the exported buckets follows the model's distribution.
+
+Each running pod uses ``request × (idle + (1 − idle) × busy share)`` cores, counted into its
+cumulative ``cpu_seconds`` (and its node's): the resource metrics API (``resource_metrics``)
+reports their rates, which is what the real HPA reads on the devcluster.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -76,6 +80,8 @@ class PodTable:
         self.cpu = np.zeros(capacity)
         self.accelerators = np.zeros(capacity)
         self.backlog = np.zeros(capacity)
+        self.cpu_seconds = np.zeros(capacity)
+        """Core-seconds the pod has used since it was added (what cAdvisor's usage counter counts)."""
         self._slot: dict[str, int] = {}
         self._free: list[int] = list(range(capacity - 1, -1, -1))
 
@@ -87,7 +93,7 @@ class PodTable:
 
     def _grow(self) -> None:
         old = self.service.shape[0]
-        for name in ("service", "node", "ready", "live", "cpu", "accelerators", "backlog"):
+        for name in ("service", "node", "ready", "live", "cpu", "accelerators", "backlog", "cpu_seconds"):
             a = getattr(self, name)
             setattr(self, name, np.concatenate([a, np.zeros_like(a)]))
         self._free.extend(range(2 * old - 1, old - 1, -1))
@@ -100,7 +106,7 @@ class PodTable:
         k = self._free.pop()
         self._slot[key] = k
         self.service[k], self.node[k], self.cpu[k], self.accelerators[k] = service, node, cpu, accelerators
-        self.ready[k], self.live[k], self.backlog[k] = False, True, 0.0
+        self.ready[k], self.live[k], self.backlog[k], self.cpu_seconds[k] = False, True, 0.0, 0.0
         return k
 
     def remove(self, key: str) -> None:
@@ -109,6 +115,11 @@ class PodTable:
             self.live[k] = self.ready[k] = False
             self.backlog[k] = 0.0
             self._free.append(k)
+
+    def used_cpu_seconds(self, key: str) -> float | None:
+        """The pod's cumulative core-seconds; None for a pod not in the table."""
+        k = self._slot.get(key)
+        return None if k is None else float(self.cpu_seconds[k])
 
     def set_ready(self, key: str, ready: bool) -> None:
         k = self._slot.get(key)
@@ -133,6 +144,8 @@ class TrafficModel:
         self.node_peak_w = np.array([n.peak_power_w for n in nodes])
         self.node_utilization = np.zeros(len(nodes))
         self.node_power_w = self.node_idle_w.copy()
+        self.node_cpu_seconds = np.zeros(len(nodes))
+        """Core-seconds the node's pods have used (cumulative)."""
         self.bounds_ms = np.array(BUCKETS_S) * 1000.0
         self.profiles: list[ServiceProfile] = []
         self.index: dict[str, int] = {}
@@ -162,6 +175,11 @@ class TrafficModel:
             self.profiles[s] = profile
         self._arrays_for = -1
         return s
+
+    def set_rps(self, s: int, rps: float) -> None:
+        """Offer ``rps`` to service ``s`` from the next tick on."""
+        self.profiles[s] = replace(self.profiles[s], rps=rps)
+        self._arrays_for = -1
 
     def _service_arrays(self) -> None:
         if self._arrays_for == len(self.profiles):
@@ -197,8 +215,11 @@ class TrafficModel:
         if idx.size and n_svc:
             busy_share[idx] = self._serve(dt, pods, idx, throttle)
         cpu_used = np.where(running, pods.cpu * (IDLE_CPU_FRACTION + (1 - IDLE_CPU_FRACTION) * busy_share), 0.0)
+        pods.cpu_seconds += cpu_used * dt
         n = len(self.nodes)
-        node_cpu = np.bincount(pods.node[running], cpu_used[running], minlength=n) / self.node_cores
+        node_cores_used = np.bincount(pods.node[running], cpu_used[running], minlength=n)
+        self.node_cpu_seconds += node_cores_used * dt
+        node_cpu = node_cores_used / self.node_cores
         acc_used = pods.accelerators * busy_share
         node_acc = np.bincount(pods.node[running], acc_used[running], minlength=n) / self.node_acc
         self.node_utilization = np.clip(np.maximum(node_cpu, node_acc), 0.0, 1.0)
