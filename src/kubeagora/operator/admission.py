@@ -43,6 +43,9 @@ MANAGED_CONFIGURATION = "kubeagora.io"
 UNPROCESSABLE = 422
 CERT_DAYS = 825
 
+_enforced_policy = DEFAULT_POLICY_NAME
+"""The ClusterPolicy the intent rules come from (configure_admission may name another, e.g. in tests)."""
+
 
 # ------------------------------------------------------------------------------------------ indices
 @kopf.index(GROUP, VERSION, "clusterpolicies")
@@ -60,7 +63,7 @@ def kubeagora_node_sites(labels: kopf.Labels, **_: Any) -> dict[str, NodeSite]:
 def _policy(index: kopf.Index[str, dict[str, Any]] | None) -> ClusterPolicy | None:
     if index is None:
         return None
-    for obj in index.get(DEFAULT_POLICY_NAME, ()):
+    for obj in index.get(_enforced_policy, ()):
         try:
             return parse_cluster_policy(obj)
         except IntentError:
@@ -110,8 +113,8 @@ def validate_cluster_policy(
         parse_cluster_policy(body)
     except IntentError as e:
         raise kopf.AdmissionError(str(e), code=UNPROCESSABLE) from None
-    if name and name != DEFAULT_POLICY_NAME:
-        warnings.append(f"the operator enforces only the ClusterPolicy named {DEFAULT_POLICY_NAME!r}; "
+    if name != _enforced_policy:
+        warnings.append(f"the operator enforces only the ClusterPolicy named {_enforced_policy!r}; "
                         f"{name!r} has no effect")
 
 
@@ -126,6 +129,7 @@ def configure_admission(
     certfile: Path | None = None,
     pkeyfile: Path | None = None,
     cert_dir: Path | None = None,
+    policy_name: str = DEFAULT_POLICY_NAME,
 ) -> None:
     """Serve the handlers above over HTTPS on `port`, reachable by the API server at `host`.
 
@@ -133,8 +137,9 @@ def configure_admission(
     at https://host:port (None: someone else manages it). `addr`: where to listen (default: `host` when it
     is an IP address, else every interface). Without `certfile`/`pkeyfile` a self-signed certificate for
     `host` is made with the `openssl` tool in `cert_dir` (a new temporary directory by default); kopf puts
-    it into the configuration's caBundle.
+    it into the configuration's caBundle. `policy_name`: the ClusterPolicy whose rules intents must meet.
     """
+    global _enforced_policy
     if (certfile is None) != (pkeyfile is None):
         raise ValueError("certfile and pkeyfile go together")
     if managed_name is not None and "." not in managed_name.strip("."):
@@ -148,6 +153,7 @@ def configure_admission(
     settings.admission.server = kopf.WebhookServer(addr=listen, port=port, host=host, certfile=certfile,
                                                    pkeyfile=pkeyfile)
     settings.admission.managed = managed_name
+    _enforced_policy = policy_name
 
 
 def self_signed_certificate(directory: Path, host: str, days: int = CERT_DAYS) -> tuple[Path, Path]:
