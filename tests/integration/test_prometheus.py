@@ -23,16 +23,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from tests.integration.kube import apply, kubectl_json, wait_for
 
 from kubeagora.devcluster import DevCluster
 from kubeagora.devcluster.cluster import free_ports
 from kubeagora.devcluster.prometheus import (
     JOB_MOCK_KUBELET,
+    JOBS,
     PROMETHEUS_ENV,
     PrometheusServer,
     cached_binary,
+    promtool_for,
     resolve_prometheus,
+    scrape_config,
 )
 from kubeagora.operator.metrics_source import MetricsUnavailable, PrometheusSignals, ServiceSignals
 
@@ -179,3 +183,24 @@ def test_a_stopped_prometheus_raises_one_clear_error(prometheus_binary: Path,
         assert PrometheusSignals(url).services() == {}
     with pytest.raises(MetricsUnavailable, match=url):
         PrometheusSignals(url, timeout_s=2).services()
+
+
+def test_promtool_accepts_the_local_config_and_the_manifests(prometheus_binary: Path, tmp_path: Path) -> None:
+    """Both configs parse in Prometheus itself; the manifest's with static targets in place of Kubernetes
+    discovery, which Debian's build leaves out (upstream's image, which the manifest runs, has it)."""
+    promtool = promtool_for(prometheus_binary)
+    if promtool is None:
+        pytest.skip("no promtool next to prometheus or on PATH")
+    local = scrape_config({job: [f"127.0.0.1:{9100 + i}"] for i, job in enumerate(JOBS)})
+    manifest = Path(__file__).resolve().parents[2] / "manifests" / "prometheus.yaml"
+    (config_map,) = [d for d in yaml.safe_load_all(manifest.read_text()) if d and d["kind"] == "ConfigMap"]
+    in_cluster = yaml.safe_load(config_map["data"]["prometheus.yml"])
+    for job in in_cluster["scrape_configs"]:
+        assert job.pop("kubernetes_sd_configs") == [{"role": "pod"}]
+        job["static_configs"] = [{"targets": ["10.0.0.1:8080"]}]
+    for name, config in (("local.yml", local), ("manifest.yml", in_cluster)):
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(config))
+        proc = subprocess.run([str(promtool), "check", "config", str(path)], capture_output=True, text=True,
+                              check=False)
+        assert proc.returncode == 0, f"{name}: {proc.stdout}{proc.stderr}"

@@ -6,7 +6,7 @@ The binary, first found wins:
 2. ``prometheus`` on ``PATH``;
 3. a copy cached by an earlier run in ``~/.cache/kubeagora/bin/prometheus-<version>/prometheus``;
 4. Debian's ``prometheus`` package, fetched with ``apt-get download`` (no root needed) and unpacked
-   with ``dpkg-deb -x``; only ``usr/bin/prometheus`` is kept, in the cache above. Where the
+   with ``dpkg-deb -x``; only ``usr/bin/prometheus`` (and ``promtool``) are kept, in the cache above. Where the
    machine's package lists are missing (container images delete them), they are fetched into a
    private directory first (``apt-get -o Dir::State::Lists=... update``, again without root).
 
@@ -209,6 +209,8 @@ def _unpack(dpkg: str, deb: Path, work: Path, cache_dir: Path, progress: Progres
     staged = work / "staged"
     staged.mkdir()
     shutil.copy2(binary, staged / "prometheus")
+    if _executable(root / "usr" / "bin" / "promtool"):  # checks configs (``promtool check config``)
+        shutil.copy2(root / "usr" / "bin" / "promtool", staged / "promtool")
     check = subprocess.run([str(staged / "prometheus"), "--version"], capture_output=True, text=True, check=False)
     if check.returncode != 0:
         raise PrometheusError(f"the unpacked prometheus does not run here: {_last_line(check.stderr)}")
@@ -218,6 +220,15 @@ def _unpack(dpkg: str, deb: Path, work: Path, cache_dir: Path, progress: Progres
     staged.rename(final)  # same filesystem: the cache never shows a half-written binary
     progress(f"prometheus cached in {final}")
     return final / "prometheus"
+
+
+def promtool_for(prometheus: Path) -> Path | None:
+    """``promtool`` next to ``prometheus`` (as the cache and Debian's package keep it), else on PATH."""
+    beside = prometheus.parent / "promtool"
+    if _executable(beside):
+        return beside
+    on_path = shutil.which("promtool")
+    return Path(on_path) if on_path else None
 
 
 # --- the server ------------------------------------------------------------------------------------
