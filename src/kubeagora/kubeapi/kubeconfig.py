@@ -52,7 +52,19 @@ def _data(entry: dict[str, Any], key: str, base: Path) -> bytes | None:
     return None
 
 
-def load(path: Path) -> Endpoint:
+@dataclass(frozen=True)
+class Credentials:
+    """The raw pieces of a kubeconfig's current context (or a service account), for any client."""
+
+    server: str
+    ca_pem: bytes | None = None
+    cert_pem: bytes | None = None
+    key_pem: bytes | None = None
+    token: str | None = None
+    insecure: bool = False
+
+
+def credentials(path: Path) -> Credentials:
     try:
         cfg = yaml.safe_load(path.read_text())
     except OSError as e:
@@ -68,22 +80,32 @@ def load(path: Path) -> Endpoint:
     if not server.startswith(("https://", "http://")):
         raise KubeConfigError(f"{path}: cluster server {server!r} is not an http(s) URL")
     if server.startswith("http://"):
-        return Endpoint(server, None, user.get("token"))
+        return Credentials(server, token=user.get("token"))
     base = path.parent
+    insecure = bool(cluster.get("insecure-skip-tls-verify"))
+    ca = None if insecure else _data(cluster, "certificate-authority", base)
+    cert, key = _data(user, "client-certificate", base), _data(user, "client-key", base)
+    if (cert is None or key is None) and not user.get("token"):
+        raise KubeConfigError(f"{path}: user {context.get('user')!r} has neither a client certificate nor a token")
+    return Credentials(server, ca, cert, key, user.get("token"), insecure)
+
+
+def endpoint(creds: Credentials) -> Endpoint:
+    if creds.server.startswith("http://"):
+        return Endpoint(creds.server, None, creds.token)
     ctx = ssl.create_default_context()
-    if cluster.get("insecure-skip-tls-verify"):
+    if creds.insecure:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-    else:
-        ca = _data(cluster, "certificate-authority", base)
-        if ca is not None:
-            ctx.load_verify_locations(cadata=ca.decode())
-    cert, key = _data(user, "client-certificate", base), _data(user, "client-key", base)
-    if cert is not None and key is not None:
-        _load_chain(ctx, cert, key)
-    elif not user.get("token"):
-        raise KubeConfigError(f"{path}: user {context.get('user')!r} has neither a client certificate nor a token")
-    return Endpoint(server, ctx, user.get("token"))
+    elif creds.ca_pem is not None:
+        ctx.load_verify_locations(cadata=creds.ca_pem.decode())
+    if creds.cert_pem is not None and creds.key_pem is not None:
+        _load_chain(ctx, creds.cert_pem, creds.key_pem)
+    return Endpoint(creds.server, ctx, creds.token)
+
+
+def load(path: Path) -> Endpoint:
+    return endpoint(credentials(path))
 
 
 def _load_chain(ctx: ssl.SSLContext, cert: bytes, key: bytes) -> None:
@@ -102,7 +124,7 @@ def _load_chain(ctx: ssl.SSLContext, cert: bytes, key: bytes) -> None:
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
-def in_cluster(sa_dir: Path = SERVICE_ACCOUNT_DIR, env: dict[str, str] | None = None) -> Endpoint:
+def in_cluster_credentials(sa_dir: Path = SERVICE_ACCOUNT_DIR, env: dict[str, str] | None = None) -> Credentials:
     """The API server as a pod sees it: KUBERNETES_SERVICE_HOST/PORT, the mounted token and CA."""
     env = dict(os.environ) if env is None else env
     host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
@@ -110,20 +132,26 @@ def in_cluster(sa_dir: Path = SERVICE_ACCOUNT_DIR, env: dict[str, str] | None = 
         raise KubeConfigError("not in a pod (KUBERNETES_SERVICE_HOST is unset): pass --kubeconfig")
     try:
         token = (sa_dir / "token").read_text().strip()
-        ca = (sa_dir / "ca.crt").read_text()
+        ca = (sa_dir / "ca.crt").read_bytes()
     except OSError as e:
         raise KubeConfigError(f"{sa_dir}: cannot read the service account ({e.strerror})") from None
-    ctx = ssl.create_default_context()
-    ctx.load_verify_locations(cadata=ca)
     host = f"[{host}]" if ":" in host else host
-    return Endpoint(f"https://{host}:{port}", ctx, token)
+    return Credentials(f"https://{host}:{port}", ca, token=token)
+
+
+def in_cluster(sa_dir: Path = SERVICE_ACCOUNT_DIR, env: dict[str, str] | None = None) -> Endpoint:
+    return endpoint(in_cluster_credentials(sa_dir, env))
+
+
+def credentials_or_in_cluster(path: Path | None) -> Credentials:
+    """A kubeconfig when one is given (or exists at the default place), else the service account."""
+    if path is not None:
+        return credentials(path.expanduser())
+    default = Path(os.environ.get("KUBECONFIG", "~/.kube/config")).expanduser()
+    if default.is_file():
+        return credentials(default)
+    return in_cluster_credentials()
 
 
 def load_or_in_cluster(path: Path | None) -> Endpoint:
-    """A kubeconfig when one is given (or exists at the default place), else the service account."""
-    if path is not None:
-        return load(path.expanduser())
-    default = Path(os.environ.get("KUBECONFIG", "~/.kube/config")).expanduser()
-    if default.is_file():
-        return load(default)
-    return in_cluster()
+    return endpoint(credentials_or_in_cluster(path))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubeagora.model import NodeClass
+from kubeagora.model import NodeClass, Service
 
 C, M, G, T = NodeClass.CPU, NodeClass.MCU, NodeClass.GPU, NodeClass.TPU
 
@@ -32,3 +32,13 @@ TEMPLATES: dict[str, dict[str, Any]] = {
 """`resident=True` marks data that must stay in its users' region (allowed_regions = origin).
 `traffic_share` scales a generated service's share of the scenario's load: an LLM endpoint sees a
 few per cent of the request rate of a web front end (and each request costs a GPU far more)."""
+
+
+def template_service(template: str, name: str, origin_region: str = "region-0") -> Service:
+    """A service of this template with the catalog's profile (ValueError for an unknown template)."""
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown service template {template!r} (known: {', '.join(TEMPLATES)})")
+    fields = {k: v for k, v in TEMPLATES[template].items() if k not in ("resident", "traffic_share")}
+    resident = bool(TEMPLATES[template].get("resident", False))
+    return Service(name=name, origin_region=origin_region,
+                   allowed_regions=(origin_region,) if resident else None, **fields)

@@ -1,0 +1,355 @@
+"""Cluster objects and Prometheus signals → the ``Observation`` the agents read (pure).
+
+The agents never know which world they run in: this module gives them the same frozen snapshot
+the simulator's engine gives them. What the cluster cannot tell directly is derived, and said so:
+
+- counters (arrived, served, dropped, busy core-seconds) integrate the Prometheus rates over the
+  loop's ticks (``Counters``), since the agents take rates over windows of their own;
+- capacity is Ready replicas × concurrency / mean service time at the node's speed, the engine's
+  own definition; the queue length is Little's law over the p95 latency above the service time;
+- the RTT from users to nodes is a static estimate by tier and region (no probes run on the
+  devcluster), with the midpoints of the simulator's topology generator.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kubeagora.model import Node, NodeClass, Observation, Service, Tier
+from kubeagora.operator.metrics_source import NodeSignals, ServiceSignals
+from kubeagora.operator.view import Obj
+from kubeagora.sim.topology import NODE_SHAPES
+
+LABEL_TIER = "kubeagora.io/tier"
+LABEL_CLASS = "kubeagora.io/node-class"
+LABEL_REGION = "topology.kubernetes.io/region"
+LABEL_ZONE = "topology.kubernetes.io/zone"
+ANNOTATION_SPEED = "kubeagora.io/speed-factor"
+ANNOTATION_THROTTLE = "kubeagora.io/gpu-throttle-factor"
+TAINT_QUARANTINE = "kubeagora.io/quarantined"
+ACCELERATORS = ("nvidia.com/gpu", "google.com/tpu")
+ACCESS_RTT_MS = 20.0
+TIER_RTT_MS: Mapping[Tier, float] = {Tier.EDGE: 0.0, Tier.FOG: 5.0, Tier.CLOUD: 15.0}
+INTER_REGION_RTT_MS = 80.0
+CARBON_G_PER_KWH = 300.0
+"""No carbon feed on the devcluster: every region gets this grid average."""
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """One managed service: the intent, its Deployment, and the simulator's view of it."""
+
+    namespace: str
+    intent: str
+    deployment: str
+    service: Service
+    """``service.name`` is the pods' service label (what the mock kubelet and Prometheus call it)."""
+    autonomy: str = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """Integrated counters per service name, and the time they were last advanced."""
+
+    at_s: float | None = None
+    arrived: Mapping[str, float] = field(default_factory=dict)
+    served: Mapping[str, float] = field(default_factory=dict)
+    dropped: Mapping[str, float] = field(default_factory=dict)
+    busy: Mapping[str, float] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------- quantities
+def cpu_cores(quantity: str | int | float | None) -> float:
+    """A Kubernetes CPU quantity ("500m", "2", "1.5", "250000n") in cores."""
+    if quantity is None or quantity == "":
+        return 0.0
+    q = str(quantity)
+    scale = {"n": 1e-9, "u": 1e-6, "m": 1e-3}
+    if q[-1] in scale:
+        return float(q[:-1]) * scale[q[-1]]
+    return float(q)
+
+
+def memory_gib(quantity: str | int | float | None) -> float:
+    if quantity is None or quantity == "":
+        return 0.0
+    q = str(quantity)
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+    for suffix in sorted(units, key=len, reverse=True):
+        if q.endswith(suffix):
+            return float(q[: -len(suffix)]) * units[suffix] / 2**30
+    return float(q) / 2**30
+
+
+# ---------------------------------------------------------------------------------------------- nodes
+def node_from_object(obj: Obj) -> Node:
+    meta, status = obj.get("metadata") or {}, obj.get("status") or {}
+    labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
+    alloc = status.get("allocatable") or status.get("capacity") or {}
+    tier = Tier(labels.get(LABEL_TIER, "cloud"))
+    cls = NodeClass(labels.get(LABEL_CLASS, "cpu"))
+    shape = NODE_SHAPES.get((tier, cls))
+    idle_w, peak_w = (shape[3], shape[4]) if shape else (60.0, 200.0)
+    accelerators = sum(int(float(alloc.get(r, 0) or 0)) for r in ACCELERATORS)
+    return Node(str(meta.get("name")), tier, str(labels.get(LABEL_REGION, "region-0")),
+                str(labels.get(LABEL_ZONE, "")), cls, cpu_cores(alloc.get("cpu")), memory_gib(alloc.get("memory")),
+                accelerators, float(annotations.get(ANNOTATION_SPEED, 1.0)), idle_w, peak_w)
+
+
+def node_ready(obj: Obj) -> bool:
+    for c in (obj.get("status") or {}).get("conditions") or ():
+        if c.get("type") == "Ready":
+            return bool(c.get("status") == "True")
+    return False
+
+
+def node_quarantined(obj: Obj) -> bool:
+    return any(t.get("key") == TAINT_QUARANTINE for t in (obj.get("spec") or {}).get("taints") or ())
+
+
+def throttle(obj: Obj) -> float:
+    raw = ((obj.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_THROTTLE)
+    try:
+        return float(raw) if raw else 1.0
+    except ValueError:
+        return 1.0
+
+
+def ingress_rtt_ms(regions: Sequence[str], nodes: Sequence[Node]) -> np.ndarray:
+    rtt = np.zeros((len(regions), len(nodes)))
+    for r, region in enumerate(regions):
+        for j, n in enumerate(nodes):
+            rtt[r, j] = ACCESS_RTT_MS + TIER_RTT_MS[n.tier] + (0.0 if n.region == region else INTER_REGION_RTT_MS)
+    return rtt
+
+
+# ---------------------------------------------------------------------------------------------- pods
+def pod_ready(pod: Obj) -> bool:
+    for c in (pod.get("status") or {}).get("conditions") or ():
+        if c.get("type") == "Ready":
+            return bool(c.get("status") == "True")
+    return False
+
+
+def pod_live(pod: Obj) -> bool:
+    meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+    return not meta.get("deletionTimestamp") and status.get("phase") not in ("Succeeded", "Failed")
+
+
+def matches(selector: Mapping[str, str], labels: Mapping[str, str] | None) -> bool:
+    labels = labels or {}
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def pod_requests(pod: Obj) -> tuple[float, float, int]:
+    cpu = mem = 0.0
+    acc = 0
+    for c in (pod.get("spec") or {}).get("containers") or ():
+        req = (c.get("resources") or {}).get("requests") or {}
+        cpu += cpu_cores(req.get("cpu"))
+        mem += memory_gib(req.get("memory"))
+        acc += sum(int(float(req.get(r, 0) or 0)) for r in ACCELERATORS)
+    return cpu, mem, acc
+
+
+def deployment_selector(deployment: Obj) -> dict[str, str]:
+    return dict(((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
+
+
+def pods_of(deployment: Obj, pods: Sequence[Obj]) -> list[Obj]:
+    ns = (deployment.get("metadata") or {}).get("namespace")
+    sel = deployment_selector(deployment)
+    if not sel:
+        return []
+    return [p for p in pods if (p.get("metadata") or {}).get("namespace") == ns
+            and matches(sel, (p.get("metadata") or {}).get("labels")) and pod_live(p)]
+
+
+# ---------------------------------------------------------------------------------------------- counters
+def _signal(signals: Mapping[str, ServiceSignals], name: str) -> ServiceSignals:
+    return signals.get(name) or ServiceSignals(name, 0.0, 0.0, 0.0, math.nan, math.nan, 0)
+
+
+def advance_counters(counters: Counters, now_s: float, signals: Mapping[str, ServiceSignals],
+                     services: Sequence[Service]) -> Counters:
+    """Integrate each service's rates over the time since the last tick."""
+    dt = 0.0 if counters.at_s is None else max(0.0, now_s - counters.at_s)
+    arrived, served, dropped, busy = (dict(counters.arrived), dict(counters.served), dict(counters.dropped),
+                                      dict(counters.busy))
+    for s in services:
+        sig = _signal(signals, s.name)
+        service_s = min(s.service_time_ms.values()) / 1000.0 if s.service_time_ms else 0.0
+        arrived[s.name] = arrived.get(s.name, 0.0) + sig.offered_rps * dt
+        served[s.name] = served.get(s.name, 0.0) + sig.served_rps * dt
+        dropped[s.name] = dropped.get(s.name, 0.0) + sig.dropped_rps * dt
+        busy[s.name] = busy.get(s.name, 0.0) + sig.served_rps * service_s * s.cpu_request * dt
+    return Counters(now_s, arrived, served, dropped, busy)
+
+
+# ---------------------------------------------------------------------------------------------- the snapshot
+def observe(now_s: float, node_objs: Sequence[Obj], pod_objs: Sequence[Obj], deployments: Mapping[str, Obj],
+            bindings: Sequence[Binding], signals: Mapping[str, ServiceSignals],
+            node_signals: Mapping[str, NodeSignals], counters: Counters) -> Observation:
+    """``deployments`` by "namespace/name"; ``counters`` already advanced to ``now_s``."""
+    node_objs = sorted(node_objs, key=lambda o: str((o.get("metadata") or {}).get("name")))
+    nodes = tuple(node_from_object(o) for o in node_objs)
+    services = tuple(b.service for b in bindings)
+    node_index = {n.name: j for j, n in enumerate(nodes)}
+    n_s, n_n = len(services), len(nodes)
+
+    cpu_alloc, mem_alloc = np.zeros(n_n), np.zeros(n_n)
+    acc_alloc = np.zeros(n_n, dtype=np.int64)
+    for pod in pod_objs:
+        j = node_index.get(str((pod.get("spec") or {}).get("nodeName") or ""))
+        if j is None or not pod_live(pod):
+            continue
+        cpu, mem, acc = pod_requests(pod)
+        cpu_alloc[j] += cpu
+        mem_alloc[j] += mem
+        acc_alloc[j] += acc
+
+    rep_service: list[int] = []
+    rep_node: list[int] = []
+    rep_ready: list[bool] = []
+    desired = np.zeros(n_s, dtype=np.int64)
+    ready = np.zeros(n_s, dtype=np.int64)
+    pending = np.zeros(n_s, dtype=np.int64)
+    capacity = np.zeros(n_s)
+    speeds = np.array([n.speed_factor * throttle(o) for n, o in zip(nodes, node_objs, strict=True)])
+    for i, b in enumerate(bindings):
+        dep = deployments.get(f"{b.namespace}/{b.deployment}")
+        if dep is None:
+            continue
+        desired[i] = int((dep.get("spec") or {}).get("replicas", 1))
+        for pod in pods_of(dep, pod_objs):
+            j = node_index.get(str((pod.get("spec") or {}).get("nodeName") or ""))
+            is_ready = pod_ready(pod) and j is not None
+            if j is not None:
+                rep_service.append(i)
+                rep_node.append(j)
+                rep_ready.append(is_ready)
+            if is_ready and j is not None:
+                ready[i] += 1
+                ms = b.service.service_time_ms.get(nodes[j].node_class) or max(b.service.service_time_ms.values())
+                capacity[i] += b.service.concurrency * 1000.0 / ms * speeds[j]
+            else:
+                pending[i] += 1
+
+    def per_service(attr: str) -> np.ndarray:
+        return np.array([getattr(_signal(signals, s.name), attr) for s in services], dtype=float)
+
+    offered = per_service("offered_rps")
+    # Little's law over the part of the latency above the bare service time: the waiting requests
+    p95 = per_service("p95_ms")
+    service_ms = np.array([min(s.service_time_ms.values()) if s.service_time_ms else 0.0 for s in services])
+    waiting_ms = np.where(np.isfinite(p95), np.maximum(np.nan_to_num(p95) - service_ms - ACCESS_RTT_MS, 0.0), 0.0)
+    queue = per_service("served_rps") * waiting_ms / 1000.0
+    regions = tuple(sorted({n.region for n in nodes} | {s.origin_region for s in services}))
+    node_sig = [node_signals.get(n.name) for n in nodes]
+    heard = np.array([node_ready(o) for o in node_objs], dtype=bool)
+    return Observation(
+        time_s=now_s, nodes=nodes, services=services,
+        arrived_total=np.array([counters.arrived.get(s.name, 0.0) for s in services]),
+        served_total=np.array([counters.served.get(s.name, 0.0) for s in services]),
+        dropped_total=np.array([counters.dropped.get(s.name, 0.0) for s in services]),
+        busy_core_seconds_total=np.array([counters.busy.get(s.name, 0.0) for s in services]),
+        arrival_rps=offered, queue_length=queue,
+        desired_replicas=desired, ready_replicas=ready, pending_replicas=pending,
+        concurrency=np.array([s.concurrency for s in services], dtype=np.int64),
+        p95_ms=per_service("p95_ms"), p99_ms=per_service("p99_ms"),
+        capacity_rps=capacity, shed_fraction=np.zeros(n_s),
+        node_ready=heard,
+        node_heartbeat_age_s=np.where(heard, 0.0, 60.0),
+        node_quarantined=np.array([node_quarantined(o) for o in node_objs], dtype=bool),
+        node_cpu_allocated=cpu_alloc, node_memory_allocated_gib=mem_alloc,
+        node_accelerators_allocated=acc_alloc,
+        node_utilization=np.array([s.utilization if s and math.isfinite(s.utilization) else 0.0 for s in node_sig]),
+        node_power_w=np.array([s.power_w if s and math.isfinite(s.power_w) else n.idle_power_w
+                               for s, n in zip(node_sig, nodes, strict=True)]),
+        node_speed=speeds,
+        region_carbon_g_per_kwh=dict.fromkeys(regions, CARBON_G_PER_KWH),
+        regions=regions, ingress_rtt_ms=ingress_rtt_ms(regions, nodes),
+        replica_service=np.array(rep_service, dtype=np.int64), replica_node=np.array(rep_node, dtype=np.int64),
+        replica_ready=np.array(rep_ready, dtype=bool),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- intents
+LABEL_SERVICE = "kubeagora.io/service"
+LABEL_APP = "app"
+ANNOTATION_TEMPLATE = "kubeagora.io/template"
+DEFAULT_TEMPLATE = "web"
+
+
+@dataclass(frozen=True, slots=True)
+class Unbound:
+    """An intent the agents cannot manage right now, and why (shown in its status)."""
+
+    key: str
+    why: str
+    target_found: bool = False
+
+
+def service_label(deployment: Obj) -> str | None:
+    labels = ((((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {})
+    return labels.get(LABEL_SERVICE) or labels.get(LABEL_APP) or None
+
+
+def template_requests(deployment: Obj) -> tuple[float, float, int]:
+    return pod_requests((deployment.get("spec") or {}).get("template") or {})
+
+
+def bind(intent_objs: Sequence[Obj], deployments: Mapping[str, Obj],
+         regions: Sequence[str]) -> tuple[list[Binding], list[Unbound]]:
+    """Each intent with its Deployment → a ``Binding`` (the simulator's ``Service`` with the intent's
+    SLOs, bounds and placement, the template's profile and the pod template's real requests)."""
+    from dataclasses import replace
+
+    from kubeagora.model.intent import IntentError, parse_intent, service_from_intent
+    from kubeagora.sim.catalog import template_service
+
+    bound: list[Binding] = []
+    unbound: list[Unbound] = []
+    names: set[str] = set()
+    for obj in sorted(intent_objs, key=lambda o: (str((o.get("metadata") or {}).get("namespace")),
+                                                   str((o.get("metadata") or {}).get("name")))):
+        meta = obj.get("metadata") or {}
+        key = f"{meta.get('namespace')}/{meta.get('name')}"
+        try:
+            intent = parse_intent(obj)
+        except IntentError as e:
+            unbound.append(Unbound(key, str(e)))
+            continue
+        dep = deployments.get(f"{intent.namespace}/{intent.target.name}")
+        if dep is None:
+            unbound.append(Unbound(key, f"deployment {intent.namespace}/{intent.target.name} not found"))
+            continue
+        name = service_label(dep)
+        if name is None:
+            unbound.append(Unbound(key, f"deployment {intent.target.name}: its pods carry neither a "
+                                        f"{LABEL_SERVICE} nor an {LABEL_APP} label", True))
+            continue
+        if name in names:
+            unbound.append(Unbound(key, f"service {name} is managed by another intent already", True))
+            continue
+        template_meta = (((dep.get("spec") or {}).get("template") or {}).get("metadata") or {})
+        template = intent.template or (template_meta.get("annotations") or {}).get(ANNOTATION_TEMPLATE) \
+            or DEFAULT_TEMPLATE
+        origin = (intent.placement.regions or tuple(regions) or ("region-0",))[0]
+        try:
+            base = template_service(template, name, origin)
+            service = service_from_intent(intent, name, base)
+        except (ValueError, IntentError) as e:
+            unbound.append(Unbound(key, str(e), True))
+            continue
+        cpu, mem, acc = template_requests(dep)
+        service = replace(service, cpu_request=cpu or service.cpu_request,
+                          memory_request_gib=mem or service.memory_request_gib,
+                          accelerator_request=acc or service.accelerator_request)
+        names.add(name)
+        bound.append(Binding(intent.namespace, intent.name, intent.target.name, service, str(intent.autonomy)))
+    return bound, unbound

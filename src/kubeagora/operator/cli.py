@@ -1,0 +1,84 @@
+"""``kubeagora operator run``: the operator in the foreground (kopf, standalone, cluster-wide).
+
+Mounted by the main CLI. Bad options are one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+USAGE_ERROR = 2
+
+operator_app = typer.Typer(name="operator", help="The kubeagora operator (kopf).", no_args_is_help=True,
+                           add_completion=False)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(USAGE_ERROR)
+
+
+@operator_app.command("run")
+def run(
+    kubeconfig: Annotated[
+        Path | None, typer.Option("--kubeconfig", help="Kubeconfig (default: $KUBECONFIG, ~/.kube/config, or the "
+                                                      "pod's service account).", show_default=False)] = None,
+    prometheus_url: Annotated[str, typer.Option("--prometheus-url", help="Prometheus that scrapes the workloads.")
+                              ] = "http://127.0.0.1:9090",
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between control-loop ticks.")] = 5.0,
+    metrics_host: Annotated[str, typer.Option("--metrics-host", help="Address of /metrics and /healthz.")] = "0.0.0.0",
+    metrics_port: Annotated[int, typer.Option("--metrics-port", help="Port of /metrics and /healthz.")] = 8080,
+    webhook_host: Annotated[
+        str | None, typer.Option("--webhook-host", help="Name or IP the API server reaches the admission webhook at "
+                                                        "(omit to run without the webhook).", show_default=False)
+    ] = None,
+    webhook_port: Annotated[int, typer.Option("--webhook-port", help="Port of the admission webhook (HTTPS).")
+                            ] = 9443,
+    webhook_listen: Annotated[
+        str | None, typer.Option("--webhook-listen", help="Address the webhook listens on (default: the host when "
+                                                          "it is an IP, else every interface).", show_default=False)
+    ] = None,
+    shadow_seconds: Annotated[
+        float | None, typer.Option("--shadow-seconds", help="Override every intent's shadow duration.",
+                                   show_default=False)] = None,
+    canary_seconds: Annotated[
+        float | None, typer.Option("--canary-seconds", help="Override every intent's canary duration.",
+                                   show_default=False)] = None,
+    node_action_namespace: Annotated[
+        str, typer.Option("--node-action-namespace", help="Namespace of AgentActions on nodes.")] = "default",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    """Watch intents, Deployments, Pods and Nodes; decide with the agents; act; report."""
+    import kopf
+
+    from kubeagora.operator import handlers  # noqa: F401  (registers the handlers)
+    from kubeagora.operator.handlers import OperatorConfig
+    from kubeagora.operator.loop import LoopSettings
+
+    if interval <= 0:
+        raise _fail(f"--interval must be positive (got {interval:g})")
+    for name, port in (("--metrics-port", metrics_port), ("--webhook-port", webhook_port)):
+        if not 0 < port < 65536:
+            raise _fail(f"{name} {port}: not a port number")
+    for name, seconds in (("--shadow-seconds", shadow_seconds), ("--canary-seconds", canary_seconds)):
+        if seconds is not None and seconds < 0:
+            raise _fail(f"{name} must be ≥ 0 (got {seconds:g})")
+    if not prometheus_url.startswith(("http://", "https://")):
+        raise _fail(f"--prometheus-url {prometheus_url!r}: not an http(s) URL")
+    if kubeconfig is not None:
+        path = kubeconfig.expanduser()
+        if not path.is_file():
+            raise _fail(f"--kubeconfig {path}: no such file")
+        kubeconfig = path
+    loop = LoopSettings(prometheus_url, interval, node_action_namespace, shadow_seconds, canary_seconds)
+    config = OperatorConfig(kubeconfig, loop, metrics_host, metrics_port, webhook_host, webhook_port, webhook_listen)
+    if webhook_host is not None:
+        from kubeagora.operator import admission  # noqa: F401  (registers the webhook's handlers)
+    kopf.configure(verbose=verbose)
+    if not verbose:  # one line per watch event would drown what the agents decide
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    kopf.run(standalone=True, clusterwide=True, memo=kopf.Memo(config=config))

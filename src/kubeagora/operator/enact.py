@@ -1,0 +1,101 @@
+"""Actions → the Kubernetes API requests that carry them out (pure; the loop sends them).
+
+    Scale           PATCH the Deployment's scale subresource (spec.replicas)
+    Place           one more replica: the scale subresource again; the scheduler extender scores the
+                    node the placement agent chose, so the new pod lands where the market said
+    Migrate         evict one pod of the service from ``from_node`` (policy/v1 Eviction, so
+                    PodDisruptionBudgets hold); its ReplicaSet recreates it and the extender places it
+    QuarantineNode  taint the node ``kubeagora.io/quarantined:NoExecute`` (out of placement and routing)
+    SetConcurrency, ShedLoad   not enactable on a plain cluster (no ingress or runtime hook): reported
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kubeagora.model import Action, Migrate, Place, QuarantineNode, Scale, SetConcurrency, ShedLoad
+from kubeagora.operator.adapter import TAINT_QUARANTINE, Binding, pods_of
+from kubeagora.operator.view import Obj
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRequest:
+    method: str
+    path: str
+    body: Mapping[str, Any]
+    content_type: str = JSON
+    what: str = ""
+    """One line for logs and Events: what this request does."""
+
+
+@dataclass(frozen=True, slots=True)
+class NotEnacted:
+    action: Action
+    why: str
+
+
+def scale_path(namespace: str, deployment: str) -> str:
+    return f"/apis/apps/v1/namespaces/{namespace}/deployments/{deployment}/scale"
+
+
+def scale_request(binding: Binding, replicas: int, why: str) -> ApiRequest:
+    return ApiRequest("PATCH", scale_path(binding.namespace, binding.deployment), {"spec": {"replicas": replicas}},
+                      MERGE_PATCH, f"scale {binding.namespace}/{binding.deployment} to {replicas}: {why}")
+
+
+def plan(actions: Sequence[Action], bindings: Mapping[str, Binding], deployments: Mapping[str, Obj],
+         pods: Sequence[Obj], nodes: Mapping[str, Obj]) -> tuple[list[ApiRequest], list[NotEnacted]]:
+    """``bindings`` by service name, ``deployments`` by "namespace/name", ``nodes`` by name."""
+    requests: list[ApiRequest] = []
+    skipped: list[NotEnacted] = []
+    replicas: dict[str, int] = {}
+    reasons: dict[str, str] = {}
+    evicted: set[str] = set()
+    for a in actions:
+        if isinstance(a, QuarantineNode):
+            node = nodes.get(a.node)
+            if node is None:
+                skipped.append(NotEnacted(a, f"node {a.node} is gone"))
+                continue
+            taints = list((node.get("spec") or {}).get("taints") or ())
+            if not any(t.get("key") == TAINT_QUARANTINE for t in taints):
+                taints.append({"key": TAINT_QUARANTINE, "value": "true", "effect": "NoExecute"})
+                requests.append(ApiRequest("PATCH", f"/api/v1/nodes/{a.node}", {"spec": {"taints": taints}},
+                                           MERGE_PATCH, f"quarantine node {a.node}: {a.reason}"))
+            continue
+        binding = bindings.get(a.service)
+        if binding is None:
+            skipped.append(NotEnacted(a, f"service {a.service} has no intent"))
+            continue
+        dep = deployments.get(f"{binding.namespace}/{binding.deployment}")
+        if dep is None:
+            skipped.append(NotEnacted(a, f"deployment {binding.namespace}/{binding.deployment} is gone"))
+            continue
+        current = replicas.get(a.service, int((dep.get("spec") or {}).get("replicas", 1)))
+        if isinstance(a, Scale):
+            replicas[a.service], reasons[a.service] = a.replicas, a.reason
+        elif isinstance(a, Place):
+            replicas[a.service], reasons[a.service] = current + 1, f"placed on {a.node}: {a.reason}"
+        elif isinstance(a, Migrate):
+            victim = next((p for p in pods_of(dep, pods) if (p.get("spec") or {}).get("nodeName") == a.from_node
+                           and (p.get("metadata") or {}).get("name") not in evicted), None)
+            if victim is None:
+                skipped.append(NotEnacted(a, f"no pod of {a.service} left on {a.from_node}"))
+                continue
+            name = str((victim.get("metadata") or {}).get("name"))
+            evicted.add(name)
+            requests.append(ApiRequest(
+                "POST", f"/api/v1/namespaces/{binding.namespace}/pods/{name}/eviction",
+                {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name,
+                                                                            "namespace": binding.namespace}},
+                JSON, f"evict {binding.namespace}/{name} from {a.from_node} (to {a.to_node}): {a.reason}"))
+        elif isinstance(a, SetConcurrency | ShedLoad):
+            skipped.append(NotEnacted(a, f"{type(a).__name__} needs an ingress or runtime hook this cluster lacks"))
+    for service, n in replicas.items():
+        requests.append(scale_request(bindings[service], max(0, n), reasons[service]))
+    return requests, skipped

@@ -1,0 +1,128 @@
+"""kopf's side of the operator (thin): settings, the watches feeding the view, the loop's life.
+
+Importing this module registers the handlers; the validating webhook's (``admission``) are
+registered only when the operator serves it (kopf refuses admission handlers without a server).
+``kubeagora operator run`` passes an ``OperatorConfig`` in kopf's memo.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import kopf
+from aiohttp import web
+
+from kubeagora.kubeapi.client import Api
+from kubeagora.kubeapi.kubeconfig import credentials_or_in_cluster, load_or_in_cluster
+from kubeagora.operator.loop import ControlLoop, LoopSettings
+from kubeagora.operator.records import GROUP, VERSION
+from kubeagora.operator.telemetry import Telemetry
+from kubeagora.operator.view import ClusterView
+
+HEALTHY_TICKS = 4
+"""``/healthz`` fails when the loop has not ticked for this many intervals."""
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    kubeconfig: Path | None
+    loop: LoopSettings
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = 8080
+    webhook_host: str | None = None
+    """Where the API server reaches the webhook (None: no webhook server)."""
+    webhook_port: int = 9443
+    webhook_listen: str | None = None
+
+
+@kopf.on.login()
+def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
+    """The same credentials our own client uses: the kubeconfig given, or the pod's service account."""
+    creds = credentials_or_in_cluster(memo["config"].kubeconfig)
+    return kopf.ConnectionInfo(server=creds.server, ca_data=creds.ca_pem, insecure=creds.insecure,
+                               certificate_data=creds.cert_pem, private_key_data=creds.key_pem, token=creds.token)
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: Any,
+                logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any) -> None:
+    config: OperatorConfig = memo["config"]
+    settings.posting.level = logging.WARNING  # our own Events say what was decided; kopf's would be noise
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    if config.webhook_host is not None:
+        from kubeagora.operator import admission  # importing it registers the webhook's handlers
+
+        admission.configure_admission(settings, config.webhook_host, config.webhook_port, addr=config.webhook_listen)
+    view = ClusterView()
+    api = Api(load_or_in_cluster(config.kubeconfig), user_agent="kubeagora-operator")
+    telemetry = Telemetry()
+    loop = ControlLoop(view, api, config.loop, telemetry)
+    stop = asyncio.Event()
+
+    def healthy() -> bool:
+        limit = HEALTHY_TICKS * config.loop.interval_s
+        return loop.now() < limit or time.monotonic() - telemetry.last_tick < limit
+
+    runner = web.AppRunner(telemetry.app(healthy), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, config.metrics_host, config.metrics_port).start()
+    memo.update(view=view, api=api, stop=stop, runner=runner, task=asyncio.create_task(loop.run(stop)))
+    logger.info("kubeagora operator: metrics on %s:%d, run %s", config.metrics_host, config.metrics_port,
+                config.loop.run)
+
+
+@kopf.on.cleanup()
+async def stop(memo: Any, **_: Any) -> None:
+    if "stop" not in memo:
+        return
+    memo["stop"].set()
+    task: asyncio.Task[None] = memo["task"]
+    try:
+        await asyncio.wait_for(task, 10)
+    except (TimeoutError, asyncio.CancelledError):
+        task.cancel()
+    await memo["runner"].cleanup()
+    await memo["api"].close()
+
+
+def _feed(kind: str, event: kopf.RawEvent, memo: Any) -> None:
+    view: ClusterView | None = memo.get("view")
+    if view is not None:
+        view.apply(kind, event.get("type"), copy.deepcopy(dict(event["object"])))
+
+
+@kopf.on.event("v1", "nodes")
+def nodes(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    _feed("nodes", event, memo)
+
+
+@kopf.on.event("v1", "pods")
+def pods(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    _feed("pods", event, memo)
+
+
+@kopf.on.event("apps", "v1", "deployments")
+def deployments(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    _feed("deployments", event, memo)
+
+
+@kopf.on.event(GROUP, VERSION, "orchestrationintents")
+def intents(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    _feed("intents", event, memo)
+
+
+@kopf.on.event(GROUP, VERSION, "clusterpolicies")
+def policies(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    _feed("policies", event, memo)
+
+
+@kopf.on.event(GROUP, VERSION, "agentactions")
+def agentactions(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    _feed("agentactions", event, memo)

@@ -1,0 +1,206 @@
+"""A decision's rollout ↔ its AgentAction object (pure).
+
+Every delivered or screened decision becomes an AgentAction in the intent's namespace: the action,
+the agent and its reason, the predicted effect, the shield's and the twin's verdicts, the stage and
+every transition. The API server is the operator's memory: what a rollout would need after a
+restart is in the object (the stage, and in ``spec.rollback`` the actions that undo a canary), so a
+new operator process finishes what the old one left:
+
+- a rollout left in Canary is rolled back: its recorded undo actions are enacted and the state
+  becomes RolledBack (the canary's health can no longer be judged against its shadow baseline);
+- a rollout left in Shadow had enacted nothing: it becomes Rejected, and the agents propose again
+  from what they then observe;
+- a rollout left AwaitingApproval becomes Rejected (the situation it answered has moved on): the
+  agents propose anew, and a person approves the new AgentAction.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kubeagora.decision import rollout as ro
+from kubeagora.model import Action, Migrate, Place, QuarantineNode, Scale, SetConcurrency, ShedLoad
+from kubeagora.operator.view import Obj
+
+GROUP, VERSION = "kubeagora.io", "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+LABEL_INTENT = "kubeagora.io/intent"
+LABEL_RUN = "kubeagora.io/operator-run"
+STATE_PROPOSED = "Proposed"
+IN_FLIGHT = (ro.Stage.SHADOW.value, ro.Stage.CANARY.value, ro.Stage.AWAITING_APPROVAL.value)
+
+
+def path(namespace: str, name: str | None = None, status: bool = False) -> str:
+    base = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/agentactions"
+    if name is None:
+        return base
+    return f"{base}/{name}/status" if status else f"{base}/{name}"
+
+
+def iso(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def object_name(intent: str, run: str, rollout_id: str) -> str:
+    raw = f"{intent}-{run}-{rollout_id}".lower()
+    return re.sub(r"[^a-z0-9-]", "-", raw)[:253].strip("-")
+
+
+def _num(x: Any) -> float | None:
+    return float(x) if isinstance(x, int | float) and math.isfinite(float(x)) else None
+
+
+def action_spec(action: Action) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": type(action).__name__}
+    if isinstance(action, QuarantineNode):
+        out["node"] = action.node
+        return out
+    out["service"] = action.service
+    if isinstance(action, Scale):
+        out["replicas"] = action.replicas
+    elif isinstance(action, Place):
+        out["node"] = action.node
+    elif isinstance(action, Migrate):
+        out["fromNode"], out["toNode"] = action.from_node, action.to_node
+    elif isinstance(action, SetConcurrency):
+        out["concurrency"] = action.concurrency
+    elif isinstance(action, ShedLoad):
+        out["fraction"] = action.fraction
+    return out
+
+
+def action_from_spec(spec: Mapping[str, Any]) -> Action:
+    """The inverse of ``action_spec`` (for a rollout's recorded undo actions after a restart)."""
+    kind, service = spec.get("type"), str(spec.get("service", ""))
+    why = "recorded rollback"
+    if kind == "Scale":
+        return Scale(service, int(spec["replicas"]), why)
+    if kind == "Place":
+        return Place(service, str(spec["node"]), why)
+    if kind == "Migrate":
+        return Migrate(service, str(spec["fromNode"]), str(spec["toNode"]), why)
+    if kind == "SetConcurrency":
+        return SetConcurrency(service, int(spec["concurrency"]), why)
+    if kind == "ShedLoad":
+        return ShedLoad(service, float(spec["fraction"]), why)
+    if kind == "QuarantineNode":
+        return QuarantineNode(str(spec["node"]), why)
+    raise ValueError(f"unknown action type {kind!r}")
+
+
+def worth_recording(rollout: ro.Rollout) -> bool:
+    """Everything delivered, held for a person or refused by the shield or twin; not the proposals
+    dropped before delivery (conflicts, hysteresis): those stay in the in-memory log for ``explain``."""
+    if rollout.stage is not ro.Stage.REJECTED:
+        return True
+    return any(not v.allowed for v in rollout.shield) or (rollout.twin is not None and not rollout.twin.accepted)
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """Loop time (seconds since the operator started) → wall clock."""
+
+    started_epoch_s: float
+
+    def wall(self, t: float) -> str:
+        return iso(self.started_epoch_s + t)
+
+
+def manifest(rollout: ro.Rollout, namespace: str, intent: str, run: str, clock: Clock) -> dict[str, Any]:
+    p = rollout.proposals[0]
+    spec: dict[str, Any] = {
+        "intentRef": {"name": intent},
+        "agent": ", ".join(rollout.agents),
+        "action": action_spec(p.action),
+        "reason": p.reason,
+        "risk": round(float(rollout.risk), 3),
+        "predicted": {},
+    }
+    p99, replicas = _num(p.predicted_effect.get("p99_ms")), _num(p.predicted_effect.get("replicas"))
+    if p99 is not None:
+        spec["predicted"]["p99Ms"] = round(p99, 1)
+    if replicas is not None:
+        spec["predicted"]["replicas"] = round(replicas)
+    if rollout.twin is not None:
+        t = rollout.twin
+        worst = [x for x in t.candidate.p99_ms if math.isfinite(x)]
+        spec["twin"] = {"verdict": "accepted" if t.accepted else "rejected",
+                        "reason": "; ".join(t.reasons) or "predicted within the risk threshold",
+                        **({"p99Ms": round(max(worst), 1)} if worst else {})}
+    if rollout.stage is ro.Stage.AWAITING_APPROVAL:
+        spec["approval"] = "Pending"
+    return {"apiVersion": API_VERSION, "kind": "AgentAction",
+            "metadata": {"name": object_name(intent, run, rollout.id), "namespace": namespace,
+                         "labels": {LABEL_INTENT: intent, LABEL_RUN: run}},
+            "spec": spec}
+
+
+def status(rollout: ro.Rollout, clock: Clock, message: str | None = None) -> dict[str, Any]:
+    last = rollout.transitions[-1]
+    body: dict[str, Any] = {
+        "state": rollout.stage.value,
+        "message": message or last.why,
+        "since": clock.wall(last.at_s),
+        "transitions": [{"at": clock.wall(t.at_s), "from": t.from_stage.value, "to": t.to_stage.value,
+                         "reason": t.why} for t in rollout.transitions[1:]][-20:],
+    }
+    if rollout.rollback_actions:
+        body["rollback"] = [action_spec(a) for a in rollout.rollback_actions]
+    return {"status": body}
+
+
+# ---------------------------------------------------------------------------------------------- restarts
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What a fresh operator does with one AgentAction an earlier process left in flight."""
+
+    namespace: str
+    name: str
+    undo: tuple[Action, ...]
+    status_patch: dict[str, Any]
+
+
+def recoveries(objects: Sequence[Obj], run: str, now_iso: str) -> list[Recovery]:
+    """AgentActions of other runs left in flight → roll back or reject (see the module doc)."""
+    out: list[Recovery] = []
+    for obj in objects:
+        meta, st = obj.get("metadata") or {}, obj.get("status") or {}
+        state = st.get("state")
+        if state not in IN_FLIGHT or (meta.get("labels") or {}).get(LABEL_RUN) == run:
+            continue
+        transitions = list(st.get("transitions") or ())
+        if state == ro.Stage.CANARY.value:
+            undo = tuple(action_from_spec(a) for a in st.get("rollback") or ())
+            to, why = ro.Stage.ROLLED_BACK.value, ("the operator restarted during the canary: its undo actions were "
+                                                   "enacted")
+        elif state == ro.Stage.SHADOW.value:
+            undo, to = (), ro.Stage.REJECTED.value
+            why = "the operator restarted during the shadow (nothing was enacted): dropped, the agents propose anew"
+        else:
+            undo, to = (), ro.Stage.REJECTED.value
+            why = "the operator restarted before a person answered: dropped, the agents propose anew"
+        transitions.append({"at": now_iso, "from": state, "to": to, "reason": why})
+        out.append(Recovery(str(meta.get("namespace")), str(meta.get("name")), undo,
+                            {"status": {**st, "state": to, "message": why, "since": now_iso,
+                                        "transitions": transitions[-20:]}}))
+    return out
+
+
+def approvals(objects: Sequence[Obj], run: str) -> dict[str, str]:
+    """Rollout id → "Approved" | "Denied" for this run's AgentActions awaiting a person who answered."""
+    out: dict[str, str] = {}
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        if (meta.get("labels") or {}).get(LABEL_RUN) != run:
+            continue
+        if (obj.get("status") or {}).get("state") != ro.Stage.AWAITING_APPROVAL.value:
+            continue
+        answer = (obj.get("spec") or {}).get("approval")
+        if answer in ("Approved", "Denied"):
+            out[str(meta.get("name")).rsplit("-", 1)[-1]] = str(answer)
+    return out
