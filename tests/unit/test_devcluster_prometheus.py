@@ -131,3 +131,23 @@ def test_a_server_that_never_started_has_no_url_and_stops_quietly(tmp_path: Path
     assert server.url is None
     assert server.stop() is False
     assert not os.path.exists(server.state_file)
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["up", "--mock-kubelet", "nohost"], "'nohost' is not HOST:PORT"),
+    (["up", "--operator", "127.0.0.1:8080/metrics"], "is not HOST:PORT"),
+    (["up", "--port", "70000"], "port 70000: not a port number"),
+    (["up", "--scrape-interval", "0"], "must be positive"),
+    (["url"], "prometheus is not running"),
+])
+def test_cli_bad_input_is_one_line_and_exit_status_2(args: list[str], expected: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from kubeagora.cli import app
+
+    result = CliRunner().invoke(app, ["devcluster", "prometheus", *args, "--state-dir", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    message = result.stderr.strip()
+    assert message.startswith("error: ")
+    assert "\n" not in message
+    assert expected in message

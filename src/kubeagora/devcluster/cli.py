@@ -19,6 +19,7 @@ from rich.table import Table
 
 from kubeagora.devcluster.cluster import DEFAULT_STATE_DIR, DevCluster, Settings, parse_extra_args
 from kubeagora.devcluster.errors import DevClusterError
+from kubeagora.devcluster.prometheus_cli import prometheus_app
 
 devcluster_app = typer.Typer(
     name="devcluster",
@@ -26,6 +27,8 @@ devcluster_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+devcluster_app.add_typer(prometheus_app, name="prometheus")
 
 _out = Console()
 _err = Console(stderr=True)
