@@ -1,0 +1,159 @@
+"""The install command a user runs, `kubectl apply -f crds/ -f manifests/`, against the real API server.
+
+Every object in the files must be accepted; the ServiceAccounts must get exactly the access they need
+(checked with `kubectl auth can-i --as=system:serviceaccount:…`); the Deployments' pods must pass the
+"restricted" Pod Security admission of their namespace. No kubelet runs for these pods, so they stay
+Pending. Everything from manifests/ is deleted afterwards (the CRDs stay: other tests share them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from tests.integration.kube import kubectl_json, wait_for
+
+from kubeagora.devcluster import DevCluster
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CRDS = ROOT / "crds"
+MANIFESTS = ROOT / "manifests"
+NAMESPACE = "kubeagora-system"
+OPERATOR = f"system:serviceaccount:{NAMESPACE}:kubeagora-operator"
+EXTENDER = f"system:serviceaccount:{NAMESPACE}:kubeagora-scheduler-extender"
+
+
+def manifest_objects() -> list[dict[str, Any]]:
+    """The objects `kubectl apply -f manifests/` reads: the directory's own .yaml/.yml/.json files, not subfolders."""
+    objects: list[dict[str, Any]] = []
+    for path in sorted(MANIFESTS.iterdir()):
+        if path.is_file() and path.suffix in {".yaml", ".yml", ".json"}:
+            objects += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return objects
+
+
+@pytest.fixture(scope="module")
+def installed(devcluster: DevCluster) -> Iterator[DevCluster]:
+    proc = devcluster.kubectl("apply", "-f", str(CRDS), "-f", str(MANIFESTS), timeout_s=120)
+    try:
+        assert proc.returncode == 0, f"kubectl apply -f crds/ -f manifests/ failed:\n{proc.stderr}"
+        yield devcluster
+    finally:
+        devcluster.kubectl("delete", "-f", str(MANIFESTS), "--ignore-not-found", "--wait=false", timeout_s=120)
+
+
+def can_i(cluster: DevCluster, who: str, verb: str, resource: str, *extra: str) -> bool:
+    proc = cluster.kubectl("auth", "can-i", verb, resource, f"--as={who}", *extra)
+    answer = proc.stdout.strip()
+    assert answer in {"yes", "no"}, f"kubectl auth can-i {verb} {resource}: {proc.stdout}{proc.stderr}"
+    return answer == "yes"
+
+
+def test_every_object_in_manifests_is_accepted(installed: DevCluster) -> None:
+    expected = {(o["kind"], o["metadata"]["name"]) for o in manifest_objects()}
+    assert {("Deployment", "kubeagora-operator"), ("Deployment", "kubeagora-scheduler-extender")} <= expected
+    found = kubectl_json(installed, "get", "-f", str(MANIFESTS))
+    items = found["items"] if found.get("kind") == "List" else [found]
+    assert {(o["kind"], o["metadata"]["name"]) for o in items} == expected
+
+
+def test_applying_again_changes_nothing(installed: DevCluster) -> None:
+    proc = installed.kubectl("apply", "-f", str(CRDS), "-f", str(MANIFESTS), timeout_s=120)
+    assert proc.returncode == 0, proc.stderr
+    changed = [line for line in proc.stdout.splitlines() if not line.endswith(" unchanged")]
+    assert not changed, f"a second apply changed objects: {changed}"
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "extra"),
+    [
+        ("patch", "deployments", ("--subresource=scale", "-n", "default")),
+        ("get", "deployments", ("-n", "default")),
+        ("create", "pods", ("--subresource=eviction", "-n", "default")),
+        ("list", "pods", ("-A",)),
+        ("patch", "nodes", ()),
+        ("create", "events", ("-n", "default")),
+        ("patch", "orchestrationintents.kubeagora.io", ("-n", "default")),
+        ("update", "orchestrationintents.kubeagora.io", ("--subresource=status", "-n", "default")),
+        ("create", "agentactions.kubeagora.io", ("-n", "default")),
+        ("get", "clusterpolicies.kubeagora.io", ()),
+        ("create", "validatingwebhookconfigurations", ()),
+    ],
+)
+def test_operator_may_do_what_its_actions_need(
+    installed: DevCluster, verb: str, resource: str, extra: tuple[str, ...]
+) -> None:
+    assert can_i(installed, OPERATOR, verb, resource, *extra)
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "extra"),
+    [
+        ("create", "clusterrolebindings", ()),
+        ("delete", "nodes", ()),
+        ("get", "secrets", ("-A",)),
+        ("create", "pods", ("-n", "default")),
+        ("delete", "pods", ("-n", "default")),
+        ("patch", "deployments", ("-n", "default")),
+        ("delete", "customresourcedefinitions", ()),
+        ("patch", "clusterpolicies.kubeagora.io", ()),
+        ("delete", "validatingwebhookconfigurations", ()),
+        ("create", "mutatingwebhookconfigurations", ()),
+        ("impersonate", "users", ()),
+    ],
+)
+def test_operator_may_not_do_more(installed: DevCluster, verb: str, resource: str, extra: tuple[str, ...]) -> None:
+    assert not can_i(installed, OPERATOR, verb, resource, *extra)
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource"),
+    [("list", "nodes"), ("watch", "pods"), ("get", "deployments"), ("list", "orchestrationintents.kubeagora.io")],
+)
+def test_extender_reads_what_it_scores(installed: DevCluster, verb: str, resource: str) -> None:
+    assert can_i(installed, EXTENDER, verb, resource, "-A")
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "extra"),
+    [
+        ("patch", "nodes", ()),
+        ("create", "pods", ("--subresource=eviction", "-n", "default")),
+        ("patch", "deployments", ("--subresource=scale", "-n", "default")),
+        ("update", "orchestrationintents.kubeagora.io", ("-n", "default")),
+        ("create", "agentactions.kubeagora.io", ("-n", "default")),
+        ("get", "secrets", ("-A",)),
+        ("create", "bindings", ("-n", "default")),
+    ],
+)
+def test_extender_is_read_only(installed: DevCluster, verb: str, resource: str, extra: tuple[str, ...]) -> None:
+    assert not can_i(installed, EXTENDER, verb, resource, *extra)
+
+
+DEPLOYMENTS = {o["metadata"]["name"]: o for o in manifest_objects() if o["kind"] == "Deployment"}
+
+
+@pytest.mark.parametrize("deployment", sorted(DEPLOYMENTS))
+def test_pods_pass_restricted_pod_security(installed: DevCluster, deployment: str) -> None:
+    """The ReplicaSet creates the pod (Pending: no kubelet here) only if Pod Security admission accepts it."""
+
+    def pod_or_refusal() -> Any:
+        pods = kubectl_json(installed, "get", "pods", "-n", NAMESPACE,
+                            "-l", f"app.kubernetes.io/name={deployment}")["items"]
+        if pods:
+            return pods
+        events = kubectl_json(installed, "get", "events", "-n", NAMESPACE)["items"]
+        refused = [e["message"] for e in events if e.get("reason") == "FailedCreate"
+                   and deployment in e.get("involvedObject", {}).get("name", "")]
+        assert not refused, refused[0]
+        return None
+
+    (pod,) = wait_for(f"a pod of {deployment}", pod_or_refusal, timeout_s=60)
+    template = DEPLOYMENTS[deployment]["spec"]["template"]["spec"]
+    assert pod["spec"]["serviceAccountName"] == template["serviceAccountName"]
+    assert pod["spec"]["containers"][0]["image"] == template["containers"][0]["image"]
