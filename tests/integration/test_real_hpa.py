@@ -1,0 +1,246 @@
+"""The real HorizontalPodAutoscaler (kube-controller-manager's, default settings) on mock nodes.
+
+The mock kubelet serves ``metrics.k8s.io/v1beta1`` as an aggregated API and registers it; the
+devcluster's API server routes to it (``--enable-aggregator-routing``). A Deployment with a CPU
+request and an autoscaling/v2 HPA on CPU utilisation then run as on a real cluster: the HPA reads
+the pods' usage (from the traffic model) every 15 s, and after a ``POST /load`` burst it scales
+the Deployment up by itself.
+
+The nodes carry a taint unique to this module's mock kubelet and the pods tolerate only that one,
+so they land on nothing else (see ``test_mock_kubelet``). Timing: pods are Ready ~2 s after
+creation; the HPA counts a pod's CPU only once its metric window (15 s) lies after its Ready
+transition, and syncs every 15 s: ~30-45 s to a first utilisation, ~15-30 s more to a scale-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.integration.kube import apply, kubectl_json, wait_for
+
+from kubeagora.devcluster import DevCluster
+from kubeagora.devcluster.cluster import free_ports
+
+pytest.importorskip("aiohttp")
+pytestmark = pytest.mark.integration
+
+TAINT_KEY = "kubeagora.io/mock-test"
+APP = "shop"
+BASE_RPS = 40
+REPLICAS = 2
+TARGET_PCT = 50
+
+
+@dataclass(frozen=True)
+class Mock:
+    url: str
+    prefix: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def request(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method="POST" if data else "GET",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def alive(self) -> None:
+        code = self.proc.poll()
+        assert code is None, f"mock kubelet exited ({code}):\n{self.log.read_text()[-3000:]}"
+
+
+def apiservice_available(cluster: DevCluster) -> bool:
+    proc = cluster.kubectl("get", "apiservice", "v1beta1.metrics.k8s.io", "-o", "json")
+    if proc.returncode != 0:
+        return False
+    conditions = json.loads(proc.stdout).get("status", {}).get("conditions") or ()
+    return any(c["type"] == "Available" and c["status"] == "True" for c in conditions)
+
+
+@pytest.fixture(scope="module")
+def mock(devcluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mock]:
+    prefix = f"hpa{uuid.uuid4().hex[:6]}-"
+    admin_port, api_port = free_ports(2)
+    log = tmp_path_factory.mktemp("mock-kubelet-hpa") / "mock-kubelet.log"
+    cmd = [sys.executable, "-c", "from kubeagora.cli import app; app()", "mock-kubelet",
+           "--kubeconfig", str(devcluster.kubeconfig), "--nodes", "4", "--name-prefix", prefix,
+           "--taint", f"{TAINT_KEY}={prefix.rstrip('-')}:NoSchedule", "--metrics-port", str(admin_port),
+           "--metrics-api-port", str(api_port), "--delete-nodes-on-exit"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    m = Mock(f"http://127.0.0.1:{admin_port}", prefix, proc, log)
+    try:
+        def healthy() -> bool:
+            m.alive()
+            try:
+                with urllib.request.urlopen(m.url + "/healthz", timeout=5) as resp:
+                    return bool(resp.read() == b"ok")
+            except (urllib.error.URLError, OSError):
+                return False
+
+        wait_for("the mock kubelet to register its nodes", healthy, timeout_s=60)
+        wait_for("APIService v1beta1.metrics.k8s.io to become Available",
+                 lambda: m.alive() or apiservice_available(devcluster), timeout_s=60)
+        yield m
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    # it unregisters the APIService on the way out (else namespace deletion would stall on discovery)
+    assert not apiservice_available(devcluster)
+
+
+@pytest.fixture(scope="module")
+def namespace(devcluster: DevCluster, mock: Mock) -> Iterator[str]:
+    name = f"hpa-{uuid.uuid4().hex[:8]}"
+    apply(devcluster, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    wait_for(f"serviceaccount default in {name}",
+             lambda: devcluster.kubectl("get", "serviceaccount", "default", "-n", name).returncode == 0,
+             timeout_s=90)
+    yield name
+    devcluster.kubectl("delete", "namespace", name, "--wait=false")
+
+
+def deployment(namespace: str, prefix: str) -> dict[str, Any]:
+    labels = {"app": APP}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": APP, "namespace": namespace},
+        "spec": {
+            "replicas": REPLICAS, "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels, "annotations": {"kubeagora.io/rps": str(BASE_RPS),
+                                                               "kubeagora.io/cold-start-s": "1",
+                                                               "kubeagora.io/template": "web"}},
+                "spec": {
+                    "nodeSelector": {"kubeagora.io/mock-node": "true", "kubeagora.io/node-class": "cpu"},
+                    "tolerations": [{"key": TAINT_KEY, "operator": "Equal", "value": prefix.rstrip("-"),
+                                     "effect": "NoSchedule"}],
+                    "terminationGracePeriodSeconds": 5,
+                    "containers": [{"name": "app", "image": "registry.invalid/shop:1",
+                                    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}],
+                },
+            },
+        },
+    }
+
+
+def hpa(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": APP, "namespace": namespace},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": APP},
+            "minReplicas": REPLICAS, "maxReplicas": 10,
+            "metrics": [{"type": "Resource", "resource": {
+                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": TARGET_PCT}}}],
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def workload(devcluster: DevCluster, namespace: str, mock: Mock) -> str:
+    apply(devcluster, deployment(namespace, mock.prefix), hpa(namespace))
+
+    def ready() -> bool:
+        d = kubectl_json(devcluster, "get", "deployment", APP, "-n", namespace)
+        return bool(d.get("status", {}).get("readyReplicas") == REPLICAS)
+
+    wait_for(f"{REPLICAS} Ready pods of {APP}", ready, timeout_s=60)
+    return namespace
+
+
+def utilisation(cluster: DevCluster, namespace: str) -> int | None:
+    status = kubectl_json(cluster, "get", "hpa", APP, "-n", namespace).get("status", {})
+    for m in status.get("currentMetrics") or ():
+        current = (m.get("resource") or {}).get("current") or {}
+        if m.get("type") == "Resource" and "averageUtilization" in current:
+            return int(current["averageUtilization"])
+    return None
+
+
+def test_metrics_api_serves_pod_and_node_usage_through_the_api_server(
+    devcluster: DevCluster, workload: str, mock: Mock
+) -> None:
+    path = f"/apis/metrics.k8s.io/v1beta1/namespaces/{workload}/pods?labelSelector=app%3D{APP}"
+
+    def both_pods() -> Any:
+        mock.alive()
+        proc = devcluster.kubectl("get", "--raw", path)
+        assert proc.returncode == 0, proc.stderr
+        body = json.loads(proc.stdout)
+        return body if len(body["items"]) == REPLICAS else None
+
+    body = wait_for("PodMetrics of both pods", both_pods, timeout_s=30)
+    assert body["kind"] == "PodMetricsList"
+    for item in body["items"]:
+        assert item["metadata"]["labels"]["app"] == APP
+        assert item["window"].endswith("s")
+        (container,) = item["containers"]
+        cores = int(container["usage"]["cpu"].removesuffix("n")) / 1e9
+        assert 0.0 < cores <= 0.1 + 1e-6  # busy share of a 100m request
+    none = devcluster.kubectl("get", "--raw", path.replace(f"%3D{APP}", "%3Dnothing"))
+    assert none.returncode == 0, none.stderr
+    assert json.loads(none.stdout)["items"] == []
+
+    raw = devcluster.kubectl("get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes")
+    assert raw.returncode == 0, raw.stderr
+    nodes = json.loads(raw.stdout)
+    ours = [n for n in nodes["items"] if n["metadata"]["name"].startswith(mock.prefix)]
+    assert len(ours) == 4
+    top = devcluster.kubectl("top", "pods", "-n", workload)
+    assert top.returncode == 0, top.stderr
+    assert top.stdout.count(APP) == REPLICAS
+
+
+def test_the_real_hpa_reads_utilisation_then_scales_up_under_a_burst(
+    devcluster: DevCluster, workload: str, mock: Mock
+) -> None:
+    before = wait_for("the HPA to report a current CPU utilisation",
+                      lambda: mock.alive() or utilisation(devcluster, workload), timeout_s=60)
+    assert 0 < before < TARGET_PCT  # 20 rps per pod x 25 ms: ~17 % of the request
+    assert kubectl_json(devcluster, "get", "deployment", APP, "-n", workload)["spec"]["replicas"] == REPLICAS
+
+    reply = mock.request("/load", {"service": APP, "factor": 6})
+    assert reply["services"][APP]["rps"] == pytest.approx(6 * BASE_RPS)
+    assert mock.request("/load")["services"][APP]["rps"] == pytest.approx(6 * BASE_RPS)
+    try:
+        def scaled_up() -> int | None:
+            mock.alive()
+            replicas = int(kubectl_json(devcluster, "get", "deployment", APP, "-n", workload)["spec"]["replicas"])
+            return replicas if replicas > REPLICAS else None
+
+        replicas = wait_for("the HPA to scale the Deployment up", scaled_up, timeout_s=60)
+        status = kubectl_json(devcluster, "get", "hpa", APP, "-n", workload)["status"]
+        assert status["desiredReplicas"] >= replicas > REPLICAS
+        seen = utilisation(devcluster, workload)
+        assert seen is not None
+        assert seen > before
+    finally:
+        mock.request("/load", {"service": APP, "factor": 1})
+
+
+def test_bad_load_requests_get_a_400_with_a_reason(mock: Mock, workload: str) -> None:
+    for body, reason in (({"service": APP, "factor": -2}, "factor"), ({"service": "nope", "rps": 1}, "no pods"),
+                         ({"service": APP}, "exactly one")):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            mock.request("/load", body)
+        assert err.value.code == 400
+        assert reason in json.loads(err.value.read())["error"]
+    mock.alive()
