@@ -95,3 +95,10 @@ def test_copied_sources_exist_and_are_in_the_build_context(steps: list[tuple[str
         assert f"!{src.rstrip('/')}" in ignore or f"!{src.rstrip('/')}/" in ignore, (
             f"COPY {src}: .dockerignore excludes it from the build context"
         )
+
+
+def test_installs_the_tools_the_operator_runs(steps: list[tuple[str, str]]) -> None:
+    """The webhook's self-signed certificate is made by the openssl tool, which the slim base may lack."""
+    uses_openssl = '"openssl"' in (ROOT / "src" / "kubeagora" / "operator" / "admission.py").read_text()
+    installed = [w for run in _args(steps, "RUN") if "apt-get" in run for w in shlex.split(run)]
+    assert not uses_openssl or "openssl" in installed
