@@ -3,9 +3,13 @@ rates, PodMetrics / NodeMetrics JSON, registration manifests, ``/load`` bodies."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from kubeagora.cli import app
 from kubeagora.model import Node, NodeClass, Tier
 from kubeagora.sim.kubelet import resource_metrics as rm
 from kubeagora.sim.kubelet.load import LoadChange, check_bound, load_doc, parse_load_change
@@ -296,3 +300,18 @@ def test_metrics_export_the_offered_load_after_a_change() -> None:
     assert 'kubeagora_service_offered_rps{service="web"} 40.0' in exposition(registry).decode()
     model.set_rps(s, 240.0)
     assert 'kubeagora_service_offered_rps{service="web"} 240.0' in exposition(registry).decode()
+
+
+@pytest.mark.parametrize(("args", "what"), [
+    (["--metrics-api-port", "70000"], "--metrics-api-port 70000"),
+    (["--metrics-api-port", "9443", "--metrics-api-address", "127.0.0.1"], "--metrics-api-address 127.0.0.1"),
+    (["--metrics-api-port", "9443", "--metrics-api-address", "nowhere"], "not an IP address"),
+])
+def test_cli_bad_metrics_api_options_are_one_line_exit_2(tmp_path: Path, args: list[str], what: str) -> None:
+    pytest.importorskip("aiohttp")
+    kc = tmp_path / "kubeconfig"
+    kc.write_text("apiVersion: v1\n")
+    result = CliRunner().invoke(app, ["mock-kubelet", "--kubeconfig", str(kc), "--nodes", "5", *args])
+    assert result.exit_code == 2
+    assert what in result.output
+    assert len(result.output.strip().splitlines()) == 1
