@@ -228,8 +228,23 @@ def _infeasible_reasons(task: PlacementTask, ledger: NodeLedger, service_ms: Flo
     return reasons
 
 
-def announce(task: PlacementTask, ledger: NodeLedger, weights: BidWeights | None = None) -> tuple[NodeBid, ...]:
-    """Every node's bid for the task, in node order (infeasible nodes included, with the reason)."""
+@dataclass(frozen=True, slots=True)
+class BidColumns:
+    """Every node's bid as arrays, indexed like the ledger: what `announce` turns into NodeBids (and
+    what a caller that needs only the prices, e.g. the scheduler extender, reads without building them)."""
+
+    interference_ms: FloatArray
+    carbon_g_per_h: FloatArray
+    network_ms: FloatArray
+    slowness_ms: FloatArray
+    markup_ms: FloatArray
+    cost_ms: FloatArray
+    """+inf where the node cannot host the replica."""
+    infeasible_reasons: list[str]
+
+
+def bid_columns(task: PlacementTask, ledger: NodeLedger, weights: BidWeights | None = None) -> BidColumns:
+    """Every node's bid for the task, as arrays in node order."""
     w = weights or BidWeights()
     service_ms, accelerators, added_util = _replica_footprint(task, ledger)
     u_before = ledger.utilisation
@@ -240,18 +255,27 @@ def announce(task: PlacementTask, ledger: NodeLedger, weights: BidWeights | None
     carbon_g_per_h = ledger.dynamic_power_w * (u_after - u_before) * ledger.carbon_g_per_kwh / 1000.0
     network_ms = ledger.ingress_rtt_ms[task.origin_region_index]
     reasons = _infeasible_reasons(task, ledger, service_ms, accelerators, w)
-    feasible_ms = np.where([r == "" for r in reasons], service_ms, np.nan)
+    feasible = np.array([r == "" for r in reasons], dtype=np.bool_)
+    feasible_ms = np.where(feasible, service_ms, np.nan)
     fastest_ms = np.nanmin(feasible_ms) if np.isfinite(feasible_ms).any() else 1.0
     slowness_ms = np.nan_to_num(service_ms, nan=0.0) ** 2 / max(fastest_ms, 1e-9)
     raw_ms = (w.interference_weight * interference_ms + w.ms_per_carbon_g_per_h * carbon_g_per_h
               + w.network_weight * network_ms + w.slowness_weight * slowness_ms)
     trust = np.clip(ledger.trust, w.min_trust, 1.0)
     markup_ms = raw_ms * (1.0 / trust - 1.0)
-    cost_ms = np.where([r == "" for r in reasons], raw_ms + markup_ms, np.inf)
+    cost_ms = np.where(feasible, raw_ms + markup_ms, np.inf)
+    return BidColumns(interference_ms, carbon_g_per_h, np.asarray(network_ms, dtype=np.float64), slowness_ms,
+                      markup_ms, cost_ms, reasons)
+
+
+def announce(task: PlacementTask, ledger: NodeLedger, weights: BidWeights | None = None) -> tuple[NodeBid, ...]:
+    """Every node's bid for the task, in node order (infeasible nodes included, with the reason)."""
+    c = bid_columns(task, ledger, weights)
+    reasons = c.infeasible_reasons
     return tuple(
-        NodeBid(n, ledger.names[n], not reasons[n], reasons[n], float(interference_ms[n]),
-                float(carbon_g_per_h[n]), float(network_ms[n]), float(slowness_ms[n]), float(ledger.trust[n]),
-                float(markup_ms[n]), float(cost_ms[n]))
+        NodeBid(n, ledger.names[n], not reasons[n], reasons[n], float(c.interference_ms[n]),
+                float(c.carbon_g_per_h[n]), float(c.network_ms[n]), float(c.slowness_ms[n]), float(ledger.trust[n]),
+                float(c.markup_ms[n]), float(c.cost_ms[n]))
         for n in range(len(ledger.names))
     )
 
