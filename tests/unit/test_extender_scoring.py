@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 from tests.unit.extender_objects import cache_of, deployment, intent, node, pod
 
-from kubeagora.coordination.contract_net import NodeBid
-from kubeagora.scheduler_plugin.bids import BidSettings
+from kubeagora.coordination.contract_net import announce, award
+from kubeagora.scheduler_plugin.bids import BidSettings, ledger_for, task_for
 from kubeagora.scheduler_plugin.cache import ClusterCache
 from kubeagora.scheduler_plugin.network import LinkLatencies, ingress_rtt_ms
+from kubeagora.scheduler_plugin.placement import ANYWHERE
 from kubeagora.scheduler_plugin.protocol import MAX_EXTENDER_PRIORITY
-from kubeagora.scheduler_plugin.scoring import bids_for, prioritize_pod, scores_from_bids
+from kubeagora.scheduler_plugin.scoring import bids_for, prioritize_pod, scores_from_costs
 from kubeagora.scheduler_plugin.workload import pod_demand
 
 SETTINGS = BidSettings()
@@ -47,12 +49,12 @@ def test_a_gpu_service_goes_to_the_gpu_node_with_the_least_interference() -> Non
 def test_more_co_located_work_makes_a_dearer_bid() -> None:
     nodes = [node(f"g{i}", node_class="gpu", gpus=4) for i in range(4)]
     cache = cache_of(nodes, [p for i in range(4) for p in noisy(f"g{i}", i)])
-    bids = bids_for(cache, pod_demand(llm()), {}, [f"g{i}" for i in range(4)], SETTINGS)
-    assert bids is not None
-    interference = [b.interference_ms for b in bids]
+    offered = bids_for(cache, pod_demand(llm()), {}, [f"g{i}" for i in range(4)], SETTINGS)
+    assert offered is not None
+    interference = offered.bids.interference_ms.tolist()
     assert interference == sorted(interference)
     assert len(set(interference)) == 4
-    assert [b.cost_ms for b in bids] == sorted(b.cost_ms for b in bids)
+    assert offered.bids.cost_ms.tolist() == sorted(offered.bids.cost_ms.tolist())
     got = scores(cache, llm(), [f"g{i}" for i in range(4)])
     assert got["g0"] == MAX_EXTENDER_PRIORITY
     assert got["g3"] < got["g0"]
@@ -79,8 +81,8 @@ def test_a_cleaner_grid_and_a_trusted_node_bid_lower() -> None:
     bids = bids_for(cache_of([clean, dirty]), pod_demand(p), p["metadata"]["annotations"], ["clean", "dirty"],
                     SETTINGS)
     assert bids is not None
-    assert bids[0].carbon_g_per_h < bids[1].carbon_g_per_h
-    assert bids[0].cost_ms < bids[1].cost_ms
+    assert bids.bids.carbon_g_per_h[0] < bids.bids.carbon_g_per_h[1]
+    assert bids.bids.cost_ms[0] < bids.bids.cost_ms[1]
     half = node("half", annotations={"kubeagora.io/trust": "0.5"})
     got = scores(cache_of([node("full"), half]), p, ["full", "half"])
     assert got["full"] == MAX_EXTENDER_PRIORITY
@@ -99,12 +101,21 @@ def test_unknown_and_infeasible_nodes_score_zero() -> None:
 
 
 def test_scores_are_the_ratio_of_the_best_bid_to_each() -> None:
-    def bid(name: str, cost: float, feasible: bool = True) -> NodeBid:
-        return NodeBid(0, name, feasible, "" if feasible else "no", 0, 0, 0, 0, 1, 0, cost if feasible else 1e309)
-
-    got = scores_from_bids([bid("a", 19.0), bid("b", 39.0), bid("c", 199.0), bid("d", 5.0, feasible=False)])
+    got = scores_from_costs(["a", "b", "c", "d"], np.array([19.0, 39.0, 199.0, np.inf]))
     assert got == {"a": 10, "b": 5, "c": 1, "d": 0}
-    assert scores_from_bids([bid("x", 1.0, feasible=False)]) == {"x": 0}
+    assert scores_from_costs(["x"], np.array([np.inf])) == {"x": 0}
+
+
+def test_the_scores_rank_nodes_as_the_placement_agent_s_bids_do() -> None:
+    cache = cache_of([*GPU_NODES, node("g-far", region="region-1", node_class="gpu", gpus=4)], noisy("g-fast", 2))
+    names = ["g-fast", "g-slow", "g-far"]
+    bids = announce(task_for(pod_demand(llm()), ANYWHERE, "region-0"),
+                    ledger_for(cache, cache.slots_of(names), "region-0", SETTINGS))
+    winner = award(bids)
+    got = scores(cache, llm(annotations={"kubeagora.io/origin-region": "region-0"}), names)
+    assert winner is not None
+    assert max(got, key=lambda n: got[n]) == winner.node
+    assert [got[b.node] for b in sorted(bids, key=lambda b: b.cost_ms)] == sorted(got.values(), reverse=True)
 
 
 def test_the_rtt_estimate_follows_the_topology_s_paths() -> None:

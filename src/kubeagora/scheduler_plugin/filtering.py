@@ -85,16 +85,23 @@ def filter_pod(cache: ClusterCache, demand: PodDemand, names: Sequence[str],
     owner = owner_of(intents)
     known = cache.nodes if offered is None else {**cache.nodes, **offered}
     out = FilterOutcome([])
+    # a placement verdict depends only on (region, tier, class): a few dozen distinct answers per cluster
+    verdicts: dict[tuple[str | None, str | None, NodeClass | None], str] = {}
+    wants_accelerators = demand.accelerators > 0
     for name in names:
         node = known.get(name)
         if node is None:
             out.passed.append(name)
             continue
-        why = placement_violation(node, placement, owner) if restricted else ""
-        if why:
-            out.unresolvable[name] = why
-            continue
-        if demand.accelerators > 0:
+        if restricted:
+            key = (node.region, node.tier, node.node_class)
+            why = verdicts.get(key)
+            if why is None:
+                why = verdicts[key] = placement_violation(node, placement, owner)
+            if why:
+                out.unresolvable[name] = why
+                continue
+        if wants_accelerators:
             s = cache.slot.get(name)
             gpus_used = float(cache.gpus_allocated[s]) if s is not None else 0.0
             tpus_used = float(cache.tpus_allocated[s]) if s is not None else 0.0

@@ -10,8 +10,12 @@ template, no accelerator — gets 0 everywhere: the extender adds nothing to the
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-from kubeagora.coordination.contract_net import NodeBid, announce
+import numpy as np
+
+from kubeagora.coordination.contract_net import BidColumns, bid_columns
+from kubeagora.model import FloatArray
 from kubeagora.scheduler_plugin.bids import BidSettings, ledger_for, origin_region, task_for
 from kubeagora.scheduler_plugin.cache import ClusterCache
 from kubeagora.scheduler_plugin.placement import combined, intents_of
@@ -22,8 +26,16 @@ SCORE_FLOOR_MS = 1.0
 """Added to every bid before the ratio, so a zero-cost node does not make every other one score 0."""
 
 
+@dataclass(frozen=True, slots=True)
+class OfferedBids:
+    nodes: tuple[str, ...]
+    """The offered nodes the cache knows, in the order offered."""
+    bids: BidColumns
+    """Their bids (``coordination.contract_net.bid_columns``), indexed like ``nodes``."""
+
+
 def bids_for(cache: ClusterCache, demand: PodDemand, annotations: Mapping[str, str], names: Sequence[str],
-             settings: BidSettings) -> tuple[NodeBid, ...] | None:
+             settings: BidSettings) -> OfferedBids | None:
     """Every known offered node's bid for the pod; None when the extender knows nothing of the pod."""
     intents = intents_of(demand, cache.intents.values(), cache.selectors)
     if not intents and demand.template is None and demand.accelerators <= 0:
@@ -31,23 +43,24 @@ def bids_for(cache: ClusterCache, demand: PodDemand, annotations: Mapping[str, s
     placement = combined(i.placement for i in intents)
     origin = origin_region(annotations, placement)
     slots = cache.slots_of(names)
-    if not slots:
-        return ()
-    return announce(task_for(demand, placement, origin), ledger_for(cache, slots, origin, settings), settings.weights)
+    ledger = ledger_for(cache, slots, origin, settings)
+    return OfferedBids(ledger.names, bid_columns(task_for(demand, placement, origin), ledger, settings.weights))
 
 
-def scores_from_bids(bids: Sequence[NodeBid]) -> dict[str, int]:
-    feasible = [b.cost_ms for b in bids if b.feasible]
-    if not feasible:
-        return {b.node: 0 for b in bids}
-    best = min(feasible) + SCORE_FLOOR_MS
-    return {b.node: round(MAX_EXTENDER_PRIORITY * best / (b.cost_ms + SCORE_FLOOR_MS)) if b.feasible else 0
-            for b in bids}
+def scores_from_costs(nodes: Sequence[str], cost_ms: FloatArray) -> dict[str, int]:
+    """MAX × (best + floor) / (cost + floor), rounded; 0 where the cost is infinite (cannot host)."""
+    feasible = np.isfinite(cost_ms)
+    if not feasible.any():
+        return dict.fromkeys(nodes, 0)
+    best = float(cost_ms[feasible].min()) + SCORE_FLOOR_MS
+    scaled = np.where(feasible, MAX_EXTENDER_PRIORITY * best / (np.where(feasible, cost_ms, 0.0) + SCORE_FLOOR_MS),
+                      0.0)
+    return dict(zip(nodes, np.rint(scaled).astype(np.int64).tolist(), strict=True))
 
 
 def prioritize_pod(cache: ClusterCache, demand: PodDemand, annotations: Mapping[str, str], names: Sequence[str],
                    settings: BidSettings) -> dict[str, int]:
     """A score 0..MAX_EXTENDER_PRIORITY for every offered node, in the order offered."""
-    bids = bids_for(cache, demand, annotations, names, settings)
-    scored = scores_from_bids(bids) if bids else {}
+    offered = bids_for(cache, demand, annotations, names, settings)
+    scored = scores_from_costs(offered.nodes, offered.bids.cost_ms) if offered else {}
     return {name: scored.get(name, 0) for name in names}
