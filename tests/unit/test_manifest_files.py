@@ -222,9 +222,11 @@ def test_kind_scheduler_config_calls_the_extender_service_like_the_devcluster_on
     (service,) = [s for s in of_kind("Service") if s["metadata"]["name"] == "kubeagora-scheduler-extender"]
     (port,) = service["spec"]["ports"]
     assert kind_extender["urlPrefix"] == f"http://{service['metadata']['name']}.{NAMESPACE}.svc:{port['port']}"
-    devcluster = MANIFESTS / "scheduler-config.yaml"
-    if devcluster.is_file():
-        (local_extender,) = yaml.safe_load(devcluster.read_text())["extenders"]
+    others = [p for p in MANIFESTS.rglob("*.yaml") if p.parent != KIND
+              and "\nkind: KubeSchedulerConfiguration\n" in p.read_text()]  # fmt: skip
+    assert others, "no scheduler configuration for the local control plane under manifests/"
+    for other in others:
+        (local_extender,) = yaml.safe_load(other.read_text())["extenders"]
         assert {k: v for k, v in kind_extender.items() if k != "urlPrefix"} == {
             k: v for k, v in local_extender.items() if k != "urlPrefix"
-        }, "the kind and devcluster scheduler configs call the extender differently"
+        }, f"{other.relative_to(ROOT)} and the kind scheduler config call the extender differently"
