@@ -88,6 +88,9 @@ def filter_pod(cache: ClusterCache, demand: PodDemand, names: Sequence[str],
     # a placement verdict depends only on (region, tier, class): a few dozen distinct answers per cluster
     verdicts: dict[tuple[str | None, str | None, NodeClass | None], str] = {}
     wants_accelerators = demand.accelerators > 0
+    accelerator_classes = {c for c, wanted in ((NodeClass.GPU, demand.gpus), (NodeClass.TPU, demand.tpus))
+                           if wanted > 0}
+    wrong_class: dict[NodeClass | None, str] = {}
     for name in names:
         node = known.get(name)
         if node is None:
@@ -102,6 +105,10 @@ def filter_pod(cache: ClusterCache, demand: PodDemand, names: Sequence[str],
                 out.unresolvable[name] = why
                 continue
         if wants_accelerators:
+            if node.node_class not in accelerator_classes:
+                out.unresolvable[name] = wrong_class.get(node.node_class) or wrong_class.setdefault(
+                    node.node_class, accelerator_violation(node, demand, 0.0, 0.0)[0])
+                continue
             s = cache.slot.get(name)
             gpus_used = float(cache.gpus_allocated[s]) if s is not None else 0.0
             tpus_used = float(cache.tpus_allocated[s]) if s is not None else 0.0
