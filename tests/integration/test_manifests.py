@@ -8,7 +8,10 @@ Pending. Everything from manifests/ is deleted afterwards (the CRDs stay: other 
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +40,45 @@ def manifest_objects() -> list[dict[str, Any]]:
     return objects
 
 
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _users(path: Path, delta: int) -> int:
+    n = max(0, (int(path.read_text()) if path.exists() else 0) + delta)
+    path.write_text(str(n))
+    return n
+
+
 @pytest.fixture(scope="module")
-def installed(devcluster: DevCluster) -> Iterator[DevCluster]:
-    proc = devcluster.kubectl("apply", "-f", str(CRDS), "-f", str(MANIFESTS), timeout_s=120)
+def installed(devcluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
+    """crds/ and manifests/ applied; manifests/ deleted when the last xdist worker using them is done.
+
+    pytest-xdist spreads this module's tests over workers, each with its own module fixture: a count of
+    users in the directory the workers share keeps one worker from deleting what another still tests.
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    lock, users = shared / "kubeagora-manifests.lock", shared / "kubeagora-manifests.users"
+    with _locked(lock):
+        if _users(users, +1) == 1:
+            proc = devcluster.kubectl("apply", "-f", str(CRDS), "-f", str(MANIFESTS), timeout_s=120)
+            if proc.returncode != 0:
+                _users(users, -1)
+                pytest.fail(f"kubectl apply -f crds/ -f manifests/ failed:\n{proc.stderr}", pytrace=False)
     try:
-        assert proc.returncode == 0, f"kubectl apply -f crds/ -f manifests/ failed:\n{proc.stderr}"
         yield devcluster
     finally:
-        devcluster.kubectl("delete", "-f", str(MANIFESTS), "--ignore-not-found", "--wait=false", timeout_s=120)
+        with _locked(lock):
+            if _users(users, -1) == 0:  # wait for the namespace to go, so a later apply does not meet it Terminating
+                devcluster.kubectl("delete", "-f", str(MANIFESTS), "--ignore-not-found", "--timeout=90s",
+                                   timeout_s=120)
 
 
 def can_i(cluster: DevCluster, who: str, verb: str, resource: str, *extra: str) -> bool:
