@@ -16,7 +16,7 @@ serving the same cache in a child process.
 Throughput: for each mode a fresh control plane (the scheduler's client at qps 1000 / burst 2000, as
 in ``kubelet_scale.py``), ``--cluster-nodes`` mock nodes, an intent restricting a Deployment to two
 regions, then the Deployment scaled to ``--cluster-pods``; the time from the scale until every pod is
-bound. "with" configures the scheduler from ``manifests/scheduler-config.yaml``.
+bound. "with" configures the scheduler from ``manifests/devcluster/scheduler-config.yaml``.
 """
 
 from __future__ import annotations
@@ -221,7 +221,7 @@ def scheduling_run(with_extender: bool, nodes: int, pods: int, work: Path) -> di
     shutil.rmtree(state, ignore_errors=True)
     state.mkdir(parents=True)
     ext_port, kubelet_port = free_ports(2)
-    cfg: dict[str, Any] = (yaml.safe_load((ROOT / "manifests" / "scheduler-config.yaml").read_text())
+    cfg: dict[str, Any] = (yaml.safe_load((ROOT / "manifests" / "devcluster" / "scheduler-config.yaml").read_text())
                            if with_extender else {"apiVersion": "kubescheduler.config.k8s.io/v1",
                                                   "kind": "KubeSchedulerConfiguration"})
     cfg["clientConnection"] = {"qps": 1000, "burst": 2000}

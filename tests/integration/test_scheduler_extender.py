@@ -1,7 +1,7 @@
 """The scheduler extender with a real kube-scheduler: residency, GPU placement by interference, ignorable.
 
 This module runs a control plane of its own (the session one's scheduler has no extender): its
-kube-scheduler is configured from ``manifests/scheduler-config.yaml`` with the extender's URL moved to a
+kube-scheduler is configured from ``manifests/devcluster/scheduler-config.yaml`` with the extender's URL moved to a
 free port. One extender and one mock kubelet (the two-region ``gpu-throttle`` topology, faults off)
 run as subprocesses for the module; the last test kills the extender and checks that pods still
 schedule.
@@ -33,7 +33,7 @@ pytest.importorskip("aiohttp")
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = ROOT / "manifests" / "scheduler-config.yaml"
+CONFIG = ROOT / "manifests" / "devcluster" / "scheduler-config.yaml"
 CRD = ROOT / "crds" / "orchestrationintents.yaml"
 MINIMAL_CRD: dict[str, Any] = {
     "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
