@@ -90,14 +90,25 @@ def node_from_object(obj: Obj) -> Node:
     meta, status = obj.get("metadata") or {}, obj.get("status") or {}
     labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
     alloc = status.get("allocatable") or status.get("capacity") or {}
-    tier = Tier(labels.get(LABEL_TIER, "cloud"))
-    cls = NodeClass(labels.get(LABEL_CLASS, "cpu"))
+    # any node is in the view: a value outside kubeagora's vocabulary reads as the default, so one
+    # foreign label cannot stop every tick
+    tier = next((t for t in Tier if t.value == labels.get(LABEL_TIER)), Tier.CLOUD)
+    cls = next((c for c in NodeClass if c.value == labels.get(LABEL_CLASS)), NodeClass.CPU)
     shape = NODE_SHAPES.get((tier, cls))
     idle_w, peak_w = (shape[3], shape[4]) if shape else (60.0, 200.0)
     accelerators = sum(int(float(alloc.get(r, 0) or 0)) for r in ACCELERATORS)
     return Node(str(meta.get("name")), tier, str(labels.get(LABEL_REGION, "region-0")),
                 str(labels.get(LABEL_ZONE, "")), cls, cpu_cores(alloc.get("cpu")), memory_gib(alloc.get("memory")),
-                accelerators, float(annotations.get(ANNOTATION_SPEED, 1.0)), idle_w, peak_w)
+                accelerators, _positive(annotations.get(ANNOTATION_SPEED)), idle_w, peak_w)
+
+
+def _positive(raw: object) -> float:
+    """A speed-like annotation: its value when it is a positive number, else 1."""
+    try:
+        value = float(str(raw))
+    except ValueError:
+        return 1.0
+    return value if math.isfinite(value) and value > 0 else 1.0
 
 
 def node_ready(obj: Obj) -> bool:
@@ -186,7 +197,9 @@ def advance_counters(counters: Counters, now_s: float, signals: Mapping[str, Ser
         arrived[s.name] = arrived.get(s.name, 0.0) + sig.offered_rps * dt
         served[s.name] = served.get(s.name, 0.0) + sig.served_rps * dt
         dropped[s.name] = dropped.get(s.name, 0.0) + sig.dropped_rps * dt
-        busy[s.name] = busy.get(s.name, 0.0) + sig.served_rps * service_s * s.cpu_request * dt
+        # a replica's slots share its CPU request (busy slots / concurrency of it), as in the engine
+        busy_share = sig.served_rps * service_s / max(s.concurrency, 1)
+        busy[s.name] = busy.get(s.name, 0.0) + busy_share * s.cpu_request * dt
     return Counters(now_s, arrived, served, dropped, busy)
 
 
