@@ -47,8 +47,16 @@ def iso(epoch_s: float) -> str:
 
 
 def object_name(intent: str, run: str, rollout_id: str) -> str:
-    raw = f"{intent}-{run}-{rollout_id}".lower()
-    return re.sub(r"[^a-z0-9-]", "-", raw)[:253].strip("-")
+    """``<intent>-<run>-<rollout id>``, a DNS subdomain; a long intent name is cut, never the ids
+    (``approvals`` reads the rollout id back from the name's end)."""
+    suffix = re.sub(r"[^a-z0-9-]", "-", f"-{run}-{rollout_id}".lower())
+    head = re.sub(r"[^a-z0-9-]", "-", intent.lower())[: 253 - len(suffix)].strip("-")
+    return (head + suffix).strip("-")
+
+
+def label_value(text: str) -> str:
+    """``text`` as a label value: at most 63 characters of [A-Za-z0-9._-], alphanumeric at both ends."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", text)[:63].strip("-._")
 
 
 def _num(x: Any) -> float | None:
@@ -136,7 +144,7 @@ def manifest(rollout: ro.Rollout, namespace: str, intent: str, run: str, clock: 
         spec["approval"] = "Pending"
     return {"apiVersion": API_VERSION, "kind": "AgentAction",
             "metadata": {"name": object_name(intent, run, rollout.id), "namespace": namespace,
-                         "labels": {LABEL_INTENT: intent, LABEL_RUN: run}},
+                         "labels": {LABEL_INTENT: label_value(intent), LABEL_RUN: run}},
             "spec": spec}
 
 
