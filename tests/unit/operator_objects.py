@@ -151,3 +151,25 @@ def signals(service: str, offered_rps: float = 0.0, served_rps: float | None = N
 
 def node_signals(name: str, utilization: float = math.nan, power_w: float = math.nan) -> NodeSignals:
     return NodeSignals(name, utilization, power_w, True)
+
+
+def checkout_cluster(replicas: int = 2, autonomy: str = "auto") -> dict[str, Any]:
+    """examples/intent.yaml on a three-node cluster: the checkout Deployment with ``replicas`` Ready pods."""
+    nodes = [node("edge-cpu-0", Tier.EDGE, NodeClass.CPU, index=0),
+             node("fog-cpu-0", Tier.FOG, NodeClass.CPU, index=1),
+             node("cloud-cpu-0", Tier.CLOUD, NodeClass.CPU, index=2)]
+    dep = deployment("checkout", replicas=replicas)
+    names = [n["metadata"]["name"] for n in nodes]
+    pods = [pod(f"checkout-{i}", "checkout", names[i % len(names)]) for i in range(replicas)]
+    bindings, unbound = adapter.bind([intent("checkout", autonomy=autonomy)], {"default/checkout": dep},
+                                     ["region-0"])
+    assert not unbound, unbound
+    return {"nodes": nodes, "pods": pods, "deployments": {"default/checkout": dep}, "bindings": bindings}
+
+
+def observe_checkout(world: Mapping[str, Any], now_s: float, *, offered_rps: float = 200.0, p99_ms: float = 100.0,
+                     counters: adapter.Counters | None = None) -> Any:
+    """The operator's Observation of ``checkout_cluster`` at ``now_s`` with these Prometheus figures."""
+    sig = {"checkout": signals("checkout", offered_rps, p95_ms=p99_ms * 0.7, p99_ms=p99_ms)}
+    return adapter.observe(now_s, world["nodes"], world["pods"], world["deployments"], world["bindings"], sig, {},
+                           counters or adapter.Counters())

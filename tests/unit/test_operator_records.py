@@ -1,0 +1,246 @@
+"""A decision's rollout ↔ its AgentAction object; what a restarted operator finishes; people's answers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any
+
+import orjson
+import pytest
+from tests.unit.operator_objects import checkout_cluster, observe_checkout
+
+from kubeagora.agents.base import Proposal
+from kubeagora.decision import rollout as ro
+from kubeagora.decision.shield import Rejection, Violation
+from kubeagora.decision.twin import ArmOutcome, TwinVerdict
+from kubeagora.model import Action, Migrate, Observation, Place, QuarantineNode, Scale, SetConcurrency, ShedLoad
+from kubeagora.operator import enact, records
+
+RUN, OTHER_RUN = "a1b2c3", "9f8e7d"
+CLOCK = records.Clock(1_750_000_000.0)  # 2025-06-15T15:06:40Z
+POLICY = ro.RolloutPolicy(shadow_s=30.0, canary_s=60.0)
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+LONG_INTENT = ("checkout." + ".".join(["storefront-eu-west"] * 14))[:250]
+"""A valid intent name (a DNS subdomain of 250 characters)."""
+
+
+def twin(accepted: bool = True, p99_ms: float = 110.0) -> TwinVerdict:
+    arm = ArmOutcome((p99_ms,), p99_ms / 250.0, 0.0, 0.0, 12_000.0)
+    return TwinVerdict(accepted, () if accepted else ("checkout: predicted p99 rises past 250 ms",), arm, arm,
+                       0.5, 120.0, (0, 1))
+
+
+def scale_down(replicas: int = 1) -> Proposal:
+    return Proposal("cost_energy", Scale("checkout", replicas, "idle for 300 s"), "checkout: 20 % of Ready capacity",
+                    inputs={"load_ratio": 0.2}, predicted_effect={"p99_ms": 140.0, "replicas": -1.0}, risk=0.2)
+
+
+def world_at(t: float, **figures: Any) -> Observation:
+    return observe_checkout(checkout_cluster(replicas=2), t, **figures)
+
+
+def shadow(rid: str = "r7", t: float = 100.0) -> ro.Rollout:
+    obs = world_at(t)
+    r = ro.screen(ro.propose(rid, [scale_down()], obs), t, [], twin(), POLICY)
+    assert r.stage is ro.Stage.SHADOW
+    return r
+
+
+def canary(rid: str = "r7") -> ro.Rollout:
+    r = shadow(rid)
+    for t in (110.0, 120.0, 130.0):
+        r, _ = ro.advance(r, world_at(t), POLICY)
+    assert r.stage is ro.Stage.CANARY
+    return r
+
+
+def awaiting(rid: str = "r9") -> ro.Rollout:
+    obs = world_at(100.0)
+    risky = replace(scale_down(), risk=0.9)
+    r = ro.screen(ro.propose(rid, [risky], obs), 100.0, [], twin(), POLICY)
+    assert r.stage is ro.Stage.AWAITING_APPROVAL
+    return r
+
+
+def stored(r: ro.Rollout, run: str, intent: str = "checkout", **spec: Any) -> dict[str, Any]:
+    """The AgentAction as the API server keeps it: manifest, then its status subresource."""
+    obj = records.manifest(r, "default", intent, run, CLOCK)
+    obj["spec"].update(spec)
+    obj["metadata"]["uid"] = f"uid-{obj['metadata']['name']}"
+    obj.update(records.status(r, CLOCK))
+    return obj
+
+
+# ---------------------------------------------------------------------------------------------- the object
+def test_the_manifest_is_a_valid_agentaction_of_this_run() -> None:
+    r = shadow()
+    obj = records.manifest(r, "default", "checkout", RUN, CLOCK)
+    assert (obj["apiVersion"], obj["kind"]) == ("kubeagora.io/v1alpha1", "AgentAction")
+    meta = obj["metadata"]
+    assert DNS_SUBDOMAIN.match(meta["name"])
+    assert meta["name"] == f"checkout-{RUN}-r7"
+    assert meta["namespace"] == "default"
+    assert meta["labels"] == {records.LABEL_INTENT: "checkout", records.LABEL_RUN: RUN}
+    spec = obj["spec"]
+    assert spec["intentRef"] == {"name": "checkout"}
+    assert spec["agent"] == "cost_energy"
+    assert spec["action"] == {"type": "Scale", "service": "checkout", "replicas": 1}
+    assert spec["reason"] == "checkout: 20 % of Ready capacity"
+    assert spec["risk"] == 0.2
+    assert spec["predicted"] == {"p99Ms": 140.0, "replicas": -1}
+    assert spec["twin"] == {"verdict": "accepted", "reason": "predicted within the risk threshold", "p99Ms": 110.0}
+    assert "approval" not in spec
+    orjson.dumps(obj)
+
+
+def test_names_stay_valid_subdomains_that_end_in_the_rollout_id_and_labels_stay_valid() -> None:
+    long_intent = LONG_INTENT
+    assert DNS_SUBDOMAIN.match(long_intent)
+    names = set()
+    for rid in ("r7", "r8", "r123"):
+        obj = records.manifest(shadow(rid), "default", long_intent, RUN, CLOCK)
+        name = obj["metadata"]["name"]
+        assert DNS_SUBDOMAIN.match(name), name
+        assert len(name) <= 253
+        assert name.endswith(f"-{rid}")
+        names.add(name)
+        for value in obj["metadata"]["labels"].values():
+            assert len(value) <= 63
+            assert LABEL_VALUE.match(value), value
+        assert obj["metadata"]["labels"][records.LABEL_RUN] == RUN
+        assert obj["spec"]["intentRef"] == {"name": long_intent}
+    assert len(names) == 3
+
+
+def test_an_intent_name_with_dots_or_capitals_still_makes_a_valid_name() -> None:
+    name = records.object_name("Shop.Checkout", RUN, "r1")
+    assert DNS_SUBDOMAIN.match(name)
+    assert name.endswith("-r1")
+
+
+def test_a_rollout_awaiting_a_person_asks_for_approval() -> None:
+    obj = records.manifest(awaiting(), "default", "checkout", RUN, CLOCK)
+    assert obj["spec"]["approval"] == "Pending"
+
+
+def test_a_twin_rejection_is_recorded_with_its_reason() -> None:
+    obs = world_at(100.0)
+    r = ro.screen(ro.propose("r3", [scale_down()], obs), 100.0, [], twin(False, 400.0), POLICY)
+    spec = records.manifest(r, "default", "checkout", RUN, CLOCK)["spec"]
+    assert spec["twin"] == {"verdict": "rejected", "reason": "checkout: predicted p99 rises past 250 ms",
+                            "p99Ms": 400.0}
+    assert records.status(r, CLOCK)["status"]["state"] == "Rejected"
+
+
+def test_the_status_has_the_stage_every_transition_and_the_canarys_undo() -> None:
+    r = canary()
+    body = records.status(r, CLOCK)["status"]
+    assert body["state"] == "Canary"
+    assert body["since"] == "2025-06-15T15:08:50Z"  # the clock's start + 130 s
+    assert [(t["from"], t["to"]) for t in body["transitions"]] == [("Proposed", "Shadow"), ("Shadow", "Canary")]
+    assert body["transitions"][0]["at"] == "2025-06-15T15:08:20Z"
+    assert body["message"] == r.transitions[-1].why
+    # the canary took one replica away: what undoes it is the Deployment back at 2
+    assert body["rollback"] == [{"type": "Scale", "service": "checkout", "replicas": 2}]
+    assert "rollback" not in records.status(shadow(), CLOCK)["status"]
+    assert records.status(r, CLOCK, "autonomy observe")["status"]["message"] == "autonomy observe"
+
+
+@pytest.mark.parametrize("action", [
+    Scale("checkout", 4, "x"), Place("checkout", "edge-cpu-0", "x"),
+    Migrate("checkout", "edge-cpu-0", "fog-cpu-0", "x"), SetConcurrency("checkout", 8, "x"),
+    ShedLoad("checkout", 0.25, "x"), QuarantineNode("edge-cpu-0", "x"),
+])
+def test_every_action_type_round_trips_through_its_spec(action: Action) -> None:
+    spec = records.action_spec(action)
+    assert spec["type"] == type(action).__name__
+    back = records.action_from_spec(orjson.loads(orjson.dumps(spec)))
+    assert back == replace(action, reason="recorded rollback")
+
+
+def test_an_unknown_action_type_is_refused() -> None:
+    with pytest.raises(ValueError, match="Reboot"):
+        records.action_from_spec({"type": "Reboot", "node": "edge-cpu-0"})
+
+
+def test_what_is_worth_an_agentaction() -> None:
+    obs = world_at(100.0)
+    assert records.worth_recording(shadow())
+    assert records.worth_recording(canary())
+    assert records.worth_recording(awaiting())
+    hard = Rejection(scale_down(), Violation("replica-bounds", "below min 1", {"replicas": 0}))
+    refused = ro.screen(ro.propose("r4", [scale_down()], obs), 100.0, [hard], None, POLICY)
+    assert refused.stage is ro.Stage.REJECTED
+    assert records.worth_recording(refused)
+    twin_said_no = ro.screen(ro.propose("r5", [scale_down()], obs), 100.0, [], twin(False), POLICY)
+    assert records.worth_recording(twin_said_no)
+    # dropped before delivery (a conflict, hysteresis): no verdict, no object
+    proposed = ro.propose("r6", [scale_down()], obs)
+    dropped = replace(proposed, stage=ro.Stage.REJECTED, transitions=(*proposed.transitions, ro.Transition(
+        100.0, ro.Stage.PROPOSED, ro.Stage.REJECTED, "scale reverses one within 300 s")))
+    assert not records.worth_recording(dropped)
+
+
+# ---------------------------------------------------------------------------------------------- restarts
+def test_a_canary_left_by_an_earlier_run_is_rolled_back_with_its_recorded_undo() -> None:
+    obj = stored(canary(), OTHER_RUN)
+    (rec,) = records.recoveries([obj], RUN, "2025-06-15T16:00:00Z")
+    assert (rec.namespace, rec.name) == ("default", f"checkout-{OTHER_RUN}-r7")
+    assert rec.undo == (Scale("checkout", 2, "recorded rollback"),)
+    st = rec.status_patch["status"]
+    assert st["state"] == "RolledBack"
+    assert st["since"] == "2025-06-15T16:00:00Z"
+    assert st["transitions"][-1] == {"at": "2025-06-15T16:00:00Z", "from": "Canary", "to": "RolledBack",
+                                     "reason": st["message"]}
+    assert len(st["transitions"]) == 3
+    # the undo is enactable: the Deployment goes back to 2 replicas
+    world = checkout_cluster(replicas=1)
+    (req,), _ = enact.plan(rec.undo, {b.service.name: b for b in world["bindings"]}, world["deployments"],
+                           world["pods"], {})
+    assert req.body == {"spec": {"replicas": 2}}
+
+
+def test_shadows_and_unanswered_approvals_of_an_earlier_run_are_rejected_without_undo() -> None:
+    objs = [stored(shadow("r1"), OTHER_RUN), stored(awaiting("r2"), OTHER_RUN)]
+    recs = records.recoveries(objs, RUN, "2025-06-15T16:00:00Z")
+    assert [(r.name.rsplit("-", 1)[-1], r.undo, r.status_patch["status"]["state"]) for r in recs] == [
+        ("r1", (), "Rejected"), ("r2", (), "Rejected")]
+    assert "shadow" in recs[0].status_patch["status"]["message"]
+    assert "before a person answered" in recs[1].status_patch["status"]["message"]
+    assert recs[1].status_patch["status"]["transitions"][-1]["from"] == "AwaitingApproval"
+
+
+def test_this_runs_objects_and_finished_ones_are_left_alone() -> None:
+    applied = replace(canary("r3"), stage=ro.Stage.APPLIED)
+    objs = [stored(canary("r1"), RUN), stored(shadow("r2"), RUN), stored(applied, OTHER_RUN)]
+    proposed = stored(shadow("r4"), OTHER_RUN)
+    proposed["status"]["state"] = records.STATE_PROPOSED  # autonomy observe: recorded, never enacted
+    no_status = records.manifest(shadow("r5"), "default", "checkout", OTHER_RUN, CLOCK)  # created, status not yet
+    assert records.recoveries([*objs, proposed, no_status], RUN, "2025-06-15T16:00:00Z") == []
+
+
+# ---------------------------------------------------------------------------------------------- approvals
+def test_approvals_reads_this_runs_answered_agentactions_awaiting_a_person() -> None:
+    objs = [
+        stored(awaiting("r2"), RUN, approval="Approved"),
+        stored(awaiting("r3"), RUN, approval="Denied"),
+        stored(awaiting("r4"), RUN),                                  # still Pending
+        stored(awaiting("r5"), OTHER_RUN, approval="Approved"),       # an earlier run's
+        stored(shadow("r6"), RUN, approval="Approved"),               # answered already, now in shadow
+        stored(awaiting("r7"), RUN, approval="Maybe"),
+    ]
+    assert records.approvals(objs, RUN) == {"r2": "Approved", "r3": "Denied"}
+
+
+def test_approvals_find_the_rollout_of_a_long_intent_name() -> None:
+    obj = stored(awaiting("r12"), RUN, intent=LONG_INTENT, approval="Approved")
+    assert records.approvals([obj], RUN) == {"r12": "Approved"}
+
+
+def test_the_path_of_agentactions_and_their_status() -> None:
+    assert records.path("shop") == "/apis/kubeagora.io/v1alpha1/namespaces/shop/agentactions"
+    assert records.path("shop", "a") == "/apis/kubeagora.io/v1alpha1/namespaces/shop/agentactions/a"
+    assert records.path("shop", "a", status=True) == "/apis/kubeagora.io/v1alpha1/namespaces/shop/agentactions/a/status"
+    assert records.iso(0.0) == "1970-01-01T00:00:00Z"
