@@ -34,7 +34,8 @@ class ComplianceWindow:
 
 
 def within_slo(p95_ms: float, p99_ms: float, slo_p95_ms: float, slo_p99_ms: float) -> bool | None:
-    if not (math.isfinite(p95_ms) and math.isfinite(p99_ms)):
+    """None when nothing was served (NaN); +Inf (past the last histogram bucket) is a miss."""
+    if math.isnan(p95_ms) or math.isnan(p99_ms):
         return None
     return p95_ms <= slo_p95_ms and p99_ms <= slo_p99_ms
 
