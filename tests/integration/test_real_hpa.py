@@ -7,22 +7,27 @@ the pods' usage (from the traffic model) every 15 s, and after a ``POST /load`` 
 the Deployment up by itself.
 
 The nodes carry a taint unique to this module's mock kubelet and the pods tolerate only that one,
-so they land on nothing else (see ``test_mock_kubelet``). Timing: pods are Ready ~2 s after
+so they land on nothing else (see ``test_mock_kubelet``). The APIService is one per cluster, so a
+lock in the cluster's state directory lets one mock kubelet at a time serve it: under xdist a
+second worker that runs tests of this module waits for the first to finish them. Timing: pods are Ready ~2 s after
 creation; the HPA counts a pod's CPU only once its metric window (15 s) lies after its Ready
 transition, and syncs every 15 s: ~30-45 s to a first utilisation, ~15-30 s more to a scale-up.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,8 +75,32 @@ def apiservice_available(cluster: DevCluster) -> bool:
     return any(c["type"] == "Available" and c["status"] == "True" for c in conditions)
 
 
+@contextmanager
+def metrics_api_lock(cluster: DevCluster, timeout_s: float = 300.0) -> Iterator[None]:
+    """Exclusive use of the cluster's metrics.k8s.io APIService (across xdist workers)."""
+    with (cluster.layout.root / "metrics-api.lock").open("w") as fh:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"another mock kubelet held the metrics API for {timeout_s:.0f}s", pytrace=False)
+                time.sleep(1.0)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="module")
 def mock(devcluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mock]:
+    with metrics_api_lock(devcluster):
+        yield from _mock(devcluster, tmp_path_factory)
+
+
+def _mock(devcluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mock]:
     prefix = f"hpa{uuid.uuid4().hex[:6]}-"
     admin_port, api_port = free_ports(2)
     log = tmp_path_factory.mktemp("mock-kubelet-hpa") / "mock-kubelet.log"
@@ -198,6 +227,10 @@ def test_metrics_api_serves_pod_and_node_usage_through_the_api_server(
     none = devcluster.kubectl("get", "--raw", path.replace(f"%3D{APP}", "%3Dnothing"))
     assert none.returncode == 0, none.stderr
     assert json.loads(none.stdout)["items"] == []
+    bad = devcluster.kubectl("get", "--raw", path.replace(f"app%3D{APP}", "app%20in%20(x"))
+    assert bad.returncode != 0
+    assert "unbalanced" in bad.stderr
+    mock.alive()
 
     raw = devcluster.kubectl("get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes")
     assert raw.returncode == 0, raw.stderr
