@@ -334,3 +334,14 @@ def _mount_scheduler_extender(cli: typer.Typer) -> None:
 
 _mount_operator(app)
 _mount_scheduler_extender(app)
+
+
+def _mount_demo(cli: typer.Typer) -> None:
+    try:
+        from kubeagora.demo_cli import demo
+    except ImportError:  # needs the 'cluster' and 'operator' extras
+        return
+    cli.command("demo")(demo)
+
+
+_mount_demo(app)
