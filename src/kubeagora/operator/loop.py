@@ -26,6 +26,7 @@ import math
 import secrets
 import time
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -102,34 +103,55 @@ def _policy_for(bindings: Sequence[adapter.Binding], intents: Mapping[str, Any],
                    canary_fraction=fraction)
 
 
+OBSERVED = "autonomy observe: recorded, not enacted"
+
+
 def hold_for_people(state: MasState, new_ids: set[str], services: Mapping[str, str], now_s: float,
                     ) -> tuple[MasState, set[str], set[str]]:
     """Apply autonomy to this tick's new rollouts. ``services``: service name → autonomy.
 
-    Returns the state, the ids recorded but not enacted (observe: Proposed), and the ids now held
-    for a person (approve: AwaitingApproval; an approval sends them through shadow and canary)."""
+    Returns the state, the ids recorded but not enacted (observe: their stage becomes Proposed, so
+    their AgentAction keeps saying so), and the ids whose actions wait for a person (approve:
+    AwaitingApproval; an approval sends them through shadow and canary). The controller proposes
+    the same moves every tick while the world stands still, so a new move that repeats one already
+    awaiting a person is dropped (Rejected, withheld): a person is asked once per move."""
     observed: set[str] = set()
     held: set[str] = set()
+    asked = Counter(k for r in state.active if r.stage is ro.Stage.AWAITING_APPROVAL and r.id not in new_ids
+                    for k in r.action_keys)
     active = list(state.active)
-    finished = []
+    finished: list[ro.Rollout] = []
+
+    def ask(r: ro.Rollout) -> ro.Rollout:
+        nonlocal asked
+        held.add(r.id)
+        keys = Counter(r.action_keys)
+        if keys and keys <= asked:
+            asked -= keys
+            return _to(r, ro.Stage.REJECTED, now_s, "autonomy approve: the same move already awaits a person")
+        return _to(r, ro.Stage.AWAITING_APPROVAL, now_s, "autonomy approve: a person decides")
+
     for r in state.finished:
         mode = _mode(r, services)
         if r.id in new_ids and r.stage is ro.Stage.APPLIED and mode == "approve":
-            active.append(_to(r, ro.Stage.AWAITING_APPROVAL, now_s, "autonomy approve: a person decides"))
-            held.add(r.id)
-        else:
-            if r.id in new_ids and mode == "observe" and r.stage is ro.Stage.APPLIED:
-                observed.add(r.id)
-            finished.append(r)
+            r = ask(r)
+            (active if r.stage is ro.Stage.AWAITING_APPROVAL else finished).append(r)
+            continue
+        if r.id in new_ids and mode == "observe" and r.stage is ro.Stage.APPLIED:
+            observed.add(r.id)
+            r = _to(r, ro.Stage.PROPOSED, now_s, OBSERVED)
+        finished.append(r)
     kept = []
     for r in active:
         mode = _mode(r, services)
         if r.id in new_ids and r.stage is ro.Stage.SHADOW and mode == "approve":
-            r = _to(r, ro.Stage.AWAITING_APPROVAL, now_s, "autonomy approve: a person decides")
-            held.add(r.id)
+            r = ask(r)
+            if r.stage is ro.Stage.REJECTED:
+                finished.append(r)
+                continue
         if mode == "observe" and r.stage in (ro.Stage.SHADOW, ro.Stage.CANARY):
             observed.add(r.id)
-            finished.append(r)
+            finished.append(_to(r, ro.Stage.PROPOSED, now_s, OBSERVED))
             continue
         kept.append(r)
     return replace(state, active=tuple(kept), finished=tuple(finished)), observed, held
