@@ -19,6 +19,7 @@ from tests.unit.operator_objects import (
 
 from kubeagora.model import NodeClass, Tier
 from kubeagora.operator import adapter
+from kubeagora.operator.view import ClusterView, key_of
 from kubeagora.sim.catalog import template_service
 from kubeagora.sim.topology import NODE_SHAPES
 
@@ -391,3 +392,24 @@ def test_without_regions_in_the_intent_the_service_lives_in_the_first_cluster_re
 def test_autonomy_is_carried_into_the_binding() -> None:
     (b,), _ = adapter.bind([intent("checkout", autonomy="approve")], by_key([deployment("checkout")]), ["region-0"])
     assert b.autonomy == "approve"
+
+
+# ---------------------------------------------------------------------------------------------- the watch cache
+def test_the_view_keeps_the_last_state_of_each_object_the_watches_delivered() -> None:
+    view = ClusterView()
+    view.apply("nodes", None, node("edge-cpu-0"))             # kopf's initial listing
+    view.apply("pods", "ADDED", pod("checkout-a", "checkout", None))
+    view.apply("pods", "MODIFIED", pod("checkout-a", "checkout", "edge-cpu-0"))
+    view.apply("pods", "ADDED", pod("checkout-a", "checkout", "edge-cpu-0", namespace="staging"))
+    assert view.events == 4
+    assert [key_of(p) for p in view.all("pods")] == ["default/checkout-a", "staging/checkout-a"]
+    got = view.get("pods", "default/checkout-a")
+    assert got is not None
+    assert got["spec"]["nodeName"] == "edge-cpu-0"
+    assert key_of(node("edge-cpu-0")) == "edge-cpu-0"  # cluster-scoped: the name alone
+    view.apply("pods", "DELETED", pod("checkout-a", "checkout", "edge-cpu-0"))
+    view.apply("pods", "DELETED", pod("never-seen", "checkout", None))  # a delete of what was never seen is fine
+    assert [key_of(p) for p in view.all("pods")] == ["staging/checkout-a"]
+    assert view.get("pods", "default/checkout-a") is None
+    with pytest.raises(KeyError, match="services"):
+        view.apply("services", "ADDED", {"metadata": {"name": "x"}})
