@@ -65,6 +65,7 @@ class Written:
     transitions: int
     namespace: str
     name: str
+    intent: str
 
 
 @dataclass
@@ -343,7 +344,7 @@ class ControlLoop:
                 if done.stage != stage:
                     self.telemetry.actions.labels(", ".join(r.agents), type(r.actions[0]).__name__, stage).inc()
             await self.api.merge_patch(records.path(namespace, name, status=True), status, ok=(404,))
-            self.state.written[r.id] = Written(stage, len(r.transitions), namespace, name)
+            self.state.written[r.id] = Written(stage, len(r.transitions), namespace, name, intent)
         for state_name in [s.value for s in ro.Stage]:
             self.telemetry.rollouts.labels(state_name).set(counts.get(state_name, 0))
         await self._forget_old(mas)
@@ -356,7 +357,7 @@ class ControlLoop:
         for rid, w in self.state.written.items():
             if rid in live or w.stage not in ("Applied", "RolledBack", "Rejected", "Proposed"):
                 continue
-            per_intent.setdefault((w.namespace, w.name.split("-")[0]), []).append((int(rid[1:]), rid))
+            per_intent.setdefault((w.namespace, w.intent), []).append((int(rid[1:]), rid))
         for ids in per_intent.values():
             for _, rid in sorted(ids)[:-KEEP_FINISHED_PER_INTENT]:
                 w = self.state.written.pop(rid)
@@ -430,9 +431,10 @@ class ControlLoop:
         for u in unbound:
             ns, name = u.key.split("/", 1)
             obj = self.view.get("intents", u.key) or {}
-            patch = intent_status.status_patch(obj.get("status") or {}, None, math.nan, math.nan, None, [], now_iso,
-                                               u.target_found, not metrics_error, metrics_error)
-            patch["status"]["conditions"][0].update(reason="NotManaged", message=u.why[:1000], status="False")
+            previous = obj.get("status") or {}
+            patch = intent_status.status_patch(previous, None, math.nan, math.nan, None, [], now_iso,
+                                               False, not metrics_error, metrics_error)
+            patch["status"]["conditions"][0].update(reason="NotManaged", message=u.why[:1000])
             await self._patch_intent_status(ns, name, patch)
 
     async def _patch_intent_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
