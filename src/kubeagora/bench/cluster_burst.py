@@ -190,7 +190,12 @@ class Window:
 
 
 def windows(samples: Sequence[Sample], capacity_per_pod: float, width_s: float = WINDOW_S) -> list[Window]:
-    """Consecutive windows of ``width_s`` aligned on t = 0 (the burst's start)."""
+    """Consecutive windows of ``width_s`` aligned on t = 0 (the burst's start).
+
+    A window's counts run from the last sample at or before its start (the first sample inside it
+    when there is none) to its last sample, so the windows tile the timeline: no request falls
+    between two of them.
+    """
     if len(samples) < 2:
         return []
     out = []
@@ -198,8 +203,10 @@ def windows(samples: Sequence[Sample], capacity_per_pod: float, width_s: float =
     start = first
     while start < samples[-1].t:
         inside = [s for s in samples if start <= s.t <= start + width_s]
-        if len(inside) >= 2:
-            a, b = inside[0], inside[-1]
+        before = [s for s in samples if s.t <= start]
+        a = before[-1] if before else inside[0] if inside else None
+        if a is not None and inside[-1] is not a:
+            b = inside[-1]
             counts = tuple(max(0.0, y - x) for x, y in zip(_per_bucket(a.buckets), _per_bucket(b.buckets),
                                                               strict=True))
             out.append(Window(start, max(0.0, b.requests - a.requests), max(0.0, b.dropped - a.dropped), counts,
