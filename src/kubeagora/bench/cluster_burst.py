@@ -328,7 +328,7 @@ PAPER = {"hpa": (45.0, 85.0), "mas": (18.0, 30.0)}
 def result_document(plan: BurstPlan, results: Mapping[str, ArmResult], timeline: Timeline) -> dict[str, Any]:
     return {"plan": asdict(plan), "results": {a: asdict(r) for a, r in results.items()},
             "timeline": {a: [asdict(s) for s in ss] for a, ss in timeline.samples.items()},
-            "bounds_s": list(timeline.bounds_s)}
+            "bounds_s": [b if math.isfinite(b) else "+Inf" for b in timeline.bounds_s]}
 
 
 def write_json(path: Path, doc: Mapping[str, Any]) -> None:
