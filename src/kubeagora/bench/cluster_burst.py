@@ -373,19 +373,39 @@ def plot(path: Path, timeline: Timeline, plan: BurstPlan) -> None:
     plt.close(fig)
 
 
-def markdown_table(results: Mapping[str, ArmResult]) -> str:
-    def f(x: float | None, unit: str = "") -> str:
-        return "never" if x is None else f"{x:.1f}{unit}"
+def over_runs(values: Sequence[float | None], none: str = "n/a", digits: int = 1) -> str:
+    """One figure over runs: the value of one run, or mean (min–max); runs without it (None) are
+    counted apart ("never in 1 of 3")."""
+    got = [v for v in values if v is not None]
+    if not got:
+        return none
+    mean = sum(got) / len(got)
+    text = f"{mean:.{digits}f}"
+    if len(got) > 1:
+        text += f" ({min(got):.{digits}f}–{max(got):.{digits}f})"
+    if len(got) < len(values):
+        text += f", {none} in {len(values) - len(got)} of {len(values)}"
+    return text
 
-    rows = ["| autoscaler | time to scale (s) | cold-start p99 delta (ms) | SLO violations in the burst (%) | "
+
+def markdown_table(results: Mapping[str, ArmResult | Sequence[ArmResult]]) -> str:
+    """Table 2 as markdown, the paper's figures beside ours. Each arm maps to one run's result or to
+    every run's; over several runs a figure reads mean (min–max)."""
+    rows = ["| autoscaler | runs | time to scale (s) | cold-start p99 delta (ms) | SLO violations in the burst (%) | "
             "p99 before / in burst (ms) | max replicas | replica-s in burst | paper (TTS s / Δp99 ms) |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     names = {"hpa": "Kubernetes HPA (kube-controller-manager)", "mas": "kubeagora (operator, MAS)"}
-    for arm, r in results.items():
+    for arm, given in results.items():
+        rs = [given] if isinstance(given, ArmResult) else list(given)
         paper = PAPER.get(arm)
-        rows.append(f"| {names.get(arm, arm)} | {f(r.time_to_scale_s)} | {f(r.cold_start_p99_delta_ms)} | "
-                    f"{r.slo_violation_pct:.1f} | {f(r.baseline_p99_ms)} / {f(r.burst_p99_ms)} | {r.max_replicas} | "
-                    f"{r.replica_seconds:.0f} | {paper[0]:g} / +{paper[1]:g} |" if paper else "|")
+        rows.append(f"| {names.get(arm, arm)} | {len(rs)} | "
+                    f"{over_runs([r.time_to_scale_s for r in rs], 'never')} | "
+                    f"{over_runs([r.cold_start_p99_delta_ms for r in rs])} | "
+                    f"{over_runs([r.slo_violation_pct for r in rs])} | "
+                    f"{over_runs([r.baseline_p99_ms for r in rs])} / {over_runs([r.burst_p99_ms for r in rs])} | "
+                    f"{over_runs([r.max_replicas for r in rs], digits=0)} | "
+                    f"{over_runs([r.replica_seconds for r in rs], digits=0)} | "
+                    f"{f'{paper[0]:g} / +{paper[1]:g}' if paper else '–'} |")
     return "\n".join(rows)
 
 
