@@ -1,0 +1,133 @@
+"""The seed paper's Table 2 on a real local control plane, over several runs: one burst, the real
+Kubernetes HPA and kubeagora's operator side by side (time to scale, cold-start p99 delta, SLO
+violations in the burst).
+
+    .venv/bin/python benchmarks/burst_table2.py                                  # 3 runs, ~5 min each
+    .venv/bin/python benchmarks/burst_table2.py --runs 1 --burst-seconds 40 --warm-seconds 25   # smoke run
+
+Each run brings up a fresh stack (``kubeagora.devcluster.stack``: control plane, mock kubelet,
+Prometheus, scheduler extender, operator) with its state under ``--out/run-K/``, applies the two
+identical Deployments of ``kubeagora.bench.cluster_burst`` (one under a real HPA, one under an
+OrchestrationIntent), holds the base load ``--warm-seconds``, multiplies it by ``--factor`` for
+``--burst-seconds``, writes ``run-K.json`` (plan, figures, per-second timeline) and ``run-K.png``, and
+tears the stack down (the logs stay in ``run-K/stack/logs``). At the end it prints a markdown table of
+each figure's mean (min–max) over the runs per autoscaler with the paper's figures beside them, and
+writes it to ``--out/table.md``. The figures' definitions are in the module's docstring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from kubeagora.bench import cluster_burst as cb
+from kubeagora.devcluster.cluster import Layout
+from kubeagora.devcluster.errors import DevClusterError
+from kubeagora.devcluster.stack import Stack, StackOptions
+
+USAGE_ERROR = 2
+err = Console(stderr=True)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Bad arguments: one line on stderr, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"error: {message}\n")
+        raise SystemExit(USAGE_ERROR)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    default = cb.BurstPlan()
+    p = OneLineParser(description=(__doc__ or "").split("\n\n")[0])
+    p.add_argument("--runs", type=int, default=3, help="fresh stacks, one burst each (default 3)")
+    p.add_argument("--burst-seconds", type=float, default=default.burst_s, help="how long the burst lasts")
+    p.add_argument("--warm-seconds", type=float, default=default.warm_s, help="steady base load before it (≥ 20)")
+    p.add_argument("--factor", type=float, default=default.factor, help="the burst multiplies the base load")
+    p.add_argument("--base-rps", type=float, default=default.base_rps, help="base load of each Deployment")
+    p.add_argument("--nodes", type=int, default=24, help="mock nodes (≥ 4)")
+    p.add_argument("--out", type=Path, default=Path("out/burst-table2"), help="where runs, plots and table go")
+    args = p.parse_args(argv)
+    if args.runs < 1:
+        p.error(f"--runs must be at least 1 (got {args.runs})")
+    for flag, value in (("--burst-seconds", args.burst_seconds), ("--factor", args.factor),
+                        ("--base-rps", args.base_rps)):
+        if not value > 0:
+            p.error(f"{flag} must be positive (got {value:g})")
+    if not args.warm_seconds >= 20:
+        p.error(f"--warm-seconds must be at least 20, for a steady baseline (got {args.warm_seconds:g})")
+    if args.nodes < 4:
+        p.error(f"--nodes must be at least 4 (got {args.nodes})")
+    return args
+
+
+def one_run(k: int, args: argparse.Namespace, plan: cb.BurstPlan, bar: Progress, task: TaskID
+            ) -> dict[str, cb.ArmResult]:
+    """Run ``k``: a fresh stack, the burst, run-K.json and run-K.png; the stack is down on return."""
+    label = f"run {k}/{args.runs}"
+    stack = Stack(args.out / f"run-{k}" / "stack", StackOptions(nodes=args.nodes))
+    stack.progress = lambda line: bar.update(task, description=f"{label}: stack: {escape(line)}")
+    started = time.monotonic()
+    try:
+        stack.up()
+        err.print(f"{label}: stack up in {time.monotonic() - started:.0f} s; logs in {stack.logs}")
+        timeline = cb.run_on_stack(stack, plan, lambda what, frac: bar.update(
+            task, description=f"{label}: {escape(what)}", completed=frac))
+    finally:
+        bar.update(task, description=f"{label}: stopping the stack")
+        stack.down()
+        shutil.rmtree(Layout(stack.state_dir / "cluster").etcd_dir, ignore_errors=True)
+    results = cb.summarize_timeline(timeline, plan)
+    cb.write_json(args.out / f"run-{k}.json", cb.result_document(plan, results, timeline))
+    cb.plot(args.out / f"run-{k}.png", timeline, plan)
+    err.print(f"{label}: done in {time.monotonic() - started:.0f} s: {args.out / f'run-{k}.json'}")
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.out = args.out.resolve()
+    plan = cb.BurstPlan(base_rps=args.base_rps, factor=args.factor, warm_s=args.warm_seconds,
+                        burst_s=args.burst_seconds)
+    per_arm: dict[str, list[cb.ArmResult]] = {}
+    failed: str | None = None
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err) as bar:
+        runs = bar.add_task(f"{args.runs} run(s)", total=args.runs)
+        for k in range(1, args.runs + 1):
+            task = bar.add_task(f"run {k}/{args.runs}", total=1.0)
+            try:
+                results = one_run(k, args, plan, bar, task)
+            except DevClusterError as e:
+                failed = f"run {k}: {e}"
+                break
+            finally:
+                bar.remove_task(task)
+            for arm, r in results.items():
+                per_arm.setdefault(arm, []).append(r)
+            bar.advance(runs)
+    if failed:
+        err.print(f"[red]error[/]: {escape(failed)}")
+    if not per_arm:
+        return 1
+    done = len(next(iter(per_arm.values())))
+    title = (f"Burst ×{plan.factor:g} of {plan.base_rps:g} rps for {plan.burst_s:g} s after {plan.warm_s:g} s, "
+             f"{args.nodes} mock nodes, {done} run(s); mean (min–max) over the runs")
+    table = cb.markdown_table(per_arm)
+    (args.out / "table.md").write_text(f"{title}\n\n{table}\n")
+    print(title)
+    print()
+    print(table)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
