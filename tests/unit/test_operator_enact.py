@@ -50,7 +50,7 @@ def test_several_places_for_one_service_are_one_patch_of_current_plus_k() -> Non
                             Place("checkout", "edge-cpu-0", "bid 3")], world)
     assert skipped == []
     assert (req.path, req.body) == (SCALE_PATH, {"spec": {"replicas": 6}})
-    assert "placed on edge-cpu-0" in req.what
+    assert "3 more replica(s), best bids on edge-cpu-0, cloud-cpu-0, edge-cpu-0" in req.what
 
 
 def test_a_place_after_a_scale_adds_to_the_scaled_count_and_a_scale_after_sets_it() -> None:

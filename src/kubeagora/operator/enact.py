@@ -1,8 +1,9 @@
 """Actions → the Kubernetes API requests that carry them out (pure; the loop sends them).
 
     Scale           PATCH the Deployment's scale subresource (spec.replicas)
-    Place           one more replica: the scale subresource again; the scheduler extender scores the
-                    node the placement agent chose, so the new pod lands where the market said
+    Place           one more replica: the scale subresource again. The pod is placed by the
+                    cluster's scheduler, whose extender scores nodes with the same Contract-Net bids
+                    the placement agent used; it usually, not always, lands on the agent's choice
     Migrate         evict one pod of the service from ``from_node`` (policy/v1 Eviction, so
                     PodDisruptionBudgets hold); its ReplicaSet recreates it and the extender places it
     QuarantineNode  taint the node ``kubeagora.io/quarantined:NoExecute`` (out of placement and routing)
@@ -56,6 +57,7 @@ def plan(actions: Sequence[Action], bindings: Mapping[str, Binding], deployments
     replicas: dict[str, int] = {}
     reasons: dict[str, str] = {}
     evicted: set[str] = set()
+    placed: dict[str, list[str]] = {}
     for a in actions:
         if isinstance(a, QuarantineNode):
             node = nodes.get(a.node)
@@ -80,7 +82,10 @@ def plan(actions: Sequence[Action], bindings: Mapping[str, Binding], deployments
         if isinstance(a, Scale):
             replicas[a.service], reasons[a.service] = a.replicas, a.reason
         elif isinstance(a, Place):
-            replicas[a.service], reasons[a.service] = current + 1, f"placed on {a.node}: {a.reason}"
+            placed.setdefault(a.service, []).append(a.node)
+            nodes = placed[a.service]
+            replicas[a.service] = current + 1
+            reasons[a.service] = f"{len(nodes)} more replica(s), best bids on {', '.join(nodes)}: {a.reason}"
         elif isinstance(a, Migrate):
             victim = next((p for p in pods_of(dep, pods) if (p.get("spec") or {}).get("nodeName") == a.from_node
                            and (p.get("metadata") or {}).get("name") not in evicted), None)
