@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test unit lint bench speed controlplane clean
+.PHONY: install demo test unit lint bench speed table2 controlplane prometheus clean
 
 $(BIN)/kubeagora: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,11 +13,15 @@ $(BIN)/kubeagora: pyproject.toml
 
 install: $(BIN)/kubeagora
 
+# the simulator's bench on the default scenario, then the product on a real local control plane:
+# operator + scheduler extender + an intent, one burst against the real HPA (builds the control plane once)
 demo: install
 	$(BIN)/kubeagora bench --scenarios steady-drift --report out/demo --json out/demo/results.json
+	$(BIN)/kubeagora demo --out out/demo/cluster
 
+# --dist loadfile: a module's tests share one worker (and its module-scoped stack)
 test: install
-	$(BIN)/pytest -n 2 tests
+	$(BIN)/pytest -n 2 --dist loadfile tests
 
 unit: install
 	$(BIN)/pytest -n 2 tests/unit
@@ -32,9 +36,17 @@ bench: install
 speed: install
 	$(BIN)/python benchmarks/speed.py
 
+# the seed paper's Table 2 on the local control plane: real HPA vs the operator, one burst, 3 runs
+table2: install
+	$(BIN)/python benchmarks/burst_table2.py --runs 3
+
 # the Kubernetes control plane built from its Go modules (cached per version; the first build is slow)
 controlplane:
 	controlplane/build.sh
+
+# Debian's Prometheus, fetched without root and cached (the operator's tests scrape with it)
+prometheus: install
+	$(BIN)/python -c "from kubeagora.devcluster.prometheus import resolve_prometheus; print(resolve_prometheus())"
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache
