@@ -83,9 +83,9 @@ def plan(actions: Sequence[Action], bindings: Mapping[str, Binding], deployments
             replicas[a.service], reasons[a.service] = a.replicas, a.reason
         elif isinstance(a, Place):
             placed.setdefault(a.service, []).append(a.node)
-            nodes = placed[a.service]
+            best = placed[a.service]
             replicas[a.service] = current + 1
-            reasons[a.service] = f"{len(nodes)} more replica(s), best bids on {', '.join(nodes)}: {a.reason}"
+            reasons[a.service] = f"{len(best)} more replica(s), best bids on {', '.join(best)}: {a.reason}"
         elif isinstance(a, Migrate):
             victim = next((p for p in pods_of(dep, pods) if (p.get("spec") or {}).get("nodeName") == a.from_node
                            and (p.get("metadata") or {}).get("name") not in evicted), None)
