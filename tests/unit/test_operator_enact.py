@@ -144,3 +144,9 @@ def test_a_mixed_tick_yields_every_request_and_each_body_serialises() -> None:
     assert [type(s.action).__name__ for s in skipped] == ["ShedLoad"]
     for r in requests:
         orjson.dumps(r.body)  # what the API client sends
+
+
+def test_a_quarantine_after_a_place_in_the_same_tick_still_finds_its_node() -> None:
+    requests, skipped = plan([Place("checkout", "cloud-cpu-0"), QuarantineNode("edge-cpu-0", "silent")])
+    assert skipped == []
+    assert sorted(r.path for r in requests) == sorted([SCALE_PATH, "/api/v1/nodes/edge-cpu-0"])
