@@ -25,9 +25,7 @@ import argparse
 import http.client
 import json
 import multiprocessing
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -42,6 +40,7 @@ import yaml
 
 from kubeagora.devcluster import DevCluster, Settings
 from kubeagora.devcluster.cluster import free_ports
+from kubeagora.devcluster.stack import stop_process
 from kubeagora.scheduler_plugin.bids import BidSettings
 from kubeagora.scheduler_plugin.cache import DEPLOYMENTS, INTENTS, NODES, PODS, ClusterCache
 from kubeagora.scheduler_plugin.filtering import filter_pod
@@ -190,13 +189,7 @@ def start(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    stop_process(proc, 60)
 
 
 def wait(what: str, probe: Callable[[], bool], timeout_s: float, every_s: float = 0.25) -> float:

@@ -43,6 +43,7 @@ import yaml
 
 from kubeagora.devcluster import DevCluster, Settings
 from kubeagora.devcluster.pki import ADMIN, Pki
+from kubeagora.devcluster.stack import stop_process
 from kubeagora.sim.kubelet import nodes as nodes_mod
 from kubeagora.sim.kubelet.plan import make_plan
 
@@ -279,13 +280,8 @@ def run_one(which: str, args: argparse.Namespace, work: Path) -> Result:
         return Result(which, n_nodes, args.pods, round(nodes_s, 1), round(running_s, 1), round(ready_s, 1),
                       round(steady, 1), round(ramp_cpu, 1), round(rss, 1), round(window, 1), notes)
     finally:
-        if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        if proc is not None:
+            stop_process(proc, 20)
         cluster.down()
 
 

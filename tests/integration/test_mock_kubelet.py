@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -27,6 +25,7 @@ from tests.integration.kube import apply, kubectl_json, wait_for
 
 from kubeagora.devcluster import DevCluster
 from kubeagora.devcluster.cluster import free_ports
+from kubeagora.devcluster.stack import stop_process
 
 pytest.importorskip("aiohttp")
 pytestmark = pytest.mark.integration
@@ -83,13 +82,7 @@ def mock(devcluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> It
         wait_for("the mock kubelet to register its nodes", healthy, timeout_s=90)
         yield m
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_process(proc, 60)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -38,6 +37,7 @@ from kubeagora.devcluster.prometheus import (
     resolve_prometheus,
     scrape_config,
 )
+from kubeagora.devcluster.stack import stop_process
 from kubeagora.operator.metrics_source import MetricsUnavailable, PrometheusSignals, ServiceSignals
 
 pytest.importorskip("aiohttp")
@@ -86,13 +86,7 @@ def mock_kubelet(devcluster: DevCluster, tmp_path_factory: pytest.TempPathFactor
         wait_for("the mock kubelet to register its nodes", healthy, timeout_s=90)
         yield prefix, f"127.0.0.1:{port}"
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_process(proc, 60)
 
 
 def deployment(name: str, namespace: str, prefix: str) -> dict[str, Any]:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -37,6 +35,7 @@ from tests.integration.kube import apply, kubectl_json, wait_for
 
 from kubeagora.devcluster import DevCluster
 from kubeagora.devcluster.cluster import free_ports
+from kubeagora.devcluster.stack import stop_process
 
 pytest.importorskip("aiohttp")
 pytestmark = pytest.mark.integration
@@ -125,13 +124,7 @@ def _mock(devcluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> I
                  lambda: m.alive() or apiservice_available(devcluster), timeout_s=60)
         yield m
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_process(proc, 60)
     # it unregisters the APIService on the way out (else namespace deletion would stall on discovery)
     assert not apiservice_available(devcluster)
 

@@ -65,16 +65,22 @@ class Child:
             return ""
 
     def stop(self, timeout_s: float = 20.0, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is not None:
-            return
+        stop_process(self.proc, timeout_s, sig)
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 60.0, sig: int = signal.SIGTERM) -> None:
+    """Signal the process's group (it was started with ``start_new_session``), then SIGKILL it after
+    ``timeout_s``; safe when it has exited already."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, sig)
-        try:
-            self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def http_ok(url: str, timeout_s: float = 3.0) -> bool:
