@@ -1,7 +1,8 @@
 """kopf's side of the operator (thin): settings, the watches feeding the view, the loop's life.
 
 Importing this module registers the handlers; the validating webhook's (``admission``) are
-registered only when the operator serves it (kopf refuses admission handlers without a server).
+registered only when the operator serves it (kopf refuses admission handlers without a server), and
+must be imported before ``kopf.run`` (kopf sizes its index storage then): ``cli.run`` does that.
 ``kubeagora operator run`` passes an ``OperatorConfig`` in kopf's memo.
 """
 
@@ -57,7 +58,7 @@ async def start(settings: kopf.OperatorSettings, memo: Any,
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     if config.webhook_host is not None:
-        from kubeagora.operator import admission  # importing it registers the webhook's handlers
+        from kubeagora.operator import admission  # imported (and registered) by cli.run already
 
         admission.configure_admission(settings, config.webhook_host, config.webhook_port, addr=config.webhook_listen)
     view = ClusterView()
