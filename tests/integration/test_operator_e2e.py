@@ -9,6 +9,7 @@ an operator killed in the middle of a canary.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 import urllib.request
@@ -116,6 +117,17 @@ def test_a_burst_makes_the_operator_scale_up_and_say_why(applied: Stack) -> None
     decisions = get(applied, "intent", "checkout", "-n", "default")["status"]["lastDecisions"]
     assert decisions
     assert decisions[0]["agent"]
+
+
+def test_the_webhook_refuses_an_intent_that_breaks_the_cluster_policy(applied: Stack) -> None:
+    bad = {"apiVersion": "kubeagora.io/v1alpha1", "kind": "OrchestrationIntent",
+           "metadata": {"name": "rogue", "namespace": "default"},
+           "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "checkout"},
+                    "slo": {"p95Ms": 150, "p99Ms": 250}, "tenant": "nobody"}}
+    proc = applied.cluster.kubectl("apply", "-f", "-", input=json.dumps(bad))  # type: ignore[union-attr]
+    assert proc.returncode != 0
+    assert "spec.tenant" in proc.stderr, proc.stderr
+    assert applied.kubectl("get", "intent", "rogue", "-n", "default", check=False) == ""
 
 
 def test_the_operator_exports_its_own_metrics(applied: Stack) -> None:

@@ -112,6 +112,8 @@ class StackOptions:
     extender: bool = True
     operator: bool = True
     operator_args: Sequence[str] = ()
+    webhook: bool = True
+    """The operator serves the validating webhook (on 127.0.0.1, a free port)."""
     scrape_interval_s: float = 2.0
     keep_cluster: bool = False
     node_monitor_grace_period: str | None = None
@@ -164,7 +166,7 @@ class Stack:
     # ------------------------------------------------------------------------------------------ up
     def up(self) -> Stack:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        names = ["extender", "kubelet", "metrics_api", "operator", "prometheus"]
+        names = ["extender", "kubelet", "metrics_api", "operator", "prometheus", "webhook"]
         self.ports = dict(zip(names, free_ports(len(names)), strict=True))
         scheduler_config = self._scheduler_config() if self.options.extender else None
         self.progress("control plane (the first build of the binary takes minutes)")
@@ -219,10 +221,12 @@ class Stack:
     def start_operator(self) -> Child:
         assert self.prometheus is not None
         self.progress("operator")
+        webhook = ["--webhook-host", "127.0.0.1", "--webhook-port", str(self.ports["webhook"])] \
+            if self.options.webhook else []
         op = self.spawn("operator", [
             "operator", "run", "--kubeconfig", str(self.kubeconfig), "--prometheus-url", str(self.prometheus.url),
-            "--metrics-host", "127.0.0.1", "--metrics-port", str(self.ports["operator"]), *self.options.operator_args],
-            f"http://127.0.0.1:{self.ports['operator']}")
+            "--metrics-host", "127.0.0.1", "--metrics-port", str(self.ports["operator"]), *webhook,
+            *self.options.operator_args], f"http://127.0.0.1:{self.ports['operator']}")
         wait_until("the operator", lambda: http_ok(op.url + "/healthz"), 60, op)
         return op
 
