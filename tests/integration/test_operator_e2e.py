@@ -9,6 +9,7 @@ an operator killed in the middle of a canary.
 
 from __future__ import annotations
 
+import calendar
 import json
 import signal
 import time
@@ -188,3 +189,30 @@ def idle_service() -> list[dict[str, Any]]:
     ]
 
 
+
+
+def test_with_autonomy_approve_a_person_approves_with_kubectl(applied: Stack) -> None:
+    applied.kubectl("patch", "intent", "idle", "-n", "default", "--type", "merge",
+                    "-p", '{"spec": {"autonomy": "approve"}}')
+    since = time.time()
+
+    def waiting() -> dict[str, Any] | None:
+        for a in agentactions(applied, "idle"):
+            created = calendar.timegm(time.strptime(a["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ"))
+            if a["status"].get("state") == "AwaitingApproval" and created >= since - 1:
+                return a
+        return None
+
+    held = wait_for("a decision on idle to wait for a person", waiting, timeout_s=180, every_s=0.5)
+    assert held["spec"]["approval"] == "Pending"
+    name = held["metadata"]["name"]
+    applied.kubectl("patch", "agentaction", name, "-n", "default", "--type", "merge",
+                    "-p", '{"spec": {"approval": "Approved"}}')
+
+    def moved_on() -> dict[str, Any] | None:
+        a = get(applied, "agentaction", name, "-n", "default")
+        return a if a["status"]["state"] != "AwaitingApproval" else None
+
+    after = wait_for(f"{name} to move on once approved", moved_on, timeout_s=30)
+    assert after["status"]["state"] in ("Shadow", "Canary", "Applied", "RolledBack")
+    assert any(t["from"] == "AwaitingApproval" and "approved by" in t["reason"] for t in after["status"]["transitions"])
