@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -64,7 +65,7 @@ def demo(
             timeline = cb.run_on_stack(stack, plan,
                                        lambda what, frac: bar.update(task, description=what, completed=frac))
         results = cb.summarize_timeline(timeline, plan)
-        aas = stack.kubectl("get", "agentactions", "-n", plan.namespace, check=False)
+        actions = stack.kubectl_json("get", "agentactions", "-n", plan.namespace).get("items", [])
         intents = stack.kubectl("get", "intents", "-n", plan.namespace, check=False)
     except DevClusterError as e:
         typer.echo(f"error: {e}", err=True)
@@ -80,7 +81,10 @@ def demo(
     cb.write_json(out / "burst.json", cb.result_document(plan, results, timeline))
     cb.plot(out / "burst.png", timeline, plan)
     _out.print(intents.rstrip())
-    _out.print(aas.rstrip() if aas.strip() else "(no AgentActions)")
+    counts = Counter((a["spec"]["agent"], a["spec"]["action"]["type"], (a.get("status") or {}).get("state", "?"))
+                     for a in actions)
+    _out.print(f"{len(actions)} AgentActions (kubectl get aa -n {plan.namespace}): " + ", ".join(
+        f"{n} {kind} by {agent} {state}" for (agent, kind, state), n in counts.most_common()))
     table = Table(title=f"Burst ×{factor:g} for {burst_s:g} s on {nodes} mock nodes (seed paper Table 2)",
                   header_style="bold")
     for col in ("autoscaler", "time to scale (s)", "cold-start Δp99 (ms)", "SLO viol. in burst (%)",
