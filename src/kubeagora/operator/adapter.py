@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kubeagora.kubeapi.quantity import quantity
 from kubeagora.model import Node, NodeClass, Observation, Service, Tier
 from kubeagora.operator.metrics_source import NodeSignals, ServiceSignals
 from kubeagora.operator.view import Obj
@@ -63,26 +64,13 @@ class Counters:
 
 
 # ---------------------------------------------------------------------------------------------- quantities
-def cpu_cores(quantity: str | int | float | None) -> float:
-    """A Kubernetes CPU quantity ("500m", "2", "1.5", "250000n") in cores."""
-    if quantity is None or quantity == "":
-        return 0.0
-    q = str(quantity)
-    scale = {"n": 1e-9, "u": 1e-6, "m": 1e-3}
-    if q[-1] in scale:
-        return float(q[:-1]) * scale[q[-1]]
-    return float(q)
+def cpu_cores(q: str | int | float | None) -> float:
+    """A CPU quantity ("500m", "2", "250000n") in cores."""
+    return quantity(q)
 
 
-def memory_gib(quantity: str | int | float | None) -> float:
-    if quantity is None or quantity == "":
-        return 0.0
-    q = str(quantity)
-    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
-    for suffix in sorted(units, key=len, reverse=True):
-        if q.endswith(suffix):
-            return float(q[: -len(suffix)]) * units[suffix] / 2**30
-    return float(q) / 2**30
+def memory_gib(q: str | int | float | None) -> float:
+    return quantity(q) / 2**30
 
 
 # ---------------------------------------------------------------------------------------------- nodes

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from kubeagora.kubeapi.quantity import quantity
 from kubeagora.model import DEFAULT_COLD_START_S, NodeClass
 
 LABEL_SERVICE = "kubeagora.io/service"
@@ -222,29 +223,6 @@ class Timeline:
 
     def __len__(self) -> int:
         return len(self._token)
-
-
-_SUFFIX = {"m": 1e-3, "": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
-           "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40}
-
-
-def quantity(text: str | int | float | None) -> float:
-    """A Kubernetes quantity ("500m", "2", "1Gi") as a number; 0 for none or an unreadable one."""
-    if text is None:
-        return 0.0
-    if isinstance(text, int | float):
-        return float(text)
-    s = text.strip()
-    for suffix in ("Ki", "Mi", "Gi", "Ti", "m", "k", "K", "M", "G", "T"):
-        if s.endswith(suffix):
-            number, factor = s[: -len(suffix)], _SUFFIX[suffix]
-            break
-    else:
-        number, factor = s, 1.0
-    try:
-        return float(number) * factor
-    except ValueError:
-        return 0.0
 
 
 def requests(pod: Mapping[str, Any], resource: str) -> float:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from kubeagora.sim.kubelet.pods import quantity
+from kubeagora.kubeapi.quantity import quantity
 from kubeagora.sim.kubelet.selectors import Selector, matches
 
 GROUP = "metrics.k8s.io"
