@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from tests.unit.extender_objects import cache_of, deployment, intent, node, pod
 
+from kubeagora.kubeapi.selectors import matches
 from kubeagora.scheduler_plugin.cache import node_info
 from kubeagora.scheduler_plugin.filtering import filter_pod
-from kubeagora.scheduler_plugin.selectors import matches
 from kubeagora.scheduler_plugin.workload import pod_demand
 
 NODES = [

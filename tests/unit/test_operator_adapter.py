@@ -413,3 +413,12 @@ def test_the_view_keeps_the_last_state_of_each_object_the_watches_delivered() ->
     assert view.get("pods", "default/checkout-a") is None
     with pytest.raises(KeyError, match="services"):
         view.apply("services", "ADDED", {"metadata": {"name": "x"}})
+
+
+def test_a_deployment_selecting_by_match_expressions_finds_its_pods() -> None:
+    dep = deployment("checkout", template_labels={"app": "checkout", "track": "stable"})
+    dep["spec"]["selector"] = {"matchExpressions": [{"key": "app", "operator": "In", "values": ["checkout"]},
+                                                    {"key": "track", "operator": "NotIn", "values": ["canary"]}]}
+    mine = pod("checkout-0", "checkout", "edge-cpu-0", labels={"app": "checkout", "track": "stable"})
+    canary = pod("checkout-1", "checkout", "edge-cpu-0", labels={"app": "checkout", "track": "canary"})
+    assert adapter.pods_of(dep, [mine, canary]) == [mine]

@@ -3,6 +3,8 @@ adapter and the scheduler extender (aiohttp; JSON by orjson; needs the ``cluster
 
     kubeconfig  a kubeconfig (or the in-cluster service account) → URL, TLS context, token
     client      create, merge-patch, delete, paginated list and watch
+    quantity    resource quantities ("500m", "2Gi") as numbers
+    selectors   label selectors (matchLabels, matchExpressions) as a pure predicate
 """
 
 from kubeagora.kubeapi.errors import KubeConfigError

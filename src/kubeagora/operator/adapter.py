@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kubeagora.kubeapi.quantity import quantity
+from kubeagora.kubeapi.selectors import matches
 from kubeagora.model import Node, NodeClass, Observation, Service, Tier
 from kubeagora.operator.metrics_source import NodeSignals, ServiceSignals
 from kubeagora.operator.view import Obj
@@ -139,11 +140,6 @@ def pod_live(pod: Obj) -> bool:
     return not meta.get("deletionTimestamp") and status.get("phase") not in ("Succeeded", "Failed")
 
 
-def matches(selector: Mapping[str, str], labels: Mapping[str, str] | None) -> bool:
-    labels = labels or {}
-    return all(labels.get(k) == v for k, v in selector.items())
-
-
 def pod_requests(pod: Obj) -> tuple[float, float, int]:
     cpu = mem = 0.0
     acc = 0
@@ -155,17 +151,14 @@ def pod_requests(pod: Obj) -> tuple[float, float, int]:
     return cpu, mem, acc
 
 
-def deployment_selector(deployment: Obj) -> dict[str, str]:
-    return dict(((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
-
-
 def pods_of(deployment: Obj, pods: Sequence[Obj]) -> list[Obj]:
+    """The live pods in the Deployment's namespace its selector (matchLabels and matchExpressions) picks."""
     ns = (deployment.get("metadata") or {}).get("namespace")
-    sel = deployment_selector(deployment)
-    if not sel:
-        return []
+    sel = (deployment.get("spec") or {}).get("selector") or {}
+    if not sel.get("matchLabels") and not sel.get("matchExpressions"):
+        return []  # an empty selector would pick every pod; the API server refuses it for a Deployment
     return [p for p in pods if (p.get("metadata") or {}).get("namespace") == ns
-            and matches(sel, (p.get("metadata") or {}).get("labels")) and pod_live(p)]
+            and matches(sel, (p.get("metadata") or {}).get("labels") or {}) and pod_live(p)]
 
 
 # ---------------------------------------------------------------------------------------------- counters

@@ -2,7 +2,6 @@
 placement agent's Contract-Net bids as node scores (``kubeagora scheduler-extender``).
 
     protocol    the extender wire format (k8s.io/kube-scheduler/extender/v1), parsed and built
-    selectors   label selectors (matchLabels, matchExpressions) as a pure predicate
     cache       the watch cache: Nodes, bound Pods, Deployments, OrchestrationIntents (pure updates)
     placement   which intents a pod belongs to, and what placement they allow
     filtering   the filter verb: which nodes may host a pod, and why the others may not

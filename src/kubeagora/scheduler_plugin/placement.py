@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubeagora.scheduler_plugin.selectors import matches
+from kubeagora.kubeapi.selectors import matches
 from kubeagora.scheduler_plugin.workload import PodDemand
 
 ANNOTATION_ORIGIN_REGION = "kubeagora.io/origin-region"
