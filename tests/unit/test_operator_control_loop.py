@@ -123,3 +123,25 @@ def test_on_its_first_tick_a_new_run_rolls_back_an_earlier_runs_canary() -> None
     (patch,) = api.to("PATCH", "/agentactions/checkout-run1-r7/status")
     assert patch["status"]["state"] == "RolledBack"
     assert "restarted" in patch["status"]["message"]
+
+
+def test_a_recovery_waits_until_the_watches_have_delivered_the_deployment_it_undoes() -> None:
+    left = {"apiVersion": "kubeagora.io/v1alpha1", "kind": "AgentAction",
+            "metadata": {"name": "checkout-run1-r9", "namespace": "default",
+                         "labels": {"kubeagora.io/operator-run": "run1", "kubeagora.io/intent": "checkout"}},
+            "spec": {"intentRef": {"name": "checkout"}, "agent": "scaling",
+                     "action": {"type": "Scale", "service": "checkout", "replicas": 1}},
+            "status": {"state": "Canary", "transitions": [],
+                       "rollback": [{"type": "Scale", "service": "checkout", "replicas": 3}]}}
+    world = world_of(replicas=2)
+    deployments = world["deployments"]
+    world["deployments"] = {}  # the Deployment watch has not delivered it yet
+    loop, api = loop_over(world, FakeSignals(None), FakeApi([left]))
+    asyncio.run(loop.tick())
+    assert not api.to("PATCH", "/agentactions/checkout-run1-r9/status")  # not marked rolled back before the undo
+    for d in deployments.values():
+        loop.view.apply("deployments", None, d)
+    asyncio.run(loop.tick())
+    assert {"spec": {"replicas": 3}} in api.to("PATCH", "/deployments/checkout/scale")
+    (patch,) = api.to("PATCH", "/agentactions/checkout-run1-r9/status")
+    assert patch["status"]["state"] == "RolledBack"

@@ -44,6 +44,8 @@ log = logging.getLogger("kubeagora.operator")
 
 INTENTS_PATH = f"/apis/{records.GROUP}/{records.VERSION}/namespaces/{{ns}}/orchestrationintents/{{name}}/status"
 KEEP_FINISHED_PER_INTENT = 100
+RECOVERY_PATIENCE_S = 60.0
+"""How long a new run waits for its watches to deliver what an earlier run's undo actions need."""
 
 
 @dataclass(frozen=True)
@@ -283,22 +285,31 @@ class ControlLoop:
 
     # ------------------------------------------------------------------------------------------ restarts
     async def recover(self, now_iso: str) -> None:
+        """Finish what earlier runs left in flight. An undo that cannot be planned yet (the watches
+        have not delivered its intent or Deployment) waits for a later tick, up to
+        ``RECOVERY_PATIENCE_S``; after that the AgentAction says which undo could not be enacted."""
         try:
             objs, _ = await self.api.list_all(f"/apis/{records.GROUP}/{records.VERSION}/agentactions", {})
         except ApiError as e:
             log.warning("cannot list AgentActions yet (%s): recovery waits for the next tick", e)
             return
+        waiting = False
         for rec in records.recoveries(objs, self.settings.run, now_iso):
             requests, skipped = enact.plan(rec.undo, self._bindings_now(), self.view.objects["deployments"],
                                            self.view.all("pods"), self.view.objects["nodes"])
+            if skipped and self.now() < RECOVERY_PATIENCE_S:
+                waiting = True
+                continue
             for req in requests:
                 await self._send(req)
-            for s in skipped:
-                log.warning("recovery of %s: %s", rec.name, s.why)
-            await self.api.merge_patch(records.path(rec.namespace, rec.name, status=True), rec.status_patch,
-                                       ok=(404,))
-            log.info("recovered %s/%s: %s", rec.namespace, rec.name, rec.status_patch["status"]["message"])
-        self.state.recovered = True
+            patch = rec.status_patch
+            if skipped:
+                status = patch["status"]
+                status["message"] = f"{status['message']}; not undone: {'; '.join(x.why for x in skipped)}"
+                status["transitions"][-1]["reason"] = status["message"]
+            await self.api.merge_patch(records.path(rec.namespace, rec.name, status=True), patch, ok=(404,))
+            log.info("recovered %s/%s: %s", rec.namespace, rec.name, patch["status"]["message"])
+        self.state.recovered = not waiting
 
     def _bindings_now(self) -> dict[str, adapter.Binding]:
         regions: list[str] = []

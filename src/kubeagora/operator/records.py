@@ -184,8 +184,8 @@ def recoveries(objects: Sequence[Obj], run: str, now_iso: str) -> list[Recovery]
         transitions = list(st.get("transitions") or ())
         if state == ro.Stage.CANARY.value:
             undo = tuple(action_from_spec(a) for a in st.get("rollback") or ())
-            to, why = ro.Stage.ROLLED_BACK.value, ("the operator restarted during the canary: its undo actions were "
-                                                   "enacted")
+            to = ro.Stage.ROLLED_BACK.value
+            why = "the operator restarted during the canary: its undo actions are enacted"
         elif state == ro.Stage.SHADOW.value:
             undo, to = (), ro.Stage.REJECTED.value
             why = "the operator restarted during the shadow (nothing was enacted): dropped, the agents propose anew"
