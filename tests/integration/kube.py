@@ -1,16 +1,27 @@
-"""Helpers the integration tests share: kubectl with JSON out, apply, and polling with a deadline."""
+"""Helpers the integration tests share: kubectl with JSON out, apply, polling with a deadline, and a
+mock kubelet subprocess on nodes of the module's own."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from kubeagora.devcluster import DevCluster
+from kubeagora.devcluster.cluster import free_ports
+from kubeagora.devcluster.stack import stop_process
 
 
 def kubectl_json(cluster: DevCluster, *args: str) -> Any:
@@ -34,3 +45,65 @@ def wait_for(what: str, probe: Callable[[], Any], timeout_s: float = 60.0, every
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what}", pytrace=False)
         time.sleep(every_s)
+
+
+# ---------------------------------------------------------------------------------------------- a mock kubelet
+TAINT_KEY = "kubeagora.io/mock-test"
+"""Each test module's mock nodes carry this taint with a value of their own, so only that module's
+pods (which tolerate it) land on them."""
+
+
+@dataclass(frozen=True)
+class MockKubelet:
+    url: str
+    prefix: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def get(self, path: str) -> bytes:
+        with urllib.request.urlopen(self.url + path, timeout=10) as resp:
+            body: bytes = resp.read()
+            return body
+
+    def post(self, path: str, body: dict[str, Any], method: str = "POST") -> Any:
+        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def request(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        """GET (no body) or POST a JSON body; the JSON reply."""
+        return self.post(path, body) if body is not None else json.loads(self.get(path))
+
+    def alive(self) -> None:
+        code = self.proc.poll()
+        assert code is None, f"mock kubelet exited ({code}):\n{self.log.read_text()[-3000:]}"
+
+
+@contextmanager
+def mock_kubelet(cluster: DevCluster, log_dir: Path, stem: str, nodes: int, *args: str,
+                 timeout_s: float = 90.0) -> Iterator[MockKubelet]:
+    """A mock kubelet subprocess playing ``nodes`` nodes named ``<stem><random>-…``, tainted
+    ``TAINT_KEY=<that prefix>``; yields once they are registered, stops it (and its nodes) after."""
+    prefix = f"{stem}{uuid.uuid4().hex[:6]}-"
+    (port,) = free_ports(1)
+    log = log_dir / "mock-kubelet.log"
+    cmd = [sys.executable, "-c", "from kubeagora.cli import app; app()", "mock-kubelet",
+           "--kubeconfig", str(cluster.kubeconfig), "--nodes", str(nodes), "--name-prefix", prefix,
+           "--taint", f"{TAINT_KEY}={prefix.rstrip('-')}:NoSchedule", "--metrics-port", str(port),
+           "--delete-nodes-on-exit", *args]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    m = MockKubelet(f"http://127.0.0.1:{port}", prefix, proc, log)
+    try:
+        def healthy() -> bool:
+            m.alive()
+            try:
+                return m.get("/healthz") == b"ok"
+            except (urllib.error.URLError, OSError):
+                return False
+
+        wait_for("the mock kubelet to register its nodes", healthy, timeout_s=timeout_s)
+        yield m
+    finally:
+        stop_process(proc, 60)

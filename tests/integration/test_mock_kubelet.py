@@ -8,81 +8,26 @@ another worker's instance) never land on these nodes, and these pods land on not
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.kube import apply, kubectl_json, wait_for
+from tests.integration.kube import TAINT_KEY, MockKubelet, apply, kubectl_json, mock_kubelet, wait_for
 
 from kubeagora.devcluster import DevCluster
-from kubeagora.devcluster.cluster import free_ports
-from kubeagora.devcluster.stack import stop_process
 
 pytest.importorskip("aiohttp")
 pytestmark = pytest.mark.integration
 
-TAINT_KEY = "kubeagora.io/mock-test"
 WEB_REPLICAS = 50
 
 
-@dataclass(frozen=True)
-class Mock:
-    url: str
-    prefix: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def get(self, path: str) -> bytes:
-        with urllib.request.urlopen(self.url + path, timeout=10) as resp:
-            body: bytes = resp.read()
-            return body
-
-    def post(self, path: str, body: dict[str, Any], method: str = "POST") -> Any:
-        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(), method=method,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read())
-
-
-
-
-
-
-
-
 @pytest.fixture(scope="module")
-def mock(devcluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mock]:
-    prefix = f"mk{uuid.uuid4().hex[:6]}-"
-    (port,) = free_ports(1)
-    log = tmp_path_factory.mktemp("mock-kubelet") / "mock-kubelet.log"
-    cmd = [sys.executable, "-c", "from kubeagora.cli import app; app()", "mock-kubelet",
-           "--kubeconfig", str(devcluster.kubeconfig), "--nodes", "20", "--name-prefix", prefix,
-           "--taint", f"{TAINT_KEY}={prefix.rstrip('-')}:NoSchedule", "--metrics-port", str(port),
-           "--default-rps", "50", "--delete-nodes-on-exit"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    m = Mock(f"http://127.0.0.1:{port}", prefix, proc, log)
-    try:
-        def healthy() -> bool:
-            assert proc.poll() is None, f"mock kubelet exited ({proc.returncode}):\n{log.read_text()[-2000:]}"
-            try:
-                return m.get("/healthz") == b"ok"
-            except (urllib.error.URLError, OSError):
-                return False
-
-        wait_for("the mock kubelet to register its nodes", healthy, timeout_s=90)
+def mock(devcluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockKubelet]:
+    with mock_kubelet(devcluster, tmp_path_factory.mktemp("mock-kubelet"), "mk", 20, "--default-rps", "50") as m:
         yield m
-    finally:
-        stop_process(proc, 60)
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +82,7 @@ def all_ready(cluster: DevCluster, namespace: str, app: str, n: int) -> list[dic
 
 
 @pytest.fixture(scope="module")
-def web(devcluster: DevCluster, namespace: str, mock: Mock) -> str:
+def web(devcluster: DevCluster, namespace: str, mock: MockKubelet) -> str:
     apply(devcluster, {**deployment("web", WEB_REPLICAS, mock.prefix), "metadata": {"name": "web",
                                                                                     "namespace": namespace}})
     wait_for(f"{WEB_REPLICAS} Running Ready pods", lambda: all_ready(devcluster, namespace, "web", WEB_REPLICAS),
@@ -151,7 +96,7 @@ def node_classes(cluster: DevCluster, prefix: str) -> dict[str, str]:
             for n in items if n["metadata"]["name"].startswith(prefix)}
 
 
-def test_kubectl_shows_the_mock_nodes_with_their_tiers(devcluster: DevCluster, mock: Mock) -> None:
+def test_kubectl_shows_the_mock_nodes_with_their_tiers(devcluster: DevCluster, mock: MockKubelet) -> None:
     proc = devcluster.kubectl("get", "nodes", "-l", "kubeagora.io/mock-node=true", "-L", "kubeagora.io/tier")
     assert proc.returncode == 0, proc.stderr
     rows = [line.split() for line in proc.stdout.splitlines()[1:] if line.startswith(mock.prefix)]
@@ -162,7 +107,8 @@ def test_kubectl_shows_the_mock_nodes_with_their_tiers(devcluster: DevCluster, m
     assert {r[0] for r in rows} <= {item["metadata"]["name"] for item in leases}
 
 
-def test_deployment_of_50_runs_on_mock_nodes(devcluster: DevCluster, namespace: str, mock: Mock, web: str) -> None:
+def test_deployment_of_50_runs_on_mock_nodes(devcluster: DevCluster, namespace: str, mock: MockKubelet,
+                                             web: str) -> None:
     pods = live_pods(devcluster, namespace, web)
     assert len(pods) == WEB_REPLICAS
     assert all(p["spec"]["nodeName"].startswith(mock.prefix) for p in pods)
@@ -173,7 +119,7 @@ def test_deployment_of_50_runs_on_mock_nodes(devcluster: DevCluster, namespace: 
     assert all(s["ready"] and s["started"] and "running" in s["state"] for s in statuses)
 
 
-def test_gpu_pods_land_only_on_gpu_nodes(devcluster: DevCluster, namespace: str, mock: Mock) -> None:
+def test_gpu_pods_land_only_on_gpu_nodes(devcluster: DevCluster, namespace: str, mock: MockKubelet) -> None:
     gpu = {"limits": {"nvidia.com/gpu": "1"}, "requests": {"cpu": "100m", "memory": "64Mi"}}
     apply(devcluster, {**deployment("infer", 3, mock.prefix, gpu), "metadata": {"name": "infer",
                                                                                 "namespace": namespace}})
@@ -197,7 +143,7 @@ def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
     return math.nan
 
 
-def scrape(mock: Mock) -> dict[str, list[tuple[dict[str, str], float]]]:
+def scrape(mock: MockKubelet) -> dict[str, list[tuple[dict[str, str], float]]]:
     out: dict[str, list[tuple[dict[str, str], float]]] = {}
     for line in mock.get("/metrics").decode().splitlines():
         if not line or line.startswith("#"):
@@ -209,7 +155,7 @@ def scrape(mock: Mock) -> dict[str, list[tuple[dict[str, str], float]]]:
     return out
 
 
-def test_metrics_histograms_give_quantiles(mock: Mock, web: str) -> None:
+def test_metrics_histograms_give_quantiles(mock: MockKubelet, web: str) -> None:
     def served() -> dict[str, list[tuple[dict[str, str], float]]] | None:
         m = scrape(mock)
         counts = [v for labels, v in m.get("kubeagora_requests_total", []) if labels["service"] == web]
@@ -230,7 +176,7 @@ def test_metrics_histograms_give_quantiles(mock: Mock, web: str) -> None:
 
 
 def test_terminated_node_goes_not_ready_and_its_pods_are_replaced(
-    devcluster: DevCluster, namespace: str, mock: Mock, web: str
+    devcluster: DevCluster, namespace: str, mock: MockKubelet, web: str
 ) -> None:
     pods = live_pods(devcluster, namespace, web)
     by_node: dict[str, int] = {}

@@ -13,9 +13,6 @@ import math
 import os
 import shutil
 import subprocess
-import sys
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,10 +20,9 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.integration.kube import apply, kubectl_json, wait_for
+from tests.integration.kube import TAINT_KEY, apply, kubectl_json, mock_kubelet, wait_for
 
 from kubeagora.devcluster import DevCluster
-from kubeagora.devcluster.cluster import free_ports
 from kubeagora.devcluster.prometheus import (
     JOB_MOCK_KUBELET,
     JOBS,
@@ -37,14 +33,12 @@ from kubeagora.devcluster.prometheus import (
     resolve_prometheus,
     scrape_config,
 )
-from kubeagora.devcluster.stack import stop_process
 from kubeagora.operator.metrics_source import MetricsUnavailable, PrometheusSignals, ServiceSignals
 
 pytest.importorskip("aiohttp")
 pytest.importorskip("prometheus_api_client")
 pytestmark = pytest.mark.integration
 
-TAINT_KEY = "kubeagora.io/mock-test"
 OFFERED_RPS = 80.0
 REPLICAS = 3
 
@@ -63,30 +57,10 @@ def prometheus_binary() -> Path:
 
 
 @pytest.fixture(scope="module")
-def mock_kubelet(devcluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def mock(devcluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """(prefix of its node names, HOST:PORT of its /metrics)."""
-    prefix = f"pr{uuid.uuid4().hex[:6]}-"
-    (port,) = free_ports(1)
-    log = tmp_path_factory.mktemp("mock-kubelet") / "mock-kubelet.log"
-    cmd = [sys.executable, "-c", "from kubeagora.cli import app; app()", "mock-kubelet",
-           "--kubeconfig", str(devcluster.kubeconfig), "--nodes", "6", "--name-prefix", prefix,
-           "--taint", f"{TAINT_KEY}={prefix.rstrip('-')}:NoSchedule", "--metrics-port", str(port),
-           "--default-rps", "5", "--delete-nodes-on-exit"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        def healthy() -> bool:
-            assert proc.poll() is None, f"mock kubelet exited ({proc.returncode}):\n{log.read_text()[-2000:]}"
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
-                    return bool(resp.read() == b"ok")
-            except (urllib.error.URLError, OSError):
-                return False
-
-        wait_for("the mock kubelet to register its nodes", healthy, timeout_s=90)
-        yield prefix, f"127.0.0.1:{port}"
-    finally:
-        stop_process(proc, 60)
+    with mock_kubelet(devcluster, tmp_path_factory.mktemp("mock-kubelet"), "pr", 6, "--default-rps", "5") as m:
+        yield m.prefix, m.url.removeprefix("http://")
 
 
 def deployment(name: str, namespace: str, prefix: str) -> dict[str, Any]:
@@ -112,9 +86,9 @@ def deployment(name: str, namespace: str, prefix: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def service(devcluster: DevCluster, mock_kubelet: tuple[str, str]) -> Iterator[str]:
+def service(devcluster: DevCluster, mock: tuple[str, str]) -> Iterator[str]:
     """The name of a service (a Deployment, label app=NAME) running on the mock nodes."""
-    prefix, _ = mock_kubelet
+    prefix, _ = mock
     namespace, name = f"pr-{uuid.uuid4().hex[:8]}", f"shop{uuid.uuid4().hex[:4]}"
     apply(devcluster, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     wait_for(f"serviceaccount default in {namespace}",
@@ -134,9 +108,9 @@ def service(devcluster: DevCluster, mock_kubelet: tuple[str, str]) -> Iterator[s
 
 
 @pytest.fixture(scope="module")
-def prometheus(prometheus_binary: Path, mock_kubelet: tuple[str, str],
+def prometheus(prometheus_binary: Path, mock: tuple[str, str],
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
-    _, target = mock_kubelet
+    _, target = mock
     server = PrometheusServer(tmp_path_factory.mktemp("prometheus"), {JOB_MOCK_KUBELET: [target]},
                               scrape_interval_s=2.0, port=0, binary=prometheus_binary)
     with server:
@@ -144,7 +118,7 @@ def prometheus(prometheus_binary: Path, mock_kubelet: tuple[str, str],
 
 
 def test_reader_sees_the_offered_rate_and_finite_percentiles(
-    prometheus: PrometheusServer, service: str, mock_kubelet: tuple[str, str]
+    prometheus: PrometheusServer, service: str, mock: tuple[str, str]
 ) -> None:
     assert prometheus.url is not None
     reader = PrometheusSignals(prometheus.url)
@@ -161,7 +135,7 @@ def test_reader_sees_the_offered_rate_and_finite_percentiles(
     assert 0 < signals.p95_ms <= signals.p99_ms < 2000  # tens of ms of network plus ~25 ms of service
     assert signals.ready_pods == REPLICAS
 
-    prefix, _ = mock_kubelet
+    prefix, _ = mock
     nodes = {name: n for name, n in reader.nodes().items() if name.startswith(prefix)}
     assert len(nodes) >= 5
     assert all(n.heartbeat and n.power_w > 0 and n.tier in {"edge", "fog", "cloud"} for n in nodes.values())

@@ -18,52 +18,27 @@ from __future__ import annotations
 
 import fcntl
 import json
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.kube import apply, kubectl_json, wait_for
+from tests.integration.kube import TAINT_KEY, MockKubelet, apply, kubectl_json, mock_kubelet, wait_for
 
 from kubeagora.devcluster import DevCluster
 from kubeagora.devcluster.cluster import free_ports
-from kubeagora.devcluster.stack import stop_process
 
 pytest.importorskip("aiohttp")
 pytestmark = pytest.mark.integration
 
-TAINT_KEY = "kubeagora.io/mock-test"
 APP = "shop"
 BASE_RPS = 40
 REPLICAS = 2
 TARGET_PCT = 50
-
-
-@dataclass(frozen=True)
-class Mock:
-    url: str
-    prefix: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    def request(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method="POST" if data else "GET",
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read())
-
-    def alive(self) -> None:
-        code = self.proc.poll()
-        assert code is None, f"mock kubelet exited ({code}):\n{self.log.read_text()[-3000:]}"
 
 
 def apiservice_available(cluster: DevCluster) -> bool:
@@ -94,43 +69,24 @@ def metrics_api_lock(cluster: DevCluster, timeout_s: float = 300.0) -> Iterator[
 
 
 @pytest.fixture(scope="module")
-def mock(devcluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mock]:
+def mock(devcluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockKubelet]:
     with metrics_api_lock(devcluster):
         yield from _mock(devcluster, tmp_path_factory)
 
 
-def _mock(devcluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mock]:
-    prefix = f"hpa{uuid.uuid4().hex[:6]}-"
-    admin_port, api_port = free_ports(2)
-    log = tmp_path_factory.mktemp("mock-kubelet-hpa") / "mock-kubelet.log"
-    cmd = [sys.executable, "-c", "from kubeagora.cli import app; app()", "mock-kubelet",
-           "--kubeconfig", str(devcluster.kubeconfig), "--nodes", "4", "--name-prefix", prefix,
-           "--taint", f"{TAINT_KEY}={prefix.rstrip('-')}:NoSchedule", "--metrics-port", str(admin_port),
-           "--metrics-api-port", str(api_port), "--delete-nodes-on-exit"]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    m = Mock(f"http://127.0.0.1:{admin_port}", prefix, proc, log)
-    try:
-        def healthy() -> bool:
-            m.alive()
-            try:
-                with urllib.request.urlopen(m.url + "/healthz", timeout=5) as resp:
-                    return bool(resp.read() == b"ok")
-            except (urllib.error.URLError, OSError):
-                return False
-
-        wait_for("the mock kubelet to register its nodes", healthy, timeout_s=60)
+def _mock(devcluster: DevCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockKubelet]:
+    (api_port,) = free_ports(1)
+    with mock_kubelet(devcluster, tmp_path_factory.mktemp("mock-kubelet-hpa"), "hpa", 4,
+                      "--metrics-api-port", str(api_port), timeout_s=60) as m:
         wait_for("APIService v1beta1.metrics.k8s.io to become Available",
                  lambda: m.alive() or apiservice_available(devcluster), timeout_s=60)
         yield m
-    finally:
-        stop_process(proc, 60)
     # it unregisters the APIService on the way out (else namespace deletion would stall on discovery)
     assert not apiservice_available(devcluster)
 
 
 @pytest.fixture(scope="module")
-def namespace(devcluster: DevCluster, mock: Mock) -> Iterator[str]:
+def namespace(devcluster: DevCluster, mock: MockKubelet) -> Iterator[str]:
     name = f"hpa-{uuid.uuid4().hex[:8]}"
     apply(devcluster, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     wait_for(f"serviceaccount default in {name}",
@@ -177,7 +133,7 @@ def hpa(namespace: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def workload(devcluster: DevCluster, namespace: str, mock: Mock) -> str:
+def workload(devcluster: DevCluster, namespace: str, mock: MockKubelet) -> str:
     apply(devcluster, deployment(namespace, mock.prefix), hpa(namespace))
 
     def ready() -> bool:
@@ -198,7 +154,7 @@ def utilisation(cluster: DevCluster, namespace: str) -> int | None:
 
 
 def test_metrics_api_serves_pod_and_node_usage_through_the_api_server(
-    devcluster: DevCluster, workload: str, mock: Mock
+    devcluster: DevCluster, workload: str, mock: MockKubelet
 ) -> None:
     path = f"/apis/metrics.k8s.io/v1beta1/namespaces/{workload}/pods?labelSelector=app%3D{APP}"
 
@@ -236,7 +192,7 @@ def test_metrics_api_serves_pod_and_node_usage_through_the_api_server(
 
 
 def test_the_real_hpa_reads_utilisation_then_scales_up_under_a_burst(
-    devcluster: DevCluster, workload: str, mock: Mock
+    devcluster: DevCluster, workload: str, mock: MockKubelet
 ) -> None:
     before = wait_for("the HPA to report a current CPU utilisation",
                       lambda: mock.alive() or utilisation(devcluster, workload), timeout_s=60)
@@ -262,7 +218,7 @@ def test_the_real_hpa_reads_utilisation_then_scales_up_under_a_burst(
         mock.request("/load", {"service": APP, "factor": 1})
 
 
-def test_bad_load_requests_get_a_400_with_a_reason(mock: Mock, workload: str) -> None:
+def test_bad_load_requests_get_a_400_with_a_reason(mock: MockKubelet, workload: str) -> None:
     for body, reason in (({"service": APP, "factor": -2}, "factor"), ({"service": "nope", "rps": 1}, "no pods"),
                          ({"service": APP}, "exactly one")):
         with pytest.raises(urllib.error.HTTPError) as err:
