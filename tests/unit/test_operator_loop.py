@@ -69,7 +69,7 @@ def test_approve_holds_a_fast_tracked_rollout_for_a_person_and_withholds_its_act
     assert r3.transitions[-1] == ro.Transition(105.0, ro.Stage.APPLIED, ro.Stage.AWAITING_APPROVAL,
                                                "autonomy approve: a person decides")
     assert find(state, "r4").stage is ro.Stage.APPLIED  # the auto service's move stands
-    assert withheld_actions([up, cart_up], obs, state, observed | held) == [cart_up]
+    assert withheld_actions([up, cart_up], state, observed | held) == [cart_up]
     # its AgentAction asks a person
     assert records.manifest(r3, "default", "checkout", RUN, records.Clock(0.0))["spec"]["approval"] == "Pending"
 
@@ -109,7 +109,7 @@ def test_approve_on_the_real_controller_enacts_nothing_and_asks_once_per_move() 
             assert actions, "which the controller would enact"
         state, observed, held = hold_for_people(state, new_ids, modes, t)
         assert observed == set()
-        assert withheld_actions(actions, obs, state, observed | held) == []
+        assert withheld_actions(actions, state, observed | held) == []
         awaiting_counts.append(sum(r.stage is ro.Stage.AWAITING_APPROVAL for r in state.active))
     # the same moves are proposed every tick while the world stands still: a person is asked once
     assert awaiting_counts[0] > 0
@@ -132,7 +132,7 @@ def test_approve_asks_once_per_move_and_again_for_a_further_one() -> None:
                                                        ("r3", ro.Stage.AWAITING_APPROVAL),
                                                        ("r4", ro.Stage.AWAITING_APPROVAL)]
     assert find(state, "r2").stage is ro.Stage.REJECTED
-    assert withheld_actions([edge, edge, fog], obs, state, held) == []
+    assert withheld_actions([edge, edge, fog], state, held) == []
 
 
 # ---------------------------------------------------------------------------------------------- observe
@@ -143,7 +143,7 @@ def test_observe_records_a_fast_tracked_move_but_withholds_it() -> None:
     state, observed, held = hold_for_people(state, {"r3"}, {"checkout": "observe"}, 105.0)
     assert (observed, held) == ({"r3"}, set())
     assert find(state, "r3") in state.finished
-    assert withheld_actions([up], obs, state, observed | held) == []
+    assert withheld_actions([up], state, observed | held) == []
 
 
 def test_observe_takes_shadows_out_of_delivery_and_leaves_waiting_ones_for_a_person() -> None:
@@ -181,7 +181,7 @@ def test_auto_changes_nothing() -> None:
     after, observed, held = hold_for_people(state, {"r3", "r5"}, {"checkout": "auto"}, 105.0)
     assert (observed, held) == (set(), set())
     assert (after.active, after.finished) == (state.active, state.finished)
-    assert withheld_actions([Scale("checkout", 4)], obs, after, set()) == [Scale("checkout", 4)]
+    assert withheld_actions([Scale("checkout", 4)], after, set()) == [Scale("checkout", 4)]
 
 
 def test_a_rollout_on_several_services_takes_the_most_careful_autonomy() -> None:
@@ -243,9 +243,9 @@ def test_withheld_actions_drop_by_equality_and_count() -> None:
                        canary_actions=(Scale("checkout", 1, "canary of 1"),))
     state = state_with(obs, active=(canaried,), finished=(held, other))
     actions = [place, place, Scale("checkout", 1, "canary of 1")]
-    assert withheld_actions(actions, obs, state, {"r3"}) == [place, Scale("checkout", 1, "canary of 1")]
-    assert withheld_actions(actions, obs, state, {"r3", "r5"}) == [place]
-    assert withheld_actions(actions, obs, state, set()) == actions
+    assert withheld_actions(actions, state, {"r3"}) == [place, Scale("checkout", 1, "canary of 1")]
+    assert withheld_actions(actions, state, {"r3", "r5"}) == [place]
+    assert withheld_actions(actions, state, set()) == actions
 
 
 # ---------------------------------------------------------------------------------------------- pacing

@@ -185,8 +185,7 @@ def answer(state: MasState, answers: Mapping[str, str], now_s: float) -> MasStat
     return replace(state, active=tuple(active), finished=tuple(finished))
 
 
-def withheld_actions(actions: Sequence[Action], observation: Observation, state: MasState,
-                     ids: set[str]) -> list[Action]:
+def withheld_actions(actions: Sequence[Action], state: MasState, ids: set[str]) -> list[Action]:
     """The actions of this tick minus those of rollouts recorded-only or held (by action equality)."""
     if not ids:
         return list(actions)
@@ -272,7 +271,7 @@ class ControlLoop:
         new_ids = {f"r{i}" for i in range(before, mas.next_id)}
         modes = {b.service.name: b.autonomy for b in bindings}
         mas, observed_only, held = hold_for_people(mas, new_ids, modes, now)
-        actions = withheld_actions(actions, observation, mas, observed_only | held)
+        actions = withheld_actions(actions, mas, observed_only | held)
         self.state.mas = mas
         by_service = {b.service.name: b for b in bindings}
         decisions = await self.record(mas, observation, by_service, observed_only)
