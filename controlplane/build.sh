@@ -75,10 +75,16 @@ total="$(go list -deps . 2>>"$log" | wc -l)"
 start=$SECONDS
 go build -v -trimpath -ldflags="$ldflags" -o "$tmp" . >>"$log" 2>&1 &
 pid=$!
-trap 'kill "$pid" 2>/dev/null; rm -f "$tmp"' EXIT
+# On an early exit (Ctrl-C, a failed step) stop the build and drop its partial output. The trap must
+# not fail itself: under `set -e` a failing trap command becomes the script's exit status, and after
+# a successful build `kill` of the finished process does fail.
+trap 'kill "$pid" 2>/dev/null || true; rm -f "$tmp"' EXIT
+# Poll every second (a build that ends early is noticed at once), report progress every 15 s.
+reported=$SECONDS
 while kill -0 "$pid" 2>/dev/null; do
-    sleep 15
-    if kill -0 "$pid" 2>/dev/null; then
+    sleep 1
+    if kill -0 "$pid" 2>/dev/null && (( SECONDS - reported >= 15 )); then
+        reported=$SECONDS
         compiled="$(grep -cv '^go: ' "$log" || true)"
         el=$((SECONDS - start))
         say "$(printf '%d:%02d' $((el / 60)) $((el % 60))) elapsed, ${compiled} of ~${total} packages compiled"
@@ -90,6 +96,7 @@ if ! wait "$pid"; then
     exit 1
 fi
 mv -f "$tmp" "$binary"
+trap - EXIT
 el=$((SECONDS - start))
 say "built $binary ($(du -h "$binary" | cut -f1)) in $(printf '%d:%02d' $((el / 60)) $((el % 60)))"
 echo "$binary"
