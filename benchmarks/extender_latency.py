@@ -46,8 +46,8 @@ from kubeagora.scheduler_plugin.cache import DEPLOYMENTS, INTENTS, NODES, PODS, 
 from kubeagora.scheduler_plugin.filtering import filter_pod
 from kubeagora.scheduler_plugin.scoring import prioritize_pod
 from kubeagora.scheduler_plugin.workload import pod_demand
-from kubeagora.sim.kubelet import nodes as nodes_mod
-from kubeagora.sim.kubelet.plan import make_plan
+from kubeagora.kubelet import nodes as nodes_mod
+from kubeagora.kubelet.plan import make_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_BY_CLASS = {"cpu": "web", "mcu": "iot-ingest", "gpu": "llm", "tpu": "ml-inference"}

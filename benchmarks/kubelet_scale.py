@@ -44,8 +44,8 @@ import yaml
 from kubeagora.devcluster import DevCluster, Settings
 from kubeagora.devcluster.pki import ADMIN, Pki
 from kubeagora.devcluster.stack import stop_process
-from kubeagora.sim.kubelet import nodes as nodes_mod
-from kubeagora.sim.kubelet.plan import make_plan
+from kubeagora.kubelet import nodes as nodes_mod
+from kubeagora.kubelet.plan import make_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 KWOK_VERSION = "v0.8.0"

@@ -306,7 +306,7 @@ def _mount_devcluster(cli: typer.Typer) -> None:
 
 def _mount_mock_kubelet(cli: typer.Typer) -> None:
     try:
-        from kubeagora.sim.kubelet.cli import mock_kubelet
+        from kubeagora.kubelet.cli import mock_kubelet
     except ImportError:  # optional, like the devcluster
         return
     cli.command("mock-kubelet")(mock_kubelet)

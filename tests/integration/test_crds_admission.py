@@ -3,7 +3,7 @@ the admission webhook served by kopf: a policy-violating intent is refused with 
 
 The webhook runs as a kopf subprocess with only `kubeagora.operator.admission` loaded, on a free port;
 kopf manages a ValidatingWebhookConfiguration of a name unique to this module. The intent rules come
-from a ClusterPolicy of a unique name too (not `default`, which other tests' operators may own), and
+from a OrchestrationPolicy of a unique name too (not `default`, which other tests' operators may own), and
 every object lives in a namespace of this module's own.
 """
 
@@ -30,7 +30,7 @@ pytest.importorskip("kopf")
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-CRDS = ("orchestrationintents.kubeagora.io", "clusterpolicies.kubeagora.io", "agentactions.kubeagora.io")
+CRDS = ("orchestrationintents.kubeagora.io", "orchestrationpolicies.kubeagora.io", "agentactions.kubeagora.io")
 INTENT_COLUMNS = ["NAME", "TARGET", "P95 SLO", "P99 SLO", "OBSERVED P99", "REPLICAS", "SLO-MET", "AUTONOMY", "AGE"]
 
 
@@ -70,7 +70,7 @@ def test_crds_are_established_with_short_names_and_the_kubeagora_category(crds: 
         established = [c for c in crd["status"]["conditions"] if c["type"] == "Established"]
         assert established[0]["status"] == "True"
         assert "kubeagora" in crd["spec"]["names"]["categories"]
-    for short in ("intent", "intents", "cpol", "aa", "kubeagora"):
+    for short in ("intent", "intents", "opol", "aa", "kubeagora"):
         proc = crds.kubectl("get", short, "-A")
         assert proc.returncode == 0, f"kubectl get {short}: {proc.stderr}"
 
@@ -145,7 +145,7 @@ class Webhook:
 def webhook(crds: DevCluster, namespace: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webhook]:
     suffix = uuid.uuid4().hex[:6]
     configuration, policy = f"ka-{suffix}.kubeagora.io", f"ka-test-{suffix}"
-    apply(crds, {"apiVersion": "kubeagora.io/v1alpha1", "kind": "ClusterPolicy", "metadata": {"name": policy},
+    apply(crds, {"apiVersion": "kubeagora.io/v1alpha1", "kind": "OrchestrationPolicy", "metadata": {"name": policy},
                  "spec": {"maxReplicasPerIntent": 10, "energyCapWatts": 5000, "tenantWeights": {"retail": 2}}})
     (port,) = free_ports(1)
     log = tmp_path_factory.mktemp("admission") / "kopf.log"
@@ -181,16 +181,16 @@ def webhook(crds: DevCluster, namespace: str, tmp_path_factory: pytest.TempPathF
                 proc.wait(timeout=5)
         for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
             crds.kubectl("delete", kind, configuration, "--ignore-not-found")
-        crds.kubectl("delete", "clusterpolicy", policy, "--ignore-not-found")
+        crds.kubectl("delete", "orchestrationpolicy", policy, "--ignore-not-found")
 
 
 def test_kopf_manages_a_webhook_configuration_pointing_at_its_port(crds: DevCluster, webhook: Webhook) -> None:
     config = kubectl_json(crds, "get", "validatingwebhookconfiguration", webhook.configuration)
     urls = sorted(h["clientConfig"]["url"] for h in config["webhooks"])
     assert all(u.startswith("https://127.0.0.1:") for u in urls), urls
-    assert [u.rsplit("/", 1)[1] for u in urls] == ["cluster-policy", "intent"]
+    assert [u.rsplit("/", 1)[1] for u in urls] == ["intent", "orchestration-policy"]
     resources = {r for h in config["webhooks"] for rule in h["rules"] for r in rule["resources"]}
-    assert resources == {"orchestrationintents", "clusterpolicies"}
+    assert resources == {"orchestrationintents", "orchestrationpolicies"}
 
 
 @pytest.mark.parametrize(("spec", "message"), [
@@ -214,7 +214,7 @@ def test_the_webhook_admits_a_good_intent_and_metadata_changes_after_the_policy_
     assert proc.returncode == 0, proc.stderr
     assert kubectl_json(crds, "get", "intent", "good", "-n", namespace)["spec"]["replicas"] == {"min": 2, "max": 10}
 
-    proc = crds.kubectl("patch", "clusterpolicy", webhook.policy, "--type=merge",
+    proc = crds.kubectl("patch", "orchestrationpolicy", webhook.policy, "--type=merge",
                         "-p", '{"spec": {"maxReplicasPerIntent": 5}}')
     assert proc.returncode == 0, proc.stderr
     nine = intent(namespace, "probe-tight", replicas={"min": 1, "max": 9})
@@ -233,11 +233,11 @@ def test_the_webhook_admits_a_good_intent_and_metadata_changes_after_the_policy_
 def test_the_webhook_warns_that_a_policy_of_another_name_has_no_effect(
         crds: DevCluster, webhook: Webhook) -> None:
     name = f"ka-unused-{uuid.uuid4().hex[:6]}"
-    policy = {"apiVersion": "kubeagora.io/v1alpha1", "kind": "ClusterPolicy", "metadata": {"name": name},
+    policy = {"apiVersion": "kubeagora.io/v1alpha1", "kind": "OrchestrationPolicy", "metadata": {"name": name},
               "spec": {"energyCapWatts": 100}}
     try:
         proc = try_apply(crds, policy)
         assert proc.returncode == 0, proc.stderr
-        assert f"the operator enforces only the ClusterPolicy named '{webhook.policy}'" in proc.stderr
+        assert f"the operator enforces only the OrchestrationPolicy named '{webhook.policy}'" in proc.stderr
     finally:
-        crds.kubectl("delete", "clusterpolicy", name, "--ignore-not-found")
+        crds.kubectl("delete", "orchestrationpolicy", name, "--ignore-not-found")

@@ -115,7 +115,7 @@ def test_applying_again_changes_nothing(installed: DevCluster) -> None:
         ("patch", "orchestrationintents.kubeagora.io", ("-n", "default")),
         ("update", "orchestrationintents.kubeagora.io", ("--subresource=status", "-n", "default")),
         ("create", "agentactions.kubeagora.io", ("-n", "default")),
-        ("get", "clusterpolicies.kubeagora.io", ()),
+        ("get", "orchestrationpolicies.kubeagora.io", ()),
         ("create", "validatingwebhookconfigurations", ()),
     ],
 )
@@ -135,7 +135,7 @@ def test_operator_may_do_what_its_actions_need(
         ("delete", "pods", ("-n", "default")),
         ("patch", "deployments", ("-n", "default")),
         ("delete", "customresourcedefinitions", ()),
-        ("patch", "clusterpolicies.kubeagora.io", ()),
+        ("patch", "orchestrationpolicies.kubeagora.io", ()),
         ("delete", "validatingwebhookconfigurations", ()),
         ("create", "mutatingwebhookconfigurations", ()),
         ("impersonate", "users", ()),

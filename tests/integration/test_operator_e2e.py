@@ -119,7 +119,7 @@ def test_a_burst_makes_the_operator_scale_up_and_say_why(applied: Stack) -> None
     assert decisions[0]["agent"]
 
 
-def test_the_webhook_refuses_an_intent_that_breaks_the_cluster_policy(applied: Stack) -> None:
+def test_the_webhook_refuses_an_intent_that_breaks_the_orchestration_policy(applied: Stack) -> None:
     bad = {"apiVersion": "kubeagora.io/v1alpha1", "kind": "OrchestrationIntent",
            "metadata": {"name": "rogue", "namespace": "default"},
            "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "checkout"},

@@ -11,10 +11,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kubeagora.kubelet import nodes as kubelet_nodes
 from kubeagora.model import Node, NodeClass, Tier
 from kubeagora.operator import adapter
 from kubeagora.operator.metrics_source import NodeSignals, ServiceSignals
-from kubeagora.sim.kubelet import nodes as kubelet_nodes
 from kubeagora.sim.topology import NODE_SHAPES
 
 NOW = "2025-06-01T12:00:00Z"

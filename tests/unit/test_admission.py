@@ -74,11 +74,11 @@ def test_without_a_policy_only_the_intents_own_rules_apply() -> None:
 def test_a_policy_of_another_name_is_admitted_with_a_warning() -> None:
     warnings: list[str] = []
     policy = kopf.Body({"metadata": {"name": "staging"}, "spec": {"energyCapWatts": 5}})
-    admission.validate_cluster_policy(body=policy, name="staging", warnings=warnings, operation="CREATE")
-    assert warnings == ["the operator enforces only the ClusterPolicy named 'default'; 'staging' has no effect"]
+    admission.validate_orchestration_policy(body=policy, name="staging", warnings=warnings, operation="CREATE")
+    assert warnings == ["the operator enforces only the OrchestrationPolicy named 'default'; 'staging' has no effect"]
     bad = kopf.Body({"metadata": {"name": "default"}, "spec": {"energyCapWatts": -5}})
     with pytest.raises(kopf.AdmissionError, match=r"spec\.energyCapWatts"):
-        admission.validate_cluster_policy(body=bad, name="default", warnings=[], operation="CREATE")
+        admission.validate_orchestration_policy(body=bad, name="default", warnings=[], operation="CREATE")
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl tool")

@@ -17,12 +17,12 @@ from typer.testing import CliRunner
 
 from kubeagora.bench import cluster_burst as cb
 from kubeagora.cli import app
+from kubeagora.kubelet import nodes as nodes_mod
+from kubeagora.kubelet.metrics import exposition, make_registry
+from kubeagora.kubelet.traffic import BUCKETS_S, PodTable, TrafficModel, profile_from_template
 from kubeagora.model import NodeClass
 from kubeagora.model.intent import parse_intent, validate_intent
 from kubeagora.sim.catalog import TEMPLATES
-from kubeagora.sim.kubelet import nodes as nodes_mod
-from kubeagora.sim.kubelet.metrics import exposition, make_registry
-from kubeagora.sim.kubelet.traffic import BUCKETS_S, PodTable, TrafficModel, profile_from_template
 from kubeagora.sim.topology import build_topology
 
 INF = math.inf

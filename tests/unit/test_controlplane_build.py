@@ -83,7 +83,9 @@ def test_failed_build_exits_one_with_the_log_tail(cold_machine: dict[str, str]) 
     assert not list(Path(cold_machine["KUBEAGORA_CACHE"]).rglob("kubeagora-controlplane")), "no binary after a failure"
 
 
-def test_python_side_reports_a_cold_build_as_success(cold_machine: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_python_side_reports_a_cold_build_as_success(
+    cold_machine: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``resolve_binary`` (what ``kubeagora demo`` and the tests call) takes the cold build as built."""
     for key in ("PATH", "KUBEAGORA_CACHE"):
         monkeypatch.setenv(key, cold_machine[key])

@@ -1,4 +1,4 @@
-"""Intents and cluster policies: parsing names the bad field, the CRD schema and the parser agree, the
+"""Intents and orchestration policies: parsing names the bad field, the CRD schema and the parser agree, the
 policy-level rules, and the mapping onto the simulator's Service, the shield and the rollout."""
 
 from __future__ import annotations
@@ -16,19 +16,20 @@ from hypothesis import strategies as st
 
 from kubeagora.decision.rollout import Rollout, RolloutPolicy, Stage, screen
 from kubeagora.decision.shield import ShieldPolicy
+from kubeagora.kubelet.nodes import labels, topology_for_nodes
 from kubeagora.model import (
     Autonomy,
-    ClusterPolicy,
     Intent,
     IntentError,
     NodeClass,
     NodeSite,
+    OrchestrationPolicy,
     RateLimits,
     ReplicaBounds,
     Service,
     Tier,
-    parse_cluster_policy,
     parse_intent,
+    parse_orchestration_policy,
     rollout_policy,
     service_from_intent,
     shield_policy,
@@ -36,7 +37,6 @@ from kubeagora.model import (
 )
 from kubeagora.model.intent import APPROVE_EVERY_RISK, DEFAULT_TENANT, MAX_LATENCY_MS
 from kubeagora.sim.catalog import TEMPLATES
-from kubeagora.sim.kubelet.nodes import labels, topology_for_nodes
 from kubeagora.sim.topology import build_topology
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,12 +116,12 @@ def test_the_example_deployment_carries_what_the_mock_kubelet_reads() -> None:
 @pytest.mark.parametrize("nodes", [6, 20, 100, 1000])
 def test_the_example_places_on_the_mock_kubelet_topology(nodes: int) -> None:
     intent = parse_intent(example("OrchestrationIntent"))
-    policy = parse_cluster_policy(example("ClusterPolicy"))
+    policy = parse_orchestration_policy(example("OrchestrationPolicy"))
     assert validate_intent(intent, policy, sites_for(nodes), known_templates=TEMPLATES) == []
 
 
 def test_the_example_policy_parses() -> None:
-    policy = parse_cluster_policy(example("ClusterPolicy"))
+    policy = parse_orchestration_policy(example("OrchestrationPolicy"))
     assert policy.name == "default"
     assert policy.energy_cap_w == 50000.0
     assert policy.tenant_weights == {"retail": 2.0, "analytics": 1.0}
@@ -168,8 +168,8 @@ def test_every_crd_spec_field_is_one_the_parser_reads() -> None:
         if "properties" in prop:
             assert set(full["spec"][name]) == set(prop["properties"]), name
     parse_intent(full)
-    policy_props = crd_schema("clusterpolicies")["properties"]["spec"]["properties"]
-    assert set(example("ClusterPolicy")["spec"]) == set(policy_props)
+    policy_props = crd_schema("orchestrationpolicies")["properties"]["spec"]["properties"]
+    assert set(example("OrchestrationPolicy")["spec"]) == set(policy_props)
 
 
 def test_crd_required_fields_are_required_by_the_parser() -> None:
@@ -319,20 +319,20 @@ def test_a_valid_spec_round_trips(tiers: set[Tier], classes: set[NodeClass], reg
 ])
 def test_a_bad_policy_field_is_named(spec: dict[str, Any], path: str) -> None:
     with pytest.raises(IntentError) as e:
-        parse_cluster_policy({"metadata": {"name": "default"}, "spec": spec})
+        parse_orchestration_policy({"metadata": {"name": "default"}, "spec": spec})
     assert e.value.field_path == path
 
 
 def test_an_empty_policy_limits_nothing() -> None:
-    policy = parse_cluster_policy({"metadata": {"name": "default"}})
-    assert policy == ClusterPolicy()
+    policy = parse_orchestration_policy({"metadata": {"name": "default"}})
+    assert policy == OrchestrationPolicy()
     assert shield_policy(policy) == ShieldPolicy()
     assert policy.min_available_replicas(10) == 0
 
 
 @given(pct=st.floats(0, 100), replicas=st.integers(0, 500))
 def test_min_available_replicas_is_the_smallest_count_at_the_share(pct: float, replicas: int) -> None:
-    k = ClusterPolicy(min_available_pct=pct).min_available_replicas(replicas)
+    k = OrchestrationPolicy(min_available_pct=pct).min_available_replicas(replicas)
     assert 0 <= k <= replicas
     if replicas:
         assert k / replicas >= pct / 100 - 1e-6
@@ -345,7 +345,7 @@ def intent_with(**spec: Any) -> Intent:
 
 
 def test_replicas_above_the_policy_cap_are_refused() -> None:
-    policy = ClusterPolicy(max_replicas_per_intent=10)
+    policy = OrchestrationPolicy(max_replicas_per_intent=10)
     assert validate_intent(intent_with(replicas={"max": 10}), policy) == []
     (error,) = validate_intent(intent_with(replicas={"max": 11}), policy)
     assert error.field_path == "spec.replicas.max"
@@ -355,20 +355,20 @@ def test_replicas_above_the_policy_cap_are_refused() -> None:
 
 
 def test_a_tenant_without_a_weight_is_refused_once_the_policy_lists_tenants() -> None:
-    policy = ClusterPolicy(tenant_weights={"retail": 2.0})
+    policy = OrchestrationPolicy(tenant_weights={"retail": 2.0})
     assert validate_intent(intent_with(tenant="retail"), policy) == []
     assert validate_intent(intent_with(tenant="default"), policy) == []
     (error,) = validate_intent(intent_with(tenant="retial"), policy)
     assert str(error).startswith("spec.tenant: tenant 'retial' has no weight")
-    assert validate_intent(intent_with(tenant="anyone"), ClusterPolicy()) == []
+    assert validate_intent(intent_with(tenant="anyone"), OrchestrationPolicy()) == []
 
 
 def test_an_energy_cap_above_the_clusters_is_refused() -> None:
-    policy = ClusterPolicy(energy_cap_w=1000.0)
+    policy = OrchestrationPolicy(energy_cap_w=1000.0)
     assert validate_intent(intent_with(budget={"energyCapWatts": 1000}), policy) == []
     (error,) = validate_intent(intent_with(budget={"energyCapWatts": 1500}), policy)
     assert error.field_path == "spec.budget.energyCapWatts"
-    assert validate_intent(intent_with(budget={"energyCapWatts": 1e9}), ClusterPolicy()) == []
+    assert validate_intent(intent_with(budget={"energyCapWatts": 1e9}), OrchestrationPolicy()) == []
 
 
 def test_regions_must_be_where_nodes_are() -> None:
@@ -458,8 +458,8 @@ def test_residency_moves_the_users_to_an_allowed_region() -> None:
     assert svc.origin_region == "region-1"
 
 
-def test_shield_policy_from_a_cluster_policy() -> None:
-    policy = parse_cluster_policy(example("ClusterPolicy"))
+def test_shield_policy_from_a_orchestration_policy() -> None:
+    policy = parse_orchestration_policy(example("OrchestrationPolicy"))
     shield = shield_policy(policy)
     assert shield.max_power_w == 50000.0
     # 2 migrations a minute over the shield's 300 s window; min(2 quarantines, 10 privileged) an hour
@@ -471,13 +471,13 @@ def test_shield_policy_from_a_cluster_policy() -> None:
 def test_shield_policy_keeps_the_base_where_the_policy_is_silent_and_scales_rates_to_its_windows() -> None:
     base = ShieldPolicy(safe_utilisation=0.5, disruption_window_s=120.0, privileged_window_s=7200.0,
                         max_power_w=7.0)
-    shield = shield_policy(ClusterPolicy(rate_limits=RateLimits(migrations_per_minute=3,
+    shield = shield_policy(OrchestrationPolicy(rate_limits=RateLimits(migrations_per_minute=3,
                                                                 privileged_actions_per_hour=1)), base)
     assert shield.safe_utilisation == 0.5
     assert shield.max_power_w == 7.0
     assert shield.max_disruptions_cluster == 6
     assert shield.max_quarantines_per_window == 2
-    assert shield_policy(ClusterPolicy(rate_limits=RateLimits(quarantines_per_hour=0)), base) \
+    assert shield_policy(OrchestrationPolicy(rate_limits=RateLimits(quarantines_per_hour=0)), base) \
         .max_quarantines_per_window == 0
 
 

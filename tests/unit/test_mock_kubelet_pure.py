@@ -10,19 +10,18 @@ import pytest
 from typer.testing import CliRunner
 
 from kubeagora.cli import app
-from kubeagora.model import Node, NodeClass, Tier
-from kubeagora.sim.kubelet import leases
-from kubeagora.sim.kubelet import nodes as nodes_mod
-from kubeagora.sim.kubelet.errors import KubeletError
-from kubeagora.sim.kubelet.faults import (
+from kubeagora.kubelet import leases
+from kubeagora.kubelet import nodes as nodes_mod
+from kubeagora.kubelet.errors import KubeletError
+from kubeagora.kubelet.faults import (
     PodCrash,
     crashes_between,
     manual_fault,
     node_faults,
     pod_crashes,
 )
-from kubeagora.sim.kubelet.plan import make_plan
-from kubeagora.sim.kubelet.pods import (
+from kubeagora.kubelet.plan import make_plan
+from kubeagora.kubelet.pods import (
     Action,
     ContainerRun,
     IpPool,
@@ -34,13 +33,14 @@ from kubeagora.sim.kubelet.pods import (
     requests,
     service_of,
 )
-from kubeagora.sim.kubelet.traffic import (
+from kubeagora.kubelet.traffic import (
     BUCKETS_S,
     PodTable,
     TrafficModel,
     parse_traffic,
     profile_from_template,
 )
+from kubeagora.model import Node, NodeClass, Tier
 from kubeagora.sim.scenario import FaultEvent
 from kubeagora.sim.topology import build_topology
 
@@ -300,7 +300,7 @@ def test_no_ready_pod_drops_and_down_nodes_draw_nothing() -> None:
 
 def test_metrics_exposition_has_histograms_for_histogram_quantile() -> None:
     pytest.importorskip("prometheus_client")
-    from kubeagora.sim.kubelet.metrics import exposition, make_registry
+    from kubeagora.kubelet.metrics import exposition, make_registry
 
     model, table = _model()
     n = len(model.nodes)

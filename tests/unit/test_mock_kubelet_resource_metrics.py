@@ -10,11 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from kubeagora.cli import app
+from kubeagora.kubelet import resource_metrics as rm
+from kubeagora.kubelet.load import LoadChange, check_bound, load_doc, parse_load_change
+from kubeagora.kubelet.selectors import Requirement, matches, parse_selector
+from kubeagora.kubelet.traffic import IDLE_CPU_FRACTION, PodTable, TrafficModel, profile_from_template
 from kubeagora.model import Node, NodeClass, Tier
-from kubeagora.sim.kubelet import resource_metrics as rm
-from kubeagora.sim.kubelet.load import LoadChange, check_bound, load_doc, parse_load_change
-from kubeagora.sim.kubelet.selectors import Requirement, matches, parse_selector
-from kubeagora.sim.kubelet.traffic import IDLE_CPU_FRACTION, PodTable, TrafficModel, profile_from_template
 
 # --- label selectors ------------------------------------------------------------------------------
 
@@ -211,7 +211,7 @@ def test_discovery_lists_pods_and_nodes() -> None:
 
 
 def test_registration_manifests_point_the_apiservice_at_this_process() -> None:
-    mapi = pytest.importorskip("kubeagora.sim.kubelet.metrics_api")
+    mapi = pytest.importorskip("kubeagora.kubelet.metrics_api")
     svc = mapi.service_manifest(9443)
     assert "selector" not in svc["spec"]
     (port,) = svc["spec"]["ports"]
@@ -232,14 +232,14 @@ def test_registration_manifests_point_the_apiservice_at_this_process() -> None:
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "::1", "169.254.1.1", "0.0.0.0", "not-an-ip"])
 def test_endpoint_addresses_the_api_server_rejects_are_refused(address: str) -> None:
-    mapi = pytest.importorskip("kubeagora.sim.kubelet.metrics_api")
+    mapi = pytest.importorskip("kubeagora.kubelet.metrics_api")
     with pytest.raises(ValueError, match="address"):
         mapi.usable_endpoint_address(address)
     assert mapi.usable_endpoint_address("192.0.2.2") == "192.0.2.2"
 
 
 def test_available_reads_the_apiservice_condition() -> None:
-    mapi = pytest.importorskip("kubeagora.sim.kubelet.metrics_api")
+    mapi = pytest.importorskip("kubeagora.kubelet.metrics_api")
     ok = {"status": {"conditions": [{"type": "Available", "status": "True", "reason": "Passed"}]}}
     bad = {"status": {"conditions": [{"type": "Available", "status": "False", "reason": "MissingEndpoints",
                                       "message": "no addresses"}]}}
@@ -291,7 +291,7 @@ def test_load_doc() -> None:
 
 
 def test_metrics_export_the_offered_load_after_a_change() -> None:
-    from kubeagora.sim.kubelet.metrics import exposition, make_registry
+    from kubeagora.kubelet.metrics import exposition, make_registry
 
     node = Node("n0", Tier.CLOUD, "r0", "r0-z", NodeClass.CPU, cpu_cores=16, memory_gib=64)
     model = TrafficModel([node], np.zeros((1, 1)), seed=1)

@@ -28,7 +28,7 @@ ACCELERATOR_CLASSES = (NodeClass.GPU, NodeClass.TPU)
 
 @dataclass(frozen=True, slots=True)
 class ShieldPolicy:
-    """The guardrails (a ClusterPolicy's spec). None disables a budget."""
+    """The guardrails (a OrchestrationPolicy's spec). None disables a budget."""
 
     safe_utilisation: float = 0.7
     """Utilisation a replica may run at and still meet its SLO (0..1]. A service needs

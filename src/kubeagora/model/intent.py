@@ -1,6 +1,6 @@
-"""OrchestrationIntent and ClusterPolicy as frozen values, parsed from their Kubernetes objects.
+"""OrchestrationIntent and OrchestrationPolicy as frozen values, parsed from their Kubernetes objects.
 
-`parse_intent` and `parse_cluster_policy` check what the CRD schema checks (types, enums, bounds, the
+`parse_intent` and `parse_orchestration_policy` check what the CRD schema checks (types, enums, bounds, the
 cross-field rules), so a file is judged the same with or without an API server; `validate_intent`
 adds the rules that need the cluster's guardrails or its nodes (caps, tenants, data residency). Every
 problem is reported as a field path and a sentence (`spec.slo.p99Ms: must be at least spec.slo.p95Ms
@@ -27,9 +27,9 @@ if TYPE_CHECKING:  # the decision layer imports the model; the model imports it 
 GROUP = "kubeagora.io"
 VERSION = "v1alpha1"
 INTENT_KIND = "OrchestrationIntent"
-CLUSTER_POLICY_KIND = "ClusterPolicy"
+ORCHESTRATION_POLICY_KIND = "OrchestrationPolicy"
 DEFAULT_POLICY_NAME = "default"
-"""The ClusterPolicy the operator enforces."""
+"""The OrchestrationPolicy the operator enforces."""
 DEFAULT_TENANT = "default"
 """The tenant an intent belongs to when it names none; always allowed, weight 1."""
 MAX_LATENCY_MS = 3_600_000.0
@@ -163,8 +163,8 @@ class RateLimits:
 
 
 @dataclass(frozen=True, slots=True)
-class ClusterPolicy:
-    """The cluster's guardrails (a ClusterPolicy object); None = no limit from the policy."""
+class OrchestrationPolicy:
+    """The cluster's guardrails (a OrchestrationPolicy object); None = no limit from the policy."""
 
     name: str = DEFAULT_POLICY_NAME
     energy_cap_w: float | None = None
@@ -419,8 +419,8 @@ _POLICY_FIELDS = ("energyCapWatts", "carbonCapGPerKwh", "maxReplicasPerIntent", 
                   "rateLimits")
 
 
-def parse_cluster_policy(obj: Mapping[str, Any]) -> ClusterPolicy:
-    """A ClusterPolicy object as a `ClusterPolicy`; raises `IntentError` naming the first bad field."""
+def parse_orchestration_policy(obj: Mapping[str, Any]) -> OrchestrationPolicy:
+    """A OrchestrationPolicy object as a `OrchestrationPolicy`; raises `IntentError` naming the first bad field."""
     obj = _mapping(obj, "object")
     meta = _mapping(obj.get("metadata") or {}, "metadata")
     spec = _mapping(obj.get("spec") or {}, "spec")
@@ -442,7 +442,7 @@ def parse_cluster_policy(obj: Mapping[str, Any]) -> ClusterPolicy:
         value = limits.get(key)
         return None if value is None else _integer(value, f"spec.rateLimits.{key}", at_most=10_000)
 
-    return ClusterPolicy(
+    return OrchestrationPolicy(
         name=str(meta.get("name") or DEFAULT_POLICY_NAME),
         energy_cap_w=positive("energyCapWatts"),
         carbon_cap_g_per_kwh=positive("carbonCapGPerKwh"),
@@ -457,7 +457,7 @@ def parse_cluster_policy(obj: Mapping[str, Any]) -> ClusterPolicy:
 
 
 # --------------------------------------------------------------------------------- policy-level rules
-def validate_intent(intent: Intent, policy: ClusterPolicy | None, nodes: Iterable[NodeSite] | None = None,
+def validate_intent(intent: Intent, policy: OrchestrationPolicy | None, nodes: Iterable[NodeSite] | None = None,
                     known_templates: Collection[str] | None = None) -> list[FieldError]:
     """What the cluster's guardrails and nodes say against an intent that is well-formed on its own.
 
@@ -469,15 +469,15 @@ def validate_intent(intent: Intent, policy: ClusterPolicy | None, nodes: Iterabl
         cap = policy.max_replicas_per_intent
         if cap is not None and intent.replicas is not None and intent.replicas.max_replicas > cap:
             errors.append(FieldError("spec.replicas.max", f"{intent.replicas.max_replicas} is above the cluster cap "
-                                     f"(ClusterPolicy {policy.name} maxReplicasPerIntent = {cap})"))
+                                     f"(OrchestrationPolicy {policy.name} maxReplicasPerIntent = {cap})"))
         if policy.tenant_weights and intent.tenant != DEFAULT_TENANT and intent.tenant not in policy.tenant_weights:
             known = ", ".join(sorted({DEFAULT_TENANT, *policy.tenant_weights}))
-            errors.append(FieldError("spec.tenant", f"tenant {intent.tenant!r} has no weight in ClusterPolicy "
+            errors.append(FieldError("spec.tenant", f"tenant {intent.tenant!r} has no weight in OrchestrationPolicy "
                                      f"{policy.name} (known: {known})"))
         energy, cluster_energy = intent.budget.energy_cap_w, policy.energy_cap_w
         if energy is not None and cluster_energy is not None and energy > cluster_energy:
             errors.append(FieldError("spec.budget.energyCapWatts", f"{energy:g} W is above the cluster cap "
-                                     f"(ClusterPolicy {policy.name} energyCapWatts = {cluster_energy:g} W)"))
+                                     f"(OrchestrationPolicy {policy.name} energyCapWatts = {cluster_energy:g} W)"))
     sites = list(nodes or ())
     if sites:
         errors.extend(_placement_errors(intent.placement, sites))
@@ -543,8 +543,8 @@ def service_from_intent(intent: Intent, name: str, template_service: Service) ->
     )
 
 
-def shield_policy(cluster_policy: ClusterPolicy, base: ShieldPolicy | None = None) -> ShieldPolicy:
-    """The shield's knobs under a ClusterPolicy; what the policy leaves out stays as in `base`.
+def shield_policy(orchestration_policy: OrchestrationPolicy, base: ShieldPolicy | None = None) -> ShieldPolicy:
+    """The shield's knobs under a OrchestrationPolicy; what the policy leaves out stays as in `base`.
 
     Rates become counts over the shield's own windows: migrations per minute × the disruption window
     (the shield counts migrations with the other disruptive actions), and the smaller of quarantines and
@@ -553,10 +553,10 @@ def shield_policy(cluster_policy: ClusterPolicy, base: ShieldPolicy | None = Non
     from kubeagora.decision.shield import ShieldPolicy
 
     base = ShieldPolicy() if base is None else base
-    limits = cluster_policy.rate_limits
+    limits = orchestration_policy.rate_limits
     changes: dict[str, Any] = {}
-    if cluster_policy.energy_cap_w is not None:
-        changes["max_power_w"] = cluster_policy.energy_cap_w
+    if orchestration_policy.energy_cap_w is not None:
+        changes["max_power_w"] = orchestration_policy.energy_cap_w
     if limits.migrations_per_minute is not None:
         changes["max_disruptions_cluster"] = math.floor(limits.migrations_per_minute * base.disruption_window_s / 60.0)
     privileged = [r for r in (limits.quarantines_per_hour, limits.privileged_actions_per_hour) if r is not None]

@@ -9,7 +9,7 @@ Kubernetes adapter (kopf hosts it; handlers stay thin).
     telemetry   the operator's own Prometheus metrics, /metrics and /healthz
     loop        the control loop: observe, decide, record, enact, report, every tick
     handlers    kopf: login, settings, watch events into the view, the loop's start and stop
-    admission   kopf: the validating webhook for intents and cluster policies
+    admission   kopf: the validating webhook for intents and orchestration policies
     metrics_source  the PromQL reader (per-service load and latency, per-node power)
     cli         ``kubeagora operator run``
 """

@@ -1,7 +1,7 @@
 """The validating admission webhook for OrchestrationIntents and ClusterPolicies (kopf handlers, thin).
 
 The CRD schema already refuses malformed objects; the webhook adds what needs the cluster: the
-ClusterPolicy `default` (replica cap, tenants, energy cap) and the nodes' regions, tiers and classes
+OrchestrationPolicy `default` (replica cap, tenants, energy cap) and the nodes' regions, tiers and classes
 (an intent whose placement no node satisfies, or a region no node is in). Both come from kopf indices
 over ClusterPolicies and Nodes, so a review costs no API request. The rules are the pure functions of
 `kubeagora.model.intent`; a refusal is a 422 whose message names the field.
@@ -28,11 +28,11 @@ from kubeagora.model.intent import (
     DEFAULT_POLICY_NAME,
     GROUP,
     VERSION,
-    ClusterPolicy,
     IntentError,
     NodeSite,
-    parse_cluster_policy,
+    OrchestrationPolicy,
     parse_intent,
+    parse_orchestration_policy,
     validate_intent,
 )
 from kubeagora.sim.catalog import TEMPLATES
@@ -44,13 +44,13 @@ UNPROCESSABLE = 422
 CERT_DAYS = 825
 
 _enforced_policy = DEFAULT_POLICY_NAME
-"""The ClusterPolicy the intent rules come from (configure_admission may name another, e.g. in tests)."""
+"""The OrchestrationPolicy the intent rules come from (configure_admission may name another, e.g. in tests)."""
 
 
 # ------------------------------------------------------------------------------------------ indices
-@kopf.index(GROUP, VERSION, "clusterpolicies")
+@kopf.index(GROUP, VERSION, "orchestrationpolicies")
 def kubeagora_cluster_policies(name: str, body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
-    """ClusterPolicy objects by name (raw; parsed when used, so a bad one cannot break the index)."""
+    """OrchestrationPolicy objects by name (raw; parsed when used, so a bad one cannot break the index)."""
     return {name: {"metadata": {"name": name}, "spec": dict(body.get("spec") or {})}}
 
 
@@ -60,12 +60,12 @@ def kubeagora_node_sites(labels: kopf.Labels, **_: Any) -> dict[str, NodeSite]:
     return {"sites": NodeSite.from_labels(labels)}
 
 
-def _policy(index: kopf.Index[str, dict[str, Any]] | None) -> ClusterPolicy | None:
+def _policy(index: kopf.Index[str, dict[str, Any]] | None) -> OrchestrationPolicy | None:
     if index is None:
         return None
     for obj in index.get(_enforced_policy, ()):
         try:
-            return parse_cluster_policy(obj)
+            return parse_orchestration_policy(obj)
         except IntentError:
             return None  # the webhook refuses bad policies; one that got in anyway enforces nothing
     return None
@@ -102,19 +102,19 @@ def validate_orchestration_intent(
         raise kopf.AdmissionError("; ".join(str(e) for e in errors), code=UNPROCESSABLE)
 
 
-@kopf.on.validate(GROUP, VERSION, "clusterpolicies", id="cluster-policy", operations=["CREATE", "UPDATE"])
-def validate_cluster_policy(
+@kopf.on.validate(GROUP, VERSION, "orchestrationpolicies", id="orchestration-policy", operations=["CREATE", "UPDATE"])
+def validate_orchestration_policy(
     *, body: kopf.Body, name: str, warnings: list[str], old: kopf.Body | None = None, operation: str | None = None,
     **_: Any,
 ) -> None:
     if _spec_unchanged(operation, old, body):
         return
     try:
-        parse_cluster_policy(body)
+        parse_orchestration_policy(body)
     except IntentError as e:
         raise kopf.AdmissionError(str(e), code=UNPROCESSABLE) from None
     if name != _enforced_policy:
-        warnings.append(f"the operator enforces only the ClusterPolicy named {_enforced_policy!r}; "
+        warnings.append(f"the operator enforces only the OrchestrationPolicy named {_enforced_policy!r}; "
                         f"{name!r} has no effect")
 
 
@@ -137,7 +137,7 @@ def configure_admission(
     at https://host:port (None: someone else manages it). `addr`: where to listen (default: `host` when it
     is an IP address, else every interface). Without `certfile`/`pkeyfile` a self-signed certificate for
     `host` is made with the `openssl` tool in `cert_dir` (a new temporary directory by default); kopf puts
-    it into the configuration's caBundle. `policy_name`: the ClusterPolicy whose rules intents must meet.
+    it into the configuration's caBundle. `policy_name`: the OrchestrationPolicy whose rules intents must meet.
     """
     global _enforced_policy
     if (certfile is None) != (pkeyfile is None):

@@ -119,7 +119,7 @@ def intents(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     _feed("intents", event, memo)
 
 
-@kopf.on.event(GROUP, VERSION, "clusterpolicies")
+@kopf.on.event(GROUP, VERSION, "orchestrationpolicies")
 def policies(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     _feed("policies", event, memo)
 

@@ -1,6 +1,6 @@
 """The operator's view of load, latency and node state, read from Prometheus; all its PromQL lives here.
 
-The series come from the mock kubelet's ``/metrics`` (``kubeagora.sim.kubelet.metrics``) or from any
+The series come from the mock kubelet's ``/metrics`` (``kubeagora.kubelet.metrics``) or from any
 workload exporting the same names. Per service (label ``service``):
 
     offered_rps   the offered-load gauge where exported, else served + dropped

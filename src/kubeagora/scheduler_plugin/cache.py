@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from kubeagora.kubeapi.quantity import quantity
+from kubeagora.kubelet.nodes import ANNOTATION_THROTTLE, LABEL_CLASS, LABEL_REGION, LABEL_TIER, LABEL_ZONE
 from kubeagora.model import BoolArray, FloatArray, Node, NodeClass, Tier
 from kubeagora.scheduler_plugin.placement import Intent, parse_intent
 from kubeagora.scheduler_plugin.workload import GIB, GPU_RESOURCE, TPU_RESOURCE, pod_demand
-from kubeagora.sim.kubelet.nodes import ANNOTATION_THROTTLE, LABEL_CLASS, LABEL_REGION, LABEL_TIER, LABEL_ZONE
 from kubeagora.sim.latency import INTERFERENCE
 from kubeagora.sim.topology import NODE_SHAPES
 

@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kubeagora.kubelet.nodes import ACCELERATOR_RESOURCE
+from kubeagora.kubelet.pods import ANNOTATION_TEMPLATE, requests, service_of
 from kubeagora.model import NODE_CLASSES, NodeClass, Service
 from kubeagora.sim.catalog import TEMPLATES
-from kubeagora.sim.kubelet.nodes import ACCELERATOR_RESOURCE
-from kubeagora.sim.kubelet.pods import ANNOTATION_TEMPLATE, requests, service_of
 
 GPU_RESOURCE = ACCELERATOR_RESOURCE[NodeClass.GPU]
 TPU_RESOURCE = ACCELERATOR_RESOURCE[NodeClass.TPU]

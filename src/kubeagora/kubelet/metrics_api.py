@@ -41,9 +41,9 @@ from typing import Any
 from aiohttp import web
 
 from kubeagora.kubeapi.client import Api, ApiError
-from kubeagora.sim.kubelet import resource_metrics as rm
-from kubeagora.sim.kubelet.errors import KubeletError
-from kubeagora.sim.kubelet.selectors import parse_selector
+from kubeagora.kubelet import resource_metrics as rm
+from kubeagora.kubelet.errors import KubeletError
+from kubeagora.kubelet.selectors import parse_selector
 
 SERVICE_NAMESPACE = "kube-system"
 SERVICE_NAME = "kubeagora-metrics"

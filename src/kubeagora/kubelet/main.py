@@ -37,17 +37,16 @@ from aiohttp import web
 
 from kubeagora.kubeapi.client import Api, ApiError, WatchExpired
 from kubeagora.kubeapi.kubeconfig import load as load_kubeconfig
-from kubeagora.model import NodeClass
-from kubeagora.sim.kubelet import leases
-from kubeagora.sim.kubelet import metrics_api as mapi
-from kubeagora.sim.kubelet import nodes as nodes_mod
-from kubeagora.sim.kubelet import resource_metrics as rm
-from kubeagora.sim.kubelet.errors import KubeletError
-from kubeagora.sim.kubelet.faults import NodeFaults, crashes_between, manual_fault, node_faults
-from kubeagora.sim.kubelet.load import check_bound, load_doc, parse_load_change
-from kubeagora.sim.kubelet.metrics import CONTENT_TYPE, exposition, make_registry
-from kubeagora.sim.kubelet.plan import Plan
-from kubeagora.sim.kubelet.pods import (
+from kubeagora.kubelet import leases
+from kubeagora.kubelet import metrics_api as mapi
+from kubeagora.kubelet import nodes as nodes_mod
+from kubeagora.kubelet import resource_metrics as rm
+from kubeagora.kubelet.errors import KubeletError
+from kubeagora.kubelet.faults import NodeFaults, crashes_between, manual_fault, node_faults
+from kubeagora.kubelet.load import check_bound, load_doc, parse_load_change
+from kubeagora.kubelet.metrics import CONTENT_TYPE, exposition, make_registry
+from kubeagora.kubelet.plan import Plan
+from kubeagora.kubelet.pods import (
     STOP_DELAY_S,
     Action,
     ContainerRun,
@@ -62,7 +61,8 @@ from kubeagora.sim.kubelet.pods import (
     scheduled_at,
     service_of,
 )
-from kubeagora.sim.kubelet.traffic import PodTable, TrafficModel
+from kubeagora.kubelet.traffic import PodTable, TrafficModel
+from kubeagora.model import NodeClass
 from kubeagora.sim.scenario import FaultEvent
 
 HEARTBEAT_TICK_S = 0.5

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubeagora.kubeapi.quantity import quantity
-from kubeagora.sim.kubelet.selectors import Selector, matches
+from kubeagora.kubelet.selectors import Selector, matches
 
 GROUP = "metrics.k8s.io"
 VERSION = "v1beta1"

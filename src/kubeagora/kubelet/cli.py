@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from kubeagora.sim.kubelet.errors import KubeletError
+from kubeagora.kubelet.errors import KubeletError
 
 USAGE_ERROR = 2
 DEFAULT_KUBECONFIG = Path("~/.local/state/kubeagora/devcluster/kubeconfig")
@@ -74,8 +74,8 @@ def mock_kubelet(
     ] = True,
 ) -> None:
     """Register mock Nodes, keep their Leases, run the pods bound to them, serve traffic, export /metrics."""
-    from kubeagora.sim.kubelet.nodes import parse_taint
-    from kubeagora.sim.kubelet.plan import make_plan
+    from kubeagora.kubelet.nodes import parse_taint
+    from kubeagora.kubelet.plan import make_plan
 
     try:
         if not 0 <= metrics_port < 65536:
@@ -90,8 +90,8 @@ def mock_kubelet(
         taints = tuple(parse_taint(t) for t in taint or ())
         plan = make_plan(scenario, nodes, seed, traffic, default_rps, name_prefix, faults)
         try:
-            from kubeagora.sim.kubelet.main import Options, run
-            from kubeagora.sim.kubelet.metrics_api import usable_endpoint_address
+            from kubeagora.kubelet.main import Options, run
+            from kubeagora.kubelet.metrics_api import usable_endpoint_address
         except ImportError as e:
             raise KubeletError(f"the mock kubelet needs the 'cluster' extra: pip install 'kubeagora[cluster]' ({e})"
                                ) from None

@@ -17,12 +17,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from kubeagora.model import Service
-from kubeagora.sim.kubelet.errors import KubeletError
-from kubeagora.sim.kubelet.faults import PodCrash, pod_crashes
-from kubeagora.sim.kubelet.nodes import topology_for_nodes
-from kubeagora.sim.kubelet.pods import ANNOTATION_RPS, ANNOTATION_TEMPLATE
-from kubeagora.sim.kubelet.traffic import (
+from kubeagora.kubelet.errors import KubeletError
+from kubeagora.kubelet.faults import PodCrash, pod_crashes
+from kubeagora.kubelet.nodes import topology_for_nodes
+from kubeagora.kubelet.pods import ANNOTATION_RPS, ANNOTATION_TEMPLATE
+from kubeagora.kubelet.traffic import (
     DEFAULT_TEMPLATE,
     ServiceProfile,
     TrafficSpec,
@@ -30,6 +29,7 @@ from kubeagora.sim.kubelet.traffic import (
     profile_from_service,
     profile_from_template,
 )
+from kubeagora.model import Service
 from kubeagora.sim.scenario import FaultEvent, ScenarioError, compile_scenario, load_scenario
 from kubeagora.sim.topology import Topology, build_topology
 

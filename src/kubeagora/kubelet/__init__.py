@@ -25,6 +25,6 @@ and ``metrics_api`` (the adapters) are pure and unit-tested:
     main        the asyncio main loop wiring it all, and the HTTP server for /metrics, /faults, /load
 """
 
-from kubeagora.sim.kubelet.errors import KubeletError
+from kubeagora.kubelet.errors import KubeletError
 
 __all__ = ["KubeletError"]

@@ -22,8 +22,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from kubeagora.kubelet.traffic import BUCKETS_S, TrafficModel
 from kubeagora.model import BoolArray
-from kubeagora.sim.kubelet.traffic import BUCKETS_S, TrafficModel
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
