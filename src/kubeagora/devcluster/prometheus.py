@@ -4,7 +4,8 @@ The binary, first found wins:
 
 1. ``$KUBEAGORA_PROMETHEUS_BINARY``;
 2. ``prometheus`` on ``PATH``;
-3. a copy cached by an earlier run in ``~/.cache/kubeagora/bin/prometheus-<version>/prometheus``;
+3. a copy cached by an earlier run in ``<cache>/bin/prometheus-<version>/prometheus``, where ``<cache>`` is
+   ``$KUBEAGORA_CACHE`` or ``~/.cache/kubeagora`` (the root ``controlplane/build.sh`` caches in too);
 4. Debian's ``prometheus`` package, fetched with ``apt-get download`` (no root needed) and unpacked
    with ``dpkg-deb -x``; only ``usr/bin/prometheus`` (and ``promtool``) are kept, in the cache above. Where the
    machine's package lists are missing (container images delete them), they are fetched into a
@@ -46,7 +47,7 @@ from kubeagora.devcluster.errors import DevClusterError
 
 PROMETHEUS_ENV = "KUBEAGORA_PROMETHEUS_BINARY"
 DEBIAN_PACKAGE = "prometheus"
-CACHE_DIR = Path("~/.cache/kubeagora/bin")
+CACHE_ENV = "KUBEAGORA_CACHE"
 DEFAULT_STATE_DIR = Path("~/.local/state/kubeagora/prometheus")
 DEFAULT_PORT = 9090
 DEFAULT_SCRAPE_INTERVAL_S = 2.0
@@ -120,8 +121,14 @@ def _executable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
 
-def cached_binary(cache_dir: Path = CACHE_DIR) -> Path | None:
+def default_cache_dir() -> Path:
+    """``$KUBEAGORA_CACHE/bin`` (read at each call, as build.sh reads it), else ``~/.cache/kubeagora/bin``."""
+    return Path(os.environ.get(CACHE_ENV) or "~/.cache/kubeagora").expanduser() / "bin"
+
+
+def cached_binary(cache_dir: Path | None = None) -> Path | None:
     """A previously unpacked ``prometheus-<version>/prometheus`` (the last by name), if any."""
+    cache_dir = default_cache_dir() if cache_dir is None else cache_dir
     found = sorted(p for p in cache_dir.expanduser().glob("prometheus-*/prometheus") if _executable(p))
     return found[-1] if found else None
 
@@ -142,7 +149,7 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "(no output)"
 
 
-def resolve_prometheus(cache_dir: Path = CACHE_DIR, progress: Progress = _quiet) -> Path:
+def resolve_prometheus(cache_dir: Path | None = None, progress: Progress = _quiet) -> Path:
     """The path of a runnable ``prometheus``, downloading Debian's package once when needed."""
     from_env = os.environ.get(PROMETHEUS_ENV)
     if from_env:
@@ -153,7 +160,7 @@ def resolve_prometheus(cache_dir: Path = CACHE_DIR, progress: Progress = _quiet)
     on_path = shutil.which("prometheus")
     if on_path:
         return Path(on_path)
-    cache_dir = cache_dir.expanduser()
+    cache_dir = (default_cache_dir() if cache_dir is None else cache_dir).expanduser()
     with _file_lock(cache_dir / "prometheus.lock"):  # one download, however many processes ask
         cached = cached_binary(cache_dir)
         if cached is not None:
