@@ -22,7 +22,9 @@ private=0; for a in "$@"; do [[ "$a" == Dir::State::Lists=* ]] && private=1; don
 case " $* " in
   *" update "*) exit 0 ;;
   *" download "*)
-    if [[ -n "${FAKE_NO_LISTS:-}" && $private == 0 ]]; then echo "E: Unable to locate package prometheus" >&2; exit 100; fi
+    if [[ -n "${FAKE_NO_LISTS:-}" && $private == 0 ]]; then
+      echo "E: Unable to locate package prometheus" >&2; exit 100
+    fi
     echo fake-deb > prometheus_2.42.0+ds-5+deb12u1_amd64.deb ;;
   *) exit 3 ;;
 esac
@@ -86,7 +88,8 @@ def test_without_package_lists_they_are_fetched_privately(fresh_machine: Path, m
     assert binary.is_file()
     calls = fresh_machine.read_text().splitlines()
     assert len(calls) == 3, calls  # download (fails), private update, private download
-    assert "Dir::State::Lists=" in calls[1] and "update" in calls[1]
+    assert "Dir::State::Lists=" in calls[1]
+    assert "update" in calls[1]
 
 
 def test_a_binary_that_does_not_run_is_refused(fresh_machine: Path, tmp_path: Path) -> None:
