@@ -52,6 +52,21 @@ fi
 
 # --- Build -----------------------------------------------------------------------------------
 mkdir -p "$out_dir"
+# One build per version at a time: a second caller (another terminal, a parallel test run) waits for
+# the first and then reuses its binary, instead of compiling the same packages again and truncating
+# the first build's log.
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"$out_dir/.build.lock"
+    if ! flock -n 9; then
+        say "another build of $version is running; waiting for it ..."
+        flock 9
+    fi
+    if [[ -x "$binary" ]]; then
+        say "reusing $binary (built meanwhile)"
+        echo "$binary"
+        exit 0
+    fi
+fi
 log="$out_dir/build.log"
 tmp="$out_dir/.kubeagora-controlplane.$$"
 trap 'rm -f "$tmp"' EXIT

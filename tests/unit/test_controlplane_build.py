@@ -26,6 +26,8 @@ case "$1" in
   mod) echo "go: downloading k8s.io/kubernetes" ;;
   list) printf 'pkg/a\\npkg/b\\npkg/c\\n' ;;
   build)
+    [[ -n "${FAKE_GO_CALLS:-}" ]] && echo build >> "$FAKE_GO_CALLS"
+    [[ -n "${FAKE_GO_BUILD_S:-}" ]] && sleep "$FAKE_GO_BUILD_S"
     printf 'pkg/a\\npkg/b\\n'
     if [[ -n "${FAKE_GO_FAIL:-}" ]]; then
       echo "pkg/c: undefined: Frobnicate" >&2
@@ -99,3 +101,16 @@ def test_python_side_reports_a_cold_build_as_success(
     monkeypatch.setenv("KUBEAGORA_CACHE", cold_machine["KUBEAGORA_CACHE"] + "-2")
     with pytest.raises(DevClusterError, match="compile error, last line of the log"):
         build(SCRIPT, lines.append)
+
+
+def test_two_builds_at_once_compile_once(cold_machine: dict[str, str], tmp_path: Path) -> None:
+    """A second caller waits for the first build and reuses its binary (one compile, one log)."""
+    assert SCRIPT is not None
+    calls = tmp_path / "calls"
+    env = {**cold_machine, "FAKE_GO_CALLS": str(calls), "FAKE_GO_BUILD_S": "2"}
+    procs = [subprocess.Popen(["bash", str(SCRIPT)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
+    assert outs[0][0].strip() == outs[1][0].strip()
+    assert calls.read_text().split() == ["build"]
