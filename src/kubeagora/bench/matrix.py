@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from kubeagora.controllers.registry import CONTROLLER_NAMES, make_controller
+from kubeagora.controllers.registry import controller_label, make_controller
 from kubeagora.sim.run import RunResult, simulate
 from kubeagora.sim.scenario import ScenarioError, TraceModel, compile_scenario, load_scenario
 
@@ -45,6 +45,7 @@ class RunSpec:
     scenario: str
     """A built-in scenario name or the path of a scenario YAML file."""
     controller: str
+    """A canonical controller label: a family, or a family with its knob set (`hpa@target=0.6`)."""
     seed: int
     duration_s: float | None = None
     """None = the scenario's own duration."""
@@ -80,9 +81,8 @@ def plan_matrix(
         raise ValueError("no scenarios to run")
     if not controllers:
         raise ValueError("no controllers to run")
-    for name in controllers:
-        if name not in CONTROLLER_NAMES:
-            raise ValueError(f"unknown controller {name!r} (known: {', '.join(CONTROLLER_NAMES)})")
+    # canonical labels: `oracle` is the clairvoyant planner, `hpa@target=0.8` is hpa's default
+    controllers = [controller_label(name).text for name in controllers]
     infos: list[ScenarioInfo] = []
     runs: list[RunSpec] = []
     sources: dict[str, str] = {}
@@ -112,7 +112,9 @@ def run_one(spec: RunSpec, progress: Callable[[float], None] | None = None) -> R
     """Compile the scenario for this seed and run the controller against it (the worker's whole job)."""
     model, source = load_scenario(spec.scenario)
     scenario = compile_scenario(model, source, seed=spec.seed, duration_s=spec.duration_s, trace=spec.trace)
-    return simulate(scenario, make_controller(spec.controller, scenario), progress=progress)
+    result = simulate(scenario, make_controller(spec.controller, scenario), progress=progress)
+    result.controller = spec.controller  # the label, setting included, not the family's name
+    return result
 
 
 def default_jobs(n_runs: int) -> int:

@@ -199,7 +199,7 @@ class _Plan:
 
 
 class OracleController:
-    name = "oracle"
+    name = "clairvoyant"
 
     def __init__(self, scenario: CompiledScenario, settings: OracleSettings | None = None,
                  platform: PlatformDefaults | None = None) -> None:

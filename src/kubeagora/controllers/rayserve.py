@@ -5,8 +5,12 @@ Source: ray-project/ray `python/ray/serve/autoscaling_policy.py` and the Autosca
 - the ongoing requests (queued + running) of every replica, averaged over `look_back_period_s`
   (30 s), are summed: `total_num_requests`;
 - `desired = running × total / (target_ongoing_requests × running)` (the core ratio,
-  `_core_replica_queue_length_policy`, formerly `_calculate_desired_num_replicas`), with
-  `target_ongoing_requests` 2 (the default since Ray 2.32);
+  `_core_replica_queue_length_policy`, formerly `_calculate_desired_num_replicas`);
+  `target_ongoing_requests` is 2 by default (since Ray 2.32), a figure meant for a replica that
+  serves a few requests at once. Our replicas have 2 to 16 slots (an LLM server batches 16), and a
+  Ray user sets the target per deployment to match, so the knob here is per slot: the target of a
+  service is `target_ongoing_requests_per_slot × concurrency`, 0.5 per slot by default (Ray's 2 on
+  a 4-slot web replica), 8 on a 16-slot LLM replica instead of 2;
 - `_apply_scaling_factors`: `ceil(running + factor × (desired − running))`, upscaling and
   downscaling factors 1.0 (their defaults, None → `smoothing_factor` 1.0), and a stuck downscale
   moves by one;
@@ -42,7 +46,8 @@ from kubeagora.model import Action, FloatArray, IntArray, Observation
 
 @dataclass(frozen=True, slots=True)
 class RayServeSettings:
-    target_ongoing_requests: float = 2.0
+    target_ongoing_requests_per_slot: float = 0.5
+    """Ongoing requests per worker slot; × the service's concurrency = Ray's target_ongoing_requests."""
     upscale_delay_s: float = 30.0
     downscale_delay_s: float = 600.0
     look_back_period_s: float = 30.0
@@ -129,12 +134,13 @@ class RayServeController:
         desired = observation.desired_replicas.copy()
         counters = state.decision_counters.copy()
         reasons = []
-        for i in range(len(observation.services)):
+        for i, service in enumerate(observation.services):
             running, target_now = int(observation.ready_replicas[i]), int(observation.desired_replicas[i])
             total = float(total_requests[i])
+            target_ongoing = cfg.target_ongoing_requests_per_slot * service.concurrency
             reasons.append(
                 f"rayserve: {total:.1f} ongoing requests over {running} running replicas, "
-                f"target {cfg.target_ongoing_requests:g} each"
+                f"target {target_ongoing:g} each ({service.concurrency} slots)"
             )
             if running == 0:
                 # cold-start fast path; while replicas are still starting, Ray waits for them
@@ -142,7 +148,7 @@ class RayServeController:
                     max(1, target_now) if total > 0 or float(observation.queue_length[i]) > 0 else target_now
                 )
                 continue
-            raw = running * total / (cfg.target_ongoing_requests * running)
+            raw = running * total / (target_ongoing * running)
             scaled = apply_scaling_factor(raw, running, cfg.upscaling_factor, cfg.downscaling_factor)
             bounded = int(np.clip(scaled, lo[i], hi[i]))
             desired[i], counters[i] = apply_delay(
