@@ -25,7 +25,8 @@ from kubeagora.bench.matrix import (
     plan_matrix,
     run_matrix,
 )
-from kubeagora.bench.tables import run_table, scenario_table
+from kubeagora.bench.sweep import STANDARD, describe_standard, expand_sweeps
+from kubeagora.bench.tables import equal_cost_table, run_table, scenario_table
 from kubeagora.controllers.registry import CONTROLLER_NAMES
 from kubeagora.sim.scenario import DEFAULT_SCENARIO, ScenarioError, TraceModel, builtin_names, load_scenario
 from kubeagora.sim.trace import TRACE_FORMATS, TraceError
@@ -79,17 +80,21 @@ def _prepare_report_dir(path: Path) -> None:
         raise UsageError(f"--report {path}: cannot create it ({e.strerror})") from None
 
 
-def _trace_model(path: Path | None, fmt: str | None, scale: float) -> TraceModel | None:
+def _trace_model(path: Path | None, fmt: str | None, scale: float, offset_s: int = 0) -> TraceModel | None:
     if path is None:
         if fmt is not None:
             raise UsageError("--trace-format needs --trace PATH")
+        if offset_s:
+            raise UsageError("--trace-offset needs --trace PATH")
         return None
+    if offset_s < 0:
+        raise UsageError(f"--trace-offset must be zero or more seconds (got {offset_s})")
     fmt = fmt or ("timestamps" if path.suffix.lower() == ".csv" else "counts")
     if fmt not in TRACE_FORMATS:
         raise UsageError(f"--trace-format {fmt!r}: use one of {', '.join(TRACE_FORMATS)}")
     if not scale > 0:
         raise UsageError(f"--trace-scale must be positive (got {scale:g})")
-    return TraceModel.model_validate({"path": str(path), "format": fmt, "scale": scale})
+    return TraceModel.model_validate({"path": str(path), "format": fmt, "scale": scale, "offset_s": offset_s})
 
 
 def _command_line(subcommand: str, *options: tuple[str, object]) -> str:
@@ -120,7 +125,13 @@ def simulate(
     scenario: Annotated[
         str, typer.Option("--scenario", help="A built-in scenario name or a scenario YAML file.")
     ],
-    controller: Annotated[str, typer.Option("--controller", help="The controller to run.")],
+    controller: Annotated[
+        str,
+        typer.Option(
+            "--controller",
+            help="The controller to run; a baseline with its knob set as FAMILY@target=VALUE (hpa@target=0.6).",
+        ),
+    ],
     seed: Annotated[
         int | None, typer.Option("--seed", help="Seed (default: the scenario's).", show_default=False)
     ] = None,
@@ -165,7 +176,21 @@ def bench(
     controllers: Annotated[
         str | None,
         typer.Option(
-            "--controllers", help="Comma-separated controller names (default: all).", show_default=False
+            "--controllers",
+            help="Comma-separated controller names, FAMILY@target=VALUE for a baseline's setting "
+            "(default: all, at their shipped defaults; `oracle` = clairvoyant).",
+            show_default=False,
+        ),
+    ] = None,
+    sweep: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sweep",
+            help=f"Sweep a baseline's knob, repeatable: FAMILY.target=START:STOP:STEP, FAMILY.target=A,B,C, "
+            f"or '{STANDARD}' (every baseline among --controllers: {describe_standard()}). Each baseline "
+            "becomes a frontier of violations vs replica-seconds; mas and mpc are compared with it at equal "
+            "replica-seconds.",
+            show_default=False,
         ),
     ] = None,
     seeds: Annotated[
@@ -191,6 +216,9 @@ def bench(
     trace_scale: Annotated[
         float, typer.Option("--trace-scale", help="Multiply the trace's rate by this.")
     ] = 1.0,
+    trace_offset: Annotated[
+        int, typer.Option("--trace-offset", help="Start the replay this many seconds into the trace.")
+    ] = 0,
     json_path: JsonPath = None,
     report: Annotated[
         Path | None,
@@ -211,10 +239,10 @@ def bench(
 ) -> None:
     """Run scenarios × controllers × seeds; print a table per scenario, optionally write JSON and a report."""
     with _bad_input_exits():
-        trace_model = _trace_model(trace, trace_format, trace_scale)
+        trace_model = _trace_model(trace, trace_format, trace_scale, trace_offset)
         default_scenarios = [DEFAULT_SCENARIO] if trace_model is not None else builtin_names()
         scenario_names = _names(scenarios, default_scenarios)
-        controller_list = _names(controllers, list(CONTROLLER_NAMES))
+        controller_list = expand_sweeps(_names(controllers, list(CONTROLLER_NAMES)), sweep or [])
         plan = plan_matrix(
             scenario_names, controller_list, n_seeds=seeds, duration_s=duration, trace=trace_model
         )
@@ -230,12 +258,14 @@ def bench(
     command = _command_line(
         "bench",
         ("--scenarios", ",".join(scenario_names)),
-        ("--controllers", ",".join(controller_list)),
+        ("--controllers", ",".join(_names(controllers, list(CONTROLLER_NAMES)))),
+        *(("--sweep", spec) for spec in sweep or []),
         ("--seeds", seeds),
         ("--duration", duration),
         ("--trace", trace_model.path if trace_model else None),
         ("--trace-format", trace_model.format if trace_model else None),
         ("--trace-scale", trace_model.scale if trace_model else None),
+        ("--trace-offset", trace_model.offset_s if trace_model and trace_model.offset_s else None),
         ("--json", json_path),
         ("--report", report),
     )
@@ -244,6 +274,9 @@ def bench(
     )
     for name in document["summary"]:
         _out.print(scenario_table(document, name))
+    comparison = equal_cost_table(document)
+    if comparison is not None:
+        _out.print(comparison)
     if json_path is not None:
         write_document(document, json_path)
         _out.print(f"wrote {json_path}")

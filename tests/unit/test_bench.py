@@ -89,11 +89,11 @@ def test_parallel_and_serial_runs_give_identical_metrics() -> None:
     assert any(r.decisions for r in serial)  # the controllers acted, so there was something to diverge
 
 
-def test_summary_means_over_seeds_and_ratios_to_the_oracle() -> None:
+def test_summary_means_over_seeds_and_ratios_to_the_clairvoyant_planner() -> None:
     runs = [
         _record("s", "hpa", 1, slo_violation_pct=4.0, p99_ms=300.0, replica_seconds=100.0, mttr_s=None),
         _record("s", "hpa", 2, slo_violation_pct=6.0, p99_ms=500.0, replica_seconds=300.0, mttr_s=30.0),
-        _record("s", "oracle", 1, slo_violation_pct=0.0, p99_ms=200.0, replica_seconds=100.0),
+        _record("s", "clairvoyant", 1, slo_violation_pct=0.0, p99_ms=200.0, replica_seconds=100.0),
     ]
     summary = summarize(runs)
     hpa = summary["s"]["hpa"]
@@ -101,14 +101,18 @@ def test_summary_means_over_seeds_and_ratios_to_the_oracle() -> None:
     assert hpa["mean"]["slo_violation_pct"] == 5.0
     assert hpa["mean"]["mttr_s"] == 30.0  # a seed where it is undefined does not count
     assert hpa["mean"]["jitter_ms"] is None
-    # the oracle violated nothing: a ratio to zero is undefined, not infinite
-    assert hpa["vs_oracle"] == {"slo_violation_pct": None, "p99_ms": 2.0, "replica_seconds": 2.0}
-    assert "vs_oracle" not in summary["s"]["oracle"]
+    # the two seeds' values bound the interval of the mean; one value is its own interval
+    assert hpa["ci95"]["slo_violation_pct"] == [4.0, 6.0]
+    assert hpa["ci95"]["mttr_s"] == [30.0, 30.0]
+    assert hpa["ci95"]["jitter_ms"] is None
+    # the planner violated nothing: a ratio to zero is undefined, not infinite
+    assert hpa["vs_clairvoyant"] == {"slo_violation_pct": None, "p99_ms": 2.0, "replica_seconds": 2.0}
+    assert "vs_clairvoyant" not in summary["s"]["clairvoyant"]
 
 
-def test_summary_without_an_oracle_has_no_ratios() -> None:
+def test_summary_without_the_clairvoyant_planner_has_no_ratios() -> None:
     summary = summarize([_record("s", "hpa", 1, p99_ms=1.0)])
-    assert "vs_oracle" not in summary["s"]["hpa"]
+    assert "vs_clairvoyant" not in summary["s"]["hpa"]
 
 
 def test_document_keeps_series_finite_and_decisions_capped() -> None:
@@ -122,18 +126,44 @@ def test_document_keeps_series_finite_and_decisions_capped() -> None:
     assert len(run["decisions"]) < run["decisions_total"] == 1000
 
 
-def test_best_of_a_column_leaves_the_oracle_out_and_knows_which_way_is_better() -> None:
+def test_best_of_a_column_leaves_the_clairvoyant_planner_out_and_knows_which_way_is_better() -> None:
     summary = summarize(
         [
             _record("s", "hpa", 1, p99_ms=300.0, throughput_rps=900.0),
             _record("s", "keda", 1, p99_ms=250.0, throughput_rps=1000.0),
-            _record("s", "oracle", 1, p99_ms=100.0, throughput_rps=1100.0),
+            _record("s", "clairvoyant", 1, p99_ms=100.0, throughput_rps=1100.0),
         ]
     )["s"]
     columns = {c.metric: c for c in KEY_COLUMNS}
     assert best_controllers(summary, columns["p99_ms"]) == {"keda"}
     assert best_controllers(summary, columns["throughput_rps"]) == {"keda"}
     assert best_controllers(summary, columns["mttr_s"]) == set()
+
+
+def test_no_best_latency_for_a_controller_that_dropped_over_one_percent() -> None:
+    summary = summarize(
+        [
+            _record("s", "hpa", 1, p95_ms=300.0, slo_violation_pct=30.0, lost_per_million=2_000.0),
+            _record("s", "keda", 1, p95_ms=90.0, slo_violation_pct=35.0, lost_per_million=330_000.0),
+        ]
+    )["s"]
+    columns = {c.metric: c for c in KEY_COLUMNS}
+    assert best_controllers(summary, columns["p95_ms"]) == {"hpa"}  # keda's 90 ms left out a third of its requests
+    assert best_controllers(summary, columns["slo_violation_pct"]) == {"hpa"}
+    assert best_controllers(summary, columns["lost_per_million"]) == {"hpa"}
+
+
+def test_a_scenario_over_capacity_is_flagged_in_the_document_and_the_table_caption() -> None:
+    plan = plan_matrix(["burst-hotspot", "steady-drift"], ["static"], duration_s=SHORT_S)
+    document = bench_document([], plan.scenarios, "kubeagora bench")
+    # the check covers the simulated time only: the first 120 s hold no burst
+    assert document["scenarios"]["steady-drift"]["capacity_warning"] is None
+    assert document["scenarios"]["burst-hotspot"]["capacity_warning"] is None
+    full = plan_matrix(["burst-hotspot"], ["static"])
+    warning = bench_document([], full.scenarios, "kubeagora bench")["scenarios"]["burst-hotspot"]["capacity_warning"]
+    assert warning is not None
+    assert "web-0 needs 78 replicas" in warning
+    assert "can have 50" in warning
 
 
 @pytest.mark.parametrize(

@@ -81,7 +81,8 @@ def test_ratio_of_means_with_a_constant_factor_is_exact() -> None:
     b = [4.0, 8.0, 2.0, 6.0, 10.0]
     interval = paired_ratio_interval([0.5 * x for x in b], b)
     assert interval.estimate == pytest.approx(0.5)
-    assert interval.low == pytest.approx(0.5) and interval.high == pytest.approx(0.5)
+    assert interval.low == pytest.approx(0.5)
+    assert interval.high == pytest.approx(0.5)
 
 
 def test_ratio_to_zero_has_no_estimate() -> None:

@@ -104,6 +104,27 @@ def test_bench_writes_tables_json_and_a_report(tmp_path: Path) -> None:
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in report.glob("*.png"))
 
 
+def test_bench_sweeps_a_baseline_and_compares_at_equal_replica_seconds(tmp_path: Path) -> None:
+    out = tmp_path / "sweep.json"
+    report = tmp_path / "report"
+    args = ["bench", "--scenarios", "steady-drift", "--controllers", "hpa,mpc", "--sweep", "hpa.target=0.5,0.9",
+            "--seeds", "2", "--duration", SHORT, "--jobs", "1", "--json", str(out), "--report", str(report)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "hpa (shipped default, target 0.8)" in result.stdout
+    assert "At equal replica-seconds" in result.stdout
+    document = json.loads(out.read_text())
+    assert_bench_contract(document)
+    assert {r["controller"] for r in document["runs"]} == {"hpa", "hpa@target=0.5", "hpa@target=0.9", "mpc"}
+    (comparison,) = document["equal_cost"]
+    assert (comparison["contender"], comparison["baseline"], comparison["seeds"]) == ("mpc", "hpa", [1, 2])
+    assert set(document["equal_cost_median"]["mpc"]) == {"hpa"}
+    assert "--sweep hpa.target=0.5,0.9" in document["command"]
+    index = (report / "index.html").read_text()
+    assert "steady-drift-frontier.png" in index
+    assert "At equal replica-seconds" in index
+
+
 def test_bench_with_a_trace_replays_it_on_the_default_scenario(tmp_path: Path) -> None:
     trace = tmp_path / "arrivals.counts"
     trace.write_text(" ".join(["20", "40"] * 60) + "\n")  # 30 requests/s on average, for 120 s
@@ -210,6 +231,21 @@ BAD_INPUTS = [
         ["bench", "--scenarios", "steady-drift", "--duration", "-1"], ["--duration"], id="negative-duration"
     ),
     pytest.param(["bench", "--scenarios", "steady-drift", "--jobs", "0"], ["--jobs"], id="zero-jobs"),
+    pytest.param(
+        ["bench", "--scenarios", "steady-drift", "--sweep", "hpa=0.5:0.9:0.1"],
+        ["--sweep 'hpa=0.5:0.9:0.1'", "FAMILY.target"],
+        id="sweep-without-knob",
+    ),
+    pytest.param(
+        ["bench", "--scenarios", "steady-drift", "--controllers", "hpa@target=2"],
+        ["hpa@target=2", "must lie in"],
+        id="knob-out-of-range",
+    ),
+    pytest.param(
+        ["bench", "--scenarios", "steady-drift", "--trace-offset", "60"],
+        ["--trace-offset needs --trace"],
+        id="offset-without-trace",
+    ),
     pytest.param(
         ["simulate", "--scenario", "steady-drift", "--controller", "static", "--seed", "-3"],
         ["--seed must be zero or more"],

@@ -84,7 +84,7 @@ def test_oracle_adds_capacity_before_a_gpu_throttle() -> None:
 
 def test_registry_knows_every_baseline_and_rejects_others() -> None:
     assert set(CONTROLLER_NAMES) == {"static", "heuristic", "hpa", "keda", "rayserve", "knative", "mpc", "mas",
-                                     "oracle"}
+                                     "clairvoyant"}
     model, source = load_scenario(DEFAULT_SCENARIO)
     with pytest.raises(ValueError, match="known: static, heuristic"):
         make_controller("vpa", compile_scenario(model, source))
@@ -114,7 +114,7 @@ def ten_minute_runs() -> dict[str, RunResult]:
     """Ten minutes of the default scenario: long enough for its load to drift past a static fleet."""
     model, source = load_scenario(DEFAULT_SCENARIO)
     scenario = compile_scenario(model, source, duration_s=600)
-    return {name: simulate(scenario, make_controller(name, scenario)) for name in ("static", "hpa", "oracle")}
+    return {name: simulate(scenario, make_controller(name, scenario)) for name in ("static", "hpa", "clairvoyant")}
 
 
 def test_autoscalers_add_replicas_as_the_load_drifts_up(ten_minute_runs: dict[str, RunResult]) -> None:
@@ -123,22 +123,22 @@ def test_autoscalers_add_replicas_as_the_load_drifts_up(ten_minute_runs: dict[st
     static = ten_minute_runs["static"].timeseries["pods"]
     assert static[-1] == min(static) == max(static)
     assert min(ten_minute_runs["hpa"].timeseries["pods"]) < static[-1]
-    oracle = ten_minute_runs["oracle"].timeseries["pods"]
+    oracle = ten_minute_runs["clairvoyant"].timeseries["pods"]
     assert oracle[-1] > min(oracle)
 
 
 def test_oracle_violates_less_than_static_and_hpa(ten_minute_runs: dict[str, RunResult]) -> None:
-    oracle = ten_minute_runs["oracle"].metrics
+    oracle = ten_minute_runs["clairvoyant"].metrics
     for name in ("static", "hpa"):
         assert oracle["slo_violation_pct"] < ten_minute_runs[name].metrics["slo_violation_pct"], name
     assert oracle["replica_seconds"] <= ten_minute_runs["static"].metrics["replica_seconds"]
-    assert not any(d["kind"] == "Refused" for d in ten_minute_runs["oracle"].decisions)
+    assert not any(d["kind"] == "Refused" for d in ten_minute_runs["clairvoyant"].decisions)
 
 
 def test_no_controller_violates_less_than_the_oracle(default_runs: dict[str, RunResult]) -> None:
     """In five minutes the only violations are one packet-loss spell on region 1's access network,
     which no placement avoids (its retransmission timeout alone takes the p99 past 250 ms): the
     oracle ties the best there and must not do worse."""
-    oracle = default_runs["oracle"].metrics["slo_violation_pct"]
+    oracle = default_runs["clairvoyant"].metrics["slo_violation_pct"]
     for name, run in default_runs.items():
         assert oracle <= run.metrics["slo_violation_pct"] + 1e-9, name

@@ -5,9 +5,15 @@ metrics, its per-10-second time series (rounded) and its first decisions, so the
 report and `explain` can all be made from the file alone.
 
 Summary, per scenario and controller: the mean of each metric over seeds (seeds where a metric is
-undefined are left out of its mean) and, where the oracle ran on the same scenario, the ratio of
-the controller's mean SLO violation %, p99 and replica-seconds to the oracle's (null where the
-oracle's value is 0 or undefined).
+undefined are left out of its mean), its 95 % bootstrap interval over seeds (`ci95`, [low, high];
+equal to the mean with one seed) and, where the clairvoyant planner ran on the same scenario, the
+ratio of the controller's mean SLO violation %, p99 and replica-seconds to the planner's (null
+where the planner's value is 0 or undefined).
+
+`equal_cost`: for each contender (mas, mpc) and each baseline run with more than one setting of its
+knob, per scenario, the paired comparison at equal replica-seconds (`bench.equal_cost`);
+`equal_cost_median`: per contender and baseline, the median over scenarios of the ratio of
+violations, with its interval. Scenario records carry the capacity check (`bench.capacity`).
 """
 
 from __future__ import annotations
@@ -18,12 +24,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypedDict, cast
 
+from kubeagora.bench.equal_cost import baseline_families, compare_at_equal_cost, median_ratio
 from kubeagora.bench.matrix import ScenarioInfo
+from kubeagora.bench.stats import mean_interval
+from kubeagora.controllers.registry import CLAIRVOYANT
 from kubeagora.sim.recorder import METRIC_KEYS
 from kubeagora.sim.run import RunResult
 
-ORACLE = "oracle"
-VS_ORACLE_KEYS = ("slo_violation_pct", "p99_ms", "replica_seconds")
+VS_CLAIRVOYANT_KEYS = ("slo_violation_pct", "p99_ms", "replica_seconds")
+CONTENDERS = ("mas", "mpc")
+"""Our controllers: each is compared with every tuned baseline at equal replica-seconds."""
 DECISIONS_KEPT = 200
 """Decisions kept per run in the JSON: enough to explain a run's start, not a megabyte per run."""
 SERIES_DECIMALS = 2
@@ -47,22 +57,27 @@ class RunRecord(TypedDict):
 class ControllerSummary(TypedDict, total=False):
     seeds: list[int]
     mean: Metrics
-    vs_oracle: dict[str, float | None]
+    ci95: dict[str, list[float] | None]
+    vs_clairvoyant: dict[str, float | None]
 
 
-class ScenarioRecord(TypedDict):
+class ScenarioRecord(TypedDict, total=False):
     source: str
     description: str
     seeds: list[int]
     duration_s: float
+    capacity: dict[str, Any]
+    capacity_warning: str | None
 
 
-class BenchDocument(TypedDict):
+class BenchDocument(TypedDict, total=False):
     runs: list[RunRecord]
     summary: dict[str, dict[str, ControllerSummary]]
     scenarios: dict[str, ScenarioRecord]
     command: str
     trace: dict[str, Any] | None
+    equal_cost: list[dict[str, Any]]
+    equal_cost_median: dict[str, dict[str, list[float] | None]]
 
 
 def _finite_or_none(value: float, decimals: int) -> float | None:
@@ -113,6 +128,19 @@ def mean_metrics(runs: Sequence[RunRecord]) -> Metrics:
     return means
 
 
+def metric_intervals(runs: Sequence[RunRecord]) -> dict[str, list[float] | None]:
+    """Per metric, the 95 % bootstrap interval of its mean over seeds, [low, high] (None if undefined)."""
+    intervals: dict[str, list[float] | None] = {}
+    for key in METRIC_KEYS:
+        values = [float(v) for r in runs if (v := r["metrics"].get(key)) is not None]
+        if not values:
+            intervals[key] = None
+            continue
+        interval = mean_interval(values)
+        intervals[key] = [round(interval.low, 4), round(interval.high, 4)]
+    return intervals
+
+
 def summarize(runs: Sequence[RunRecord]) -> dict[str, dict[str, ControllerSummary]]:
     groups: dict[str, dict[str, list[RunRecord]]] = {}
     for run in runs:
@@ -120,18 +148,42 @@ def summarize(runs: Sequence[RunRecord]) -> dict[str, dict[str, ControllerSummar
     summary: dict[str, dict[str, ControllerSummary]] = {}
     for scenario, by_controller in groups.items():
         summary[scenario] = {
-            c: ControllerSummary(seeds=[r["seed"] for r in rs], mean=mean_metrics(rs))
+            c: ControllerSummary(seeds=[r["seed"] for r in rs], mean=mean_metrics(rs), ci95=metric_intervals(rs))
             for c, rs in by_controller.items()
         }
-        oracle = summary[scenario].get(ORACLE)
-        if oracle is None:
+        clairvoyant = summary[scenario].get(CLAIRVOYANT)
+        if clairvoyant is None:
             continue
         for controller, entry in summary[scenario].items():
-            if controller != ORACLE:
-                entry["vs_oracle"] = {
-                    key: _ratio(entry["mean"][key], oracle["mean"][key]) for key in VS_ORACLE_KEYS
+            if controller != CLAIRVOYANT:
+                entry["vs_clairvoyant"] = {
+                    key: _ratio(entry["mean"][key], clairvoyant["mean"][key]) for key in VS_CLAIRVOYANT_KEYS
                 }
     return summary
+
+
+def equal_cost_section(
+    runs: Sequence[RunRecord],
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, list[float] | None]]]:
+    """(per scenario, contender and tuned baseline: the comparison; per contender and baseline: the median)."""
+    families = baseline_families(runs)
+    scenarios = list(dict.fromkeys(r["scenario"] for r in runs))
+    present = {r["controller"] for r in runs}
+    comparisons: list[dict[str, Any]] = []
+    medians: dict[str, dict[str, list[float] | None]] = {}
+    for contender in (c for c in CONTENDERS if c in present):
+        for family in families:
+            found = [
+                c for s in scenarios if (c := compare_at_equal_cost(runs, s, contender, family)) is not None
+            ]
+            comparisons.extend(c.as_json() for c in found)
+            try:
+                interval = median_ratio(found)
+            except ValueError:  # no scenario where the baseline violated at all
+                medians.setdefault(contender, {})[family] = None
+                continue
+            medians.setdefault(contender, {})[family] = [round(v, 4) for v in interval.as_list()]
+    return comparisons, medians
 
 
 def _ratio(value: float | None, reference: float | None) -> float | None:
@@ -147,18 +199,35 @@ def bench_document(
     trace: dict[str, Any] | None = None,
 ) -> BenchDocument:
     runs = [run_record(r) for r in results]
+    comparisons, medians = equal_cost_section(runs)
     return BenchDocument(
         runs=runs,
         summary=summarize(runs),
-        scenarios={
-            s.name: ScenarioRecord(
-                source=s.source, description=s.description, seeds=list(s.seeds), duration_s=s.duration_s
-            )
-            for s in scenarios
-        },
+        scenarios={s.name: scenario_record(s) for s in scenarios},
         command=command,
         trace=trace,
+        equal_cost=comparisons,
+        equal_cost_median=medians,
     )
+
+
+def scenario_record(info: ScenarioInfo) -> ScenarioRecord:
+    record = ScenarioRecord(
+        source=info.source, description=info.description, seeds=list(info.seeds), duration_s=info.duration_s
+    )
+    if info.capacity is not None:
+        check = info.capacity
+        record["capacity"] = {
+            "peak_demand_rps": round(check.peak_demand_rps, 1),
+            "at_s": check.at_s,
+            "demand_rps": round(check.demand_rps, 1),
+            "capacity_rps": round(check.capacity_rps, 1),
+            "over_capacity_s": check.over_capacity_s,
+            "over_capacity_pct": round(100 * check.over_capacity_share, 3),
+            "limiting": check.limiting,
+        }
+        record["capacity_warning"] = check.warning()
+    return record
 
 
 def trace_note(document: BenchDocument) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from kubeagora.bench.capacity import CapacityCheck, check_capacity
 from kubeagora.controllers.registry import controller_label, make_controller
 from kubeagora.sim.run import RunResult, simulate
 from kubeagora.sim.scenario import ScenarioError, TraceModel, compile_scenario, load_scenario
@@ -36,6 +37,8 @@ class ScenarioInfo:
     description: str
     seeds: tuple[int, ...]
     duration_s: float
+    capacity: CapacityCheck | None = None
+    """Demand against an upper bound on what the cluster can serve (on the first seed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +101,14 @@ def plan_matrix(
         compiled = compile_scenario(model, source, seed=start, duration_s=duration_s, trace=trace)
         seeds = tuple(start + k for k in range(n_seeds))
         infos.append(
-            ScenarioInfo(model.name, source, " ".join(model.description.split()), seeds, compiled.duration_s)
+            ScenarioInfo(
+                model.name,
+                source,
+                " ".join(model.description.split()),
+                seeds,
+                compiled.duration_s,
+                check_capacity(compiled),
+            )
         )
         runs.extend(
             RunSpec(scenario, controller, seed, duration_s, trace)

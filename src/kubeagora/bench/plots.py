@@ -1,11 +1,15 @@
-"""PNG figures of a bench document, three per scenario, one colour per controller throughout.
+"""PNG figures of a bench document, three per scenario, one colour per controller family throughout.
 
 - `<scenario>-latency.png`: p95 and p99 over time (log scale), per controller;
 - `<scenario>-capacity.png`: ready replicas, and demand vs served requests, over time;
-- `<scenario>-tradeoff.png`: SLO violations next to the replica-seconds paid for them.
+- `<scenario>-frontier.png`: SLO violations against replica-seconds, one point per controller and
+  setting (means over seeds): each swept baseline's settings joined along its Pareto frontier, its
+  shipped default ringed, mas and mpc with their 95 % intervals on both axes, the clairvoyant
+  planner as a black cross.
 
 Time series come from each controller's run on the scenario's first seed (percentiles do not
-average across seeds); the bars are means over all seeds. Faults are marked as vertical lines.
+average across seeds), for the shipped defaults and the contenders only (a sweep would bury them).
+Faults are marked as vertical lines.
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ matplotlib.use("Agg")  # files only, never a window; must precede pyplot
 
 import matplotlib.pyplot as plt
 
-from kubeagora.bench.document import ORACLE, BenchDocument, RunRecord, trace_note
+from kubeagora.bench.document import BenchDocument, RunRecord, trace_note
+from kubeagora.bench.equal_cost import mean_frontier
+from kubeagora.controllers.registry import CLAIRVOYANT, CLAIRVOYANT_TITLE
+from kubeagora.controllers.tuning import parse_label
 
 CONTROLLER_COLOURS = {
     "static": "#7f7f7f",
@@ -28,7 +35,7 @@ CONTROLLER_COLOURS = {
     "keda": "#ff7f0e",
     "rayserve": "#2ca02c",
     "knative": "#9467bd",
-    "oracle": "#000000",
+    CLAIRVOYANT: "#000000",
     "mpc": "#d62728",
     "mas": "#e377c2",
 }
@@ -40,17 +47,18 @@ FAULT_COLOUR = "#d62728"
 
 
 def controller_colour(controller: str, order: list[str]) -> str:
-    if controller in CONTROLLER_COLOURS:
-        return CONTROLLER_COLOURS[controller]
-    unknown = [c for c in order if c not in CONTROLLER_COLOURS]
+    family = parse_label(controller).family
+    if family in CONTROLLER_COLOURS:
+        return CONTROLLER_COLOURS[family]
+    unknown = [c for c in order if parse_label(c).family not in CONTROLLER_COLOURS]
     return _SPARE_COLOURS[unknown.index(controller) % len(_SPARE_COLOURS)]
 
 
 def first_seed_runs(document: BenchDocument, scenario: str) -> dict[str, RunRecord]:
-    """Per controller, its run on the scenario's first seed."""
+    """Per controller at its shipped setting, its run on the scenario's first seed (swept settings left out)."""
     runs: dict[str, RunRecord] = {}
     for run in document["runs"]:
-        if run["scenario"] == scenario:
+        if run["scenario"] == scenario and parse_label(run["controller"]).is_default:
             current = runs.get(run["controller"])
             if current is None or run["seed"] < current["seed"]:
                 runs[run["controller"]] = run
@@ -62,7 +70,7 @@ def _minutes(run: RunRecord) -> list[float]:
 
 
 def _line_style(controller: str) -> dict[str, Any]:
-    return {"linestyle": "--", "linewidth": 1.4} if controller == ORACLE else {"linewidth": 1.6}
+    return {"linestyle": "--", "linewidth": 1.4} if controller == CLAIRVOYANT else {"linewidth": 1.6}
 
 
 def _mark_faults(axes: Any, run: RunRecord) -> None:
@@ -106,7 +114,7 @@ def plot_latency(document: BenchDocument, scenario: str, path: Path) -> None:
             ax.plot(
                 _minutes(run),
                 values,
-                label=controller,
+                label=_legend(controller),
                 color=controller_colour(controller, order),
                 **_line_style(controller),
             )
@@ -137,7 +145,7 @@ def plot_capacity(document: BenchDocument, scenario: str, path: Path) -> None:
         axes[0].plot(
             _minutes(run),
             run["timeseries"]["ready_replicas"],
-            label=controller,
+            label=_legend(controller),
             color=colour,
             **_line_style(controller),
         )
@@ -164,39 +172,104 @@ def plot_capacity(document: BenchDocument, scenario: str, path: Path) -> None:
     _finish(fig, axes, path, title, extra_handles=demand)
 
 
-def plot_tradeoff(document: BenchDocument, scenario: str, path: Path) -> None:
+def _legend(controller: str) -> str:
+    return CLAIRVOYANT_TITLE if controller == CLAIRVOYANT else controller
+
+
+def _interval(entry: Any, metric: str) -> tuple[float, float]:
+    """(distance below, distance above) the mean of the metric's 95 % interval, for error bars."""
+    mean = entry["mean"][metric]
+    ci = entry.get("ci95", {}).get(metric)
+    if mean is None or ci is None:
+        return 0.0, 0.0
+    return max(mean - ci[0], 0.0), max(ci[1] - mean, 0.0)
+
+
+def plot_frontier(document: BenchDocument, scenario: str, path: Path) -> None:
+    """SLO violations vs replica-seconds: every controller and setting, each swept baseline's frontier."""
     by_controller = document["summary"][scenario]
-    controllers = list(by_controller)
-    colours = [controller_colour(c, controllers) for c in controllers]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
-    panels = (("slo_violation_pct", "SLO violations, % of requests"), ("replica_seconds", "replica-seconds"))
-    for ax, (key, label) in zip(axes, panels, strict=True):
-        values = [by_controller[c]["mean"][key] for c in controllers]
-        heights = [v if v is not None else 0.0 for v in values]
-        bars = ax.bar(controllers, heights, color=colours)
-        for bar, controller in zip(bars, controllers, strict=True):
-            if controller == ORACLE:
-                bar.set_hatch("//")
-                bar.set_facecolor("white")
-                bar.set_edgecolor("#000000")
-        ax.bar_label(bars, labels=[_short(v) for v in values], fontsize=8, padding=2)
-        ax.set_title(label, fontsize=10)
-        ax.tick_params(axis="x", labelrotation=30, labelsize=9)
-        ax.margins(y=0.15)
-        ax.grid(True, axis="y", alpha=0.3)
-    fig.suptitle(
-        f"{scenario}: SLO violations vs the replica-seconds they cost (mean over seeds)",
-        fontsize=12,
-        fontweight="bold",
-    )
+    runs = [r for r in document["runs"] if r["scenario"] == scenario]
+    order = list(by_controller)
+    families = list(dict.fromkeys(parse_label(c).family for c in order))
+    fig, ax = plt.subplots(figsize=(10, 6), layout="constrained")
+    for family in families:
+        labels = [c for c in order if parse_label(c).family == family]
+        colour = controller_colour(labels[0], order)
+        if len(labels) > 1:  # a swept baseline: its settings, and the Pareto frontier through them
+            means, frontier = mean_frontier(runs, scenario, family)
+            ax.scatter(
+                [p.replica_seconds for p in means],
+                [p.violation_pct for p in means],
+                color=colour,
+                s=22,
+                alpha=0.55,
+                zorder=2,
+            )
+            for point in means:
+                target = parse_label(point.label).target_value()
+                ax.annotate(
+                    f"{target:g}",
+                    (point.replica_seconds, point.violation_pct),
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                    fontsize=7,
+                    color=colour,
+                )
+            ax.plot(
+                [p.replica_seconds for p in frontier],
+                [p.violation_pct for p in frontier],
+                color=colour,
+                linewidth=1.6,
+                label=f"{family} frontier (knob values marked)",
+                zorder=2,
+            )
+        default = family if family in by_controller else None
+        if default is None:
+            continue
+        entry = by_controller[default]
+        x, y = entry["mean"]["replica_seconds"], entry["mean"]["slo_violation_pct"]
+        if x is None or y is None:
+            continue
+        if family == CLAIRVOYANT:
+            ax.scatter([x], [y], marker="x", s=90, color="#000000", label=CLAIRVOYANT_TITLE, zorder=4)
+        elif family in ("mas", "mpc"):
+            xerr, yerr = _interval(entry, "replica_seconds"), _interval(entry, "slo_violation_pct")
+            ax.errorbar(
+                [x],
+                [y],
+                xerr=[[xerr[0]], [xerr[1]]],
+                yerr=[[yerr[0]], [yerr[1]]],
+                fmt="*",
+                markersize=14,
+                color=colour,
+                capsize=3,
+                label=f"{family} (95 % intervals)",
+                zorder=5,
+            )
+        else:
+            shipped = "shipped default" if len(labels) > 1 else "default"
+            ax.scatter(
+                [x],
+                [y],
+                s=90,
+                facecolors="none",
+                edgecolors=colour,
+                linewidths=2.0,
+                label=f"{family} {shipped}",
+                zorder=3,
+            )
+    ax.set_xlabel("replica-seconds (mean over seeds)")
+    ax.set_ylabel("SLO violations, % of requests (mean over seeds)")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    info = document.get("scenarios", {}).get(scenario)
+    title = f"{scenario}{trace_note(document)}: violations vs replica-seconds (lower left is better)"
+    if info and info.get("capacity_warning"):
+        title += "\ndemand exceeds the cluster's capacity: no controller can avoid some violations"
+    fig.suptitle(title, fontsize=11, fontweight="bold")
+    fig.legend(loc="outside right center", fontsize=8, frameon=False)
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
-
-
-def _short(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 10 else f"{value:.2f}"
 
 
 def _seed(runs: dict[str, RunRecord]) -> str:
@@ -204,9 +277,9 @@ def _seed(runs: dict[str, RunRecord]) -> str:
 
 
 def plot_scenario(document: BenchDocument, scenario: str, directory: Path) -> list[Path]:
-    """Write the scenario's three PNGs into `directory`; returns their paths."""
-    paths = [directory / f"{scenario}-{kind}.png" for kind in ("latency", "capacity", "tradeoff")]
-    plot_latency(document, scenario, paths[0])
-    plot_capacity(document, scenario, paths[1])
-    plot_tradeoff(document, scenario, paths[2])
+    """Write the scenario's three PNGs into `directory`; returns their paths (the frontier first)."""
+    paths = [directory / f"{scenario}-{kind}.png" for kind in ("frontier", "latency", "capacity")]
+    plot_frontier(document, scenario, paths[0])
+    plot_latency(document, scenario, paths[1])
+    plot_capacity(document, scenario, paths[2])
     return paths

@@ -9,9 +9,20 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from kubeagora.bench.document import ORACLE, VS_ORACLE_KEYS, BenchDocument, write_document
+from kubeagora.bench.document import VS_CLAIRVOYANT_KEYS, BenchDocument, write_document
 from kubeagora.bench.plots import plot_scenario
-from kubeagora.bench.tables import KEY_COLUMNS, best_controllers, format_value
+from kubeagora.bench.tables import (
+    COMPARISON_HEADERS,
+    KEY_COLUMNS,
+    best_controllers,
+    comparison_cells,
+    display_name,
+    format_interval,
+    format_ratio,
+    format_value,
+    scenario_caption,
+)
+from kubeagora.controllers.registry import CLAIRVOYANT, CLAIRVOYANT_NOTE, CLAIRVOYANT_TITLE
 
 RESULTS_NAME = "results.json"
 
@@ -24,7 +35,9 @@ table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.9rem; }
 th, td { padding: 0.25rem 0.6rem; border-bottom: 1px solid #ddd; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 td.best { color: #176b2c; font-weight: bold; background: #e8f5e9; }
-tr.oracle td { color: #777; font-style: italic; }
+tr.clairvoyant td { color: #777; font-style: italic; }
+span.ci { display: block; color: #777; font-size: 0.75rem; }
+p.warning { background: #fff4e5; border-left: 4px solid #e67e22; padding: 0.4rem 0.6rem; }
 img { max-width: 100%; display: block; margin: 0.6rem 0 1.2rem; border: 1px solid #eee; }
 p.note { color: #555; font-size: 0.85rem; }
 """
@@ -32,24 +45,53 @@ p.note { color: #555; font-size: 0.85rem; }
 
 def _table_html(document: BenchDocument, scenario: str) -> str:
     by_controller = document["summary"][scenario]
-    has_oracle = ORACLE in by_controller
+    has_clairvoyant = CLAIRVOYANT in by_controller
     head = "".join(f"<th>{escape(c.header)}</th>" for c in KEY_COLUMNS)
-    if has_oracle:
+    if has_clairvoyant:
         headers = {c.metric: c.header for c in KEY_COLUMNS}
-        head += "".join(f"<th>{escape(headers[k])} ÷ oracle</th>" for k in VS_ORACLE_KEYS)
+        head += "".join(f"<th>{escape(headers[k])} ÷ clairvoyant</th>" for k in VS_CLAIRVOYANT_KEYS)
     best = {c.metric: best_controllers(by_controller, c) for c in KEY_COLUMNS}
     rows = []
     for controller, entry in by_controller.items():
-        cells = [f"<td>{escape(controller)}</td>"]
+        cells = [f"<td>{escape(display_name(controller))}</td>"]
         for column in KEY_COLUMNS:
             css = ' class="best"' if controller in best[column.metric] else ""
-            cells.append(f"<td{css}>{format_value(entry['mean'][column.metric])}</td>")
-        if has_oracle:
-            ratios = entry.get("vs_oracle", {})
-            cells.extend(f"<td>{format_value(ratios.get(k))}</td>" for k in VS_ORACLE_KEYS)
-        css = ' class="oracle"' if controller == ORACLE else ""
+            interval = entry.get("ci95", {}).get(column.metric)
+            ci = f'<span class="ci">{escape(format_interval(interval))}</span>' if interval else ""
+            cells.append(f"<td{css}>{format_value(entry['mean'][column.metric])}{ci}</td>")
+        if has_clairvoyant:
+            ratios = entry.get("vs_clairvoyant", {})
+            cells.extend(f"<td>{format_value(ratios.get(k))}</td>" for k in VS_CLAIRVOYANT_KEYS)
+        css = ' class="clairvoyant"' if controller == CLAIRVOYANT else ""
         rows.append(f"<tr{css}>{''.join(cells)}</tr>")
-    return f"<table><thead><tr><th>controller</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    notes = "".join(
+        f'<p class="{"warning" if note.startswith("WARNING") else "note"}">{escape(note)}</p>'
+        for note in scenario_caption(document, scenario)
+    )
+    table = f"<table><thead><tr><th>controller</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return table + notes
+
+
+def _equal_cost_html(document: BenchDocument) -> str:
+    rows = document.get("equal_cost", [])
+    if not rows:
+        return ""
+    header = "<tr>" + "".join(f"<th>{escape(h)}</th>" for h in COMPARISON_HEADERS) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in comparison_cells(r)) + "</tr>" for r in rows)
+    medians = "".join(
+        f"<tr><td><b>median of scenarios</b></td><td>{escape(contender)} vs {escape(baseline)}</td>"
+        f"<td></td><td></td><td></td><td><b>{escape(format_ratio(interval))}</b></td><td></td></tr>"
+        for contender, by_baseline in document.get("equal_cost_median", {}).items()
+        for baseline, interval in by_baseline.items()
+    )
+    return f"""<section><h2>At equal replica-seconds</h2>
+<p>Per seed, each tuned baseline's settings form a frontier of violations vs replica-seconds; its violations
+are read off the frontier at the replica-seconds the contender spent on the same seed (linear between
+neighbouring frontier points). Differences are contender − baseline, in percentage points, with their
+paired 95 % bootstrap interval: the contender beats a baseline only where the whole interval is below zero.
+† marks a comparison where on some seed the contender spent more than the baseline's dearest setting
+(the baseline's dearest point is then used, which favours the contender: widen the sweep).</p>
+<table><thead>{header}</thead><tbody>{body}{medians}</tbody></table></section>"""
 
 
 def _scenario_html(document: BenchDocument, scenario: str, images: list[Path]) -> str:
@@ -89,9 +131,13 @@ def write_report(document: BenchDocument, directory: Path) -> Path:
 <p>Produced by:</p>
 <pre>{escape(document["command"])}</pre>
 {trace_note}
-<p class="note">Tables: mean over seeds; best of each column highlighted. The oracle knows the future load:
-it is a bound to compare against, shown in grey and never marked best. Every run, with its time series,
-is in <a href="{RESULTS_NAME}">{RESULTS_NAME}</a>. Metric definitions: docs/benchmarks.md.</p>
+<p class="note">Tables: mean over seeds, with the 95 % bootstrap interval over seeds under each value; best
+of each column highlighted. A baseline's shipped default is its own labelled row; its other rows are the
+settings of its swept knob (FAMILY@target=VALUE). The {CLAIRVOYANT_TITLE} {CLAIRVOYANT_NOTE}: shown
+in grey and never marked best. A controller that dropped or lost more than 1 % of its requests is never
+marked best on a latency column. Every run, with its time series, is in
+<a href="{RESULTS_NAME}">{RESULTS_NAME}</a>. Metric definitions: docs/benchmarks.md.</p>
+{_equal_cost_html(document)}
 {"".join(sections)}
 </body></html>
 """

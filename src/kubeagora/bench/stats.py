@@ -138,8 +138,9 @@ def median_ratio_interval(
         picks = rng.integers(0, n, size=(n_resamples, n))
         per_group[:, j] = _ratio_of_means([c[picks] for c in columns])
     # a resample whose denominator came out zero gives no ratio for that group: median of the rest
-    medians = np.nanmedian(np.where(np.isfinite(per_group), per_group, np.nan), axis=1)
-    medians = medians[np.isfinite(medians)]
+    per_group = np.where(np.isfinite(per_group), per_group, np.nan)
+    some = ~np.all(np.isnan(per_group), axis=1)
+    medians = np.nanmedian(per_group[some], axis=1)
     tail = (1.0 - confidence) / 2.0
     low, high = np.quantile(medians, [tail, 1.0 - tail])
     return Interval(estimate, float(low), float(high), len(kept))

@@ -57,17 +57,13 @@ def parse_sweep(spec: str, controllers: Sequence[str]) -> dict[str, list[str]]:
     if spec == STANDARD:
         families = [f for f in dict.fromkeys(controller_label(c).family for c in controllers) if f in KNOBS]
         if not families:
-            raise ValueError(
-                f"--sweep {STANDARD}: none of the controllers has a knob (tunable: {', '.join(KNOBS)})"
-            )
+            raise ValueError(f"--sweep {STANDARD}: none of the controllers has a knob (tunable: {', '.join(KNOBS)})")
         return {f: _labels(f, KNOBS[f].standard, spec) for f in families}
     head, eq, values = spec.partition("=")
     name, dot, knob = head.partition(".")
     family = ALIASES.get(name.strip(), name.strip())
     if not eq or not dot:
-        raise ValueError(
-            f"--sweep {spec!r}: write FAMILY.{KNOB}=START:STOP:STEP, FAMILY.{KNOB}=A,B,C or {STANDARD}"
-        )
+        raise ValueError(f"--sweep {spec!r}: write FAMILY.{KNOB}=START:STOP:STEP, FAMILY.{KNOB}=A,B,C or {STANDARD}")
     if family not in KNOBS:
         raise ValueError(f"--sweep {spec!r}: {family!r} has no knob to sweep (tunable: {', '.join(KNOBS)})")
     if knob.strip() != KNOB:

@@ -33,7 +33,8 @@ def _heuristic(scenario: CompiledScenario, target: float | None) -> Controller:
 
     if target is None:
         return HeuristicController()
-    gap = HeuristicSettings.scale_out_utilization - HeuristicSettings.scale_in_utilization
+    shipped = HeuristicSettings()
+    gap = shipped.scale_out_utilization - shipped.scale_in_utilization
     return HeuristicController(
         HeuristicSettings(scale_out_utilization=target, scale_in_utilization=max(target - gap, 0.0))
     )
@@ -54,9 +55,7 @@ def _keda(scenario: CompiledScenario, target: float | None) -> Controller:
 def _rayserve(scenario: CompiledScenario, target: float | None) -> Controller:
     from kubeagora.controllers.rayserve import RayServeController, RayServeSettings
 
-    return RayServeController(
-        None if target is None else RayServeSettings(target_ongoing_requests_per_slot=target)
-    )
+    return RayServeController(None if target is None else RayServeSettings(target_ongoing_requests_per_slot=target))
 
 
 def _knative(scenario: CompiledScenario, target: float | None) -> Controller:

@@ -41,7 +41,7 @@ class Knob:
 
 
 def _grid(start: float, stop: float, step: float) -> tuple[float, ...]:
-    n = int(math.floor((stop - start) / step + 1e-9)) + 1
+    n = math.floor((stop - start) / step + 1e-9) + 1
     return tuple(round(start + k * step, 6) for k in range(n))
 
 
