@@ -1,93 +1,257 @@
-"""Markdown tables from a bench JSON file: the seed paper's Table 1 (per scenario and overall) and
-Table 4 (fault scenarios), means over seeds, with the targets of the multi-agent issue checked.
+"""Markdown tables for docs/benchmarks.md from one or more `kubeagora bench --json` files.
 
-    kubeagora bench --seeds 5 --json out/table1.json
-    python benchmarks/results_tables.py out/table1.json
+    kubeagora bench --scenarios steady-drift --controllers heuristic,hpa,keda,rayserve,knative,mpc,mas,clairvoyant \\
+        --sweep standard --seeds 5 --json out/t1-steady-drift.json          # one file per scenario, say
+    python benchmarks/results_tables.py out/t1-*.json --json out/table1.json --report out/table1
+
+The files' runs are merged (each scenario, controller and seed once) and the summary, intervals
+and comparisons at equal replica-seconds are computed again over all of them. Printed: per
+scenario the shipped defaults, mpc, mas and the clairvoyant planner with 95 % intervals; each
+baseline's frontier; mas (and mpc) against each tuned baseline at equal replica-seconds, paired
+by seed; mas against the clairvoyant planner; the faults table; the issue's targets, met or not.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
+import math
 import sys
-from collections import defaultdict
-from statistics import mean
+from pathlib import Path
 from typing import Any
 
-ORDER = ("static", "heuristic", "hpa", "keda", "rayserve", "knative", "mpc", "mas", "oracle")
+from kubeagora.bench.document import BenchDocument, merge_documents, read_document, write_document
+from kubeagora.bench.stats import Interval, median_ratio_interval, paired_ratio_interval
+from kubeagora.bench.tables import COMPARISON_HEADERS, comparison_cells, display_name, format_ratio
+from kubeagora.controllers.registry import CLAIRVOYANT
+from kubeagora.controllers.tuning import KNOBS, parse_label
+
 FAULTS = ("node-zone-failure", "region-partition", "gpu-throttle")
+CONTENDERS = ("mpc", "mas")
+TARGET_RATIO = 0.5
+"""mas ≤ 0.5 × each tuned baseline at equal replica-seconds (median over scenarios)."""
+CLAIRVOYANT_TARGET = 2.0
+"""mas ≤ 2 × the clairvoyant planner's violations (on the test traces)."""
 
 
-def means(runs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float | None]]:
-    values: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for r in runs:
-        for k, v in r["metrics"].items():
-            if v is not None:
-                values[(r["scenario"], r["controller"])][k].append(float(v))
-    return {key: {k: mean(v) for k, v in per.items()} for key, per in values.items()}
-
-
-def fmt(v: float | None, digits: int = 1) -> str:
-    if v is None:
+def fmt(value: float | None, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    return f"{v:,.{digits}f}"
+    return f"{value:,.{digits}f}"
 
 
-def main(path: str) -> None:
-    with open(path) as f:
-        runs = json.load(f)["runs"]
-    m = means(runs)
-    scenarios = sorted({s for s, _ in m})
-    controllers = [c for c in ORDER if any((s, c) in m for s in scenarios)]
-    per_pair = len(runs) / max(len(m), 1)
-    print(f"Means over {per_pair:g} seeds per scenario and controller ({len(runs)} runs).\n")
-    cols = [("slo_violation_pct", "SLO viol. %", 2), ("p95_ms", "p95 ms", 0), ("p99_ms", "p99 ms", 0),
-            ("throughput_rps", "req/s", 0), ("overhead_us_per_req", "overhead µs/req", 2),
-            ("energy_j_per_req", "J/req", 3), ("replica_seconds", "replica-s", 0)]
-    print("**All six scenarios** (mean of the per-scenario means)\n")
-    print("| controller | " + " | ".join(c[1] for c in cols) + " |")
-    print("|---|" + "---:|" * len(cols))
-    overall: dict[str, dict[str, float]] = {}
-    for c in controllers:
-        overall[c] = {k: mean(m[(s, c)].get(k, float("nan")) for s in scenarios if (s, c) in m) for k, _, _ in cols}
-        print(f"| {c} | " + " | ".join(fmt(overall[c][k], d) for k, _, d in cols) + " |")
-    for s in scenarios:
-        print(f"\n**{s}**\n")
-        print("| controller | " + " | ".join(c[1] for c in cols) + " |")
-        print("|---|" + "---:|" * len(cols))
-        for c in controllers:
-            if (s, c) in m:
-                print(f"| {c} | " + " | ".join(fmt(m[(s, c)].get(k), d) for k, _, d in cols) + " |")
-    print("\n**Faults** (Table 4): MTTR, lost or dropped requests per million, rollbacks\n")
+def with_ci(entry: dict[str, Any], metric: str, digits: int) -> str:
+    mean = entry["mean"].get(metric)
+    ci = entry.get("ci95", {}).get(metric)
+    if mean is None:
+        return "–"
+    if ci is None or len(entry["seeds"]) < 2:
+        return fmt(mean, digits)
+    return f"{fmt(mean, digits)} ({fmt(ci[0], digits)}–{fmt(ci[1], digits)})"
+
+
+def extra_mean(document: BenchDocument, scenario: str, controller: str, key: str) -> float | None:
+    values = [
+        float(r["extras"][key])
+        for r in document["runs"]
+        if r["scenario"] == scenario and r["controller"] == controller and key in r.get("extras", {})
+    ]
+    return sum(values) / len(values) if values else None
+
+
+def cores_per_1k(document: BenchDocument, scenario: str, controller: str) -> float | None:
+    cores = extra_mean(document, scenario, controller, "controller_cores")
+    services = extra_mean(document, scenario, controller, "services")
+    return None if cores is None or not services else cores * 1000.0 / services
+
+
+def scenario_tables(document: BenchDocument) -> None:
+    print("### Per scenario: shipped defaults, mpc, mas and the clairvoyant planner\n")
+    print("Means over seeds with the 95 % bootstrap interval in brackets.\n")
+    for scenario, by_controller in document["summary"].items():
+        info = document["scenarios"].get(scenario, {})
+        print(f"**{scenario}** ({len(info.get('seeds', []))} seeds)\n")
+        if info.get("capacity_warning"):
+            print(f"> Warning: {info['capacity_warning']}.\n")
+        print(
+            "| controller | SLO viol. % | replica-s | p95 ms | p99 ms | lost per 10⁶ | overhead µs/req | "
+            "cores per 1,000 services |"
+        )
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for controller, entry in by_controller.items():
+            if not parse_label(controller).is_default:
+                continue
+            name = display_name(controller)
+            cells = [
+                with_ci(entry, "slo_violation_pct", 2),
+                with_ci(entry, "replica_seconds", 0),
+                fmt(entry["mean"]["p95_ms"], 0),
+                fmt(entry["mean"]["p99_ms"], 0),
+                fmt(entry["mean"]["lost_per_million"], 0),
+                fmt(entry["mean"]["overhead_us_per_req"], 2),
+                fmt(cores_per_1k(document, scenario, controller), 3),
+            ]
+            print(f"| {name} | " + " | ".join(cells) + " |")
+        print()
+
+
+def frontier_tables(document: BenchDocument) -> None:
+    families = [f for f in KNOBS if any(parse_label(r["controller"]).family == f for r in document["runs"])]
+    scenarios = list(document["summary"])
+    print("### Each baseline's settings (violations % / thousands of replica-seconds, means over seeds)\n")
+    for family in families:
+        labels = sorted(
+            {c for s in scenarios for c in document["summary"][s] if parse_label(c).family == family},
+            key=lambda c: parse_label(c).target_value() or 0.0,
+        )
+        if len(labels) < 2:
+            continue
+        print(f"**{family}**: target = {KNOBS[family].meaning}; shipped default {KNOBS[family].default:g} (*)\n")
+        print("| target | " + " | ".join(scenarios) + " |")
+        print("|---:|" + "---:|" * len(scenarios))
+        for label in labels:
+            value = parse_label(label).target_value()
+            star = " (*)" if parse_label(label).is_default else ""
+            cells = []
+            for s in scenarios:
+                entry = document["summary"][s].get(label)
+                if entry is None:
+                    cells.append("–")
+                    continue
+                v, rs = entry["mean"]["slo_violation_pct"], entry["mean"]["replica_seconds"]
+                cells.append(f"{fmt(v, 2)} / {fmt((rs or 0) / 1000, 0)}k")
+            print(f"| {value:g}{star} | " + " | ".join(cells) + " |")
+        print()
+
+
+def equal_cost_tables(document: BenchDocument) -> list[tuple[str, bool, str]]:
+    """Print the comparisons; return the targets as (name, met, measured)."""
+    rows = document.get("equal_cost", [])
+    targets: list[tuple[str, bool, str]] = []
+    if not rows:
+        return targets
+    print("### At equal replica-seconds, paired by seed\n")
+    print("| " + " | ".join(COMPARISON_HEADERS) + " |")
+    print("|---|---|---:|---:|---:|---:|---|")
+    for row in rows:
+        cells = comparison_cells(row)
+        print("| " + " | ".join(cells) + " |")
+    print()
+    print("| contender vs baseline | median ratio over scenarios (95 % CI) | scenarios beaten | lost | no difference |")
+    print("|---|---:|---:|---:|---:|")
+    for contender, by_baseline in document.get("equal_cost_median", {}).items():
+        for baseline, interval in by_baseline.items():
+            mine = [r for r in rows if r["contender"] == contender and r["baseline"] == baseline]
+            beaten = sum(r["beats"] for r in mine)
+            lost = sum(r["loses"] for r in mine)
+            print(
+                f"| {contender} vs {baseline} | {format_ratio(interval)} | {beaten} of {len(mine)} | {lost} | "
+                f"{len(mine) - beaten - lost} |"
+            )
+            if contender == "mas" and interval is not None and interval[0] is not None:
+                met = interval[0] <= TARGET_RATIO and interval[2] is not None and interval[2] < 1.0
+                targets.append(
+                    (
+                        f"mas ≤ {TARGET_RATIO} × tuned {baseline} at equal replica-seconds (median, interval < 1)",
+                        met,
+                        format_ratio(interval),
+                    )
+                )
+    print()
+    return targets
+
+
+def versus_clairvoyant(document: BenchDocument) -> list[tuple[str, bool, str]]:
+    scenarios = [s for s, by in document["summary"].items() if CLAIRVOYANT in by and "mas" in by]
+    if not scenarios:
+        return []
+    print("### mas against the clairvoyant planner (ratio of violations, paired by seed)\n")
+    print("| scenario | mas viol. % | clairvoyant viol. % | ratio (95 % CI) |")
+    print("|---|---:|---:|---:|")
+    groups = []
+    for scenario in scenarios:
+        pairs = paired_values(document, scenario, "mas", CLAIRVOYANT)
+        mine, theirs = [a for a, _ in pairs], [b for _, b in pairs]
+        groups.append((mine, theirs))
+        ratio = paired_ratio_interval(mine, theirs)
+        print(
+            f"| {scenario} | {fmt(sum(mine) / len(mine), 2)} | {fmt(sum(theirs) / len(theirs), 2)} | "
+            f"{ratio_text(ratio)} |"
+        )
+    try:
+        median = median_ratio_interval(groups)
+    except ValueError:
+        print()
+        return []
+    print(f"| **median of scenarios** | | | **{ratio_text(median)}** |\n")
+    met = median.estimate <= CLAIRVOYANT_TARGET
+    return [(f"mas ≤ {CLAIRVOYANT_TARGET:g} × the clairvoyant planner (median over scenarios)", met, ratio_text(median))]
+
+
+def paired_values(document: BenchDocument, scenario: str, a: str, b: str) -> list[tuple[float, float]]:
+    def by_seed(controller: str) -> dict[int, float]:
+        return {
+            r["seed"]: float(r["metrics"]["slo_violation_pct"])
+            for r in document["runs"]
+            if r["scenario"] == scenario and r["controller"] == controller
+        }
+
+    left, right = by_seed(a), by_seed(b)
+    return [(left[s], right[s]) for s in sorted(set(left) & set(right))]
+
+
+def ratio_text(interval: Interval) -> str:
+    if math.isnan(interval.estimate):
+        return "–"
+    return f"{interval.estimate:.2f} ({interval.low:.2f}–{interval.high:.2f})"
+
+
+def faults_table(document: BenchDocument) -> None:
+    scenarios = [s for s in FAULTS if s in document["summary"]]
+    if not scenarios:
+        return
+    print("### Faults (Table 4): MTTR, lost or dropped requests per million, rollbacks (shipped defaults)\n")
     print("| scenario | controller | MTTR s | lost per 10⁶ | rollback % |")
     print("|---|---|---:|---:|---:|")
-    for s in FAULTS:
-        for c in controllers:
-            if (s, c) in m:
-                x = m[(s, c)]
-                print(f"| {s} | {c} | {fmt(x.get('mttr_s'), 0)} | {fmt(x.get('lost_per_million'), 0)} | "
-                      f"{fmt(x.get('rollback_pct'))} |")
-    if "mas" in overall:
-        a = overall["mas"]
-        print("\n**Targets of the multi-agent issue, on the means over all scenarios**\n")
-        checks = []
-        for base in ("hpa", "heuristic"):
-            if base in overall:
-                checks.append((f"violations ≤ 0.5 × {base}", a["slo_violation_pct"],
-                               0.5 * overall[base]["slo_violation_pct"]))
-        if "heuristic" in overall:
-            checks.append(("p99 ≤ 0.75 × heuristic", a["p99_ms"], 0.75 * overall["heuristic"]["p99_ms"]))
-            checks.append(("energy/req ≤ heuristic", a["energy_j_per_req"], overall["heuristic"]["energy_j_per_req"]))
-        if "hpa" in overall:
-            checks.append(("replica-s ≤ 1.1 × hpa", a["replica_seconds"], 1.1 * overall["hpa"]["replica_seconds"]))
-        if "oracle" in overall:
-            checks.append(("violations ≤ 1.5 × oracle", a["slo_violation_pct"],
-                           1.5 * overall["oracle"]["slo_violation_pct"]))
-        checks.append(("overhead < 25 µs/req", a["overhead_us_per_req"], 25.0))
-        print("| target | mas | bound | met |")
-        print("|---|---:|---:|---|")
-        for name, value, bound in checks:
-            print(f"| {name} | {value:,.3g} | {bound:,.3g} | {'yes' if value <= bound else '**no**'} |")
+    for s in scenarios:
+        for controller, entry in document["summary"][s].items():
+            if parse_label(controller).is_default:
+                print(
+                    f"| {s} | {display_name(controller)} | {with_ci(entry, 'mttr_s', 0)} | "
+                    f"{with_ci(entry, 'lost_per_million', 0)} | {fmt(entry['mean']['rollback_pct'])} |"
+                )
+    print()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("files", nargs="+", type=Path)
+    ap.add_argument("--json", type=Path, help="write the merged document here")
+    ap.add_argument("--report", type=Path, help="write the HTML report of the merged document into this directory")
+    args = ap.parse_args()
+    documents = [read_document(p) for p in args.files]
+    command = " ; ".join(d["command"] for d in documents)
+    document = merge_documents(documents, command)
+    runs = len(document["runs"])
+    print(f"{runs} runs from {len(documents)} file(s).\n")
+    scenario_tables(document)
+    frontier_tables(document)
+    targets = equal_cost_tables(document)
+    targets += versus_clairvoyant(document)
+    faults_table(document)
+    if targets:
+        print("### Targets\n")
+        print("| target | measured | met |")
+        print("|---|---:|---|")
+        for name, met, measured in targets:
+            print(f"| {name} | {measured} | {'yes' if met else '**no**'} |")
+    if args.json:
+        write_document(document, args.json)
+        print(f"\nwrote {args.json}", file=sys.stderr)
+    if args.report:
+        from kubeagora.bench.report import write_report
+
+        print(f"wrote {write_report(document, args.report)}", file=sys.stderr)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main()

@@ -111,7 +111,7 @@ def run_record(result: RunResult) -> RunRecord:
         seed=result.seed,
         controller=result.controller,
         metrics={key: result.metrics.get(key) for key in METRIC_KEYS},
-        extras={k: round(float(v), 3) for k, v in result.extras.items()},
+        extras={k: float(f"{float(v):.6g}") for k, v in result.extras.items()},
         faults=[[t, label] for t, label in result.faults],
         wall_s=round(result.wall_s, 3),
         timeseries=series,
@@ -228,6 +228,41 @@ def scenario_record(info: ScenarioInfo) -> ScenarioRecord:
         }
         record["capacity_warning"] = check.warning()
     return record
+
+
+def merge_documents(documents: Sequence[BenchDocument], command: str) -> BenchDocument:
+    """One document from several bench runs (e.g. one per scenario, run apart): their runs together,
+    the summary and the comparisons computed again over all of them. Runs of the same scenario,
+    controller and seed must not appear twice; the trace must be the same in all."""
+    runs: list[RunRecord] = []
+    seen: set[tuple[str, str, int]] = set()
+    scenarios: dict[str, ScenarioRecord] = {}
+    traces = {json.dumps(d.get("trace"), sort_keys=True) for d in documents}
+    if len(traces) > 1:
+        raise ValueError("the documents replay different traces; merge only runs of the same arrivals")
+    for document in documents:
+        for run in document["runs"]:
+            key = (run["scenario"], run["controller"], run["seed"])
+            if key in seen:
+                raise ValueError(f"run {key} appears in more than one document")
+            seen.add(key)
+            runs.append(run)
+        for name, record in document.get("scenarios", {}).items():
+            if name in scenarios:
+                merged = sorted(set(scenarios[name]["seeds"]) | set(record["seeds"]))
+                scenarios[name] = ScenarioRecord(**{**scenarios[name], "seeds": merged})
+            else:
+                scenarios[name] = record
+    comparisons, medians = equal_cost_section(runs)
+    return BenchDocument(
+        runs=runs,
+        summary=summarize(runs),
+        scenarios=scenarios,
+        command=command,
+        trace=documents[0].get("trace") if documents else None,
+        equal_cost=comparisons,
+        equal_cost_median=medians,
+    )
 
 
 def trace_note(document: BenchDocument) -> str:

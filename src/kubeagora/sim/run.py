@@ -83,5 +83,8 @@ def simulate(scenario: CompiledScenario, controller: Controller, platform: Platf
         decisions = list(decision_log(state))[:max_decisions]
     rec = engine.recorder
     metrics = rec.metrics(scenario.duration_s, cpu_s, rollback_pct)
+    # CPU seconds per simulated second = the cores the controller needs to keep up at real time
+    extras = {**rec.extras(), "controller_cores": cpu_s / scenario.duration_s,
+              "services": float(len(scenario.services))}
     return RunResult(scenario.name, scenario.seed, controller.name, scenario.duration_s, metrics, rec.series,
-                     decisions, rec.extras(), rec.faults, time.perf_counter() - started)
+                     decisions, extras, rec.faults, time.perf_counter() - started)
