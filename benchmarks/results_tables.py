@@ -184,7 +184,8 @@ def versus_clairvoyant(document: BenchDocument) -> list[tuple[str, bool, str]]:
         return []
     print(f"| **median of scenarios** | | | **{ratio_text(median)}** |\n")
     met = median.estimate <= CLAIRVOYANT_TARGET
-    return [(f"mas ≤ {CLAIRVOYANT_TARGET:g} × the clairvoyant planner (median over scenarios)", met, ratio_text(median))]
+    name = f"mas ≤ {CLAIRVOYANT_TARGET:g} × the clairvoyant planner (median over scenarios)"
+    return [(name, met, ratio_text(median))]
 
 
 def paired_values(document: BenchDocument, scenario: str, a: str, b: str) -> list[tuple[float, float]]:
