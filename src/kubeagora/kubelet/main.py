@@ -8,7 +8,8 @@ cold start, deletion after the containers stop), the traffic tick, and an HTTP s
     GET    /healthz   "ok" once every node is registered
     GET    /status    JSON: nodes, pods, Ready pods, active faults
     POST   /faults    JSON {"kind": "node-termination", "node": NAME [, "duration_s": S]}
-                      ("zone": Z for a zone-outage; {"kind": "pod-crash", "service": S})
+                      ("zone": Z for a zone-outage; {"kind": "pod-crash", "service": S}); bounded:
+                      see ``faults`` and ``bodies`` (a bad body is a 400 naming the field)
     DELETE /faults    clear the faults added here (their nodes come back)
     GET    /load      JSON: each service's offered and base rate (see ``load``)
     POST   /load      JSON {"service": S, "rps": R} or {"service": S, "factor": F}: change a load
@@ -41,8 +42,17 @@ from kubeagora.kubelet import leases
 from kubeagora.kubelet import metrics_api as mapi
 from kubeagora.kubelet import nodes as nodes_mod
 from kubeagora.kubelet import resource_metrics as rm
+from kubeagora.kubelet.bodies import MAX_ADMIN_BODY_BYTES, json_object
 from kubeagora.kubelet.errors import KubeletError
-from kubeagora.kubelet.faults import NodeFaults, crashes_between, manual_fault, node_faults
+from kubeagora.kubelet.faults import (
+    MAX_MANUAL_FAULTS,
+    NodeFaults,
+    crashes_between,
+    manual_fault,
+    node_faults,
+    parse_fault_request,
+    still_held,
+)
 from kubeagora.kubelet.load import check_bound, load_doc, parse_load_change
 from kubeagora.kubelet.metrics import CONTENT_TYPE, exposition, make_registry
 from kubeagora.kubelet.plan import Plan
@@ -468,28 +478,30 @@ class MockKubelet:
 
     # admin ------------------------------------------------------------------------------------
 
-    def add_fault(self, body: Mapping[str, Any]) -> str:
-        kind = str(body.get("kind", ""))
-        if kind == "pod-crash":
-            service = str(body.get("service", ""))
-            if service not in self.model.index:
-                raise ValueError(f"no pods of service {service!r} run here")
-            self.crash(service)
-            return f"pod-crash {service}"
-        duration = body.get("duration_s")
-        duration_s = float(duration) if duration is not None else None
-        if "zone" in body:
-            hit = [j for j, n in enumerate(self.nodes) if n.zone == body["zone"]]
-            target = str(body["zone"])
+    def add_fault(self, body: Mapping[str, object]) -> str:
+        """Apply a ``POST /faults`` body; ValueError for a bad one, an unknown target or too many held."""
+        req = parse_fault_request(body)
+        if req.service is not None:
+            if req.service not in self.model.index:
+                raise ValueError(f"no pods of service {req.service!r} run here")
+            self.crash(req.service)
+            return f"pod-crash {req.service}"
+        if req.zone is not None:
+            target = req.zone
+            hit = [j for j, n in enumerate(self.nodes) if n.zone == target]
         else:
-            target = str(body.get("node", ""))
+            target = str(req.node)
             hit = [self.node_index[target]] if target in self.node_index else []
         if not hit:
             raise ValueError(f"no mock node or zone named {target!r}")
-        event = manual_fault(kind, hit, self.elapsed(), duration_s, float(body.get("factor", 0.5)),
-                             f"{kind} {target}")
+        t = self.elapsed()
+        self.manual = still_held(self.manual, t)
+        if len(self.manual) >= MAX_MANUAL_FAULTS:
+            raise ValueError(f"{len(self.manual)} faults added here still hold (the limit is {MAX_MANUAL_FAULTS}): "
+                             "wait for some to end or DELETE /faults")
+        event = manual_fault(req.kind, hit, t, req.duration_s, req.factor, f"{req.kind} {target}")
         self.manual.append(event)
-        self.faults = node_faults(self.events(), len(self.nodes), self.elapsed())
+        self.faults = node_faults(self.events(), len(self.nodes), t)
         log(f"fault added: {event.label} ({len(hit)} nodes)")
         return event.label
 
@@ -530,10 +542,7 @@ class MockKubelet:
 
         async def post_fault(request: web.Request) -> web.Response:
             try:
-                body = await request.json()
-                if not isinstance(body, dict):
-                    raise ValueError("expected a JSON object")
-                label = self.add_fault(body)
+                label = self.add_fault(json_object(await request.read()))
             except ValueError as e:
                 return web.json_response({"error": str(e)}, status=400)
             return web.json_response({"added": label})
@@ -543,11 +552,7 @@ class MockKubelet:
 
         async def post_load(request: web.Request) -> web.Response:
             try:
-                try:
-                    body = await request.json()
-                except ValueError as e:
-                    raise ValueError(f"the body is not JSON ({e})") from None
-                return web.json_response(self.change_load(body))
+                return web.json_response(self.change_load(json_object(await request.read())))
             except ValueError as e:
                 return web.json_response({"error": str(e)}, status=400)
 
@@ -557,7 +562,7 @@ class MockKubelet:
             log(f"{cleared} faults cleared")
             return web.json_response({"cleared": cleared})
 
-        app = web.Application()
+        app = web.Application(client_max_size=MAX_ADMIN_BODY_BYTES)
         app.add_routes([web.get("/metrics", metrics), web.get("/healthz", healthz), web.get("/status", status),
                         web.post("/faults", post_fault), web.delete("/faults", clear_faults),
                         web.get("/load", get_load), web.post("/load", post_load)])
