@@ -15,13 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
-pytest.importorskip("aiohttp")
-from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
-
-from kubeagora.kubelet.faults import MAX_FAULT_DURATION_S, MAX_MANUAL_FAULTS  # noqa: E402
-from kubeagora.kubelet.main import MockKubelet, Options  # noqa: E402
-from kubeagora.kubelet.plan import make_plan  # noqa: E402
+from kubeagora.kubelet.faults import MAX_FAULT_DURATION_S, MAX_MANUAL_FAULTS
+from kubeagora.kubelet.main import MockKubelet, Options
+from kubeagora.kubelet.plan import make_plan
 
 Client = TestClient[Any, Any]
 

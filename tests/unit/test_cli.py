@@ -204,7 +204,7 @@ BAD_INPUTS = [
     ),
     pytest.param(
         ["bench", "--controllers", "static", "--trace", "{garbage.counts}"],
-        ["garbage.counts", "line 2", "'seven'"],
+        ["garbage.counts", "line 2, word 2", "not a request count"],
         id="garbage-trace",
     ),
     pytest.param(

@@ -3,6 +3,11 @@
 `load_scenario(name_or_path)` reads a built-in scenario by name or a YAML file; `compile_scenario`
 turns it into the concrete nodes, services, rates and faults the engine runs. Every problem is a
 `ScenarioError` whose message names the file and the field.
+
+A run is bounded before anything is allocated for it: at most `MAX_DURATION_S` simulated seconds
+(a file's `duration_s` and a `--duration` override alike), steps of at least `MIN_STEP_S` (the
+recorder keeps a 10 s window of per-step histograms, so its memory grows as 1 / `step_s`) and at
+most `MAX_STEPS` of them.
 """
 
 from __future__ import annotations
@@ -24,6 +29,12 @@ from kubeagora.sim.workload import Burst, Workload
 
 BUILTIN_PACKAGE = "kubeagora.sim.scenarios"
 DEFAULT_SCENARIO = "steady-drift"
+MAX_DURATION_S = 30 * 86_400
+"""The longest run: 30 simulated days."""
+MIN_STEP_S = 0.1
+"""The finest engine step; at 0.1 s the recorder's window for 20,000 services is ~350 MB."""
+MAX_STEPS = 30 * 86_400
+"""The most engine steps in one run (30 days of 1-second steps)."""
 FAULT_KINDS = ("node-termination", "zone-outage", "region-partition", "gpu-throttle", "packet-loss", "pod-crash")
 
 
@@ -121,8 +132,8 @@ class ScenarioModel(_Strict):
     name: str
     description: str = ""
     seed: int = 1
-    duration_s: Annotated[float, Field(gt=0, le=30 * 86_400)] = 1800.0
-    step_s: Annotated[float, Field(gt=0, le=10)] = 1.0
+    duration_s: Annotated[float, Field(gt=0, le=MAX_DURATION_S)] = 1800.0
+    step_s: Annotated[float, Field(ge=MIN_STEP_S, le=10)] = 1.0
     topology: TopologyModel = TopologyModel()
     services: ServicesModel = ServicesModel(count=12)
     workload: WorkloadModel = WorkloadModel()
@@ -210,6 +221,7 @@ def compile_scenario(model: ScenarioModel, source: str = "", seed: int | None = 
     """Concrete nodes, services, rates and faults. `seed`, `duration_s` and `trace` override the file."""
     seed = model.seed if seed is None else seed
     duration = model.duration_s if duration_s is None else duration_s
+    check_run_length(duration, model.step_s, source, "duration_s" if duration_s is None else "--duration")
     rng = np.random.default_rng(seed)
     topo = build_topology(TopologySpec(**model.topology.model_dump()), rng)
     services, downstream = _services(model, topo, rng, source)
@@ -219,6 +231,17 @@ def compile_scenario(model: ScenarioModel, source: str = "", seed: int | None = 
     faults = tuple(_fault(f, i, topo, services, rng, source) for i, f in enumerate(model.faults))
     return CompiledScenario(model.name, source, seed, duration, model.step_s, topo, services, workload,
                             tuple(sorted(faults, key=lambda f: f.at_s)), downstream, model.warm_start)
+
+
+def check_run_length(duration_s: float, step_s: float, source: str, what: str = "duration_s") -> None:
+    """ScenarioError naming the limit when a run would be too long or have too many steps."""
+    if not 0 < duration_s <= MAX_DURATION_S:
+        raise ScenarioError(f"{source}: {what} {duration_s:g} s is outside the limit (0, {MAX_DURATION_S:,}] s "
+                            f"({MAX_DURATION_S // 86_400} days)")
+    steps = duration_s / step_s
+    if steps > MAX_STEPS:
+        raise ScenarioError(f"{source}: {what} {duration_s:g} s / step_s {step_s:g} s = {steps:,.0f} steps, "
+                            f"more than the limit of {MAX_STEPS:,}")
 
 
 def _from_template(template: str, where: str, **overrides: Any) -> Service:
