@@ -1,0 +1,195 @@
+"""Generalisation: a train / validation / test split of public traces, and the bench over one part of it.
+
+    python benchmarks/trace_split.py --traces DIR --list                        # the split, as a table
+    python benchmarks/trace_split.py --traces DIR --part test --seeds 5 --json out/test.json
+    python benchmarks/results_tables.py out/test.json
+
+DIR holds the public files under their published names (see docs/benchmarks.md, "Generalisation"):
+`nasa_http_1995_requests_per_second.txt` (NASA-HTTP 1995 as requests per second) and
+`AzureLLMInferenceTrace_code.csv`, `AzureLLMInferenceTrace_conv.csv` (Azure LLM inference 2023).
+Nothing of them is copied into the repository.
+
+Every segment replays its slice of a trace on the default scenario's cluster and services, scaled
+so that the slice's busiest minute (60-second moving average) is `PEAK_RPS`, a load the cluster can
+serve: the shape of the traffic differs between segments, and no segment asks more than the cluster
+holds (a segment over capacity would make every controller violate alike and compare nothing).
+Each segment is a scenario of its own in the bench (a YAML written to a temporary directory), run
+with every controller and the standard sweep of each baseline's knob.
+
+The split: train is what the controllers and this bench were developed on (the segments earlier
+docs used); validation is what a baseline's setting is chosen on (`--choose`); test was never run
+before the split was fixed, and nothing is chosen on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from kubeagora.bench.document import bench_document, read_document, write_document
+from kubeagora.bench.matrix import default_jobs, matrix_progress_bar, plan_matrix, run_matrix
+from kubeagora.bench.sweep import expand_sweeps
+from kubeagora.controllers.tuning import KNOBS, parse_label
+from kubeagora.sim.scenario import DEFAULT_SCENARIO, load_scenario
+from kubeagora.sim.trace import load_trace, moving_average
+
+PEAK_RPS = 9000.0
+"""The default scenario peaks at 9,600 req/s (6,000 drifting up by 20 % an hour) on its cluster."""
+NASA = "nasa_http_1995_requests_per_second.txt"
+AZURE_CODE = "AzureLLMInferenceTrace_code.csv"
+AZURE_CONV = "AzureLLMInferenceTrace_conv.csv"
+NASA_AUGUST_1 = 2_381_545
+"""Index of 1995-08-01 00:00 in the NASA series: the Hurricane Erin outage (zeros from index 2,435,065)
+began at 14:52 that day; the July log ends on the 28th and the gap to August is not in the series."""
+CONTROLLERS = "heuristic,hpa,keda,rayserve,knative,mpc,mas,clairvoyant"
+
+
+def _july(day: int, hour: int) -> int:
+    return ((day - 1) * 24 + hour) * 3600
+
+
+def _august(day: int, hour: int) -> int:
+    return NASA_AUGUST_1 + ((day - 1) * 24 + hour) * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    part: str
+    name: str
+    file: str
+    offset_s: int
+    duration_s: int
+    when: str
+
+    @property
+    def format(self) -> str:
+        return "timestamps" if self.file.endswith(".csv") else "counts"
+
+
+SEGMENTS = (
+    Segment("train", "nasa-jul01-00h", NASA, _july(1, 0), 1800, "1995-07-01 (Sat) 00:00–00:30"),
+    Segment("train", "nasa-jul05-13h", NASA, _july(5, 13), 1800, "1995-07-05 (Wed) 13:00–13:30"),
+    Segment("train", "azure-code-a", AZURE_CODE, 0, 1680, "2023-11-16, code, minutes 0–28"),
+    Segment("validation", "nasa-jul12-14h", NASA, _july(12, 14), 1800, "1995-07-12 (Wed) 14:00–14:30"),
+    Segment("validation", "nasa-jul20-11h", NASA, _july(20, 11), 1800, "1995-07-20 (Thu) 11:00–11:30"),
+    Segment("validation", "azure-code-b", AZURE_CODE, 1680, 1680, "2023-11-16, code, minutes 28–56"),
+    Segment("test", "nasa-aug08-15h", NASA, _august(8, 15), 1800, "1995-08-08 (Tue) 15:00–15:30"),
+    Segment("test", "nasa-aug22-10h", NASA, _august(22, 10), 1800, "1995-08-22 (Tue) 10:00–10:30"),
+    Segment("test", "azure-conv-a", AZURE_CONV, 0, 1680, "2023-11-16, conversation, minutes 0–28"),
+    Segment("test", "azure-conv-b", AZURE_CONV, 1740, 1680, "2023-11-16, conversation, minutes 29–57"),
+)
+PARTS = ("train", "validation", "test")
+
+
+def segment_scale(segment: Segment, traces: Path) -> tuple[float, float, float]:
+    """(scale that makes the segment's 60-s peak PEAK_RPS, the raw mean req/s, the raw 60-s peak req/s)."""
+    path = traces / segment.file
+    if not path.is_file():
+        raise SystemExit(f"error: {path}: not found (--traces names the directory holding {segment.file})")
+    counts = load_trace(path, segment.format)[segment.offset_s : segment.offset_s + segment.duration_s]
+    peak = float(moving_average(counts, 60).max())
+    if peak <= 0:
+        raise SystemExit(f"error: {segment.name}: no requests in {segment.file} at offset {segment.offset_s} s")
+    return PEAK_RPS / peak, float(counts.mean()), peak
+
+
+def scenario_file(segment: Segment, traces: Path, directory: Path) -> Path:
+    model, _ = load_scenario(DEFAULT_SCENARIO)
+    scale, mean, _ = segment_scale(segment, traces)
+    trace = {
+        "path": str((traces / segment.file).resolve()),
+        "format": segment.format,
+        "scale": round(scale, 3),
+        "offset_s": segment.offset_s,
+    }
+    data = model.model_dump(mode="json", exclude_none=True)
+    data["name"] = segment.name
+    data["description"] = f"{segment.part}: {segment.when}, {segment.file} × {scale:,.0f} (raw mean {mean:.2f} req/s)"
+    data["duration_s"] = segment.duration_s
+    data["workload"]["trace"] = trace
+    path = directory / f"{segment.name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def print_split(traces: Path) -> None:
+    print("| part | segment | trace | slice | raw mean req/s | raw 60-s peak req/s | scale |")
+    print("|---|---|---|---|---:|---:|---:|")
+    for s in SEGMENTS:
+        scale, mean, peak = segment_scale(s, traces)
+        print(f"| {s.part} | {s.name} | `{s.file}` | {s.when} | {mean:.2f} | {peak:.2f} | × {scale:,.0f} |")
+
+
+def run_part(
+    part: str, traces: Path, seeds: int, jobs: int | None, out: Path, controllers: str, duration_s: float | None
+) -> None:
+    segments = [s for s in SEGMENTS if s.part == part]
+    with tempfile.TemporaryDirectory() as tmp:
+        files = [str(scenario_file(s, traces, Path(tmp))) for s in segments]
+        labels = expand_sweeps(
+            controllers.split(","), ["standard"] if any(c in KNOBS for c in controllers.split(",")) else []
+        )
+        plan = plan_matrix(files, labels, n_seeds=seeds, first_seed=1, duration_s=duration_s)
+        workers = jobs or default_jobs(len(plan.runs))
+        with matrix_progress_bar(plan.runs) as progress:
+            results = run_matrix(plan.runs, jobs=workers, progress=progress)
+        command = f"python benchmarks/trace_split.py --traces TRACES --part {part} --seeds {seeds} --json {out}"
+        write_document(bench_document(results, plan.scenarios, command), out)
+    print(f"wrote {out} ({len(plan.runs)} runs)", file=sys.stderr)
+
+
+def choose_settings(documents: list[Path]) -> None:
+    """Per baseline, the setting chosen on train and validation: the cheapest whose mean violations over
+    every segment and seed are within 1 percentage point of the family's best setting."""
+    runs = [r for p in documents for r in read_document(p)["runs"]]
+    print("| baseline | chosen target | mean violations % | mean replica-s | best setting's violations % |")
+    print("|---|---:|---:|---:|---:|")
+    for family in KNOBS:
+        by_label: dict[str, list[tuple[float, float]]] = {}
+        for r in runs:
+            if parse_label(r["controller"]).family == family:
+                m = r["metrics"]
+                by_label.setdefault(r["controller"], []).append((m["slo_violation_pct"], m["replica_seconds"]))
+        if not by_label:
+            continue
+        means = {
+            label: (sum(v for v, _ in xs) / len(xs), sum(c for _, c in xs) / len(xs)) for label, xs in by_label.items()
+        }
+        best = min(v for v, _ in means.values())
+        label, (violations, cost) = min(
+            ((lab, vc) for lab, vc in means.items() if vc[0] <= best + 1.0), key=lambda item: item[1][1]
+        )
+        print(f"| {family} | {parse_label(label).target_value():g} | {violations:.2f} | {cost:,.0f} | {best:.2f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--traces", type=Path, required=True, help="directory holding the public trace files")
+    ap.add_argument("--list", action="store_true", help="print the split and exit")
+    ap.add_argument("--part", choices=PARTS)
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--jobs", type=int)
+    ap.add_argument("--controllers", default=CONTROLLERS)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument(
+        "--duration", type=float, help="simulated seconds per run (default: the segment's; for a smoke test)"
+    )
+    ap.add_argument("--choose", type=Path, nargs="+", help="bench JSON of train and validation: pick each setting")
+    args = ap.parse_args()
+    if args.list:
+        print_split(args.traces)
+    elif args.choose:
+        choose_settings(args.choose)
+    elif args.part and args.json:
+        run_part(args.part, args.traces, args.seeds, args.jobs, args.json, args.controllers, args.duration)
+    else:
+        ap.error("give --list, --choose FILES, or --part PART --json FILE")
+
+
+if __name__ == "__main__":
+    main()
