@@ -46,7 +46,7 @@ AZURE_CONV = "AzureLLMInferenceTrace_conv.csv"
 NASA_AUGUST_1 = 2_381_545
 """Index of 1995-08-01 00:00 in the NASA series: the Hurricane Erin outage (zeros from index 2,435,065)
 began at 14:52 that day; the July log ends on the 28th and the gap to August is not in the series."""
-CONTROLLERS = "heuristic,hpa,keda,rayserve,knative,mpc,mas,clairvoyant"
+CONTROLLERS = "heuristic,hpa,keda,rayserve,knative,mas,clairvoyant"
 
 
 def _july(day: int, hour: int) -> int:
