@@ -3,11 +3,23 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
+# `pip install --group` (PEP 735 dependency groups) exists from pip 25.1 on; an older pip (an offline
+# mirror, a pinned one) would fail with "no such option: --group": say so instead.
+define PIP_CHECK
+import sys
+from pip import __version__ as v
+from pip._vendor.packaging.version import Version
+if Version(v) < Version("25.1"):
+    sys.exit(f"pip {v} is too old: 'pip install --group dev' needs pip >= 25.1 (run: $(BIN)/pip install --upgrade 'pip>=25.1')")
+endef
+export PIP_CHECK
+
 .PHONY: install demo test unit lint bench speed table2 controlplane prometheus clean
 
 $(BIN)/kubeagora: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	@$(BIN)/python -c "$$PIP_CHECK"
 	$(BIN)/pip install --quiet -e '.[cluster,operator]' --group dev
 	@touch $@
 

@@ -1,8 +1,12 @@
-"""``kubeagora``: simulate one run, bench a matrix of them, list the scenarios.
+"""``kubeagora``: simulate one run, bench a matrix of them, list the scenarios, explain a run.
 
 The commands are thin: they parse options, call `kubeagora.bench`, and print. Bad input (an
 unknown name, a malformed file, an impossible SLO, a path that cannot be written) is one line on
 stderr and exit status 2; it is caught here, at the boundary, and nowhere deeper.
+
+Imports are lazy: the simulator pulls in numpy, scipy and cvxpy (2+ s), and the cluster commands
+kopf and aiohttp, so each command imports what it needs when it runs and ``kubeagora --help`` stays
+well under a second (tests/unit/test_cli_startup.py guards what this module may import).
 """
 
 from __future__ import annotations
@@ -11,25 +15,21 @@ import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from kubeagora.bench.document import bench_document, write_document
-from kubeagora.bench.matrix import (
-    default_jobs,
-    matrix_progress_bar,
-    plan_matrix,
-    run_matrix,
-)
-from kubeagora.bench.sweep import STANDARD, describe_standard, expand_sweeps
-from kubeagora.bench.tables import equal_cost_table, run_table, scenario_table
+from kubeagora import __version__
+from kubeagora.bench.explain import Outcome
+from kubeagora.bench.sweep import STANDARD, describe_standard
 from kubeagora.controllers.registry import CONTROLLER_NAMES
-from kubeagora.sim.scenario import DEFAULT_SCENARIO, ScenarioError, TraceModel, builtin_names, load_scenario
-from kubeagora.sim.trace import TRACE_FORMATS, TraceError
+from kubeagora.output import Output, OutputFormat, print_data
+
+if TYPE_CHECKING:
+    from kubeagora.sim.scenario import TraceModel
 
 USAGE_ERROR = 2
 
@@ -37,25 +37,63 @@ app = typer.Typer(
     name="kubeagora",
     help="Multi-agent orchestration for Kubernetes, and the simulator that benchmarks it.",
     no_args_is_help=True,
-    add_completion=False,
 )
 # Piped or captured output is not read on an 80-column screen: do not squeeze the tables into one.
 _out = Console(width=None if sys.stdout.isatty() else 120)
 _err = Console(stderr=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"kubeagora {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Multi-agent orchestration for Kubernetes, and the simulator that benchmarks it."""
+
+
 class UsageError(ValueError):
     """Bad input found by the CLI itself (as opposed to a scenario or trace file)."""
 
 
+class TraceFormat(StrEnum):
+    """`kubeagora.sim.trace.TRACE_FORMATS`, as choices (a unit test keeps the two equal)."""
+
+    COUNTS = "counts"
+    TIMESTAMPS = "timestamps"
+
+
 @contextmanager
 def _bad_input_exits() -> Iterator[None]:
-    """Turn the errors that describe bad input into one line on stderr and exit status 2."""
+    """Turn the errors that describe bad input into one line on stderr and exit status 2.
+
+    Scenario and trace errors are ValueErrors too (`ScenarioError`, `TraceError`).
+    """
     try:
         yield
-    except (ScenarioError, TraceError, ValueError) as e:
+    except ValueError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(USAGE_ERROR) from None
+
+
+def _scenario_names(incomplete: str) -> list[str]:
+    """Shell completion of scenario names (files complete as files when the shell falls back)."""
+    from kubeagora.sim.scenario import builtin_names
+
+    return [name for name in builtin_names() if name.startswith(incomplete)]
+
+
+def _controller_names(incomplete: str) -> list[str]:
+    """Shell completion of one controller name, or of the next one in a comma-separated list."""
+    done, _, last = incomplete.rpartition(",")
+    prefix = f"{done}," if done else ""
+    return [prefix + name for name in CONTROLLER_NAMES if name.startswith(last)]
 
 
 def _names(csv: str | None, default: list[str]) -> list[str]:
@@ -80,7 +118,11 @@ def _prepare_report_dir(path: Path) -> None:
         raise UsageError(f"--report {path}: cannot create it ({e.strerror})") from None
 
 
-def _trace_model(path: Path | None, fmt: str | None, scale: float, offset_s: int = 0) -> TraceModel | None:
+def _trace_model(
+    path: Path | None, fmt: TraceFormat | None, scale: float, offset_s: int = 0
+) -> TraceModel | None:
+    from kubeagora.sim.scenario import TraceModel
+
     if path is None:
         if fmt is not None:
             raise UsageError("--trace-format needs --trace PATH")
@@ -89,12 +131,10 @@ def _trace_model(path: Path | None, fmt: str | None, scale: float, offset_s: int
         return None
     if offset_s < 0:
         raise UsageError(f"--trace-offset must be zero or more seconds (got {offset_s})")
-    fmt = fmt or ("timestamps" if path.suffix.lower() == ".csv" else "counts")
-    if fmt not in TRACE_FORMATS:
-        raise UsageError(f"--trace-format {fmt!r}: use one of {', '.join(TRACE_FORMATS)}")
+    fmt = fmt or (TraceFormat.TIMESTAMPS if path.suffix.lower() == ".csv" else TraceFormat.COUNTS)
     if not scale > 0:
         raise UsageError(f"--trace-scale must be positive (got {scale:g})")
-    return TraceModel.model_validate({"path": str(path), "format": fmt, "scale": scale, "offset_s": offset_s})
+    return TraceModel.model_validate({"path": str(path), "format": fmt.value, "scale": scale, "offset_s": offset_s})
 
 
 def _command_line(subcommand: str, *options: tuple[str, object]) -> str:
@@ -106,6 +146,11 @@ def _command_line(subcommand: str, *options: tuple[str, object]) -> str:
     return shlex.join(words)
 
 
+def _note(fmt: OutputFormat) -> Console:
+    """Where the lines around a result go: stdout under a table, stderr when stdout carries -o json|yaml."""
+    return _out if fmt is OutputFormat.TABLE else _err
+
+
 Duration = Annotated[
     float | None,
     typer.Option(
@@ -115,7 +160,9 @@ Duration = Annotated[
 JsonPath = Annotated[
     Path | None,
     typer.Option(
-        "--json", help="Write the results as bench JSON (see DESIGN.md) to this file.", show_default=False
+        "--json",
+        help="Write the results as bench JSON (runs with the metrics of docs/benchmarks.md) to this file.",
+        show_default=False,
     ),
 ]
 
@@ -123,13 +170,16 @@ JsonPath = Annotated[
 @app.command()
 def simulate(
     scenario: Annotated[
-        str, typer.Option("--scenario", help="A built-in scenario name or a scenario YAML file.")
+        str, typer.Option("--scenario", help="A built-in scenario name or a scenario YAML file.",
+                          autocompletion=_scenario_names)
     ],
     controller: Annotated[
         str,
         typer.Option(
             "--controller",
-            help="The controller to run; a baseline with its knob set as FAMILY@target=VALUE (hpa@target=0.6).",
+            help=f"The controller to run ({', '.join(CONTROLLER_NAMES)}); a baseline with its knob set as "
+            "FAMILY@target=VALUE (hpa@target=0.6).",
+            autocompletion=_controller_names,
         ),
     ],
     seed: Annotated[
@@ -137,29 +187,38 @@ def simulate(
     ] = None,
     duration: Duration = None,
     json_path: JsonPath = None,
+    output: Output = OutputFormat.TABLE,
 ) -> None:
     """Run one controller against one scenario and print its metrics."""
+    from kubeagora.bench.document import bench_document, write_document
+    from kubeagora.bench.matrix import matrix_progress_bar, plan_matrix, run_matrix
+    from kubeagora.bench.tables import run_table
+
     with _bad_input_exits():
         if json_path is not None:
             _check_output_file(json_path, "--json")
         plan = plan_matrix([scenario], [controller], duration_s=duration, first_seed=seed)
     with matrix_progress_bar(plan.runs, _err) as progress:
         (result,) = run_matrix(plan.runs, jobs=1, progress=progress)
-    title = (
-        f"{result.scenario} · {result.controller} · seed {result.seed} · {result.duration_s:g} s simulated"
+    command = _command_line(
+        "simulate",
+        ("--scenario", scenario),
+        ("--controller", controller),
+        ("--seed", result.seed),
+        ("--duration", duration),
     )
-    _out.print(run_table(result.metrics, title))
-    _out.print(f"[dim]ran in {result.wall_s:.1f} s[/]")
-    if json_path is not None:
-        command = _command_line(
-            "simulate",
-            ("--scenario", scenario),
-            ("--controller", controller),
-            ("--seed", result.seed),
-            ("--duration", duration),
+    document = bench_document([result], plan.scenarios, command)
+    if output is OutputFormat.TABLE:
+        title = (
+            f"{result.scenario} · {result.controller} · seed {result.seed} · {result.duration_s:g} s simulated"
         )
-        write_document(bench_document([result], plan.scenarios, command), json_path)
-        _out.print(f"wrote {json_path}")
+        _out.print(run_table(result.metrics, title))
+    else:
+        print_data(document, output)
+    _note(output).print(f"[dim]ran in {result.wall_s:.1f} s[/]")
+    if json_path is not None:
+        write_document(document, json_path)
+        _note(output).print(f"wrote {json_path}", soft_wrap=True)
 
 
 @app.command()
@@ -177,9 +236,10 @@ def bench(
         str | None,
         typer.Option(
             "--controllers",
-            help="Comma-separated controller names, FAMILY@target=VALUE for a baseline's setting "
-            "(default: all, at their shipped defaults; `oracle` = clairvoyant).",
+            help=f"Comma-separated controller names ({', '.join(CONTROLLER_NAMES)}), FAMILY@target=VALUE for a "
+            "baseline's setting (default: all, at their shipped defaults; `oracle` = clairvoyant).",
             show_default=False,
+            autocompletion=_controller_names,
         ),
     ] = None,
     sweep: Annotated[
@@ -206,10 +266,10 @@ def bench(
         ),
     ] = None,
     trace_format: Annotated[
-        str | None,
+        TraceFormat | None,
         typer.Option(
             "--trace-format",
-            help="counts | timestamps (default: timestamps for .csv, else counts).",
+            help="Default: timestamps for .csv, else counts.",
             show_default=False,
         ),
     ] = None,
@@ -236,8 +296,18 @@ def bench(
             show_default=False,
         ),
     ] = None,
+    output: Output = OutputFormat.TABLE,
 ) -> None:
-    """Run scenarios × controllers × seeds; print a table per scenario, optionally write JSON and a report."""
+    """Run scenarios × controllers × seeds; print a table per scenario, optionally write JSON and a report.
+
+    With -o json|yaml, the bench document (what --json writes) goes to stdout instead of the tables.
+    """
+    from kubeagora.bench.document import bench_document, write_document
+    from kubeagora.bench.matrix import default_jobs, matrix_progress_bar, plan_matrix, run_matrix
+    from kubeagora.bench.sweep import expand_sweeps
+    from kubeagora.bench.tables import equal_cost_table, scenario_table
+    from kubeagora.sim.scenario import DEFAULT_SCENARIO, builtin_names
+
     with _bad_input_exits():
         trace_model = _trace_model(trace, trace_format, trace_scale, trace_offset)
         default_scenarios = [DEFAULT_SCENARIO] if trace_model is not None else builtin_names()
@@ -272,31 +342,45 @@ def bench(
     document = bench_document(
         results, plan.scenarios, command, trace_model.model_dump() if trace_model is not None else None
     )
-    for name in document["summary"]:
-        _out.print(scenario_table(document, name))
-    comparison = equal_cost_table(document)
-    if comparison is not None:
-        _out.print(comparison)
+    if output is OutputFormat.TABLE:
+        for name in document["summary"]:
+            _out.print(scenario_table(document, name))
+        comparison = equal_cost_table(document)
+        if comparison is not None:
+            _out.print(comparison)
+    else:
+        print_data(document, output)
     if json_path is not None:
         write_document(document, json_path)
-        _out.print(f"wrote {json_path}")
+        _note(output).print(f"wrote {json_path}", soft_wrap=True)
     if report is not None:
         from kubeagora.bench.report import write_report  # matplotlib is slow to import; only when needed
 
-        _out.print(f"wrote {write_report(document, report)}")
+        _note(output).print(f"wrote {write_report(document, report)}", soft_wrap=True)
 
 
 @app.command("scenarios")
-def list_scenarios() -> None:
+def list_scenarios(output: Output = OutputFormat.TABLE) -> None:
     """List the built-in scenarios."""
+    from rich.table import Table
+
+    from kubeagora.sim.scenario import builtin_names, load_scenario
+
+    rows: list[dict[str, Any]] = []
+    for name in builtin_names():
+        model, _ = load_scenario(name)
+        rows.append({"name": name, "duration_s": model.duration_s, "seed": model.seed,
+                     "description": " ".join(model.description.split())})
+    if output is not OutputFormat.TABLE:
+        print_data(rows, output)
+        return
     table = Table(header_style="bold")
     table.add_column("scenario")
     table.add_column("duration", justify="right")
     table.add_column("seed", justify="right")
     table.add_column("description")
-    for name in builtin_names():
-        model, _ = load_scenario(name)
-        table.add_row(name, f"{model.duration_s:g} s", str(model.seed), " ".join(model.description.split()))
+    for row in rows:
+        table.add_row(row["name"], f"{row['duration_s']:g} s", str(row["seed"]), row["description"])
     _out.print(table)
 
 
@@ -304,77 +388,59 @@ def list_scenarios() -> None:
 def explain(
     run_json: Annotated[Path, typer.Argument(help="A JSON file written by `simulate --json` or `bench --json`.")],
     scenario: Annotated[str | None, typer.Option(help="Only runs of this scenario.")] = None,
-    controller: Annotated[str | None, typer.Option(help="Only runs of this controller.")] = None,
+    controller: Annotated[str | None, typer.Option(help="Only runs of this controller.",
+                                                   autocompletion=_controller_names)] = None,
     seed: Annotated[int | None, typer.Option(help="Only runs with this seed.")] = None,
-    outcome: Annotated[str | None, typer.Option(
-        help="Only decisions that ended so: Applied, RolledBack, Rejected, AwaitingApproval, …")] = None,
+    outcome: Annotated[Outcome | None, typer.Option(help="Only decisions that ended so.", show_default=False)
+                       ] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many decisions per run.")] = 50,
+    output: Output = OutputFormat.TABLE,
 ) -> None:
     """Print the decision log of a run: when, which agent, what, the outcome and why."""
+    from dataclasses import asdict
+
+    from rich.table import Table
+
     from kubeagora.bench.explain import load_runs, rows, select_runs
 
     with _bad_input_exits():
         chosen = select_runs(load_runs(run_json), scenario, controller, seed)
+    explained: list[dict[str, Any]] = []
     for run in chosen:
         decisions = run.get("decisions") or []
-        shown = [r for r in rows(decisions) if outcome is None or r.outcome == outcome]
-        total = run.get("decisions_total", len(decisions))
-        table = Table(title=f"{run.get('scenario')} · {run.get('controller')} · seed {run.get('seed')}: "
-                            f"{min(len(shown), limit)} of {total} decisions", header_style="bold")
+        shown = [r for r in rows(decisions) if outcome is None or r.outcome == outcome.value][:limit]
+        explained.append({"scenario": run.get("scenario"), "controller": run.get("controller"),
+                          "seed": run.get("seed"), "decisions_total": run.get("decisions_total", len(decisions)),
+                          "decisions": [asdict(r) for r in shown]})
+    if output is not OutputFormat.TABLE:
+        print_data(explained, output)
+        return
+    for run_rows in explained:
+        table = Table(title=f"{run_rows['scenario']} · {run_rows['controller']} · seed {run_rows['seed']}: "
+                            f"{len(run_rows['decisions'])} of {run_rows['decisions_total']} decisions",
+                      header_style="bold")
         for column, justify in (("t (s)", "right"), ("agent", "left"), ("action", "left"),
                                 ("outcome", "left"), ("why", "left"), ("twin", "left")):
             table.add_column(column, justify=justify)  # type: ignore[arg-type]
-        for r in shown[:limit]:
-            table.add_row(f"{r.at_s:g}", r.agent, r.action, r.outcome, r.why, r.twin)
+        for r in run_rows["decisions"]:
+            table.add_row(f"{r['at_s']:g}", r["agent"], r["action"], r["outcome"], r["why"], r["twin"])
         _out.print(table)
 
 
-def _mount_devcluster(cli: typer.Typer) -> None:
-    try:
-        from kubeagora.devcluster.cli import devcluster_app
-    except ImportError:  # the devcluster is optional: the simulator and bench work without it
-        return
+def _mount_cluster_commands(cli: typer.Typer) -> None:
+    """The cluster commands. Their modules import only typer and the standard library at the top; each
+    command imports its extra ('cluster' or 'operator') when it runs and names it if it is missing."""
+    from kubeagora.demo_cli import demo
+    from kubeagora.devcluster.cli import devcluster_app
+    from kubeagora.kubelet.cli import mock_kubelet
+    from kubeagora.operator.cli import operator_app
+    from kubeagora.scheduler_plugin.cli import scheduler_extender
+
     cli.add_typer(devcluster_app, name="devcluster")
-
-
-def _mount_mock_kubelet(cli: typer.Typer) -> None:
-    try:
-        from kubeagora.kubelet.cli import mock_kubelet
-    except ImportError:  # optional, like the devcluster
-        return
     cli.command("mock-kubelet")(mock_kubelet)
-
-
-_mount_devcluster(app)
-_mount_mock_kubelet(app)
-
-
-def _mount_operator(cli: typer.Typer) -> None:
-    try:
-        from kubeagora.operator.cli import operator_app
-    except ImportError:  # needs the 'operator' extra (kopf)
-        return
     cli.add_typer(operator_app, name="operator")
-
-
-def _mount_scheduler_extender(cli: typer.Typer) -> None:
-    try:
-        from kubeagora.scheduler_plugin.cli import scheduler_extender
-    except ImportError:  # needs the 'cluster' extra (aiohttp)
-        return
     cli.command("scheduler-extender")(scheduler_extender)
-
-
-_mount_operator(app)
-_mount_scheduler_extender(app)
-
-
-def _mount_demo(cli: typer.Typer) -> None:
-    try:
-        from kubeagora.demo_cli import demo
-    except ImportError:  # needs the 'cluster' and 'operator' extras
-        return
     cli.command("demo")(demo)
 
 
-_mount_demo(app)
+_mount_cluster_commands(app)

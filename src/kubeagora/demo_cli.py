@@ -20,6 +20,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from kubeagora.extras import needs_extra
+
 USAGE_ERROR = 2
 _out = Console(width=None if sys.stdout.isatty() else 120)
 _err = Console(stderr=True)
@@ -36,9 +38,12 @@ def demo(
     keep: Annotated[bool, typer.Option("--keep", help="Leave the stack running afterwards (kubectl it).")] = False,
 ) -> None:
     """Real control plane, operator + extender, an intent, a burst: kubeagora vs the real HPA."""
-    from kubeagora.bench import cluster_burst as cb
-    from kubeagora.devcluster.errors import DevClusterError
-    from kubeagora.devcluster.stack import Stack, StackOptions
+    with needs_extra("operator", "demo"):  # the stack runs the operator and the mock kubelet
+        import kopf  # noqa: F401
+
+        from kubeagora.bench import cluster_burst as cb
+        from kubeagora.devcluster.errors import DevClusterError
+        from kubeagora.devcluster.stack import Stack, StackOptions
 
     for name, value in (("--burst-factor", factor), ("--burst-seconds", burst_s), ("--base-rps", base_rps)):
         if value <= 0:

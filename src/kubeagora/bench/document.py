@@ -1,4 +1,4 @@
-"""The bench JSON document (DESIGN.md's contract) and its summary.
+"""The bench JSON document (the contract the README describes) and its summary.
 
 `{"runs": [...], "summary": {...}, "scenarios": {...}, "command": ...}`. Each run keeps its
 metrics, its per-10-second time series (rounded) and its first decisions, so the tables, plots,

@@ -10,8 +10,23 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+
+class Outcome(StrEnum):
+    """How a decision ended: the AgentAction stages (`kubeagora.decision.rollout.Stage`; a unit test keeps
+    the two equal), or Refused for a baseline's action the engine did not carry out."""
+
+    PROPOSED = "Proposed"
+    SHADOW = "Shadow"
+    CANARY = "Canary"
+    APPLIED = "Applied"
+    ROLLED_BACK = "RolledBack"
+    REJECTED = "Rejected"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    REFUSED = "Refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +106,6 @@ def rows(decisions: Sequence[Mapping[str, Any]]) -> Iterator[DecisionRow]:
                                   describe_action(action), str(d.get("stage", "?")), why,
                                   _twin_summary(d.get("twin")))
         else:  # a baseline's bare action
-            outcome = "Refused" if d.get("kind") == "Refused" else "Applied"
+            outcome = (Outcome.REFUSED if d.get("kind") == "Refused" else Outcome.APPLIED).value
             yield DecisionRow(float(d.get("t_s", 0.0)), "controller", describe_action(d), outcome,
                               str(d.get("reason", "")), "")

@@ -53,7 +53,7 @@ class RunSpec:
     duration_s: float | None = None
     """None = the scenario's own duration."""
     trace: TraceModel | None = None
-    """Replaces the scenario's arrivals (see DESIGN.md, `--trace`)."""
+    """Replaces the scenario's arrivals (`kubeagora bench --trace`)."""
 
 
 @dataclass(frozen=True, slots=True)

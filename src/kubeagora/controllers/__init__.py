@@ -1,5 +1,5 @@
-"""Controllers: the Controller protocol, default placement and the baseline autoscalers."""
+"""Controllers: the Controller protocol (`base`), default placement and the baseline autoscalers.
 
-from kubeagora.controllers.base import Controller, StaticController
-
-__all__ = ["Controller", "StaticController"]
+Nothing is imported here: `kubeagora.controllers.registry` lists the controllers' names without
+importing them (the CLI's startup must not pay for cvxpy); import each from its own module.
+"""

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,6 +20,7 @@ from rich.table import Table
 from kubeagora.devcluster.cluster import DEFAULT_STATE_DIR, DevCluster, Settings, parse_extra_args
 from kubeagora.devcluster.errors import DevClusterError
 from kubeagora.devcluster.prometheus_cli import prometheus_app
+from kubeagora.output import Output, OutputFormat, print_data
 
 devcluster_app = typer.Typer(
     name="devcluster",
@@ -119,28 +120,32 @@ def down(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
 
 
 @devcluster_app.command()
-def status(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
+def status(state_dir: StateDir = DEFAULT_STATE_DIR, output: Output = OutputFormat.TABLE) -> None:
     """Show each component's pid and health; exit status 1 unless all are healthy."""
     try:
         rows = DevCluster(state_dir).status()
     except DevClusterError as e:
         raise _fail(str(e)) from None
-    table = Table()
-    table.add_column("component", no_wrap=True)
-    table.add_column("state", no_wrap=True)
-    table.add_column("pid", no_wrap=True)
-    table.add_column("health endpoint", overflow="fold")
-    table.add_column("log", overflow="fold")
-    for row in rows:
-        state = (
-            "[green]healthy[/]"
-            if row.healthy
-            else "[yellow]unhealthy[/]"
-            if row.running
-            else "[red]stopped[/]"
-        )
-        table.add_row(row.name, state, str(row.pid or "-"), row.url or "-", str(row.log))
-    _out.print(table)
+    records: list[dict[str, Any]] = [
+        {"component": row.name, "state": "healthy" if row.healthy else "unhealthy" if row.running else "stopped",
+         "pid": row.pid, "health_endpoint": row.url, "log": str(row.log)}
+        for row in rows
+    ]
+    if output is not OutputFormat.TABLE:
+        print_data(records, output)
+    else:
+        colour = {"healthy": "green", "unhealthy": "yellow", "stopped": "red"}
+        table = Table()
+        table.add_column("component", no_wrap=True)
+        table.add_column("state", no_wrap=True)
+        table.add_column("pid", no_wrap=True)
+        table.add_column("health endpoint", overflow="fold")
+        table.add_column("log", overflow="fold")
+        for record in records:
+            state = f"[{colour[record['state']]}]{record['state']}[/]"
+            table.add_row(record["component"], state, str(record["pid"] or "-"), record["health_endpoint"] or "-",
+                          record["log"])
+        _out.print(table)
     if not all(row.healthy for row in rows):
         raise typer.Exit(1)
 

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from kubeagora.extras import needs_extra
 from kubeagora.kubelet.errors import KubeletError
 
 USAGE_ERROR = 2
@@ -89,12 +90,9 @@ def mock_kubelet(
             raise KubeletError(f"--kubeconfig {path}: no such file (start one with `kubeagora devcluster up`)")
         taints = tuple(parse_taint(t) for t in taint or ())
         plan = make_plan(scenario, nodes, seed, traffic, default_rps, name_prefix, faults)
-        try:
+        with needs_extra("cluster", "mock-kubelet"):
             from kubeagora.kubelet.main import Options, run
             from kubeagora.kubelet.metrics_api import usable_endpoint_address
-        except ImportError as e:
-            raise KubeletError(f"the mock kubelet needs the 'cluster' extra: pip install 'kubeagora[cluster]' ({e})"
-                               ) from None
         if metrics_api_address is not None:
             try:
                 metrics_api_address = usable_endpoint_address(metrics_api_address)

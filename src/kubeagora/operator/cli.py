@@ -1,6 +1,7 @@
 """``kubeagora operator run``: the operator in the foreground (kopf, standalone, cluster-wide).
 
-Mounted by the main CLI. Bad options are one line on stderr and exit status 2.
+Mounted by the main CLI. Bad options are one line on stderr and exit status 2; so is a missing
+'operator' extra (kopf), which is imported only when the command runs.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from typing import Annotated
 
 import typer
 
+from kubeagora.extras import needs_extra
+
 USAGE_ERROR = 2
 
-operator_app = typer.Typer(name="operator", help="The kubeagora operator (kopf).", no_args_is_help=True,
-                           add_completion=False)
+operator_app = typer.Typer(name="operator", help="The kubeagora operator (kopf).", no_args_is_help=True)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -53,11 +55,12 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Watch intents, Deployments, Pods and Nodes; decide with the agents; act; report."""
-    import kopf
+    with needs_extra("operator", "operator run"):
+        import kopf
 
-    from kubeagora.operator import handlers  # noqa: F401  (registers the handlers)
-    from kubeagora.operator.handlers import OperatorConfig
-    from kubeagora.operator.loop import LoopSettings
+        from kubeagora.operator import handlers  # noqa: F401  (registers the handlers)
+        from kubeagora.operator.handlers import OperatorConfig
+        from kubeagora.operator.loop import LoopSettings
 
     if interval <= 0:
         raise _fail(f"--interval must be positive (got {interval:g})")

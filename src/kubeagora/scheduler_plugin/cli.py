@@ -13,6 +13,8 @@ from typing import Annotated
 
 import typer
 
+from kubeagora.extras import needs_extra
+
 USAGE_ERROR = 2
 
 
@@ -35,13 +37,10 @@ def scheduler_extender(
             raise ExtenderError(f"--port {port}: not a port number (1-65535)")
         if not host:
             raise ExtenderError("--host must not be empty")
-        try:
+        with needs_extra("cluster", "scheduler-extender"):
             from kubeagora.kubeapi import KubeConfigError
             from kubeagora.kubeapi.kubeconfig import load_or_in_cluster
             from kubeagora.scheduler_plugin.run import serve
-        except ImportError as e:
-            raise ExtenderError(f"the extender needs the 'cluster' extra: pip install 'kubeagora[cluster]' ({e})"
-                                ) from None
         try:
             endpoint = load_or_in_cluster(kubeconfig)
         except KubeConfigError as e:

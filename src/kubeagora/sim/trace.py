@@ -1,4 +1,4 @@
-"""Real workload traces: per-second request counts, from either of the two formats DESIGN.md names.
+"""Real workload traces: per-second request counts, from either of the two formats `--trace-format` takes.
 
 - `counts`: whitespace-separated non-negative integers; value i = requests in second i.
 - `timestamps`: CSV with a header; the first column is an arrival time, either a number of seconds
