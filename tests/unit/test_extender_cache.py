@@ -17,11 +17,11 @@ def load(cache: ClusterCache, name: str) -> tuple[float, float, float, float]:
 
 def test_a_node_is_read_from_its_labels_allocatable_and_annotations() -> None:
     cache = cache_of([node("g", region="region-1", tier="fog", node_class="gpu", cpu="16", memory="64Gi", gpus=2,
-                           speed=1.05, annotations={"kubeagora.io/gpu-throttle-factor": "0.4"})])
+                           speed=0.9, annotations={"kubeagora.io/gpu-throttle-factor": "0.4"})])
     info = cache.nodes["g"]
     assert (info.region, info.tier, info.node_class, info.zone) == ("region-1", "fog", NodeClass.GPU, "region-1-z0")
     assert (info.cpu_cores, info.memory_gib, info.gpus, info.tpus) == (16.0, 64.0, 2.0, 0.0)
-    assert info.speed == pytest.approx(1.05 * 0.4)  # a power-capped GPU is slower
+    assert info.speed == pytest.approx(0.9 * 0.4)  # a power-capped GPU is slower
     assert info.dynamic_power_w == 700.0 - 110.0  # the simulator's fog GPU shape
     s = cache.slot["g"]
     assert cache.schedulable[s]

@@ -34,7 +34,7 @@ def noisy(node_name: str, count: int) -> list[dict[str, Any]]:
                 node_name=node_name) for i in range(count)]
 
 
-GPU_NODES = [node("g-fast", node_class="gpu", gpus=4, speed=1.08), node("g-slow", node_class="gpu", gpus=4, speed=0.95)]
+GPU_NODES = [node("g-fast", node_class="gpu", gpus=4, speed=1.0), node("g-slow", node_class="gpu", gpus=4, speed=0.8)]
 
 
 def test_a_gpu_service_goes_to_the_gpu_node_with_the_least_interference() -> None:
@@ -75,16 +75,21 @@ def test_an_intents_first_region_stands_for_its_users() -> None:
 
 
 def test_a_cleaner_grid_and_a_trusted_node_bid_lower() -> None:
-    clean = node("clean", annotations={"kubeagora.io/carbon-g-per-kwh": "60"})
-    dirty = node("dirty", annotations={"kubeagora.io/carbon-g-per-kwh": "600"})
-    p = pod("api-0", cpu="8", template="api", annotations={"kubeagora.io/origin-region": "region-0"})
-    bids = bids_for(cache_of([clean, dirty]), pod_demand(p), p["metadata"]["annotations"], ["clean", "dirty"],
-                    SETTINGS)
+    clean = node("clean", region="hydro")
+    dirty = node("dirty", region="coal")
+    claims_dirtier = node("claims", region="hydro", annotations={"kubeagora.io/carbon-g-per-kwh": "600"})
+    settings = BidSettings(region_carbon_g_per_kwh={"hydro": 60.0, "coal": 600.0})
+    p = pod("api-0", cpu="8", template="api")
+    bids = bids_for(cache_of([clean, dirty, claims_dirtier]), pod_demand(p), p["metadata"]["annotations"],
+                    ["clean", "dirty", "claims"], settings)
     assert bids is not None
     assert bids.bids.carbon_g_per_h[0] < bids.bids.carbon_g_per_h[1]
     assert bids.bids.cost_ms[0] < bids.bids.cost_ms[1]
-    half = node("half", annotations={"kubeagora.io/trust": "0.5"})
-    got = scores(cache_of([node("full"), half]), p, ["full", "half"])
+    assert bids.bids.carbon_g_per_h[2] == pytest.approx(bids.bids.carbon_g_per_h[1])  # a dirtier claim counts
+    # trust is the operator's to publish (kept in the cache's trust column), never read from the node
+    cache = cache_of([node("full"), node("half")])
+    cache.trust[cache.slot["half"]] = 0.5
+    got = scores(cache, p, ["full", "half"])
     assert got["full"] == MAX_EXTENDER_PRIORITY
     assert got["half"] == pytest.approx(MAX_EXTENDER_PRIORITY / 2, abs=1)
 

@@ -5,6 +5,7 @@ adapter and the scheduler extender (aiohttp; JSON by orjson; needs the ``cluster
     client      create, merge-patch, delete, paginated list and watch
     quantity    resource quantities ("500m", "2Gi") as numbers
     selectors   label selectors (matchLabels, matchExpressions) as a pure predicate
+    node_reports  how far to believe what a Node says about itself (speed, carbon; never trust)
 """
 
 from kubeagora.kubeapi.errors import KubeConfigError

@@ -11,8 +11,9 @@ the node's price. What the cluster does not say directly is read as follows:
 - co-located work: the bound pods' mean service time on the node (their catalog template's, over
   the node's speed);
 - power: the simulator's wall power for the node's tier and class (``sim.topology.NODE_SHAPES``);
-- carbon: the node's ``kubeagora.io/carbon-g-per-kwh`` annotation, else the setting for its region,
-  else the simulator's grid for a ``region-K`` name, else ``default_carbon_g_per_kwh``;
+- carbon: the setting for the node's region, else the simulator's grid for a ``region-K`` name, else
+  ``default_carbon_g_per_kwh``; or the node's ``kubeagora.io/carbon-g-per-kwh`` annotation where it is
+  higher (a node's claim about itself only counts against it: ``kubeapi.node_reports``);
 - the users' region: the pod's ``kubeagora.io/origin-region`` annotation, else the first region of its
   intent's placement (no network term when neither says).
 """
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kubeagora.coordination.contract_net import BidWeights, NodeLedger, PlacementTask
+from kubeagora.kubeapi.node_reports import believed_carbon_g_per_kwh
 from kubeagora.model import NodeClass
 from kubeagora.scheduler_plugin.cache import ClusterCache
 from kubeagora.scheduler_plugin.network import LinkLatencies, ingress_rtt_ms
@@ -74,14 +76,10 @@ def ledger_for(cache: ClusterCache, slots: Sequence[int], origin: str | None, se
     carbon_of: dict[str | None, float] = {}
     carbon = np.empty(len(slots))
     for j, s in enumerate(slots):
-        override = cache.carbon_override[s]
-        if override is not None:
-            carbon[j] = override
-            continue
         r = regions[j]
         if r not in carbon_of:
             carbon_of[r] = region_carbon(r, settings)
-        carbon[j] = carbon_of[r]
+        carbon[j] = believed_carbon_g_per_kwh(cache.carbon_claim[s], carbon_of[r])
     speed = cache.speed[idx]
     rtt = ingress_rtt_ms(origin, regions, [cache.zone[s] for s in slots], [cache.tier[s] for s in slots],
                          cache.user_zone, settings.links)

@@ -3,7 +3,8 @@
 `ClusterCache.apply(kind, event, obj)` folds one watch event into the cache and `replace(kind, items)`
 a fresh list; nothing here does I/O, so every update is unit-tested without a cluster (the watch
 loops in ``watch`` only feed it). Per node the cache keeps what the filter and the bids read —
-labels (tier, class, region, zone), allocatable, readiness, speed, trust — and, folded in as pods
+labels (tier, class, region, zone), allocatable, readiness, speed, trust (what a node says of itself
+only as far as ``kubeapi.node_reports`` believes it) — and, folded in as pods
 come and go, what the node's bound pods request (CPU, memory, GPUs, TPUs) and the ms of their
 requests' mean service time (the co-located work an extra replica's contention slows).
 
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from kubeagora.kubeapi.node_reports import ANNOTATION_SPEED, MIN_SPEED_FACTOR, believed_speed_factor
 from kubeagora.kubeapi.quantity import quantity
 from kubeagora.kubelet.nodes import ANNOTATION_THROTTLE, LABEL_CLASS, LABEL_REGION, LABEL_TIER, LABEL_ZONE
 from kubeagora.model import BoolArray, FloatArray, Node, NodeClass, Tier
@@ -31,11 +33,8 @@ from kubeagora.sim.topology import NODE_SHAPES
 
 NODES, PODS, DEPLOYMENTS, INTENTS = "nodes", "pods", "deployments", "intents"
 KINDS = (NODES, PODS, DEPLOYMENTS, INTENTS)
-ANNOTATION_SPEED = "kubeagora.io/speed-factor"
-ANNOTATION_TRUST = "kubeagora.io/trust"
-"""Node annotation: how far the security sentinel trusts the node, (0, 1] (absent: 1)."""
 ANNOTATION_CARBON = "kubeagora.io/carbon-g-per-kwh"
-"""Node annotation: the grid carbon intensity where it runs (absent: the region's default)."""
+"""Node annotation: the grid carbon intensity where it runs, believed only above its region's figure."""
 _REFERENCE_NODE = Node("reference", Tier.CLOUD, "", "", NodeClass.CPU, 1.0, 1.0)
 DEFAULT_POWER_W = (_REFERENCE_NODE.idle_power_w, _REFERENCE_NODE.peak_power_w)
 """Idle and peak watts of a node whose tier and class the simulator has no shape for (its defaults)."""
@@ -55,9 +54,10 @@ class NodeInfo:
     ready: bool
     unschedulable: bool
     speed: float
-    """Speed factor against the class's reference machine, times a GPU throttle if one is set."""
-    trust: float
+    """Speed factor against the class's reference machine (never above 1 on the node's own word), times a
+    GPU throttle if one is set."""
     carbon_g_per_kwh: float | None
+    """What the node claims of its grid (None: no claim); ``bids`` believes it only above the region's."""
     dynamic_power_w: float
     """Peak − idle wall power of the node's shape (tier, class) in the simulator's topology."""
 
@@ -85,11 +85,12 @@ def node_info(obj: Mapping[str, Any]) -> NodeInfo:
         shape = NODE_SHAPES.get((Tier(str(tier)), node_class))
         if shape is not None:
             idle_w, peak_w = shape[3], shape[4]
-    speed = max(_float(annotations.get(ANNOTATION_SPEED), 1.0), 1e-3)
+    # the node writes these annotations itself: see kubeapi.node_reports for what is believed
+    speed = believed_speed_factor(annotations.get(ANNOTATION_SPEED))
     throttle = annotations.get(ANNOTATION_THROTTLE)
     if throttle is not None:
-        speed *= min(max(_float(throttle, 1.0), 1e-3), 1.0)
-    carbon = annotations.get(ANNOTATION_CARBON)
+        speed *= min(max(_float(throttle, 1.0), MIN_SPEED_FACTOR), 1.0)
+    carbon = _float(annotations.get(ANNOTATION_CARBON), math.nan)
     return NodeInfo(
         name=str(meta.get("name") or ""),
         tier=tier,
@@ -103,8 +104,7 @@ def node_info(obj: Mapping[str, Any]) -> NodeInfo:
         ready=ready,
         unschedulable=bool((obj.get("spec") or {}).get("unschedulable")),
         speed=speed,
-        trust=min(max(_float(annotations.get(ANNOTATION_TRUST), 1.0), 0.0), 1.0),
-        carbon_g_per_kwh=None if carbon is None else _float(carbon, 0.0),
+        carbon_g_per_kwh=carbon if math.isfinite(carbon) else None,
         dynamic_power_w=peak_w - idle_w,
     )
 
@@ -149,7 +149,7 @@ class ClusterCache:
         self.region: list[str | None] = []
         self.zone: list[str | None] = []
         self.tier: list[str | None] = []
-        self.carbon_override: list[float | None] = []
+        self.carbon_claim: list[float | None] = []
         self._static_names = ("present", "schedulable", "cpu_cores", "memory_gib", "gpus", "tpus", "speed",
                               "trust", "beta", "dynamic_power_w")
         self._load_names = ("cpu_allocated", "memory_allocated_gib", "gpus_allocated", "tpus_allocated",
@@ -162,6 +162,7 @@ class ClusterCache:
         self.tpus: FloatArray = np.zeros(capacity)
         self.speed: FloatArray = np.ones(capacity)
         self.trust: FloatArray = np.ones(capacity)
+        """How far the operator trusts each node, (0, 1]; 1 until it publishes trust (never the node's word)."""
         self.beta: FloatArray = np.zeros(capacity)
         self.dynamic_power_w: FloatArray = np.zeros(capacity)
         self.cpu_allocated: FloatArray = np.zeros(capacity)
@@ -184,7 +185,7 @@ class ClusterCache:
                 setattr(self, attr, np.concatenate([a, grown]))
         self.slot[name] = s
         self.slot_names.append(name)
-        for column in (self.node_class, self.region, self.zone, self.tier, self.carbon_override):
+        for column in (self.node_class, self.region, self.zone, self.tier, self.carbon_claim):
             column.append(None)
         return s
 
@@ -250,12 +251,12 @@ class ClusterCache:
         self.schedulable[s] = info.ready and not info.unschedulable
         self.cpu_cores[s], self.memory_gib[s] = info.cpu_cores, info.memory_gib
         self.gpus[s], self.tpus[s] = info.gpus, info.tpus
-        self.speed[s], self.trust[s] = info.speed, info.trust
+        self.speed[s] = info.speed
         self.beta[s] = INTERFERENCE.get(info.node_class, 0.0) if info.node_class else 0.0
         self.dynamic_power_w[s] = info.dynamic_power_w
         self.node_class[s], self.region[s], self.zone[s], self.tier[s] = (info.node_class, info.region, info.zone,
                                                                           info.tier)
-        self.carbon_override[s] = info.carbon_g_per_kwh
+        self.carbon_claim[s] = info.carbon_g_per_kwh
         if info.tier == Tier.EDGE and info.region and info.zone:
             first = self.user_zone.get(info.region)
             self.user_zone[info.region] = info.zone if first is None else min(first, info.zone)
