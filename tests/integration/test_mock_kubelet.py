@@ -158,16 +158,16 @@ def scrape(mock: MockKubelet) -> dict[str, list[tuple[dict[str, str], float]]]:
 def test_metrics_histograms_give_quantiles(mock: MockKubelet, web: str) -> None:
     def served() -> dict[str, list[tuple[dict[str, str], float]]] | None:
         m = scrape(mock)
-        counts = [v for labels, v in m.get("kubeagora_requests_total", []) if labels["service"] == web]
+        counts = [v for labels, v in m.get("kubeagora_requests_total", []) if labels.get("workload") == web]
         return m if counts and counts[0] > 200 else None
 
     metrics = wait_for("requests served by the web pods", served, timeout_s=30)
     buckets = [(float(labels["le"]), v) for labels, v in metrics["kubeagora_request_duration_seconds_bucket"]
-               if labels["service"] == web]
+               if labels.get("workload") == web]
     assert len(buckets) > 10
     p50, p95 = histogram_quantile(0.5, buckets), histogram_quantile(0.95, buckets)
     assert 0.005 < p50 <= p95 < 2.0  # 25 ms service time plus tens of ms of network
-    count = [v for labels, v in metrics["kubeagora_request_duration_seconds_count"] if labels["service"] == web]
+    count = [v for labels, v in metrics["kubeagora_request_duration_seconds_count"] if labels.get("workload") == web]
     assert count[0] == max(v for _, v in buckets)
     power = metrics["kubeagora_node_power_watts"]
     assert len(power) >= 17

@@ -94,7 +94,7 @@ def test_the_extender_keeps_checkout_in_its_region_and_class(applied: Stack) -> 
 def test_a_burst_makes_the_operator_scale_up_and_say_why(applied: Stack) -> None:
     before = get(applied, "deployment", "checkout", "-n", "default")["spec"]["replicas"]
     load = applied.set_load("checkout", 25.0)  # 10 rps × 25: several replicas' worth
-    offered = load["services"]["checkout"]["rps"]
+    offered = load["services"]["default/checkout"]["rps"]
     started = time.monotonic()
     try:
         scaled = wait_for("the operator to scale checkout up", lambda: (
@@ -165,7 +165,7 @@ def test_killing_the_operator_mid_canary_loses_nothing(applied: Stack) -> None:
     for action in undo:
         if action["type"] == "Scale":
             deployment = [a for a in get(applied, "deployments", "-n", "default")["items"]
-                          if a["spec"]["template"]["metadata"]["labels"].get("app") == action["service"]]
+                          if f"default/{a['metadata']['name']}" == action["service"]]
             assert deployment[0]["spec"]["replicas"] == action["replicas"]
 
 

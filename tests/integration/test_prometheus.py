@@ -87,7 +87,7 @@ def deployment(name: str, namespace: str, prefix: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def service(devcluster: DevCluster, mock: tuple[str, str]) -> Iterator[str]:
-    """The name of a service (a Deployment, label app=NAME) running on the mock nodes."""
+    """A service running on the mock nodes, "namespace/name" (a Deployment, label app=NAME)."""
     prefix, _ = mock
     namespace, name = f"pr-{uuid.uuid4().hex[:8]}", f"shop{uuid.uuid4().hex[:4]}"
     apply(devcluster, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
@@ -103,7 +103,7 @@ def service(devcluster: DevCluster, mock: tuple[str, str]) -> Iterator[str]:
             for p in pods)
 
     wait_for(f"{REPLICAS} Ready pods of {name}", all_ready, timeout_s=120)
-    yield name
+    yield f"{namespace}/{name}"
     devcluster.kubectl("delete", "namespace", namespace, "--wait=false")
 
 

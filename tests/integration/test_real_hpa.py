@@ -200,8 +200,9 @@ def test_the_real_hpa_reads_utilisation_then_scales_up_under_a_burst(
     assert kubectl_json(devcluster, "get", "deployment", APP, "-n", workload)["spec"]["replicas"] == REPLICAS
 
     reply = mock.request("/load", {"service": APP, "factor": 6})
-    assert reply["services"][APP]["rps"] == pytest.approx(6 * BASE_RPS)
-    assert mock.request("/load")["services"][APP]["rps"] == pytest.approx(6 * BASE_RPS)
+    key = f"{workload}/{APP}"  # a service is a workload in its namespace
+    assert reply["services"] == {key: {"rps": pytest.approx(6 * BASE_RPS), "base_rps": BASE_RPS, "factor": 6.0}}
+    assert mock.request("/load")["services"][key]["rps"] == pytest.approx(6 * BASE_RPS)
     try:
         def scaled_up() -> int | None:
             mock.alive()

@@ -170,6 +170,6 @@ def checkout_cluster(replicas: int = 2, autonomy: str = "auto") -> dict[str, Any
 def observe_checkout(world: Mapping[str, Any], now_s: float, *, offered_rps: float = 200.0, p99_ms: float = 100.0,
                      counters: adapter.Counters | None = None) -> Any:
     """The operator's Observation of ``checkout_cluster`` at ``now_s`` with these Prometheus figures."""
-    sig = {"checkout": signals("checkout", offered_rps, p95_ms=p99_ms * 0.7, p99_ms=p99_ms)}
+    sig = {"default/checkout": signals("default/checkout", offered_rps, p95_ms=p99_ms * 0.7, p99_ms=p99_ms)}
     return adapter.observe(now_s, world["nodes"], world["pods"], world["deployments"], world["bindings"], sig, {},
                            counters or adapter.Counters())

@@ -98,8 +98,8 @@ def _serving_model() -> TrafficModel:
     """Two services of the burst (2 Ready pods at 100 rps, 1 Ready pod overloaded at 300 rps), 5 ticks."""
     topo = build_topology(nodes_mod.topology_for_nodes(20), np.random.default_rng(3))
     model = TrafficModel(topo.nodes, topo.ingress_rtt_ms, seed=4)
-    model.set_profile(profile_from_template("shop-hpa", "web", 100.0))
-    model.set_profile(profile_from_template("shop-mas", "web", 300.0))
+    model.set_profile(profile_from_template("burst/shop-hpa", "web", 100.0))
+    model.set_profile(profile_from_template("burst/shop-mas", "web", 300.0))
     table = PodTable(capacity=2)
     cpu = [j for j, n in enumerate(topo.nodes) if n.node_class == NodeClass.CPU]
     for key, svc, node in (("a0", 0, cpu[0]), ("a1", 0, cpu[1]), ("b0", 1, cpu[2])):
@@ -115,7 +115,7 @@ def test_read_exposition_of_the_mock_kubelets_metrics() -> None:
     model = _serving_model()
     n = len(model.nodes)
     text = exposition(make_registry(model, [f"n{j}" for j in range(n)], lambda: np.ones(n, dtype=bool))).decode()
-    bounds, per = cb.read_exposition(text, ["shop-hpa", "shop-mas", "absent"])
+    bounds, per = cb.read_exposition(text, ["shop-hpa", "shop-mas", "absent"], "burst")
     assert bounds == (*BUCKETS_S, INF)
     for s, name in enumerate(("shop-hpa", "shop-mas")):
         got = per[name]
@@ -133,23 +133,25 @@ def test_read_exposition_of_the_mock_kubelets_metrics() -> None:
     assert per["absent"] == {"requests": 0.0, "dropped": 0.0, "buckets": {}, "offered": 0.0}
 
 
-def test_read_exposition_ignores_other_services_and_metrics() -> None:
+def test_read_exposition_ignores_other_services_namespaces_and_metrics() -> None:
     text = "\n".join([
         "# TYPE kubeagora_requests counter",
-        'kubeagora_requests_total{service="a"} 12',
-        'kubeagora_requests_total{service="b"} 99',
+        'kubeagora_requests_total{namespace="burst",workload="a"} 12',
+        'kubeagora_requests_total{namespace="burst",workload="b"} 99',
+        'kubeagora_requests_total{namespace="other",workload="a"} 77',
         "# TYPE kubeagora_node_power_watts gauge",
-        'kubeagora_node_power_watts{node="n0",service="a"} 250',
+        'kubeagora_node_power_watts{node="n0",namespace="burst",workload="a"} 250',
         "# TYPE kubeagora_request_duration_seconds histogram",
-        'kubeagora_request_duration_seconds_bucket{le="0.1",service="a"} 10',
-        'kubeagora_request_duration_seconds_bucket{le="+Inf",service="a"} 12',
-        'kubeagora_request_duration_seconds_count{service="a"} 12',
-        'kubeagora_request_duration_seconds_sum{service="a"} 0.9',
-        'kubeagora_request_duration_seconds_bucket{le="0.05",service="b"} 3',
+        'kubeagora_request_duration_seconds_bucket{le="0.1",namespace="burst",workload="a"} 10',
+        'kubeagora_request_duration_seconds_bucket{le="+Inf",namespace="burst",workload="a"} 12',
+        'kubeagora_request_duration_seconds_count{namespace="burst",workload="a"} 12',
+        'kubeagora_request_duration_seconds_sum{namespace="burst",workload="a"} 0.9',
+        'kubeagora_request_duration_seconds_bucket{le="0.05",namespace="burst",workload="b"} 3',
+        'kubeagora_request_duration_seconds_bucket{le="0.02",namespace="other",workload="a"} 3',
         "",
     ])
-    bounds, per = cb.read_exposition(text, ["a"])
-    assert bounds == (0.1, INF)  # b's bound 0.05 is not a's
+    bounds, per = cb.read_exposition(text, ["a"], "burst")
+    assert bounds == (0.1, INF)  # b's bound 0.05 is not a's, nor is other/a's 0.02
     assert per == {"a": {"requests": 12.0, "dropped": 0.0, "buckets": {0.1: 10.0, INF: 12.0}, "offered": 0.0}}
 
 

@@ -34,8 +34,8 @@ def test_the_recorded_queries_are_the_ones_the_reader_sends() -> None:
 
 def test_steady_traffic_reads_as_rates_percentiles_and_ready_pods() -> None:
     services = parse_services(recorded("steady", "services"))
-    assert set(services) == {"checkout", "idle"}
-    checkout = services["checkout"]
+    assert set(services) == {"default/checkout", "default/idle"}
+    checkout = services["default/checkout"]
     assert checkout.offered_rps == 120.0  # the offered-load gauge, exported by the mock kubelet
     assert checkout.served_rps == pytest.approx(120.14, abs=0.01)
     assert checkout.dropped_rps == 0.0
@@ -45,14 +45,14 @@ def test_steady_traffic_reads_as_rates_percentiles_and_ready_pods() -> None:
 
 
 def test_no_traffic_yet_is_zero_rps_and_nan_percentiles() -> None:
-    idle = parse_services(recorded("steady", "services"))["idle"]
+    idle = parse_services(recorded("steady", "services"))["default/idle"]
     assert (idle.offered_rps, idle.served_rps, idle.dropped_rps, idle.ready_pods) == (0.0, 0.0, 0.0, 1)
     assert math.isnan(idle.p95_ms)
     assert math.isnan(idle.p99_ms)
 
 
 def test_overload_shows_drops_and_a_long_tail() -> None:
-    flood = parse_services(recorded("overload", "services"))["flood"]
+    flood = parse_services(recorded("overload", "services"))["default/flood"]
     assert flood.offered_rps == 4000.0
     assert flood.dropped_rps > 10 * flood.served_rps > 0
     assert 1000 < flood.p95_ms < flood.p99_ms
@@ -61,27 +61,28 @@ def test_overload_shows_drops_and_a_long_tail() -> None:
 def test_without_the_offered_gauge_offered_is_served_plus_dropped() -> None:
     results = recorded("overload", "services")
     del results["offered"]
-    flood = parse_services(results)["flood"]
+    flood = parse_services(results)["default/flood"]
     assert flood.offered_rps == pytest.approx(flood.served_rps + flood.dropped_rps)
     assert flood.offered_rps == pytest.approx(3980.3, abs=0.1)
 
 
 def test_absent_series_read_as_zero_rps_nan_percentiles_and_no_pods() -> None:
     assert parse_services({}) == {}
-    only_ready = {"ready": [{"metric": {"service": "new"}, "value": [1.0, "2"]}]}
-    new = parse_services(only_ready)["new"]
+    only_ready = {"ready": [{"metric": {"namespace": "default", "workload": "new"}, "value": [1.0, "2"]}]}
+    new = parse_services(only_ready)["default/new"]
     assert (new.offered_rps, new.served_rps, new.dropped_rps, new.ready_pods) == (0.0, 0.0, 0.0, 2)
     assert math.isnan(new.p95_ms)
-    only_served = {"served": [{"metric": {"service": "web"}, "value": [1.0, "7.5"]}]}
-    assert parse_services(only_served)["web"].ready_pods == 0
-    assert parse_services(only_served)["web"].offered_rps == 7.5
+    only_served = {"served": [{"metric": {"namespace": "default", "workload": "web"}, "value": [1.0, "7.5"]}]}
+    assert parse_services(only_served)["default/web"].ready_pods == 0
+    assert parse_services(only_served)["default/web"].offered_rps == 7.5
 
 
-def test_nan_rates_and_series_without_a_service_label_are_ignored() -> None:
-    results = {"served": [{"metric": {"service": "web"}, "value": [1.0, "NaN"]},
-                          {"metric": {}, "value": [1.0, "99"]}]}
-    assert parse_services(results)["web"].served_rps == 0.0
-    assert set(parse_services(results)) == {"web"}
+def test_nan_rates_and_series_without_a_namespace_or_workload_are_ignored() -> None:
+    results = {"served": [{"metric": {"namespace": "default", "workload": "web"}, "value": [1.0, "NaN"]},
+                          {"metric": {}, "value": [1.0, "99"]},
+                          {"metric": {"workload": "web"}, "value": [1.0, "99"]}]}
+    assert parse_services(results)["default/web"].served_rps == 0.0
+    assert set(parse_services(results)) == {"default/web"}
 
 
 def test_nodes_carry_their_labels_power_and_heartbeat() -> None:
@@ -108,16 +109,16 @@ def test_a_node_whose_lease_lapsed_or_whose_series_vanished() -> None:
 
 def test_a_malformed_sample_is_a_metrics_error() -> None:
     with pytest.raises(MetricsUnavailable, match="sample"):
-        parse_services({"served": [{"metric": {"service": "web"}, "value": "12"}]})
+        parse_services({"served": [{"metric": {"namespace": "default", "workload": "web"}, "value": "12"}]})
     with pytest.raises(MetricsUnavailable, match="sample value"):
-        parse_services({"served": [{"metric": {"service": "web"}, "value": [1.0, "lots"]}]})
+        parse_services({"served": [{"metric": {"namespace": "default", "workload": "web"}, "value": [1.0, "lots"]}]})
 
 
 def test_windows_render_into_the_promql() -> None:
     queries = service_queries(Windows(rate_s=60, quantile_s=7.5))
     assert "rate(kubeagora_requests_total[60s])" in queries["served"]
     assert "[7500ms]" in queries["p99"]
-    assert queries["p95"].startswith("histogram_quantile(0.95, sum by (service, le) (rate(")
+    assert queries["p95"].startswith("histogram_quantile(0.95, sum by (namespace, workload, le) (rate(")
     with pytest.raises(ValueError, match="positive"):
         Windows(rate_s=0)
 
@@ -139,8 +140,9 @@ def test_the_reader_sends_each_query_once_and_parses_the_answers() -> None:
     client = FakeClient(recorded("steady", "services"))
     services = PrometheusSignals("http://prometheus:9090", client=client).services()
     assert sorted(client.asked) == sorted(service_queries().values())
-    assert set(services) == {"checkout", "idle"}  # (idle's NaN percentiles make whole-dict equality fail)
-    assert services["checkout"] == parse_services(recorded("steady", "services"))["checkout"]
+    # (idle's NaN percentiles make whole-dict equality fail)
+    assert set(services) == {"default/checkout", "default/idle"}
+    assert services["default/checkout"] == parse_services(recorded("steady", "services"))["default/checkout"]
 
 
 def test_client_failures_become_one_error_naming_the_url() -> None:

@@ -32,6 +32,7 @@ from kubeagora.kubelet.pods import (
     quantity,
     requests,
     service_of,
+    workload_of,
 )
 from kubeagora.kubelet.traffic import (
     BUCKETS_S,
@@ -187,6 +188,18 @@ def test_service_and_cold_start() -> None:
     assert cold_start_s(None, NodeClass.CPU, {NodeClass.CPU: 6.0}) == 6.0
 
 
+def test_a_pods_workload_is_its_deployment_as_opentelemetry_names_it() -> None:
+    def owned(kind: str, name: str, labels: dict[str, str]) -> dict[str, object]:
+        return {"name": "x-1", "labels": labels,
+                "ownerReferences": [{"kind": kind, "name": name, "controller": True}]}
+
+    assert workload_of(owned("ReplicaSet", "checkout-5d9c7b8f6", {"pod-template-hash": "5d9c7b8f6"})) == "checkout"
+    assert workload_of(owned("ReplicaSet", "bare-rs", {"app": "a"})) == "bare-rs"  # no Deployment behind it
+    assert workload_of(owned("StatefulSet", "db", {"app": "a"})) == "db"
+    assert workload_of({"name": "solo", "labels": {"app": "a"}}) == "a"
+    assert workload_of({"name": "solo"}) == "solo"
+
+
 def test_decide() -> None:
     pending = {"metadata": {}, "status": {"phase": "Pending"}}
     assert decide("ADDED", pending, known=False, stopping=False) is Action.START
@@ -259,7 +272,7 @@ def test_quantities_and_requests() -> None:
 def _model(rps: float = 200.0) -> tuple[TrafficModel, PodTable]:
     topo = build_topology(nodes_mod.topology_for_nodes(20), np.random.default_rng(3))
     model = TrafficModel(topo.nodes, topo.ingress_rtt_ms, seed=4)
-    model.set_profile(profile_from_template("web", "web", rps))
+    model.set_profile(profile_from_template("default/web", "web", rps))
     table = PodTable(capacity=2)  # grows
     cpu = [j for j, n in enumerate(topo.nodes) if n.node_class == NodeClass.CPU]
     for k in range(6):
@@ -307,7 +320,7 @@ def test_metrics_exposition_has_histograms_for_histogram_quantile() -> None:
     for _ in range(10):
         model.tick(1.0, table, np.ones(n, dtype=bool), np.ones(n))
     text = exposition(make_registry(model, [f"n{j}" for j in range(n)], lambda: np.ones(n, dtype=bool))).decode()
-    assert 'kubeagora_requests_total{service="web"}' in text
+    assert 'kubeagora_requests_total{namespace="default",workload="web"}' in text
     buckets = [line for line in text.splitlines() if line.startswith("kubeagora_request_duration_seconds_bucket")]
     assert len(buckets) == len(BUCKETS_S) + 1
     values = [float(line.rsplit(" ", 1)[1]) for line in buckets]

@@ -23,6 +23,8 @@ from kubeagora.operator.view import ClusterView, key_of
 from kubeagora.sim.catalog import template_service
 from kubeagora.sim.topology import NODE_SHAPES
 
+CHECKOUT = adapter.service_key("default", "checkout")
+
 GIB = 2**30
 
 
@@ -131,7 +133,7 @@ def observe(world: dict[str, Any], sigs: dict[str, Any] | None = None, node_sigs
 
 def test_replicas_ready_and_pending_per_service() -> None:
     obs = observe(checkout_world())
-    assert [s.name for s in obs.services] == ["checkout"]
+    assert [s.name for s in obs.services] == [CHECKOUT]
     assert obs.desired_replicas.tolist() == [6]
     assert obs.ready_replicas.tolist() == [2]
     # the starting pod and the unscheduled one; not the terminating, the failed or other namespaces' pods
@@ -209,13 +211,13 @@ def test_latency_and_load_come_from_the_signals_and_nan_passes_through() -> None
     assert quiet.arrival_rps.tolist() == [0.0]
     assert quiet.queue_length.tolist() == [0.0]
 
-    busy = observe(world, {"checkout": signals("checkout", 300.0, 200.0, 100.0, p95_ms=145.0, p99_ms=260.0)})
+    busy = observe(world, {CHECKOUT: signals(CHECKOUT, 300.0, 200.0, 100.0, p95_ms=145.0, p99_ms=260.0)})
     assert busy.arrival_rps.tolist() == [300.0]
     assert (busy.p95_ms.tolist(), busy.p99_ms.tolist()) == ([145.0], [260.0])
     # Little's law over p95 minus the 25 ms service time and the 20 ms access RTT: 200 req/s × 0.1 s
     assert busy.queue_length[0] == pytest.approx(20.0)
 
-    served_nothing = observe(world, {"checkout": signals("checkout", 50.0, 0.0, 50.0)})
+    served_nothing = observe(world, {CHECKOUT: signals(CHECKOUT, 50.0, 0.0, 50.0)})
     assert math.isnan(served_nothing.p99_ms[0])
     assert served_nothing.arrival_rps.tolist() == [50.0]
 
@@ -276,8 +278,8 @@ def test_busy_core_seconds_of_a_saturated_replica_are_its_cpu_request() -> None:
 
 def test_observe_reports_the_counters_it_is_given() -> None:
     world = checkout_world()
-    counters = adapter.Counters(100.0, {"checkout": 5000.0}, {"checkout": 4900.0}, {"checkout": 100.0},
-                                {"checkout": 80.0})
+    key = CHECKOUT
+    counters = adapter.Counters(100.0, {key: 5000.0}, {key: 4900.0}, {key: 100.0}, {key: 80.0})
     obs = observe(world, counters=counters)
     assert (obs.arrived_total.tolist(), obs.served_total.tolist(), obs.dropped_total.tolist(),
             obs.busy_core_seconds_total.tolist()) == ([5000.0], [4900.0], [100.0], [80.0])
@@ -290,7 +292,7 @@ def test_the_example_intent_binds_its_deployment_with_the_pod_templates_requests
     assert unbound == []
     assert (b.namespace, b.intent, b.deployment, b.autonomy) == ("default", "checkout", "checkout", "auto")
     s = b.service
-    assert s.name == "checkout"
+    assert s.name == CHECKOUT
     assert (s.slo_p95_ms, s.slo_p99_ms, s.min_replicas, s.max_replicas) == (150.0, 250.0, 1, 20)
     assert (s.tenant, s.origin_region, s.allowed_regions) == ("retail", "region-0", ("region-0",))
     # the pod template's real requests win over the catalog's web profile (0.5 core, 0.25 GiB)
@@ -310,24 +312,18 @@ def test_an_intent_whose_deployment_is_missing_is_unbound_and_says_why() -> None
     other_namespace = deployment("checkout", namespace="staging")
     bound, (u,) = adapter.bind([intent("checkout")], by_key([other_namespace]), ["region-0"])
     assert bound == []
-    assert u.key == "default/checkout"
+    assert u.key == CHECKOUT
     assert "deployment default/checkout not found" in u.why
     assert not u.target_found
 
 
-def test_a_deployment_whose_pods_carry_no_service_label_is_unbound() -> None:
-    dep = deployment("checkout", selector={"tier": "front"}, template_labels={"tier": "front"})
-    bound, (u,) = adapter.bind([intent("checkout")], by_key([dep]), ["region-0"])
-    assert bound == []
-    assert u.target_found
-    assert adapter.LABEL_SERVICE in u.why
-    assert "app" in u.why
-
-
-def test_the_service_label_names_the_service_before_app() -> None:
-    dep = deployment("checkout", template_labels={"app": "shop", adapter.LABEL_SERVICE: "checkout-svc"})
-    (b,), _ = adapter.bind([intent("checkout")], by_key([dep]), ["region-0"])
-    assert b.service.name == "checkout-svc"
+def test_a_service_is_its_deployment_in_its_namespace_whatever_its_pods_labels() -> None:
+    # the series are labelled by namespace and workload (the Deployment), not by a pod label
+    for labels in ({"tier": "front"}, {"app": "shop", "kubeagora.io/service": "checkout-svc"}):
+        dep = deployment("checkout", namespace="shop", selector=labels, template_labels=labels)
+        (b,), unbound = adapter.bind([intent("checkout", namespace="shop")], by_key([dep]), ["region-0"])
+        assert unbound == []
+        assert b.service.name == adapter.service_key("shop", "checkout") == "shop/checkout"
 
 
 def test_two_intents_on_one_service_bind_only_the_first() -> None:
@@ -336,7 +332,7 @@ def test_two_intents_on_one_service_bind_only_the_first() -> None:
                                by_key([dep]), ["region-0"])
     assert [b.intent for b in bound] == ["checkout-a"]  # by namespace and name, not by arrival
     assert u.key == "default/checkout-b"
-    assert "service checkout is managed by another intent already" in u.why
+    assert "deployment default/checkout is managed by another intent already" in u.why
     assert u.target_found
 
 

@@ -14,10 +14,13 @@ from typing import Any
 from tests.unit.operator_objects import checkout_cluster as world_of
 from tests.unit.operator_objects import intent, node_signals, signals
 
+from kubeagora.operator import adapter
 from kubeagora.operator.loop import ControlLoop, LoopSettings
 from kubeagora.operator.metrics_source import MetricsUnavailable, NodeSignals, ServiceSignals
 from kubeagora.operator.telemetry import Telemetry
 from kubeagora.operator.view import ClusterView
+
+CHECKOUT = adapter.service_key("default", "checkout")
 
 
 class FakeApi:
@@ -88,7 +91,7 @@ def test_without_prometheus_the_loop_holds_and_says_so_in_the_intent() -> None:
 
 def test_a_burst_is_scaled_through_the_scale_subresource_and_recorded() -> None:
     world = world_of(replicas=2)
-    burst = FakeSignals({"checkout": signals("checkout", offered_rps=2000.0, p95_ms=900.0, p99_ms=2000.0,
+    burst = FakeSignals({CHECKOUT: signals(CHECKOUT, offered_rps=2000.0, p95_ms=900.0, p99_ms=2000.0,
                                              ready_pods=2)},
                         {n["metadata"]["name"]: node_signals(n["metadata"]["name"], 0.9) for n in world["nodes"]})
     loop, api = loop_over(world, burst)
@@ -112,10 +115,10 @@ def test_on_its_first_tick_a_new_run_rolls_back_an_earlier_runs_canary() -> None
             "metadata": {"name": "checkout-run1-r7", "namespace": "default",
                          "labels": {"kubeagora.io/operator-run": "run1", "kubeagora.io/intent": "checkout"}},
             "spec": {"intentRef": {"name": "checkout"}, "agent": "scaling",
-                     "action": {"type": "Scale", "service": "checkout", "replicas": 1}},
+                     "action": {"type": "Scale", "service": CHECKOUT, "replicas": 1}},
             "status": {"state": "Canary", "transitions": [],
-                       "rollback": [{"type": "Scale", "service": "checkout", "replicas": 3}]}}
-    loop, api = loop_over(world_of(replicas=2), FakeSignals({"checkout": signals("checkout", 50.0, p95_ms=60.0,
+                       "rollback": [{"type": "Scale", "service": CHECKOUT, "replicas": 3}]}}
+    loop, api = loop_over(world_of(replicas=2), FakeSignals({CHECKOUT: signals(CHECKOUT, 50.0, p95_ms=60.0,
                                                                                    p99_ms=90.0)}),
                           FakeApi([left]))
     asyncio.run(loop.tick())
@@ -130,9 +133,9 @@ def test_a_recovery_waits_until_the_watches_have_delivered_the_deployment_it_und
             "metadata": {"name": "checkout-run1-r9", "namespace": "default",
                          "labels": {"kubeagora.io/operator-run": "run1", "kubeagora.io/intent": "checkout"}},
             "spec": {"intentRef": {"name": "checkout"}, "agent": "scaling",
-                     "action": {"type": "Scale", "service": "checkout", "replicas": 1}},
+                     "action": {"type": "Scale", "service": CHECKOUT, "replicas": 1}},
             "status": {"state": "Canary", "transitions": [],
-                       "rollback": [{"type": "Scale", "service": "checkout", "replicas": 3}]}}
+                       "rollback": [{"type": "Scale", "service": CHECKOUT, "replicas": 3}]}}
     world = world_of(replicas=2)
     deployments = world["deployments"]
     world["deployments"] = {}  # the Deployment watch has not delivered it yet

@@ -11,6 +11,8 @@ from tests.unit.operator_objects import by_key, by_name, deployment, intent, nod
 from kubeagora.model import Action, Migrate, NodeClass, Place, QuarantineNode, Scale, SetConcurrency, ShedLoad, Tier
 from kubeagora.operator import adapter, enact
 
+CHECKOUT = adapter.service_key("default", "checkout")
+
 SCALE_PATH = "/apis/apps/v1/namespaces/default/deployments/checkout/scale"
 
 
@@ -37,7 +39,7 @@ def plan(actions: list[Action], world: dict[str, Any] | None = None) -> tuple[li
 
 
 def test_scale_is_a_merge_patch_of_the_scale_subresource() -> None:
-    (req,), skipped = plan([Scale("checkout", 5, "forecast 700 req/s")])
+    (req,), skipped = plan([Scale(CHECKOUT, 5, "forecast 700 req/s")])
     assert skipped == []
     assert (req.method, req.path, req.content_type) == ("PATCH", SCALE_PATH, "application/merge-patch+json")
     assert req.body == {"spec": {"replicas": 5}}
@@ -46,27 +48,27 @@ def test_scale_is_a_merge_patch_of_the_scale_subresource() -> None:
 
 def test_several_places_for_one_service_are_one_patch_of_current_plus_k() -> None:
     world = cluster(replicas=3)
-    (req,), skipped = plan([Place("checkout", "edge-cpu-0", "bid 1"), Place("checkout", "cloud-cpu-0", "bid 2"),
-                            Place("checkout", "edge-cpu-0", "bid 3")], world)
+    (req,), skipped = plan([Place(CHECKOUT, "edge-cpu-0", "bid 1"), Place(CHECKOUT, "cloud-cpu-0", "bid 2"),
+                            Place(CHECKOUT, "edge-cpu-0", "bid 3")], world)
     assert skipped == []
     assert (req.path, req.body) == (SCALE_PATH, {"spec": {"replicas": 6}})
     assert "3 more replica(s), best bids on edge-cpu-0, cloud-cpu-0, edge-cpu-0" in req.what
 
 
 def test_a_place_after_a_scale_adds_to_the_scaled_count_and_a_scale_after_sets_it() -> None:
-    (req,), _ = plan([Scale("checkout", 4), Place("checkout", "edge-cpu-0")])
+    (req,), _ = plan([Scale(CHECKOUT, 4), Place(CHECKOUT, "edge-cpu-0")])
     assert req.body == {"spec": {"replicas": 5}}
-    (req,), _ = plan([Place("checkout", "edge-cpu-0"), Scale("checkout", 2)])
+    (req,), _ = plan([Place(CHECKOUT, "edge-cpu-0"), Scale(CHECKOUT, 2)])
     assert req.body == {"spec": {"replicas": 2}}
 
 
 def test_a_scale_below_zero_is_clamped() -> None:
-    (req,), _ = plan([Scale("checkout", -1)])
+    (req,), _ = plan([Scale(CHECKOUT, -1)])
     assert req.body == {"spec": {"replicas": 0}}
 
 
 def test_migrate_evicts_a_pod_of_the_service_on_the_from_node() -> None:
-    (req,), skipped = plan([Migrate("checkout", "cloud-cpu-0", "edge-cpu-0", "closer to users")])
+    (req,), skipped = plan([Migrate(CHECKOUT, "cloud-cpu-0", "edge-cpu-0", "closer to users")])
     assert skipped == []
     assert (req.method, req.path) == ("POST", "/api/v1/namespaces/default/pods/checkout-c/eviction")
     assert req.body == {"apiVersion": "policy/v1", "kind": "Eviction",
@@ -75,18 +77,18 @@ def test_migrate_evicts_a_pod_of_the_service_on_the_from_node() -> None:
 
 
 def test_migrations_from_one_node_evict_different_pods_and_stop_when_none_is_left() -> None:
-    moves = [Migrate("checkout", "edge-cpu-0", "cloud-cpu-0") for _ in range(3)]
+    moves = [Migrate(CHECKOUT, "edge-cpu-0", "cloud-cpu-0") for _ in range(3)]
     requests, (skipped,) = plan(moves)
     assert sorted(r.path.split("/")[-2] for r in requests) == ["checkout-a", "checkout-b"]
     assert skipped.action == moves[2]
-    assert "no pod of checkout left on edge-cpu-0" in skipped.why
+    assert "no pod of default/checkout left on edge-cpu-0" in skipped.why
 
 
 def test_migrate_skips_a_node_with_only_terminating_or_other_services_pods() -> None:
     # edge-cpu-1 has a terminating checkout pod and a search pod: nothing of checkout to evict
-    requests, (skipped,) = plan([Migrate("checkout", "edge-cpu-1", "edge-cpu-0")])
+    requests, (skipped,) = plan([Migrate(CHECKOUT, "edge-cpu-1", "edge-cpu-0")])
     assert requests == []
-    assert "no pod of checkout left on edge-cpu-1" in skipped.why
+    assert "no pod of default/checkout left on edge-cpu-1" in skipped.why
 
 
 def test_quarantine_appends_the_taint_and_keeps_the_existing_ones() -> None:
@@ -115,7 +117,7 @@ def test_a_quarantine_of_a_vanished_node_is_not_enacted() -> None:
     assert "node edge-cpu-9 is gone" in skipped.why
 
 
-@pytest.mark.parametrize("action", [SetConcurrency("checkout", 8), ShedLoad("checkout", 0.2)])
+@pytest.mark.parametrize("action", [SetConcurrency(CHECKOUT, 8), ShedLoad(CHECKOUT, 0.2)])
 def test_concurrency_and_shedding_are_reported_not_enacted(action: Action) -> None:
     requests, (skipped,) = plan([action])
     assert requests == []
@@ -125,19 +127,19 @@ def test_concurrency_and_shedding_are_reported_not_enacted(action: Action) -> No
 
 
 def test_actions_on_unmanaged_services_or_vanished_deployments_are_not_enacted() -> None:
-    requests, (skipped,) = plan([Scale("search", 3)])
+    requests, (skipped,) = plan([Scale("default/search", 3)])
     assert requests == []
-    assert "service search has no intent" in skipped.why
+    assert "service default/search has no intent" in skipped.why
     world = cluster()
     world["deployments"] = {}
-    requests, (skipped,) = plan([Scale("checkout", 3)], world)
+    requests, (skipped,) = plan([Scale(CHECKOUT, 3)], world)
     assert requests == []
     assert "deployment default/checkout is gone" in skipped.why
 
 
 def test_a_mixed_tick_yields_every_request_and_each_body_serialises() -> None:
-    requests, skipped = plan([Scale("checkout", 4), Migrate("checkout", "edge-cpu-0", "cloud-cpu-0"),
-                              QuarantineNode("cloud-cpu-0"), ShedLoad("checkout", 0.1)])
+    requests, skipped = plan([Scale(CHECKOUT, 4), Migrate(CHECKOUT, "edge-cpu-0", "cloud-cpu-0"),
+                              QuarantineNode("cloud-cpu-0"), ShedLoad(CHECKOUT, 0.1)])
     assert sorted(r.method + " " + r.path for r in requests) == [
         "PATCH /api/v1/nodes/cloud-cpu-0", f"PATCH {SCALE_PATH}",
         "POST /api/v1/namespaces/default/pods/checkout-a/eviction"]
@@ -147,6 +149,6 @@ def test_a_mixed_tick_yields_every_request_and_each_body_serialises() -> None:
 
 
 def test_a_quarantine_after_a_place_in_the_same_tick_still_finds_its_node() -> None:
-    requests, skipped = plan([Place("checkout", "cloud-cpu-0"), QuarantineNode("edge-cpu-0", "silent")])
+    requests, skipped = plan([Place(CHECKOUT, "cloud-cpu-0"), QuarantineNode("edge-cpu-0", "silent")])
     assert skipped == []
     assert sorted(r.path for r in requests) == sorted([SCALE_PATH, "/api/v1/nodes/edge-cpu-0"])

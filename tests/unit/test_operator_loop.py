@@ -15,6 +15,9 @@ from kubeagora.model import Observation, Place, QuarantineNode, Scale
 from kubeagora.operator import adapter, records
 from kubeagora.operator.loop import LoopSettings, _policy_for, answer, hold_for_people, withheld_actions
 
+CHECKOUT = adapter.service_key("default", "checkout")
+CART = adapter.service_key("default", "cart")
+
 RUN = "c0ffee"
 POLICY = ro.RolloutPolicy(shadow_s=30.0, canary_s=60.0)
 
@@ -59,9 +62,9 @@ def find(state: MasState, rid: str) -> ro.Rollout:
 # ---------------------------------------------------------------------------------------------- approve
 def test_approve_holds_a_fast_tracked_rollout_for_a_person_and_withholds_its_action() -> None:
     obs = checkout_at()
-    up, cart_up = Scale("checkout", 4, "burst"), Scale("cart", 3, "burst")
+    up, cart_up = Scale(CHECKOUT, 4, "burst"), Scale(CART, 3, "burst")
     state = state_with(obs, finished=(fast_tracked("r3", up, obs), fast_tracked("r4", cart_up, obs)))
-    state, observed, held = hold_for_people(state, {"r3", "r4"}, {"checkout": "approve", "cart": "auto"}, 105.0)
+    state, observed, held = hold_for_people(state, {"r3", "r4"}, {CHECKOUT: "approve", CART: "auto"}, 105.0)
     assert (observed, held) == (set(), {"r3"})
     r3 = find(state, "r3")
     assert r3 in state.active
@@ -76,11 +79,11 @@ def test_approve_holds_a_fast_tracked_rollout_for_a_person_and_withholds_its_act
 
 def test_approve_holds_a_new_shadow_but_not_what_was_decided_before() -> None:
     obs = checkout_at()
-    new = in_shadow("r5", Scale("checkout", 1, "idle"), obs)
-    old_shadow = in_shadow("r2", Scale("checkout", 1, "idle"), obs)
-    old_applied = fast_tracked("r1", Scale("checkout", 3, "burst"), obs)
+    new = in_shadow("r5", Scale(CHECKOUT, 1, "idle"), obs)
+    old_shadow = in_shadow("r2", Scale(CHECKOUT, 1, "idle"), obs)
+    old_applied = fast_tracked("r1", Scale(CHECKOUT, 3, "burst"), obs)
     state = state_with(obs, active=(old_shadow, new), finished=(old_applied,))
-    state, observed, held = hold_for_people(state, {"r5"}, {"checkout": "approve"}, 105.0)
+    state, observed, held = hold_for_people(state, {"r5"}, {CHECKOUT: "approve"}, 105.0)
     assert (observed, held) == (set(), {"r5"})
     assert find(state, "r5").stage is ro.Stage.AWAITING_APPROVAL
     assert find(state, "r2").stage is ro.Stage.SHADOW
@@ -97,7 +100,7 @@ def test_approve_on_the_real_controller_enacts_nothing_and_asks_once_per_move() 
     awaiting_counts = []
     for t in (0.0, 5.0, 10.0):
         # 1000 req/s offered to two replicas that serve 320: the agents add capacity on the fast path
-        counters = adapter.advance_counters(counters, t, {"checkout": signals("checkout", 1000.0, 320.0, 680.0,
+        counters = adapter.advance_counters(counters, t, {CHECKOUT: signals(CHECKOUT, 1000.0, 320.0, 680.0,
                                                                              300.0, 400.0)}, services)
         obs = observe_checkout(world, t, offered_rps=1000.0, p99_ms=400.0, counters=counters)
         state = state or controller.initial_state(obs)
@@ -121,11 +124,11 @@ def test_approve_on_the_real_controller_enacts_nothing_and_asks_once_per_move() 
 
 def test_approve_asks_once_per_move_and_again_for_a_further_one() -> None:
     obs = checkout_at()
-    edge, fog = Place("checkout", "edge-cpu-0", "bid"), Place("checkout", "fog-cpu-0", "bid")
+    edge, fog = Place(CHECKOUT, "edge-cpu-0", "bid"), Place(CHECKOUT, "fog-cpu-0", "bid")
     older = replace(fast_tracked("r1", edge, obs), stage=ro.Stage.AWAITING_APPROVAL)
     new = (fast_tracked("r2", edge, obs), fast_tracked("r3", edge, obs), fast_tracked("r4", fog, obs))
     state = state_with(obs, active=(older,), finished=new)
-    state, _, held = hold_for_people(state, {"r2", "r3", "r4"}, {"checkout": "approve"}, 105.0)
+    state, _, held = hold_for_people(state, {"r2", "r3", "r4"}, {CHECKOUT: "approve"}, 105.0)
     assert held == {"r2", "r3", "r4"}
     # r2 repeats r1; r3 is a second replica on edge-cpu-0 and r4 another node: a person decides those
     assert [(r.id, r.stage) for r in state.active] == [("r1", ro.Stage.AWAITING_APPROVAL),
@@ -138,9 +141,9 @@ def test_approve_asks_once_per_move_and_again_for_a_further_one() -> None:
 # ---------------------------------------------------------------------------------------------- observe
 def test_observe_records_a_fast_tracked_move_but_withholds_it() -> None:
     obs = checkout_at()
-    up = Scale("checkout", 4, "burst")
+    up = Scale(CHECKOUT, 4, "burst")
     state = state_with(obs, finished=(fast_tracked("r3", up, obs),))
-    state, observed, held = hold_for_people(state, {"r3"}, {"checkout": "observe"}, 105.0)
+    state, observed, held = hold_for_people(state, {"r3"}, {CHECKOUT: "observe"}, 105.0)
     assert (observed, held) == ({"r3"}, set())
     assert find(state, "r3") in state.finished
     assert withheld_actions([up], state, observed | held) == []
@@ -148,10 +151,10 @@ def test_observe_records_a_fast_tracked_move_but_withholds_it() -> None:
 
 def test_observe_takes_shadows_out_of_delivery_and_leaves_waiting_ones_for_a_person() -> None:
     obs = checkout_at()
-    shadow = in_shadow("r5", Scale("checkout", 1, "idle"), obs)
-    waiting = awaiting("r6", Scale("checkout", 9, "burst"), obs)
+    shadow = in_shadow("r5", Scale(CHECKOUT, 1, "idle"), obs)
+    waiting = awaiting("r6", Scale(CHECKOUT, 9, "burst"), obs)
     state = state_with(obs, active=(shadow, waiting))
-    state, observed, held = hold_for_people(state, {"r5", "r6"}, {"checkout": "observe"}, 105.0)
+    state, observed, held = hold_for_people(state, {"r5", "r6"}, {CHECKOUT: "observe"}, 105.0)
     assert (observed, held) == ({"r5"}, set())
     assert [r.id for r in state.active] == ["r6"]
     assert find(state, "r5") in state.finished
@@ -161,9 +164,9 @@ def test_an_observed_rollout_still_reads_proposed_on_the_next_tick() -> None:
     # the loop writes an AgentAction's state as the rollout's stage, except in the tick that recorded
     # it as Proposed: the stage itself must say Proposed from then on, not Applied or Shadow
     obs = checkout_at()
-    state = state_with(obs, active=(in_shadow("r5", Scale("checkout", 1, "idle"), obs),),
-                       finished=(fast_tracked("r3", Scale("checkout", 4, "burst"), obs),))
-    modes = {"checkout": "observe"}
+    state = state_with(obs, active=(in_shadow("r5", Scale(CHECKOUT, 1, "idle"), obs),),
+                       finished=(fast_tracked("r3", Scale(CHECKOUT, 4, "burst"), obs),))
+    modes = {CHECKOUT: "observe"}
     state, observed, _ = hold_for_people(state, {"r3", "r5"}, modes, 105.0)
     assert observed == {"r3", "r5"}
     state, observed, _ = hold_for_people(state, set(), modes, 110.0)
@@ -176,30 +179,30 @@ def test_an_observed_rollout_still_reads_proposed_on_the_next_tick() -> None:
 
 def test_auto_changes_nothing() -> None:
     obs = checkout_at()
-    state = state_with(obs, active=(in_shadow("r5", Scale("checkout", 1), obs),),
-                       finished=(fast_tracked("r3", Scale("checkout", 4), obs),))
-    after, observed, held = hold_for_people(state, {"r3", "r5"}, {"checkout": "auto"}, 105.0)
+    state = state_with(obs, active=(in_shadow("r5", Scale(CHECKOUT, 1), obs),),
+                       finished=(fast_tracked("r3", Scale(CHECKOUT, 4), obs),))
+    after, observed, held = hold_for_people(state, {"r3", "r5"}, {CHECKOUT: "auto"}, 105.0)
     assert (observed, held) == (set(), set())
     assert (after.active, after.finished) == (state.active, state.finished)
-    assert withheld_actions([Scale("checkout", 4)], after, set()) == [Scale("checkout", 4)]
+    assert withheld_actions([Scale(CHECKOUT, 4)], after, set()) == [Scale(CHECKOUT, 4)]
 
 
 def test_a_rollout_on_several_services_takes_the_most_careful_autonomy() -> None:
     obs = checkout_at()
-    cordon = replace(fast_tracked("r3", QuarantineNode("edge-cpu-0", "silent"), obs), services=("checkout", "cart"))
+    cordon = replace(fast_tracked("r3", QuarantineNode("edge-cpu-0", "silent"), obs), services=(CHECKOUT, CART))
     state = state_with(obs, finished=(cordon,))
-    _, observed, held = hold_for_people(state, {"r3"}, {"checkout": "approve", "cart": "observe"}, 105.0)
+    _, observed, held = hold_for_people(state, {"r3"}, {CHECKOUT: "approve", CART: "observe"}, 105.0)
     assert (observed, held) == ({"r3"}, set())
-    _, observed, held = hold_for_people(state, {"r3"}, {"checkout": "approve", "cart": "auto"}, 105.0)
+    _, observed, held = hold_for_people(state, {"r3"}, {CHECKOUT: "approve", CART: "auto"}, 105.0)
     assert (observed, held) == (set(), {"r3"})
 
 
 # ---------------------------------------------------------------------------------------------- answers
 def test_a_persons_answers_send_rollouts_on_or_reject_them() -> None:
     obs = checkout_at()
-    yes, no, silent = (awaiting("r2", Scale("checkout", 6), obs), awaiting("r3", Scale("checkout", 1), obs),
-                       awaiting("r4", Scale("checkout", 8), obs))
-    shadow = in_shadow("r5", Scale("checkout", 2), obs)
+    yes, no, silent = (awaiting("r2", Scale(CHECKOUT, 6), obs), awaiting("r3", Scale(CHECKOUT, 1), obs),
+                       awaiting("r4", Scale(CHECKOUT, 8), obs))
+    shadow = in_shadow("r5", Scale(CHECKOUT, 2), obs)
     state = state_with(obs, active=(yes, no, silent, shadow))
     # as the AgentActions say after kubectl patch
     objs = []
@@ -222,7 +225,7 @@ def test_a_persons_answers_send_rollouts_on_or_reject_them() -> None:
 
 def test_an_approved_move_goes_through_shadow_and_canary() -> None:
     obs = checkout_at(100.0)
-    state = state_with(obs, active=(awaiting("r2", Scale("checkout", 4, "burst"), obs),))
+    state = state_with(obs, active=(awaiting("r2", Scale(CHECKOUT, 4, "burst"), obs),))
     state = answer(state, {"r2": "Approved"}, 100.0)
     r = find(state, "r2")
     enacted = []
@@ -230,20 +233,20 @@ def test_an_approved_move_goes_through_shadow_and_canary() -> None:
         r, now = ro.advance(r, checkout_at(t), POLICY)
         enacted.extend(now)
     assert r.stage is ro.Stage.CANARY
-    assert enacted == [Scale("checkout", 3, "canary of 4")]
+    assert enacted == [Scale(CHECKOUT, 3, "canary of 4")]
 
 
 # ---------------------------------------------------------------------------------------------- withheld
 def test_withheld_actions_drop_by_equality_and_count() -> None:
     obs = checkout_at()
-    place = Place("checkout", "edge-cpu-0", "bid")
+    place = Place(CHECKOUT, "edge-cpu-0", "bid")
     held = fast_tracked("r3", place, obs)
     other = fast_tracked("r4", place, obs)
-    canaried = replace(in_shadow("r5", Scale("checkout", 1), obs),
-                       canary_actions=(Scale("checkout", 1, "canary of 1"),))
+    canaried = replace(in_shadow("r5", Scale(CHECKOUT, 1), obs),
+                       canary_actions=(Scale(CHECKOUT, 1, "canary of 1"),))
     state = state_with(obs, active=(canaried,), finished=(held, other))
-    actions = [place, place, Scale("checkout", 1, "canary of 1")]
-    assert withheld_actions(actions, state, {"r3"}) == [place, Scale("checkout", 1, "canary of 1")]
+    actions = [place, place, Scale(CHECKOUT, 1, "canary of 1")]
+    assert withheld_actions(actions, state, {"r3"}) == [place, Scale(CHECKOUT, 1, "canary of 1")]
     assert withheld_actions(actions, state, {"r3", "r5"}) == [place]
     assert withheld_actions(actions, state, set()) == actions
 
@@ -270,7 +273,7 @@ def test_the_rollout_pacing_is_the_most_careful_among_the_intents() -> None:
 
 def test_pacing_ignores_intents_gone_or_broken_and_keeps_the_base_without_any() -> None:
     bindings, intents = two_intents(rollout={"shadowSeconds": 90, "canarySeconds": 45, "canaryFraction": 0.1})
-    intents["default/cart"] = {**intents["default/cart"], "spec": {"slo": {"p95Ms": 1}}}  # broken since bound
+    intents[CART] = {**intents[CART], "spec": {"slo": {"p95Ms": 1}}}  # broken since bound
     base = ro.RolloutPolicy(shadow_s=5.0, canary_s=7.0, canary_fraction=0.5)
     policy = _policy_for(bindings, intents, LoopSettings(run=RUN), base)
     assert (policy.shadow_s, policy.canary_s, policy.canary_fraction) == (30.0, 60.0, 0.25)  # checkout's alone

@@ -15,7 +15,9 @@ from kubeagora.decision import rollout as ro
 from kubeagora.decision.shield import Rejection, Violation
 from kubeagora.decision.twin import ArmOutcome, TwinVerdict
 from kubeagora.model import Action, Migrate, Observation, Place, QuarantineNode, Scale, SetConcurrency, ShedLoad
-from kubeagora.operator import enact, records
+from kubeagora.operator import adapter, enact, records
+
+CHECKOUT = adapter.service_key("default", "checkout")
 
 RUN, OTHER_RUN = "a1b2c3", "9f8e7d"
 CLOCK = records.Clock(1_750_000_000.0)  # 2025-06-15T15:06:40Z
@@ -33,7 +35,7 @@ def twin(accepted: bool = True, p99_ms: float = 110.0) -> TwinVerdict:
 
 
 def scale_down(replicas: int = 1) -> Proposal:
-    return Proposal("cost_energy", Scale("checkout", replicas, "idle for 300 s"), "checkout: 20 % of Ready capacity",
+    return Proposal("cost_energy", Scale(CHECKOUT, replicas, "idle for 300 s"), "checkout: 20 % of Ready capacity",
                     inputs={"load_ratio": 0.2}, predicted_effect={"p99_ms": 140.0, "replicas": -1.0}, risk=0.2)
 
 
@@ -86,7 +88,7 @@ def test_the_manifest_is_a_valid_agentaction_of_this_run() -> None:
     spec = obj["spec"]
     assert spec["intentRef"] == {"name": "checkout"}
     assert spec["agent"] == "cost_energy"
-    assert spec["action"] == {"type": "Scale", "service": "checkout", "replicas": 1}
+    assert spec["action"] == {"type": "Scale", "service": CHECKOUT, "replicas": 1}
     assert spec["reason"] == "checkout: 20 % of Ready capacity"
     assert spec["risk"] == 0.2
     assert spec["predicted"] == {"p99Ms": 140.0, "replicas": -1}
@@ -143,15 +145,15 @@ def test_the_status_has_the_stage_every_transition_and_the_canarys_undo() -> Non
     assert body["transitions"][0]["at"] == "2025-06-15T15:08:20Z"
     assert body["message"] == r.transitions[-1].why
     # the canary took one replica away: what undoes it is the Deployment back at 2
-    assert body["rollback"] == [{"type": "Scale", "service": "checkout", "replicas": 2}]
+    assert body["rollback"] == [{"type": "Scale", "service": CHECKOUT, "replicas": 2}]
     assert "rollback" not in records.status(shadow(), CLOCK)["status"]
     assert records.status(r, CLOCK, "autonomy observe")["status"]["message"] == "autonomy observe"
 
 
 @pytest.mark.parametrize("action", [
-    Scale("checkout", 4, "x"), Place("checkout", "edge-cpu-0", "x"),
-    Migrate("checkout", "edge-cpu-0", "fog-cpu-0", "x"), SetConcurrency("checkout", 8, "x"),
-    ShedLoad("checkout", 0.25, "x"), QuarantineNode("edge-cpu-0", "x"),
+    Scale(CHECKOUT, 4, "x"), Place(CHECKOUT, "edge-cpu-0", "x"),
+    Migrate(CHECKOUT, "edge-cpu-0", "fog-cpu-0", "x"), SetConcurrency(CHECKOUT, 8, "x"),
+    ShedLoad(CHECKOUT, 0.25, "x"), QuarantineNode("edge-cpu-0", "x"),
 ])
 def test_every_action_type_round_trips_through_its_spec(action: Action) -> None:
     spec = records.action_spec(action)
@@ -188,7 +190,7 @@ def test_a_canary_left_by_an_earlier_run_is_rolled_back_with_its_recorded_undo()
     obj = stored(canary(), OTHER_RUN)
     (rec,) = records.recoveries([obj], RUN, "2025-06-15T16:00:00Z")
     assert (rec.namespace, rec.name) == ("default", f"checkout-{OTHER_RUN}-r7")
-    assert rec.undo == (Scale("checkout", 2, "recorded rollback"),)
+    assert rec.undo == (Scale(CHECKOUT, 2, "recorded rollback"),)
     st = rec.status_patch["status"]
     assert st["state"] == "RolledBack"
     assert st["since"] == "2025-06-15T16:00:00Z"

@@ -136,14 +136,16 @@ class Timeline:
     """By arm."""
 
 
-def read_exposition(text: str, services: Sequence[str]) -> tuple[tuple[float, ...], dict[str, dict[str, Any]]]:
-    """The mock kubelet's ``/metrics`` → (bucket bounds, per service: requests, dropped, buckets, offered)."""
+def read_exposition(text: str, services: Sequence[str], namespace: str,
+                    ) -> tuple[tuple[float, ...], dict[str, dict[str, Any]]]:
+    """The mock kubelet's ``/metrics`` → (bucket bounds, per service: requests, dropped, buckets, offered);
+    ``services`` are workloads of ``namespace``."""
     out: dict[str, dict[str, Any]] = {s: {"requests": 0.0, "dropped": 0.0, "buckets": {}, "offered": 0.0}
                                       for s in services}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            svc = sample.labels.get("service")
-            if svc not in out:
+            svc = sample.labels.get("workload")
+            if svc not in out or sample.labels.get("namespace") != namespace:
                 continue
             if sample.name == "kubeagora_requests_total":
                 out[svc]["requests"] = sample.value
@@ -287,7 +289,7 @@ class Driver:
         with urllib.request.urlopen(self.metrics_url, timeout=5) as resp:
             text = resp.read().decode()
         names = [self.plan.service(a) for a in ARMS]
-        bounds, per = read_exposition(text, names)
+        bounds, per = read_exposition(text, names, self.plan.namespace)
         self.bounds = bounds or self.bounds
         reps = self.replicas()
         for arm, name in zip(ARMS, names, strict=True):

@@ -14,6 +14,10 @@ cold start, deletion after the containers stop), the traffic tick, and an HTTP s
     GET    /load      JSON: each service's offered and base rate (see ``load``)
     POST   /load      JSON {"service": S, "rps": R} or {"service": S, "factor": F}: change a load
 
+A service is a workload in a namespace ("namespace/workload": the Deployment the pod's ReplicaSet
+belongs to), so same-named workloads of two namespaces never share traffic or series; ``/load`` and
+``/faults`` also take a bare workload name or service label and then mean every namespace's.
+
 With ``--metrics-api-port`` a second, HTTPS listener serves ``metrics.k8s.io/v1beta1`` as an
 aggregated API (see ``metrics_api``): the traffic loop samples every pod's and node's cumulative
 CPU each tick, and the real HPA in kube-controller-manager reads their rates through the API server.
@@ -27,7 +31,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -70,6 +74,7 @@ from kubeagora.kubelet.pods import (
     requests,
     scheduled_at,
     service_of,
+    workload_of,
 )
 from kubeagora.kubelet.traffic import PodTable, TrafficModel
 from kubeagora.model import NodeClass
@@ -157,6 +162,9 @@ class MockKubelet:
         self.registry = make_registry(self.model, self.names, lambda: self.faults.heard)
         self.base_rps: dict[str, float] = {}
         """Each service's rate when its profile was made (what a load factor multiplies)."""
+        self.aliases: dict[str, frozenset[str]] = {}
+        """Service ("namespace/workload") → the names ``/load`` and ``/faults`` may call it by: that
+        key, the bare workload name and the pods' service label (the scenario's name for it)."""
         self.pod_usage = rm.UsageHistory()
         self.node_usage = rm.UsageHistory()
         self.node_labels = [nodes_mod.labels(n, name) for n, name in zip(self.nodes, self.names, strict=True)]
@@ -320,12 +328,16 @@ class MockKubelet:
     def start(self, key: str, j: int, pod: dict[str, Any], adopt: bool, quiet: bool = False) -> PodRecord:
         meta, status = pod.get("metadata") or {}, pod.get("status") or {}
         now = now_iso()
-        service = service_of(meta.get("labels")) or UNLABELLED
+        # a service is a workload in a namespace: same-named workloads of two namespaces are two services
+        workload = workload_of(meta) or UNLABELLED
+        label = service_of(meta.get("labels")) or workload
+        service = f"{meta.get('namespace')}/{workload}"
         s = self.model.index.get(service)
         if s is None:
-            s = self.model.set_profile(self.plan.profile(service, meta.get("annotations")))
+            s = self.model.set_profile(replace(self.plan.profile(label, meta.get("annotations")), name=service))
             self.base_rps[service] = self.model.profiles[s].rps
-        known = self.plan.scenario_services.get(service)
+            self.aliases[service] = frozenset({service, workload, label})
+        known = self.plan.scenario_services.get(label)
         cold = cold_start_s(meta.get("annotations"), NodeClass(self.nodes[j].node_class),
                             known.cold_start_s if known else None)
         ready = adopt and any(c.get("type") == "Ready" and c.get("status") == "True"
@@ -373,12 +385,19 @@ class MockKubelet:
         finally:
             rec.writing = False
 
+    def services_named(self, name: str) -> list[str]:
+        """The services ("namespace/workload") ``name`` means: that key, or every service whose bare
+        workload name or service label it is (a scenario names services without namespaces)."""
+        return sorted(key for key, names in self.aliases.items() if name in names)
+
     def crash(self, service: str) -> None:
-        """Every container of the service's pods restarts once; Ready again after the cold start."""
+        """Every container of the services' pods ``service`` names restarts once; Ready again after
+        the cold start."""
         now = now_iso()
         hit = 0
+        keys = set(self.services_named(service))
         for rec in self.pods.values():
-            if rec.service != service or rec.stopping or not self.faults.heard[rec.node]:
+            if rec.service not in keys or rec.stopping or not self.faults.heard[rec.node]:
                 continue
             run = rec.run
             rec.run = ContainerRun(now, False, now, run.restart_count + 1, (run.started_at, now))
@@ -482,7 +501,7 @@ class MockKubelet:
         """Apply a ``POST /faults`` body; ValueError for a bad one, an unknown target or too many held."""
         req = parse_fault_request(body)
         if req.service is not None:
-            if req.service not in self.model.index:
+            if not self.services_named(req.service):
                 raise ValueError(f"no pods of service {req.service!r} run here")
             self.crash(req.service)
             return f"pod-crash {req.service}"
@@ -508,15 +527,19 @@ class MockKubelet:
     def change_load(self, body: object) -> dict[str, Any]:
         """Apply a ``POST /load`` body; ValueError for a bad one or a service that runs no pod here."""
         change = parse_load_change(body)
-        s = self.model.index.get(change.service)
-        if s is None:
+        keys = self.services_named(change.service)
+        if not keys:
             known = ", ".join(sorted(self.model.index)) or "none yet"
             raise ValueError(f"no pods of service {change.service!r} run here (services: {known})")
-        base = self.base_rps.get(change.service, self.model.profiles[s].rps)
-        rps = check_bound(change, base)
-        self.model.set_rps(s, rps)
-        log(f"load of {change.service}: {rps:g} rps (base {base:g})")
-        return load_doc({change.service: rps}, {change.service: base})
+        offered, bases = {}, {}
+        for key in keys:  # checked first: a bad factor changes nothing
+            s = self.model.index[key]
+            bases[key] = self.base_rps.get(key, self.model.profiles[s].rps)
+            offered[key] = check_bound(change, bases[key])
+        for key in keys:
+            self.model.set_rps(self.model.index[key], offered[key])
+            log(f"load of {key}: {offered[key]:g} rps (base {bases[key]:g})")
+        return load_doc(offered, bases)
 
     def load_state(self) -> dict[str, Any]:
         return load_doc({p.name: p.rps for p in self.model.profiles}, self.base_rps)

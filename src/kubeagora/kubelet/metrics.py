@@ -1,13 +1,16 @@
 """The ``/metrics`` exposition: one Prometheus registry with a collector over the traffic model.
 
-    kubeagora_requests_total{service}                     requests served (counter)
-    kubeagora_requests_dropped_total{service}             no Ready endpoint, or queue full (counter)
-    kubeagora_request_duration_seconds{service}           latency histogram (_bucket{le}, _sum, _count)
-    kubeagora_service_ready_pods{service}                 Ready pods serving it (gauge)
-    kubeagora_service_offered_rps{service}                the load offered to it, requests/s (gauge)
+    kubeagora_requests_total{namespace,workload}          requests served (counter)
+    kubeagora_requests_dropped_total{namespace,workload}  no Ready endpoint, or queue full (counter)
+    kubeagora_request_duration_seconds{namespace,workload}   latency histogram (_bucket{le}, _sum, _count)
+    kubeagora_service_ready_pods{namespace,workload}      Ready pods serving it (gauge)
+    kubeagora_service_offered_rps{namespace,workload}     the load offered to it, requests/s (gauge)
     kubeagora_node_utilization{node,tier,node_class,region,zone}   busy share of CPU or accelerators
     kubeagora_node_power_watts{node,tier,node_class,region,zone}   wall power (0 when down)
     kubeagora_node_heartbeat{node}                        1 while the node's Lease is renewed
+
+A service is a workload (the pods' Deployment) in a namespace: the traffic model's service key
+"namespace/workload" becomes the two labels.
 
 The collector turns the model's numpy arrays into metric families at scrape time, so serving
 traffic costs nothing per request and a scrape costs one pass over services and nodes.
@@ -26,6 +29,13 @@ from kubeagora.kubelet.traffic import BUCKETS_S, TrafficModel
 from kubeagora.model import BoolArray
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+SERVICE_KEYS = ["namespace", "workload"]
+
+
+def service_labels(key: str) -> list[str]:
+    """A traffic-model service key "namespace/workload" → its label values (no namespace: "")."""
+    namespace, _, workload = key.rpartition("/")
+    return [namespace, workload]
 
 
 def _le(bound: float) -> str:
@@ -44,27 +54,28 @@ class TrafficCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         m = self.model
-        requests = CounterMetricFamily("kubeagora_requests", "Requests served by the mock pods.", labels=["service"])
+        requests = CounterMetricFamily("kubeagora_requests", "Requests served by the mock pods.", labels=SERVICE_KEYS)
         dropped = CounterMetricFamily("kubeagora_requests_dropped",
                                       "Requests dropped: no Ready pod, or the pod's queue was full.",
-                                      labels=["service"])
+                                      labels=SERVICE_KEYS)
         hist = HistogramMetricFamily("kubeagora_request_duration_seconds",
                                      "Request latency (network + queueing + service) from the latency model.",
-                                     labels=["service"])
+                                     labels=SERVICE_KEYS)
         ready = GaugeMetricFamily("kubeagora_service_ready_pods", "Ready pods serving the service.",
-                                  labels=["service"])
+                                  labels=SERVICE_KEYS)
         offered = GaugeMetricFamily("kubeagora_service_offered_rps",
                                     "Requests per second offered to the service (its load, see POST /load).",
-                                    labels=["service"])
+                                    labels=SERVICE_KEYS)
         cumulative = np.cumsum(m.bucket_counts, axis=1)
         for s, p in enumerate(m.profiles):
-            requests.add_metric([p.name], float(m.requests[s]))
-            dropped.add_metric([p.name], float(m.dropped[s]))
+            labels = service_labels(p.name)
+            requests.add_metric(labels, float(m.requests[s]))
+            dropped.add_metric(labels, float(m.dropped[s]))
             buckets = [(_le(b), float(cumulative[s, i])) for i, b in enumerate(BUCKETS_S)]
             buckets.append(("+Inf", float(cumulative[s, -1])))
-            hist.add_metric([p.name], buckets, float(m.latency_sum_s[s]))
-            ready.add_metric([p.name], float(m.ready_pods[s]) if s < m.ready_pods.shape[0] else 0.0)
-            offered.add_metric([p.name], float(p.rps))
+            hist.add_metric(labels, buckets, float(m.latency_sum_s[s]))
+            ready.add_metric(labels, float(m.ready_pods[s]) if s < m.ready_pods.shape[0] else 0.0)
+            offered.add_metric(labels, float(p.rps))
         yield from (requests, dropped, hist, ready, offered)
 
         node_keys = ["node", "tier", "node_class", "region", "zone"]

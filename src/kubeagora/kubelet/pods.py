@@ -21,6 +21,7 @@ from kubeagora.model import DEFAULT_COLD_START_S, NodeClass
 
 LABEL_SERVICE = "kubeagora.io/service"
 LABEL_APP = "app"
+LABEL_TEMPLATE_HASH = "pod-template-hash"
 ANNOTATION_COLD_START = "kubeagora.io/cold-start-s"
 ANNOTATION_RPS = "kubeagora.io/rps"
 ANNOTATION_TEMPLATE = "kubeagora.io/template"
@@ -33,6 +34,22 @@ def service_of(labels: Mapping[str, str] | None) -> str | None:
     if not labels:
         return None
     return labels.get(LABEL_SERVICE) or labels.get(LABEL_APP) or None
+
+
+def workload_of(meta: Mapping[str, Any]) -> str:
+    """The workload a pod belongs to, as OpenTelemetry's ``k8s.deployment.name`` names it: a
+    ReplicaSet owner's name without its ``-<pod-template-hash>`` (the Deployment), another
+    controller's name as it is, else the ``service_of`` label, else the pod's own name."""
+    labels = meta.get("labels") or {}
+    for ref in meta.get("ownerReferences") or ():
+        if not isinstance(ref, Mapping) or not ref.get("controller") or not ref.get("name"):
+            continue
+        name = str(ref["name"])
+        suffix = f"-{labels.get(LABEL_TEMPLATE_HASH)}"
+        if ref.get("kind") == "ReplicaSet" and labels.get(LABEL_TEMPLATE_HASH) and name.endswith(suffix):
+            return name[: -len(suffix)]
+        return name
+    return service_of(labels) or str(meta.get("name") or "")
 
 
 def cold_start_s(annotations: Mapping[str, str] | None, node_class: NodeClass,

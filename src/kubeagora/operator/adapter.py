@@ -49,7 +49,8 @@ class Binding:
     intent: str
     deployment: str
     service: Service
-    """``service.name`` is the pods' service label (what the mock kubelet and Prometheus call it)."""
+    """``service.name`` is "namespace/deployment" (``service_key``): a workload is named within its
+    namespace, so a same-named Deployment of another namespace is another service."""
     autonomy: str = "auto"
 
 
@@ -273,8 +274,6 @@ def observe(now_s: float, node_objs: Sequence[Obj], pod_objs: Sequence[Obj], dep
 
 
 # ---------------------------------------------------------------------------------------------- intents
-LABEL_SERVICE = "kubeagora.io/service"
-LABEL_APP = "app"
 ANNOTATION_TEMPLATE = "kubeagora.io/template"
 DEFAULT_TEMPLATE = "web"
 
@@ -288,9 +287,10 @@ class Unbound:
     target_found: bool = False
 
 
-def service_label(deployment: Obj) -> str | None:
-    labels = ((((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {})
-    return labels.get(LABEL_SERVICE) or labels.get(LABEL_APP) or None
+def service_key(namespace: str, workload: str) -> str:
+    """The name of a managed service everywhere in the operator: its workload within its namespace
+    (as the Prometheus series are labelled: by namespace and workload)."""
+    return f"{namespace}/{workload}"
 
 
 def template_requests(deployment: Obj) -> tuple[float, float, int]:
@@ -322,13 +322,9 @@ def bind(intent_objs: Sequence[Obj], deployments: Mapping[str, Obj],
         if dep is None:
             unbound.append(Unbound(key, f"deployment {intent.namespace}/{intent.target.name} not found"))
             continue
-        name = service_label(dep)
-        if name is None:
-            unbound.append(Unbound(key, f"deployment {intent.target.name}: its pods carry neither a "
-                                        f"{LABEL_SERVICE} nor an {LABEL_APP} label", True))
-            continue
+        name = service_key(intent.namespace, intent.target.name)
         if name in names:
-            unbound.append(Unbound(key, f"service {name} is managed by another intent already", True))
+            unbound.append(Unbound(key, f"deployment {name} is managed by another intent already", True))
             continue
         template_meta = (((dep.get("spec") or {}).get("template") or {}).get("metadata") or {})
         template = intent.template or (template_meta.get("annotations") or {}).get(ANNOTATION_TEMPLATE) \

@@ -32,6 +32,8 @@ class ApiRequest:
     content_type: str = JSON
     what: str = ""
     """One line for logs and Events: what this request does."""
+    service: str = ""
+    """The managed service ("namespace/deployment") it acts for; "" for a node."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +48,14 @@ def scale_path(namespace: str, deployment: str) -> str:
 
 def scale_request(binding: Binding, replicas: int, why: str) -> ApiRequest:
     return ApiRequest("PATCH", scale_path(binding.namespace, binding.deployment), {"spec": {"replicas": replicas}},
-                      MERGE_PATCH, f"scale {binding.namespace}/{binding.deployment} to {replicas}: {why}")
+                      MERGE_PATCH, f"scale {binding.namespace}/{binding.deployment} to {replicas}: {why}",
+                      binding.service.name)
 
 
 def plan(actions: Sequence[Action], bindings: Mapping[str, Binding], deployments: Mapping[str, Obj],
          pods: Sequence[Obj], nodes: Mapping[str, Obj]) -> tuple[list[ApiRequest], list[NotEnacted]]:
-    """``bindings`` by service name, ``deployments`` by "namespace/name", ``nodes`` by name."""
+    """``bindings`` by service name ("namespace/deployment"), ``deployments`` by "namespace/name",
+    ``nodes`` by name."""
     requests: list[ApiRequest] = []
     skipped: list[NotEnacted] = []
     replicas: dict[str, int] = {}
@@ -98,7 +102,8 @@ def plan(actions: Sequence[Action], bindings: Mapping[str, Binding], deployments
                 "POST", f"/api/v1/namespaces/{binding.namespace}/pods/{name}/eviction",
                 {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name,
                                                                             "namespace": binding.namespace}},
-                JSON, f"evict {binding.namespace}/{name} from {a.from_node} (to {a.to_node}): {a.reason}"))
+                JSON, f"evict {binding.namespace}/{name} from {a.from_node} (to {a.to_node}): {a.reason}",
+                binding.service.name))
         elif isinstance(a, SetConcurrency | ShedLoad):
             skipped.append(NotEnacted(a, f"{type(a).__name__} needs an ingress or runtime hook this cluster lacks"))
     for service, n in replicas.items():

@@ -382,7 +382,7 @@ class ControlLoop:
             log.info("not enacted: %s (%s)", _describe(s.action), s.why)
         for req in requests:
             ok = await self._send(req)
-            binding = _binding_of(req, by_service)
+            binding = by_service.get(req.service)
             if binding is not None:
                 await self.event(binding, "Enacted" if ok else "EnactFailed", req.what, "Normal" if ok else "Warning")
 
@@ -460,10 +460,3 @@ def _describe(action: Action) -> str:
     detail = {k: v for k, v in records.action_spec(action).items() if k not in ("type", "service")}
     return f"{type(action).__name__} {action.service} " + " ".join(f"{k}={v}" for k, v in detail.items())
 
-
-def _binding_of(req: enact.ApiRequest, by_service: Mapping[str, adapter.Binding]) -> adapter.Binding | None:
-    for b in by_service.values():
-        if f"/namespaces/{b.namespace}/deployments/{b.deployment}/" in req.path or (
-                f"/namespaces/{b.namespace}/pods/" in req.path and b.service.name in req.what):
-            return b
-    return None

@@ -1,7 +1,8 @@
 """The operator's view of load, latency and node state, read from Prometheus; all its PromQL lives here.
 
 The series come from the mock kubelet's ``/metrics`` (``kubeagora.kubelet.metrics``) or from any
-workload exporting the same names. Per service (label ``service``):
+workload exporting the same names. Per service (a workload in a namespace: labels ``namespace`` and
+``workload``, keyed "namespace/workload" as ``adapter.service_key`` names a managed service):
 
     offered_rps   the offered-load gauge where exported, else served + dropped
     served_rps    rate of kubeagora_requests_total over the rate window (30 s)
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 #: One instant-vector result as ``PrometheusConnect.custom_query`` returns it:
-#: ``[{"metric": {"service": "web"}, "value": [1717000000.0, "12.5"]}, ...]``.
+#: ``[{"metric": {"namespace": "shop", "workload": "web"}, "value": [1717000000.0, "12.5"]}, ...]``.
 Vector = Sequence[Mapping[str, Any]]
 
 
@@ -90,6 +91,10 @@ NODE_HEARTBEAT = "kubeagora_node_heartbeat"
 NODE_KEYS = ("node", "tier", "node_class", "region", "zone")
 
 
+SERVICE_KEYS = ("namespace", "workload")
+"""What identifies a service in the series: never the workload name alone (tenants reuse names)."""
+
+
 def _range(seconds: float) -> str:
     ms = round(seconds * 1000)
     return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
@@ -102,14 +107,15 @@ NODE_SIGNALS = ("utilization", "power", "heartbeat")
 def service_queries(windows: Windows = Windows()) -> dict[str, str]:
     """The PromQL of each per-service signal, keyed by the name ``parse_services`` expects."""
     rate, q = _range(windows.rate_s), _range(windows.quantile_s)
-    buckets = f"sum by (service, le) (rate({DURATION_BUCKETS}[{q}]))"
+    by = ", ".join(SERVICE_KEYS)
+    buckets = f"sum by ({by}, le) (rate({DURATION_BUCKETS}[{q}]))"
     return {
-        "served": f"sum by (service) (rate({REQUESTS}[{rate}]))",
-        "dropped": f"sum by (service) (rate({DROPPED}[{rate}]))",
-        "offered": f"sum by (service) ({OFFERED})",
+        "served": f"sum by ({by}) (rate({REQUESTS}[{rate}]))",
+        "dropped": f"sum by ({by}) (rate({DROPPED}[{rate}]))",
+        "offered": f"sum by ({by}) ({OFFERED})",
         "p95": f"histogram_quantile(0.95, {buckets})",
         "p99": f"histogram_quantile(0.99, {buckets})",
-        "ready": f"sum by (service) ({READY_PODS})",
+        "ready": f"sum by ({by}) ({READY_PODS})",
     }
 
 
@@ -147,6 +153,17 @@ def by_label(vector: Vector, label: str) -> dict[str, float]:
     return out
 
 
+def by_service(vector: Vector) -> dict[str, float]:
+    """``{"namespace/workload": sample}`` of a vector; series missing either label are ignored."""
+    out: dict[str, float] = {}
+    for item in vector:
+        metric = item.get("metric") or {}
+        namespace, workload = (metric.get(k) for k in SERVICE_KEYS)
+        if isinstance(namespace, str) and namespace and isinstance(workload, str) and workload:
+            out[f"{namespace}/{workload}"] = _sample(item)
+    return out
+
+
 def _rate(values: Mapping[str, float], key: str) -> float:
     v = values.get(key, 0.0)
     return v if math.isfinite(v) and v > 0 else 0.0
@@ -154,7 +171,7 @@ def _rate(values: Mapping[str, float], key: str) -> float:
 
 def parse_services(results: Mapping[str, Vector]) -> dict[str, ServiceSignals]:
     """Signals per service from the results of ``service_queries`` (a missing key = an empty result)."""
-    parsed = {name: by_label(results.get(name, ()), "service") for name in SERVICE_SIGNALS}
+    parsed = {name: by_service(results.get(name, ())) for name in SERVICE_SIGNALS}
     served, dropped, offered = parsed["served"], parsed["dropped"], parsed["offered"]
     names = set().union(*parsed.values())
     out = {}

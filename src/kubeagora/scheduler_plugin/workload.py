@@ -79,7 +79,7 @@ def model_service(demand: PodDemand, origin_region: str, allowed_regions: tuple[
     """The pod as the simulator's `Service`: what a Contract-Net task announces."""
     t: Mapping[str, Any] = TEMPLATES[demand.template] if demand.template else {}
     return Service(
-        name=demand.service,
+        name=f"{demand.namespace}/{demand.service}",  # a service is named within its namespace
         service_time_ms=dict(demand.service_time_ms),
         cpu_request=demand.cpu,
         memory_request_gib=demand.memory_gib,
