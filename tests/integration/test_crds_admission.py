@@ -241,3 +241,27 @@ def test_the_webhook_warns_that_a_policy_of_another_name_has_no_effect(
         assert f"the operator enforces only the OrchestrationPolicy named '{webhook.policy}'" in proc.stderr
     finally:
         crds.kubectl("delete", "orchestrationpolicy", name, "--ignore-not-found")
+
+
+def test_the_webhook_refuses_an_intent_on_a_deployment_an_hpa_already_scales(
+        crds: DevCluster, namespace: str, webhook: Webhook) -> None:
+    hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+           "metadata": {"name": "contested-hpa", "namespace": namespace},
+           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "contested"},
+                    "minReplicas": 1, "maxReplicas": 5,
+                    "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                        "type": "Utilization", "averageUtilization": 60}}}]}}
+    free = intent(namespace, "contested", tenant="retail", replicas={"min": 1, "max": 5})
+    assert try_apply(crds, free, "--dry-run=server").returncode == 0  # admitted while no HPA scales it
+    apply(crds, hpa)
+    # the webhook's index fills from its watch of HPAs
+    wait_for("the webhook to see the HPA",
+             lambda: "denied the request" in try_apply(crds, free, "--dry-run=server").stderr, timeout_s=30)
+    proc = try_apply(crds, free)
+    assert proc.returncode != 0
+    assert f"HorizontalPodAutoscaler {namespace}/contested-hpa" in proc.stderr, proc.stderr
+    assert "would fight over its replicas" in proc.stderr
+    assert crds.kubectl("get", "intent", "contested", "-n", namespace).returncode != 0
+    crds.kubectl("delete", "hpa", "contested-hpa", "-n", namespace)
+    wait_for("the webhook to admit it once the HPA is gone",
+             lambda: try_apply(crds, free, "--dry-run=server").returncode == 0, timeout_s=30)

@@ -103,3 +103,49 @@ def test_configure_admission_refuses_what_the_api_server_would() -> None:
         admission.configure_admission(settings, host="127.0.0.1", managed_name="kubeagora")
     with pytest.raises(ValueError, match="go together"):
         admission.configure_admission(settings, host="127.0.0.1", certfile=Path("c.crt"))
+
+
+# ------------------------------------------------------------------------- other autoscalers on the Deployment
+def _hpa(name: str, target: str, namespace: str = "default") -> Any:
+    return {"metadata": {"name": name, "namespace": namespace},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target}}}
+
+
+def _index(kind: str, *objects: Any) -> dict[tuple[str, str], list[Any]]:
+    index: dict[tuple[str, str], list[Any]] = {}
+    for obj in objects:
+        for key, value in admission._by_target(kind, kopf.Body(obj)).items():
+            index.setdefault(key, []).append(value)
+    return index
+
+
+def test_an_intent_on_a_deployment_an_hpa_scales_is_refused_naming_it() -> None:
+    hpas = _index("HorizontalPodAutoscaler", _hpa("checkout-hpa", "checkout"), _hpa("other", "cart"),
+                  _hpa("same-name-elsewhere", "checkout", namespace="shop"))
+    with pytest.raises(kopf.AdmissionError) as e:
+        admission.validate_orchestration_intent(body=body(), operation="CREATE", kubeagora_cluster_policies=POLICY,
+                                                kubeagora_node_sites=SITES, kubeagora_hpas=hpas)
+    assert e.value.code == 422
+    message = str(e.value)
+    assert "HorizontalPodAutoscaler default/checkout-hpa" in message
+    assert "spec.targetRef.name" in message
+    assert "other" not in message
+    assert "same-name-elsewhere" not in message
+
+
+def test_a_keda_scaled_object_is_a_conflict_too_and_its_target_kind_defaults_to_deployment() -> None:
+    scaled = {"metadata": {"name": "checkout-so", "namespace": "default"},
+              "spec": {"scaleTargetRef": {"name": "checkout"}}}
+    with pytest.raises(kopf.AdmissionError) as e:
+        admission.validate_orchestration_intent(body=body(), operation="CREATE", kubeagora_cluster_policies=POLICY,
+                                                kubeagora_node_sites=SITES,
+                                                kubeagora_scaled_objects=_index("ScaledObject", scaled))
+    assert "ScaledObject default/checkout-so" in str(e.value)
+
+
+def test_an_hpa_on_another_kind_of_target_is_no_conflict() -> None:
+    hpa = _hpa("sts-hpa", "checkout")
+    hpa["spec"]["scaleTargetRef"]["kind"] = "StatefulSet"
+    admission.validate_orchestration_intent(body=body(), operation="CREATE", kubeagora_cluster_policies=POLICY,
+                                            kubeagora_node_sites=SITES,
+                                            kubeagora_hpas=_index("HorizontalPodAutoscaler", hpa))

@@ -148,3 +148,20 @@ def test_a_recovery_waits_until_the_watches_have_delivered_the_deployment_it_und
     assert {"spec": {"replicas": 3}} in api.to("PATCH", "/deployments/checkout/scale")
     (patch,) = api.to("PATCH", "/agentactions/checkout-run1-r9/status")
     assert patch["status"]["state"] == "RolledBack"
+
+
+def test_an_hpa_created_on_the_managed_deployment_shows_as_a_conflict_in_the_intent() -> None:
+    world = world_of()
+    loop, api = loop_over(world, FakeSignals(None))
+    asyncio.run(loop.tick())
+    before = api.to("PATCH", "/orchestrationintents/checkout/status")[-1]["status"]
+    assert next(c for c in before["conditions"] if c["type"] == "AutoscalerConflict")["status"] == "False"
+    namespace = "default"  # the intent's and its Deployment's (operator_objects)
+    loop.view.apply("hpas", "ADDED", {
+        "metadata": {"name": "checkout-hpa", "namespace": namespace},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "checkout"}}})
+    asyncio.run(loop.tick())
+    after = api.to("PATCH", "/orchestrationintents/checkout/status")[-1]["status"]
+    conflict = next(c for c in after["conditions"] if c["type"] == "AutoscalerConflict")
+    assert (conflict["status"], conflict["reason"]) == ("True", "HorizontalPodAutoscaler")
+    assert f"HorizontalPodAutoscaler {namespace}/checkout-hpa" in conflict["message"]

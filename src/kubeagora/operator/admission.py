@@ -2,8 +2,10 @@
 
 The CRD schema already refuses malformed objects; the webhook adds what needs the cluster: the
 OrchestrationPolicy `default` (replica cap, tenants, energy cap) and the nodes' regions, tiers and classes
-(an intent whose placement no node satisfies, or a region no node is in). Both come from kopf indices
-over ClusterPolicies and Nodes, so a review costs no API request. The rules are the pure functions of
+(an intent whose placement no node satisfies, or a region no node is in), and the autoscalers already on
+the intent's Deployment (a HorizontalPodAutoscaler or a KEDA ScaledObject would fight the operator over its
+replicas). All come from kopf indices over ClusterPolicies, Nodes, HPAs and ScaledObjects, so a review
+costs no API request. The rules are the pure functions of
 `kubeagora.model.intent`; a refusal is a 422 whose message names the field.
 
 Importing this module registers the handlers; the operator's startup handler calls
@@ -35,6 +37,7 @@ from kubeagora.model.intent import (
     parse_orchestration_policy,
     validate_intent,
 )
+from kubeagora.operator import autoscalers
 from kubeagora.sim.catalog import TEMPLATES
 
 WEBHOOK_PORT = 9443
@@ -58,6 +61,31 @@ def kubeagora_cluster_policies(name: str, body: kopf.Body, **_: Any) -> dict[str
 def kubeagora_node_sites(labels: kopf.Labels, **_: Any) -> dict[str, NodeSite]:
     """Every node's region, tier and class, under one key."""
     return {"sites": NodeSite.from_labels(labels)}
+
+
+def _by_target(kind: str, body: kopf.Body) -> dict[tuple[str, str], autoscalers.Autoscaler]:
+    found = autoscalers.from_object(kind, body)
+    return {} if found is None else {(found.namespace, found.target_name): found}
+
+
+@kopf.index("autoscaling", "v2", "horizontalpodautoscalers")
+def kubeagora_hpas(body: kopf.Body, **_: Any) -> dict[tuple[str, str], autoscalers.Autoscaler]:
+    """HorizontalPodAutoscalers by (namespace, target name)."""
+    return _by_target(autoscalers.HPA_KIND, body)
+
+
+@kopf.index("keda.sh", "v1alpha1", "scaledobjects")
+def kubeagora_scaled_objects(body: kopf.Body, **_: Any) -> dict[tuple[str, str], autoscalers.Autoscaler]:
+    """KEDA ScaledObjects by (namespace, target name); empty where KEDA is not installed."""
+    return _by_target(autoscalers.SCALED_OBJECT_KIND, body)
+
+
+AutoscalerIndex = kopf.Index[tuple[str, str], autoscalers.Autoscaler]
+
+
+def _autoscalers_of(namespace: str, deployment: str, *indices: AutoscalerIndex | None) -> list[autoscalers.Autoscaler]:
+    found = [a for index in indices if index is not None for a in index.get((namespace, deployment), ())]
+    return autoscalers.on_deployment(namespace, deployment, found)
 
 
 def _policy(index: kopf.Index[str, dict[str, Any]] | None) -> OrchestrationPolicy | None:
@@ -86,6 +114,8 @@ def validate_orchestration_intent(
     body: kopf.Body,
     kubeagora_cluster_policies: kopf.Index[str, dict[str, Any]] | None = None,
     kubeagora_node_sites: kopf.Index[str, NodeSite] | None = None,
+    kubeagora_hpas: AutoscalerIndex | None = None,
+    kubeagora_scaled_objects: AutoscalerIndex | None = None,
     old: kopf.Body | None = None,
     operation: str | None = None,
     **_: Any,
@@ -96,10 +126,14 @@ def validate_orchestration_intent(
         intent = parse_intent(body)
     except IntentError as e:
         raise kopf.AdmissionError(str(e), code=UNPROCESSABLE) from None
-    errors = validate_intent(intent, _policy(kubeagora_cluster_policies), _sites(kubeagora_node_sites),
-                             known_templates=TEMPLATES)
-    if errors:
-        raise kopf.AdmissionError("; ".join(str(e) for e in errors), code=UNPROCESSABLE)
+    messages = [str(e) for e in validate_intent(intent, _policy(kubeagora_cluster_policies),
+                                                _sites(kubeagora_node_sites), known_templates=TEMPLATES)]
+    namespace = str((body.get("metadata") or {}).get("namespace") or "")
+    others = _autoscalers_of(namespace, intent.target.name, kubeagora_hpas, kubeagora_scaled_objects)
+    if others:
+        messages.append(autoscalers.conflict_message(namespace, intent.target.name, others))
+    if messages:
+        raise kopf.AdmissionError("; ".join(messages), code=UNPROCESSABLE)
 
 
 @kopf.on.validate(GROUP, VERSION, "orchestrationpolicies", id="orchestration-policy", operations=["CREATE", "UPDATE"])

@@ -127,3 +127,14 @@ def policies(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
 @kopf.on.event(GROUP, VERSION, "agentactions")
 def agentactions(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     _feed("agentactions", event, memo)
+
+
+# Other autoscalers, so an intent whose Deployment gets one later says so (AutoscalerConflict).
+@kopf.on.event("autoscaling", "v2", "horizontalpodautoscalers")
+def hpas(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    _feed("hpas", event, memo)
+
+
+@kopf.on.event("keda.sh", "v1alpha1", "scaledobjects")  # served only where KEDA is installed
+def scaledobjects(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    _feed("scaledobjects", event, memo)

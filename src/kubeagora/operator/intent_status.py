@@ -63,7 +63,10 @@ class Observed:
 
 def status_patch(previous_status: Mapping[str, Any], observed: Observed | None, slo_p95_ms: float,
                  slo_p99_ms: float, compliance_pct: float | None, decisions: Sequence[Mapping[str, Any]],
-                 now_iso: str, target_found: bool, metrics_ok: bool, metrics_error: str = "") -> dict[str, Any]:
+                 now_iso: str, target_found: bool, metrics_ok: bool, metrics_error: str = "",
+                 autoscaler_conflict: tuple[bool, str, str] | None = None) -> dict[str, Any]:
+    """`autoscaler_conflict`: (status, reason, message) of the AutoscalerConflict condition (see
+    `operator.autoscalers`); None leaves the condition out."""
     prev = list(previous_status.get("conditions") or ())
     conditions = [condition(prev, "Ready", target_found, "TargetFound" if target_found else "TargetMissing",
                             "the target Deployment exists and is managed" if target_found
@@ -86,6 +89,9 @@ def status_patch(previous_status: Mapping[str, Any], observed: Observed | None, 
                                 "MetricsUnavailable" if not metrics_ok else "MetricsFlowing",
                                 metrics_error if not metrics_ok else "Prometheus answers; the agents decide",
                                 now_iso))
+    if autoscaler_conflict is not None:
+        conflict, reason, message = autoscaler_conflict
+        conditions.append(condition(prev, "AutoscalerConflict", conflict, reason, message, now_iso))
     if compliance_pct is not None:
         body["sloCompliancePct"] = round(compliance_pct, 1)
     body["conditions"] = conditions

@@ -35,7 +35,7 @@ from kubeagora.controllers.mas import MasController, MasSettings, MasState
 from kubeagora.decision import rollout as ro
 from kubeagora.kubeapi.client import Api, ApiError
 from kubeagora.model import Action, Observation, QuarantineNode
-from kubeagora.operator import adapter, enact, intent_status, records
+from kubeagora.operator import adapter, autoscalers, enact, intent_status, records
 from kubeagora.operator.metrics_source import MetricsUnavailable, NodeSignals, PrometheusSignals, ServiceSignals
 from kubeagora.operator.telemetry import Telemetry
 from kubeagora.operator.view import ClusterView
@@ -436,7 +436,7 @@ class ControlLoop:
             patch = intent_status.status_patch(
                 obj.get("status") or {}, observed, b.service.slo_p95_ms, b.service.slo_p99_ms,
                 self.state.compliance.pct(key), decisions.get(key, []), now_iso, True, not metrics_error,
-                metrics_error)
+                metrics_error, self._autoscaler_conflict(b.namespace, b.deployment))
             await self._patch_intent_status(b.namespace, b.intent, patch)
         for u in unbound:
             ns, name = u.key.split("/", 1)
@@ -446,6 +446,12 @@ class ControlLoop:
                                                False, not metrics_error, metrics_error)
             patch["status"]["conditions"][0].update(reason="NotManaged", message=u.why[:1000])
             await self._patch_intent_status(ns, name, patch)
+
+    def _autoscaler_conflict(self, namespace: str, deployment: str) -> tuple[bool, str, str]:
+        found = [a for kind, name in (("hpas", autoscalers.HPA_KIND), ("scaledobjects", autoscalers.SCALED_OBJECT_KIND))
+                 for obj in self.view.all(kind) if (a := autoscalers.from_object(name, obj)) is not None]
+        return autoscalers.conflict_condition(autoscalers.on_deployment(namespace, deployment, found), namespace,
+                                              deployment)
 
     async def _patch_intent_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         try:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("nodes", "pods", "deployments", "intents", "policies", "agentactions")
+KINDS = ("nodes", "pods", "deployments", "intents", "policies", "agentactions", "hpas", "scaledobjects")
 
 Obj = Mapping[str, Any]
 
