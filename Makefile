@@ -42,8 +42,9 @@ lint: install
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 
+# every baseline at its shipped default and over its knob's standard sweep, 5 seeds per scenario
 bench: install
-	$(BIN)/kubeagora bench --seeds 5 --report out/bench --json out/bench/results.json
+	$(BIN)/kubeagora bench --sweep standard --seeds 5 --report out/bench --json out/bench/results.json
 
 speed: install
 	$(BIN)/python benchmarks/speed.py

@@ -246,6 +246,7 @@ def bench(
         list[str] | None,
         typer.Option(
             "--sweep",
+            metavar="SPEC",
             help=f"Sweep a baseline's knob, repeatable: FAMILY.target=START:STOP:STEP, FAMILY.target=A,B,C, "
             f"or '{STANDARD}' (every baseline among --controllers: {describe_standard()}). Each baseline "
             "becomes a frontier of violations vs replica-seconds; mas and mpc are compared with it at equal "
