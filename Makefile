@@ -14,7 +14,7 @@ if Version(v) < Version("25.1"):
 endef
 export PIP_CHECK
 
-.PHONY: install demo test unit lint bench speed table2 controlplane prometheus clean
+.PHONY: install demo test unit lint bench speed table2 controlplane helm chart prometheus clean
 
 $(BIN)/kubeagora: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,14 @@ table2: install
 # the Kubernetes control plane built from its Go modules (cached per version; the first build is slow)
 controlplane:
 	controlplane/build.sh
+
+# helm, built from its Go module (tools/helm/go.mod pins the version; cached like the control plane)
+helm:
+	tools/helm/build.sh
+
+# the Helm chart: lint it with that helm (the chart's tests render and install it)
+chart: helm
+	"$$(tools/helm/build.sh --path)" lint --strict charts/kubeagora
 
 # Debian's Prometheus, fetched without root and cached (the operator's tests scrape with it)
 prometheus: install
