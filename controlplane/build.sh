@@ -38,35 +38,15 @@ if [[ -x "$binary" ]]; then
     exit 0
 fi
 
-# --- Go toolchain check (before anything slow) -----------------------------------------------
-export GOTOOLCHAIN=local
-if ! command -v go >/dev/null 2>&1; then
-    say "Go is not installed (need Go >= 1.${MIN_GO_MINOR}); install it from https://go.dev/dl/ and rerun."
-    exit 2
-fi
-go_version="$(go env GOVERSION 2>/dev/null || true)"   # e.g. go1.26.8
-if [[ ! "$go_version" =~ ^go1\.([0-9]+) ]] || (( BASH_REMATCH[1] < MIN_GO_MINOR )); then
-    say "Go ${go_version:-of unknown version} is too old: need Go >= 1.${MIN_GO_MINOR} (https://go.dev/dl/)."
-    exit 2
-fi
+# --- Go toolchain check (before anything slow), then one build per version at a time ----------
+# shellcheck source=../tools/go-build-common.sh
+source "$here/../tools/go-build-common.sh"
+require_go
+go_version="$(go env GOVERSION)"
 
 # --- Build -----------------------------------------------------------------------------------
 mkdir -p "$out_dir"
-# One build per version at a time: a second caller (another terminal, a parallel test run) waits for
-# the first and then reuses its binary, instead of compiling the same packages again and truncating
-# the first build's log.
-if command -v flock >/dev/null 2>&1; then
-    exec 9>"$out_dir/.build.lock"
-    if ! flock -n 9; then
-        say "another build of $version is running; waiting for it ..."
-        flock 9
-    fi
-    if [[ -x "$binary" ]]; then
-        say "reusing $binary (built meanwhile)"
-        echo "$binary"
-        exit 0
-    fi
-fi
+lock_build "$out_dir" "$binary" "$version"
 log="$out_dir/build.log"
 tmp="$out_dir/.kubeagora-controlplane.$$"
 trap 'rm -f "$tmp"' EXIT

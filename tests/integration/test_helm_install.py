@@ -22,10 +22,8 @@ cluster's own, and the operator manages the intent (status written, the webhook 
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -42,6 +40,7 @@ from tests.integration.kube import apply, kubectl_json, wait_for
 
 from kubeagora.devcluster import DevCluster
 from kubeagora.devcluster.cluster import free_ports
+from kubeagora.devcluster.stack import stop_process
 
 pytest.importorskip("kopf")
 pytestmark = pytest.mark.integration
@@ -63,13 +62,7 @@ class Process:
         assert self.proc.poll() is None, f"{self.name} exited ({self.proc.returncode}):\n{self.log.read_text()[-3000:]}"
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process(self.proc, 30)
 
 
 @dataclass

@@ -37,30 +37,12 @@ if [[ -x "$binary" ]]; then
     exit 0
 fi
 
-export GOTOOLCHAIN=local
-if ! command -v go >/dev/null 2>&1; then
-    say "Go is not installed (need Go >= 1.${MIN_GO_MINOR}); install it from https://go.dev/dl/ and rerun."
-    exit 2
-fi
-go_version="$(go env GOVERSION 2>/dev/null || true)"
-if [[ ! "$go_version" =~ ^go1\.([0-9]+) ]] || (( BASH_REMATCH[1] < MIN_GO_MINOR )); then
-    say "Go ${go_version:-of unknown version} is too old: need Go >= 1.${MIN_GO_MINOR} (https://go.dev/dl/)."
-    exit 2
-fi
-
+# shellcheck source=../go-build-common.sh
+source "$here/../go-build-common.sh"
+require_go
+go_version="$(go env GOVERSION)"
 mkdir -p "$out_dir"
-# One build per version at a time; a second caller waits and reuses the first one's binary.
-if command -v flock >/dev/null 2>&1; then
-    exec 9>"$out_dir/.build.lock"
-    if ! flock -n 9; then
-        say "another build of helm $helm_version is running; waiting for it ..."
-        flock 9
-    fi
-    if [[ -x "$binary" ]]; then
-        echo "$binary"
-        exit 0
-    fi
-fi
+lock_build "$out_dir" "$binary" "helm $helm_version"
 log="$out_dir/build.log"
 tmp="$out_dir/.helm.$$"
 trap 'rm -f "$tmp"' EXIT
