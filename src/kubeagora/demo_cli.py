@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from kubeagora.extras import needs_extra
+from kubeagora.output import Output, OutputFormat, print_data
 
 USAGE_ERROR = 2
 _out = Console(width=None if sys.stdout.isatty() else 120)
@@ -36,6 +37,7 @@ def demo(
     base_rps: Annotated[float, typer.Option("--base-rps", help="Base load of each Deployment.")] = 120.0,
     nodes: Annotated[int, typer.Option("--nodes", help="Mock nodes.")] = 24,
     keep: Annotated[bool, typer.Option("--keep", help="Leave the stack running afterwards (kubectl it).")] = False,
+    output: Output = OutputFormat.TABLE,
 ) -> None:
     """Real control plane, operator + extender, an intent, a burst: kubeagora vs the real HPA."""
     with needs_extra("operator", "demo"):  # the stack runs the operator and the mock kubelet
@@ -83,8 +85,13 @@ def demo(
         _err.print(f"left running: export KUBECONFIG={stack.kubeconfig}")
     else:
         stack.down()
-    cb.write_json(out / "burst.json", cb.result_document(plan, results, timeline))
+    document = cb.result_document(plan, results, timeline)
+    cb.write_json(out / "burst.json", document)
     cb.plot(out / "burst.png", timeline, plan)
+    if output is not OutputFormat.TABLE:  # burst.json's content on stdout; the rest is for people
+        print_data(document, output)
+        _err.print(f"plot: {out / 'burst.png'}   data: {out / 'burst.json'}", highlight=False)
+        return
     _out.print(intents.rstrip())
     counts = Counter((a["spec"]["agent"], a["spec"]["action"]["type"], (a.get("status") or {}).get("state", "?"))
                      for a in actions)

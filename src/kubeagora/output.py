@@ -9,6 +9,7 @@ table. Only the standard library and typer are imported here: the CLI's ``--help
 from __future__ import annotations
 
 import json
+import math
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -28,8 +29,21 @@ Output = Annotated[
 ]
 
 
+def _finite(data: Any) -> Any:
+    """NaN and infinities become null: JSON has no such numbers (and a script should not meet them in YAML)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(v) for v in data]
+    return data
+
+
 def render_data(data: Any, fmt: OutputFormat) -> str:
-    """`data` as JSON (2-space indent, keys in their order) or block-style YAML; ends with a newline."""
+    """`data` as JSON (2-space indent, keys in their order) or block-style YAML; ends with a newline.
+    Non-finite floats are written as null."""
+    data = _finite(data)
     if fmt is OutputFormat.JSON:
         return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     if fmt is OutputFormat.YAML:

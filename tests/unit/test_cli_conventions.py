@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from kubeagora.bench.explain import Outcome
 from kubeagora.cli import TraceFormat, app
 from kubeagora.decision.rollout import Stage
+from kubeagora.output import OutputFormat
 from kubeagora.sim.scenario import builtin_names
 from kubeagora.sim.trace import TRACE_FORMATS
 
@@ -186,3 +187,12 @@ def test_help_text_cites_no_file_outside_the_repository() -> None:
         assert "../" not in text, where
         for cited in (word.strip("().,`'") for word in text.split() if word.endswith((".md", ".md)", ".md."))):
             assert (REPO / cited).is_file(), f"{where} cites {cited}"
+
+
+def test_data_output_writes_no_nan() -> None:
+    from kubeagora.output import render_data
+
+    data = {"p99_ms": float("nan"), "series": [1.0, float("inf")], "nested": {"x": (2.5, float("-inf"))}}
+    assert json.loads(render_data(data, OutputFormat.JSON)) == {"p99_ms": None, "series": [1.0, None],
+                                                                "nested": {"x": [2.5, None]}}
+    assert yaml.safe_load(render_data(data, OutputFormat.YAML))["series"] == [1.0, None]
