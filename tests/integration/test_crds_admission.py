@@ -265,3 +265,33 @@ def test_the_webhook_refuses_an_intent_on_a_deployment_an_hpa_already_scales(
     crds.kubectl("delete", "hpa", "contested-hpa", "-n", namespace)
     wait_for("the webhook to admit it once the HPA is gone",
              lambda: try_apply(crds, free, "--dry-run=server").returncode == 0, timeout_s=30)
+
+
+def test_a_keda_scaled_object_installed_after_the_operator_is_a_conflict_too(
+        crds: DevCluster, namespace: str, webhook: Webhook) -> None:
+    """KEDA installed after kubeagora: the webhook starts watching ScaledObjects once their CRD appears
+    (a minimal stand-in for KEDA's CRD: same group, version and names, no schema)."""
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "scaledobjects.keda.sh"},
+           "spec": {"group": "keda.sh", "scope": "Namespaced",
+                    "names": {"plural": "scaledobjects", "singular": "scaledobject", "kind": "ScaledObject",
+                              "shortNames": ["so"]},
+                    "versions": [{"name": "v1alpha1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                        "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]}}
+    existed = crds.kubectl("get", "crd", "scaledobjects.keda.sh").returncode == 0
+    try:
+        if not existed:
+            apply(crds, crd)
+            proc = crds.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/scaledobjects.keda.sh")
+            assert proc.returncode == 0, proc.stderr
+        apply(crds, {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+                     "metadata": {"name": "queue-scaler", "namespace": namespace},
+                     "spec": {"scaleTargetRef": {"name": "worker"}, "triggers": [{"type": "cpu"}]}})
+        worker = intent(namespace, "worker", tenant="retail", replicas={"min": 1, "max": 5})
+        proc = wait_for("the webhook to watch ScaledObjects and refuse the intent", lambda: (
+            p := try_apply(crds, worker, "--dry-run=server")).returncode != 0 and p, timeout_s=90)
+        assert f"ScaledObject {namespace}/queue-scaler" in proc.stderr, proc.stderr
+    finally:
+        crds.kubectl("delete", "scaledobject", "queue-scaler", "-n", namespace, "--ignore-not-found")
+        if not existed:
+            crds.kubectl("delete", "crd", "scaledobjects.keda.sh", "--ignore-not-found")
