@@ -157,6 +157,16 @@ Duration = Annotated[
         "--duration", help="Simulated seconds per run (default: the scenario's own).", show_default=False
     ),
 ]
+ModelError = Annotated[
+    float | None,
+    typer.Option(
+        "--model-error",
+        help="How far the world strays from the declared specs: service times, cold starts, interference "
+        "and node speeds × lognormal factors with this log-sd, drawn from the seed (e.g. 0.3; "
+        "default: the scenario's own, 0 for the built-in ones). Controllers see only the specs.",
+        show_default=False,
+    ),
+]
 JsonPath = Annotated[
     Path | None,
     typer.Option(
@@ -186,6 +196,7 @@ def simulate(
         int | None, typer.Option("--seed", help="Seed (default: the scenario's).", show_default=False)
     ] = None,
     duration: Duration = None,
+    model_error: ModelError = None,
     json_path: JsonPath = None,
     output: Output = OutputFormat.TABLE,
 ) -> None:
@@ -197,7 +208,7 @@ def simulate(
     with _bad_input_exits():
         if json_path is not None:
             _check_output_file(json_path, "--json")
-        plan = plan_matrix([scenario], [controller], duration_s=duration, first_seed=seed)
+        plan = plan_matrix([scenario], [controller], duration_s=duration, first_seed=seed, model_error=model_error)
     with matrix_progress_bar(plan.runs, _err) as progress:
         (result,) = run_matrix(plan.runs, jobs=1, progress=progress)
     command = _command_line(
@@ -206,6 +217,7 @@ def simulate(
         ("--controller", controller),
         ("--seed", result.seed),
         ("--duration", duration),
+        ("--model-error", model_error),
     )
     document = bench_document([result], plan.scenarios, command)
     if output is OutputFormat.TABLE:
@@ -280,6 +292,7 @@ def bench(
     trace_offset: Annotated[
         int, typer.Option("--trace-offset", help="Start the replay this many seconds into the trace.")
     ] = 0,
+    model_error: ModelError = None,
     json_path: JsonPath = None,
     report: Annotated[
         Path | None,
@@ -315,7 +328,8 @@ def bench(
         scenario_names = _names(scenarios, default_scenarios)
         controller_list = expand_sweeps(_names(controllers, list(CONTROLLER_NAMES)), sweep or [])
         plan = plan_matrix(
-            scenario_names, controller_list, n_seeds=seeds, duration_s=duration, trace=trace_model
+            scenario_names, controller_list, n_seeds=seeds, duration_s=duration, trace=trace_model,
+            model_error=model_error,
         )
         workers = default_jobs(len(plan.runs)) if jobs is None else jobs
         if workers < 1:
@@ -337,6 +351,7 @@ def bench(
         ("--trace-format", trace_model.format if trace_model else None),
         ("--trace-scale", trace_model.scale if trace_model else None),
         ("--trace-offset", trace_model.offset_s if trace_model and trace_model.offset_s else None),
+        ("--model-error", model_error),
         ("--json", json_path),
         ("--report", report),
     )

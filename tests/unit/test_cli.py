@@ -170,6 +170,7 @@ def bad_files(tmp_path: Path) -> dict[str, Path]:
             "    - {name: checkout, template: web, slo_p95_ms: 1, slo_p99_ms: 1}\n"
         ),
         "garbage.counts": "3 4 5\n6 seven 8\n",
+        "model-error.yaml": "name: wild\nmodel_error: 3\n",
     }
     for name, text in files.items():
         (tmp_path / name).write_text(text)
@@ -240,6 +241,21 @@ BAD_INPUTS = [
         ["bench", "--scenarios", "steady-drift", "--trace-offset", "60"],
         ["--trace-offset needs --trace"],
         id="offset-without-trace",
+    ),
+    pytest.param(
+        ["simulate", "--scenario", "steady-drift", "--controller", "static", "--model-error", "-0.3"],
+        ["--model-error must be between 0 and 1", "-0.3"],
+        id="negative-model-error",
+    ),
+    pytest.param(
+        ["bench", "--scenarios", "steady-drift", "--controllers", "static", "--model-error", "nan"],
+        ["--model-error"],
+        id="nan-model-error",
+    ),
+    pytest.param(
+        ["simulate", "--scenario", "{model-error.yaml}", "--controller", "static"],
+        ["model-error.yaml", "model_error"],
+        id="model-error-in-yaml-too-large",
     ),
     pytest.param(
         ["simulate", "--scenario", "steady-drift", "--controller", "static", "--seed", "-3"],

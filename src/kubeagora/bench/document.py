@@ -68,6 +68,8 @@ class ScenarioRecord(TypedDict, total=False):
     duration_s: float
     capacity: dict[str, Any]
     capacity_warning: str | None
+    model_error: float
+    """Log-sd of the world's deviation from the declared specs the runs used (0 = the world as declared)."""
 
 
 class BenchDocument(TypedDict, total=False):
@@ -213,7 +215,8 @@ def bench_document(
 
 def scenario_record(info: ScenarioInfo) -> ScenarioRecord:
     record = ScenarioRecord(
-        source=info.source, description=info.description, seeds=list(info.seeds), duration_s=info.duration_s
+        source=info.source, description=info.description, seeds=list(info.seeds), duration_s=info.duration_s,
+        model_error=info.model_error,
     )
     if info.capacity is not None:
         check = info.capacity
@@ -248,6 +251,9 @@ def merge_documents(documents: Sequence[BenchDocument], command: str) -> BenchDo
             seen.add(key)
             runs.append(run)
         for name, record in document.get("scenarios", {}).items():
+            if name in scenarios and scenarios[name].get("model_error", 0.0) != record.get("model_error", 0.0):
+                raise ValueError(f"scenario {name!r} ran at different model errors in these documents; "
+                                 "merge only runs of the same world")
             if name in scenarios:
                 merged = sorted(set(scenarios[name]["seeds"]) | set(record["seeds"]))
                 scenarios[name] = ScenarioRecord(**{**scenarios[name], "seeds": merged})

@@ -9,6 +9,7 @@ run. `run_matrix` runs the plan, in parallel when asked; every run compiles its 
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -39,6 +40,8 @@ class ScenarioInfo:
     duration_s: float
     capacity: CapacityCheck | None = None
     """Demand against an upper bound on what the cluster can serve (on the first seed)."""
+    model_error: float = 0.0
+    """The log-sd of the world's deviation from the declared specs (`--model-error`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,8 @@ class RunSpec:
     """None = the scenario's own duration."""
     trace: TraceModel | None = None
     """Replaces the scenario's arrivals (`kubeagora bench --trace`)."""
+    model_error: float | None = None
+    """None = the scenario's own `model_error`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +74,7 @@ def plan_matrix(
     duration_s: float | None = None,
     trace: TraceModel | None = None,
     first_seed: int | None = None,
+    model_error: float | None = None,
 ) -> MatrixPlan:
     """Scenario × controller × seed runs, seeds counting up from `first_seed` (default: each scenario's own).
 
@@ -80,6 +86,8 @@ def plan_matrix(
         raise ValueError(f"--seed must be zero or more (got {first_seed})")
     if duration_s is not None and duration_s <= 0:
         raise ValueError(f"--duration must be a positive number of seconds (got {duration_s:g})")
+    if model_error is not None and not (math.isfinite(model_error) and 0.0 <= model_error <= 1.0):
+        raise ValueError(f"--model-error must be between 0 and 1 (got {model_error:g})")
     if not scenarios:
         raise ValueError("no scenarios to run")
     if not controllers:
@@ -98,7 +106,8 @@ def plan_matrix(
             )
         # compiling is cheap; doing it here turns an impossible SLO or a bad trace into an error now
         start = model.seed if first_seed is None else first_seed
-        compiled = compile_scenario(model, source, seed=start, duration_s=duration_s, trace=trace)
+        compiled = compile_scenario(model, source, seed=start, duration_s=duration_s, trace=trace,
+                                    model_error=model_error)
         seeds = tuple(start + k for k in range(n_seeds))
         infos.append(
             ScenarioInfo(
@@ -108,10 +117,11 @@ def plan_matrix(
                 seeds,
                 compiled.duration_s,
                 check_capacity(compiled),
+                compiled.model_error,
             )
         )
         runs.extend(
-            RunSpec(scenario, controller, seed, duration_s, trace)
+            RunSpec(scenario, controller, seed, duration_s, trace, model_error)
             for controller in dict.fromkeys(controllers)
             for seed in seeds
         )
@@ -121,7 +131,8 @@ def plan_matrix(
 def run_one(spec: RunSpec, progress: Callable[[float], None] | None = None) -> RunResult:
     """Compile the scenario for this seed and run the controller against it (the worker's whole job)."""
     model, source = load_scenario(spec.scenario)
-    scenario = compile_scenario(model, source, seed=spec.seed, duration_s=spec.duration_s, trace=spec.trace)
+    scenario = compile_scenario(model, source, seed=spec.seed, duration_s=spec.duration_s, trace=spec.trace,
+                                model_error=spec.model_error)
     result = simulate(scenario, make_controller(spec.controller, scenario), progress=progress)
     result.controller = spec.controller  # the label, setting included, not the family's name
     return result

@@ -1,8 +1,11 @@
-"""The oracle: knows the future arrivals and faults, and provisions just enough, early enough.
+"""The clairvoyant planner (`oracle`): knows the true world and the future, and provisions just enough, early enough.
 
-Not a real system: the lower bound the others are measured against. It reads the compiled
-scenario: the expected arrivals of every service (`Workload.rates`, the rate the engine draws its
-Poisson counts from and evaluates its queues at) and the fault schedule. Every tick it plans all
+Not a real system, and not a bound either (it is greedy): a reference the others are measured against.
+It is the only controller that reads the compiled scenario: the expected arrivals of every service
+(`Workload.rates`, the rate the engine draws its Poisson counts from and evaluates its queues at), the
+fault schedule, and the true world (`CompiledScenario.world`: the service times, cold starts,
+interference and node speeds the engine runs, where every other controller sees only the declared
+specs). Every tick it plans all
 services together, replica by replica, with the engine's own latency model
 (`controllers.latency_prediction`):
 
@@ -48,6 +51,7 @@ from kubeagora.controllers.latency_prediction import (
 from kubeagora.controllers.packing import ACCELERATOR_CLASSES, NodeLedger
 from kubeagora.controllers.policy_parts import replica_bounds
 from kubeagora.model import (
+    NODE_CLASSES,
     Action,
     FloatArray,
     IntArray,
@@ -56,6 +60,7 @@ from kubeagora.model import (
     Place,
     QuarantineNode,
     Scale,
+    WorldParameters,
 )
 from kubeagora.sim import latency as lat
 from kubeagora.sim.engine import PlatformDefaults
@@ -212,19 +217,25 @@ class OracleController:
         self.n_services = len(services)
         region = {r: i for i, r in enumerate(topology.regions)}
         self.origin = np.array([region[s.origin_region] for s in services], dtype=np.int64)
-        self.node_beta = np.array([INTERFERENCE[n.node_class] for n in nodes])
+        # the true world, not the declared specs: only the clairvoyant planner may read it
+        world = scenario.world or WorldParameters.nominal(len(services), len(nodes))
+        cls = np.array([NODE_CLASSES.index(n.node_class) for n in nodes], dtype=np.int64)
+        self.node_beta = np.array([INTERFERENCE[n.node_class] for n in nodes]) * world.interference_factor[cls]
         self.node_cores = np.array([n.cpu_cores for n in nodes])
         self.node_accelerators = np.array([n.accelerators for n in nodes], dtype=float)
         self.node_nominal_speed = np.array([n.speed_factor for n in nodes])
+        self.node_true_speed = self.node_nominal_speed * world.node_speed_factor
         self.concurrency = np.array([s.concurrency for s in services], dtype=float)
         self.cpu_request = np.array([s.cpu_request for s in services])
         self.memory_request_gib = np.array([s.memory_request_gib for s in services])
         # class service time at reference speed (the engine divides by the node's current speed)
-        self.base_ms = np.array([[s.service_time_ms.get(n.node_class, np.nan) for n in nodes] for s in services])
+        self.base_ms = np.array([[s.service_time_ms.get(n.node_class, np.nan) for n in nodes] for s in services]
+                                ) * world.service_time_factor[:, cls]
         self.accelerators_on = np.array(
             [[s.accelerator_request if n.node_class in ACCELERATOR_CLASSES else 0 for n in nodes]
              for s in services], dtype=float)
-        self.cold_start_s = np.array([[s.cold_start_on(n.node_class) for n in nodes] for s in services])
+        self.cold_start_s = np.array([[s.cold_start_on(n.node_class) for n in nodes] for s in services]
+                                     ) * world.cold_start_factor[:, cls]
         self.network_ms = topology.ingress_rtt_ms[self.origin] + 8.0 / topology.access_bandwidth_mbps[self.origin]
         runnable = ~np.isnan(self.base_ms)
         self.service_cold_s = np.where(runnable, self.cold_start_s, 0.0).max(axis=1)
@@ -277,7 +288,8 @@ class OracleController:
         usable = np.zeros((self.n_services, n_nodes), dtype=bool)
         loss = np.zeros(self.n_services)
         horizon_end = float(lead_end.max())
-        speed = self.node_nominal_speed * np.minimum(
+        # the observation reports declared speed × throttle: the throttle on the machine's true speed
+        speed = self.node_true_speed * np.minimum(
             self.outlook.speed_factor(now, horizon_end),
             np.asarray(observation.node_speed) / self.node_nominal_speed,
         )

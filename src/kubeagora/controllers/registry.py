@@ -111,6 +111,7 @@ def controller_label(name: str) -> ControllerLabel:
 
 
 def make_controller(name: str, scenario: CompiledScenario) -> Controller:
-    """A fresh controller for `scenario`; the clairvoyant planner is the only one that reads the scenario's future."""
+    """A fresh controller for `scenario`; the clairvoyant planner is the only one that reads the scenario: its
+    future and its true world. Every other one sees only Observations."""
     label = controller_label(name)
     return _FACTORIES[label.family](scenario, label.target)

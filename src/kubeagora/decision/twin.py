@@ -7,6 +7,9 @@ starts the engine from the observed pods. `evaluate` runs the candidate actions 
 alternative side by side over a few seeds with common random numbers (both arms of a seed draw the
 same arrivals), and rejects a candidate that raises a service's predicted p99, the predicted SLO
 violations, or whose blast radius is past the policy's threshold.
+
+The twin is a model, not the world: it knows the declared specs and, where the caller passes one, the
+world its calibration estimated (`kubeagora.decision.calibration`), never the simulator's true one.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kubeagora.decision.risk import blast_radius
-from kubeagora.model import Action, FloatArray, Observation
+from kubeagora.model import Action, FloatArray, Observation, WorldParameters
 from kubeagora.sim import latency as lat
 from kubeagora.sim.engine import Engine, PlatformDefaults
 from kubeagora.sim.scenario import CompiledScenario
@@ -46,9 +49,12 @@ class ForecastWorkload(Workload):
 
 
 def scenario_from_observation(observation: Observation, forecast_rps: FloatArray, step_s: float = 1.0,
-                              horizon_s: float | None = None, seed: int = 0) -> CompiledScenario:
+                              horizon_s: float | None = None, seed: int = 0,
+                              world: WorldParameters | None = None) -> CompiledScenario:
     """The observed cluster as a scenario. The forecast is of each service's total arrivals (what
-    `arrival_rps` measures, calls from upstream services included), so the call graph is not replayed."""
+    `arrival_rps` measures, calls from upstream services included), so the call graph is not replayed.
+    `world` is what the twin believes of the true parameters (its calibration's estimate); None = the
+    declared specs."""
     forecast = np.asarray(forecast_rps, dtype=np.float64)
     n_s, n_n = len(observation.services), len(observation.nodes)
     if forecast.ndim != 2 or forecast.shape[0] != n_s or forecast.shape[1] == 0:
@@ -61,13 +67,15 @@ def scenario_from_observation(observation: Observation, forecast_rps: FloatArray
     workload = ForecastWorkload(base_rps=forecast[:, 0].copy(), forecast_rps=forecast, forecast_step_s=step_s)
     duration = horizon_s if horizon_s is not None else forecast.shape[1] * step_s
     return CompiledScenario("twin", "observation", seed, duration, step_s, topology, observation.services,
-                            workload, (), ())
+                            workload, (), (), world=world)
 
 
 def twin_from_observation(observation: Observation, forecast_rps: FloatArray, step_s: float = 1.0,
-                          seed: int = 0, platform: PlatformDefaults | None = None) -> Engine:
-    """An engine at the observed moment (its time 0) whose arrivals follow `forecast_rps[service, step]`."""
-    scenario = scenario_from_observation(observation, forecast_rps, step_s, seed=seed)
+                          seed: int = 0, platform: PlatformDefaults | None = None,
+                          world: WorldParameters | None = None) -> Engine:
+    """An engine at the observed moment (its time 0) whose arrivals follow `forecast_rps[service, step]`,
+    running the world the twin believes in (`world`, None = the declared specs)."""
+    scenario = scenario_from_observation(observation, forecast_rps, step_s, seed=seed, world=world)
     return Engine.from_observation(scenario, observation, seed=seed, platform=platform)
 
 
@@ -151,12 +159,13 @@ def _outcome(runs: list[ArmRun], slo_p99_ms: FloatArray) -> ArmOutcome:
 
 def evaluate(observation: Observation, candidate_actions: Sequence[Action], forecast_rps: FloatArray,
              horizon_s: float, policy: TwinPolicy | None = None,
-             platform: PlatformDefaults | None = None) -> TwinVerdict:
+             platform: PlatformDefaults | None = None, world: WorldParameters | None = None) -> TwinVerdict:
     """Run the candidate set and doing nothing over the horizon; accept the candidate unless it makes
-    the tail worse or touches too much."""
+    the tail worse or touches too much. `world`: the calibrated parameters (None = the declared specs)."""
     policy = policy or TwinPolicy()
     forecast = np.asarray(forecast_rps, dtype=np.float64)
-    base = twin_from_observation(observation, forecast, policy.step_s, seed=policy.seeds[0], platform=platform)
+    base = twin_from_observation(observation, forecast, policy.step_s, seed=policy.seeds[0], platform=platform,
+                                 world=world)
     steps = max(1, round(horizon_s / policy.step_s))
     baseline_runs: list[ArmRun] = []
     candidate_runs: list[ArmRun] = []

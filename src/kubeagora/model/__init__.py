@@ -23,7 +23,15 @@ from kubeagora.model.intent import (
     shield_policy,
     validate_intent,
 )
-from kubeagora.model.observation import BoolArray, FloatArray, IntArray, Observation
+from kubeagora.model.observation import (
+    BoolArray,
+    FloatArray,
+    IntArray,
+    Observation,
+    class_service_time_ms,
+    ready_capacity_rps,
+)
+from kubeagora.model.world import WorldParameters
 
 __all__ = [
     "DEFAULT_COLD_START_S",
@@ -56,8 +64,11 @@ __all__ = [
     "Slo",
     "TargetRef",
     "Tier",
+    "WorldParameters",
+    "class_service_time_ms",
     "parse_intent",
     "parse_orchestration_policy",
+    "ready_capacity_rps",
     "rollout_policy",
     "service_from_intent",
     "shield_policy",

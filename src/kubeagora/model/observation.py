@@ -7,12 +7,13 @@ keeps in its own state; gauges are the value at `time_s`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from kubeagora.model.cluster import Node, Service
+from kubeagora.model.cluster import Node, NodeClass, Service
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -83,3 +84,34 @@ class Observation:
             if n.name == name:
                 return i
         raise KeyError(name)
+
+
+def class_service_time_ms(services: Sequence[Service], node_classes: Sequence[NodeClass]) -> FloatArray:
+    """[service, node class] declared mean service time on the class's reference node (NaN where it cannot run)."""
+    out = np.full((len(services), len(node_classes)), np.nan)
+    for i, s in enumerate(services):
+        for k, c in enumerate(node_classes):
+            ms = s.service_time_ms.get(c)
+            if ms is not None:
+                out[i, k] = ms
+    return out
+
+
+def ready_capacity_rps(class_time_ms: FloatArray, node_class: IntArray, node_speed: FloatArray,
+                       native_concurrency: FloatArray, concurrency: FloatArray, replica_service: IntArray,
+                       replica_node: IntArray, replica_ready: BoolArray) -> FloatArray:
+    """Per service: what its Ready replicas serve per second flat out, by the declared service times at the
+    nodes' current speed (declared speed × a known throttle). The one definition of `capacity_rps`, used by
+    the simulator's and the cluster's adapters alike: neither the interference of co-located work nor a
+    node's true speed is something a cluster reports, so neither is in it.
+
+    `class_time_ms[service, node class]` (NaN where it cannot run), `node_class[node]` its column. Slots
+    beyond a service's native concurrency time-share the same CPU, so they add no throughput."""
+    n_s = class_time_ms.shape[0]
+    svc = replica_service[replica_ready]
+    node = replica_node[replica_ready]
+    ms = class_time_ms[svc, node_class[node]]
+    slots = np.minimum(concurrency, native_concurrency)[svc]
+    per_replica = np.where(np.isfinite(ms), slots * 1000.0 * node_speed[node] / np.where(np.isfinite(ms), ms, 1.0),
+                           0.0)
+    return np.asarray(np.bincount(svc, per_replica, minlength=n_s), dtype=np.float64)

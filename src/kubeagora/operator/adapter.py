@@ -5,8 +5,9 @@ the simulator's engine gives them. What the cluster cannot tell directly is deri
 
 - counters (arrived, served, dropped, busy core-seconds) integrate the Prometheus rates over the
   loop's ticks (``Counters``), since the agents take rates over windows of their own;
-- capacity is Ready replicas × concurrency / mean service time at the node's speed, the engine's
-  own definition; the queue length is Little's law over the p95 latency above the service time;
+- capacity is Ready replicas × concurrency / declared service time at the node's speed × throttle
+  (`kubeagora.model.ready_capacity_rps`, the simulator's engine fills it with the same function); the
+  queue length is Little's law over the p95 latency above the service time;
 - the RTT from users to nodes is a static estimate by tier and region (no probes run on the
   devcluster), with the midpoints of the simulator's topology generator.
 """
@@ -21,7 +22,16 @@ import numpy as np
 
 from kubeagora.kubeapi.quantity import quantity
 from kubeagora.kubeapi.selectors import matches
-from kubeagora.model import Node, NodeClass, Observation, Service, Tier
+from kubeagora.model import (
+    NODE_CLASSES,
+    Node,
+    NodeClass,
+    Observation,
+    Service,
+    Tier,
+    class_service_time_ms,
+    ready_capacity_rps,
+)
 from kubeagora.operator.metrics_source import NodeSignals, ServiceSignals
 from kubeagora.operator.view import Obj
 from kubeagora.sim.topology import NODE_SHAPES
@@ -213,7 +223,6 @@ def observe(now_s: float, node_objs: Sequence[Obj], pod_objs: Sequence[Obj], dep
     desired = np.zeros(n_s, dtype=np.int64)
     ready = np.zeros(n_s, dtype=np.int64)
     pending = np.zeros(n_s, dtype=np.int64)
-    capacity = np.zeros(n_s)
     speeds = np.array([n.speed_factor * throttle(o) for n, o in zip(nodes, node_objs, strict=True)])
     for i, b in enumerate(bindings):
         dep = deployments.get(f"{b.namespace}/{b.deployment}")
@@ -229,14 +238,20 @@ def observe(now_s: float, node_objs: Sequence[Obj], pod_objs: Sequence[Obj], dep
                 rep_ready.append(is_ready)
             if is_ready and j is not None:
                 ready[i] += 1
-                ms = b.service.service_time_ms.get(nodes[j].node_class) or max(b.service.service_time_ms.values())
-                capacity[i] += b.service.concurrency * 1000.0 / ms * speeds[j]
             else:
                 pending[i] += 1
 
     def per_service(attr: str) -> np.ndarray:
         return np.array([getattr(_signal(signals, s.name), attr) for s in services], dtype=float)
 
+    concurrency = np.array([s.concurrency for s in services], dtype=np.int64)
+    replica_service = np.array(rep_service, dtype=np.int64)
+    replica_node = np.array(rep_node, dtype=np.int64)
+    replica_ready = np.array(rep_ready, dtype=bool)
+    capacity = ready_capacity_rps(class_service_time_ms(services, NODE_CLASSES),
+                                  np.array([NODE_CLASSES.index(n.node_class) for n in nodes], dtype=np.int64),
+                                  speeds, concurrency.astype(float), concurrency.astype(float), replica_service,
+                                  replica_node, replica_ready)
     offered = per_service("offered_rps")
     # Little's law over the part of the latency above the bare service time: the waiting requests
     p95 = per_service("p95_ms")
@@ -254,7 +269,7 @@ def observe(now_s: float, node_objs: Sequence[Obj], pod_objs: Sequence[Obj], dep
         busy_core_seconds_total=np.array([counters.busy.get(s.name, 0.0) for s in services]),
         arrival_rps=offered, queue_length=queue,
         desired_replicas=desired, ready_replicas=ready, pending_replicas=pending,
-        concurrency=np.array([s.concurrency for s in services], dtype=np.int64),
+        concurrency=concurrency,
         p95_ms=per_service("p95_ms"), p99_ms=per_service("p99_ms"),
         capacity_rps=capacity, shed_fraction=np.zeros(n_s),
         node_ready=heard,
@@ -268,8 +283,7 @@ def observe(now_s: float, node_objs: Sequence[Obj], pod_objs: Sequence[Obj], dep
         node_speed=speeds,
         region_carbon_g_per_kwh=dict.fromkeys(regions, CARBON_G_PER_KWH),
         regions=regions, ingress_rtt_ms=ingress_rtt_ms(regions, nodes),
-        replica_service=np.array(rep_service, dtype=np.int64), replica_node=np.array(rep_node, dtype=np.int64),
-        replica_ready=np.array(rep_ready, dtype=bool),
+        replica_service=replica_service, replica_node=replica_node, replica_ready=replica_ready,
     )
 
 

@@ -6,6 +6,11 @@ arrivals are drawn and routed to Ready endpoints, fluid queues advance, and the 
 every service go to the recorder (`kubeagora.sim.recorder`). `fork()` copies the dynamic state so
 the digital twin can run "what if" from any moment.
 
+The engine runs the scenario's true world (`CompiledScenario.world`: the declared service times, cold
+starts, interference and node speeds × the scenario's model error), while `observe()` reports only what
+a cluster reports: counters, latency percentiles, CPU, and capacity by the declared specs
+(`kubeagora.model.ready_capacity_rps`, the operator's adapter uses it too).
+
 Kubernetes behaviour is modelled where it shapes the results (all in `PlatformDefaults`): a node is
 NotReady `node_monitor_grace_s` after its last heartbeat and its endpoints leave the Services then;
 its pods are evicted `pod_eviction_s` later and only then recreated elsewhere; the scheduler retries
@@ -35,6 +40,8 @@ from kubeagora.model import (
     Scale,
     SetConcurrency,
     ShedLoad,
+    WorldParameters,
+    ready_capacity_rps,
 )
 from kubeagora.sim import latency as lat
 from kubeagora.sim.recorder import Recorder
@@ -173,12 +180,20 @@ class Engine:
         self.node_cores = np.array([n.cpu_cores for n in nodes])
         self.node_mem = np.array([n.memory_gib for n in nodes])
         self.node_acc = np.array([n.accelerators for n in nodes], dtype=np.int64)
-        self.node_speed0 = np.array([n.speed_factor for n in nodes])
+        # the true world: the declared specs × the scenario's model error (the controllers see only the specs)
+        world = scenario.world or WorldParameters.nominal(n_s, n_n)
+        if (world.n_services, world.n_nodes) != (n_s, n_n):
+            raise ValueError(f"the world's parameters are for {world.n_services} services and {world.n_nodes} "
+                             f"nodes, the scenario has {n_s} and {n_n}")
+        self.world = world
+        self.node_speed_nominal = np.array([n.speed_factor for n in nodes])
+        self.node_speed0 = self.node_speed_nominal * world.node_speed_factor
         self.node_idle_w = np.array([n.idle_power_w for n in nodes])
         self.node_peak_w0 = np.array([n.peak_power_w for n in nodes])
         region_idx = {r: i for i, r in enumerate(topo.regions)}
         self.node_region = np.array([region_idx[n.region] for n in nodes])
-        self.node_beta = np.array([INTERFERENCE[n.node_class] for n in nodes])
+        self.node_beta = np.array([INTERFERENCE[n.node_class] * world.interference_factor[self.node_class[j]]
+                                   for j, n in enumerate(nodes)])
         self.node_is_acc = np.array([n.node_class in (NodeClass.GPU, NodeClass.TPU) for n in nodes])
 
         self.svc_time_ms = np.full((n_s, len(NODE_CLASSES)), np.nan)
@@ -188,6 +203,9 @@ class Engine:
                 if s.can_run_on(c):
                     self.svc_time_ms[i, k] = s.service_time_ms[c]
                 self.svc_cold_s[i, k] = s.cold_start_on(c)
+        self.svc_class_time_ms_nominal = self.svc_time_ms.copy()
+        self.svc_time_ms = self.svc_time_ms * world.service_time_factor
+        self.svc_cold_s = self.svc_cold_s * world.cold_start_factor
         self.svc_cpu = np.array([s.cpu_request for s in sv])
         self.svc_mem = np.array([s.memory_request_gib for s in sv])
         self.svc_acc = np.array([s.accelerator_request for s in sv], dtype=np.int64)
@@ -280,7 +298,8 @@ class Engine:
         st.node_alive = np.asarray(obs.node_ready, dtype=bool).copy()
         st.node_last_heard = -np.asarray(obs.node_heartbeat_age_s, dtype=float)
         st.node_quarantined = np.asarray(obs.node_quarantined, dtype=bool).copy()
-        st.node_speed = np.asarray(obs.node_speed, dtype=float).copy()
+        # the observation reports declared speed × throttle; this engine's world may know the machine better
+        st.node_speed = np.asarray(obs.node_speed, dtype=float) * self.node_speed0 / self.node_speed_nominal
         self.network_whole = bool(st.node_alive.all())
         for s, n, ready in zip(obs.replica_service.tolist(), obs.replica_node.tolist(), obs.replica_ready.tolist(),
                                strict=True):
@@ -698,6 +717,8 @@ class Engine:
         n_s = self.n_services
         carbon = self.recorder.carbon_g_per_kwh(st.t)
         p95, p99 = self.recorder.last_window_percentiles()
+        # what a cluster reports of a node's speed: its declared speed under a known throttle (a GPU power cap)
+        observed_speed = self.node_speed_nominal * st.node_speed / self.node_speed0
         return Observation(
             time_s=st.t, nodes=sc.nodes, services=sc.services,
             arrived_total=c.arrived.copy(), served_total=c.served.copy(), dropped_total=(c.dropped + c.lost).copy(),
@@ -709,14 +730,16 @@ class Engine:
             pending_replicas=np.bincount(r.service[live & ~ready], minlength=n_s) + st.unscheduled,
             concurrency=st.concurrency.copy(),
             p95_ms=p95.copy(), p99_ms=p99.copy(),
-            capacity_rps=(st.capacity_rps if st.capacity_rps is not None else np.zeros(n_s)).copy(),
+            capacity_rps=ready_capacity_rps(self.svc_class_time_ms_nominal, self.node_class, observed_speed,
+                                            self.svc_concurrency, st.concurrency.astype(float), r.service[live],
+                                            r.node[live], ready[live]),
             shed_fraction=st.shed.copy(),
             node_ready=node_ready, node_heartbeat_age_s=silence.copy(), node_quarantined=st.node_quarantined.copy(),
             node_cpu_allocated=st.node_cpu_alloc.copy(), node_memory_allocated_gib=st.node_mem_alloc.copy(),
             node_accelerators_allocated=st.node_acc_alloc.copy(),
             node_utilization=st.node_util.copy(),
             node_power_w=self.node_power_w(),
-            node_speed=st.node_speed.copy(),
+            node_speed=observed_speed,
             region_carbon_g_per_kwh={reg: float(carbon[i]) for i, reg in enumerate(sc.topology.regions)},
             regions=sc.topology.regions, ingress_rtt_ms=sc.topology.ingress_rtt_ms,
             replica_service=r.service[live].copy(), replica_node=r.node[live].copy(), replica_ready=ready[live].copy(),

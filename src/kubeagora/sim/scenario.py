@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kubeagora.model import Node, NodeClass, Service
+from kubeagora.model import Node, NodeClass, Service, WorldParameters
 from kubeagora.sim.catalog import TEMPLATES
 from kubeagora.sim.topology import Topology, TopologySpec, build_topology
 from kubeagora.sim.trace import TraceError, load_trace, moving_average
@@ -138,6 +138,11 @@ class ScenarioModel(_Strict):
     services: ServicesModel = ServicesModel(count=12)
     workload: WorkloadModel = WorkloadModel()
     faults: tuple[FaultModel, ...] = ()
+    model_error: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    """How far the world strays from its nominal specs: each service's service time and cold start per
+    node class, each node class's interference coefficient and each node's speed is the declared value
+    × a lognormal factor of median 1 and log-sd `model_error` (drawn from the seed). The controllers
+    see only the declared values. 0 = the world is exactly as declared."""
     warm_start: bool = True
     """Start every service with the replicas its initial load needs (as a cluster that has been running
     would), instead of `min_replicas`; all controllers then start from the same sensible state and
@@ -171,6 +176,11 @@ class CompiledScenario:
     downstream: tuple[tuple[int, int], ...]
     """(caller, callee) service index pairs."""
     warm_start: bool = False
+    model_error: float = 0.0
+    """The log-sd σ the world was drawn with (see `ScenarioModel.model_error`)."""
+    world: WorldParameters | None = None
+    """The true parameters the engine runs (None = exactly the declared ones). Only the engine and
+    the clairvoyant planner read it."""
 
     @property
     def nodes(self) -> tuple[Node, ...]:
@@ -217,9 +227,14 @@ def parse_scenario(text: str, source: str) -> ScenarioModel:
 
 
 def compile_scenario(model: ScenarioModel, source: str = "", seed: int | None = None,
-                     duration_s: float | None = None, trace: TraceModel | None = None) -> CompiledScenario:
-    """Concrete nodes, services, rates and faults. `seed`, `duration_s` and `trace` override the file."""
+                     duration_s: float | None = None, trace: TraceModel | None = None,
+                     model_error: float | None = None) -> CompiledScenario:
+    """Concrete nodes, services, rates, faults and the true world. `seed`, `duration_s`, `trace` and
+    `model_error` override the file."""
     seed = model.seed if seed is None else seed
+    sigma = model.model_error if model_error is None else model_error
+    if not (np.isfinite(sigma) and 0.0 <= sigma <= 1.0):
+        raise ScenarioError(f"{source}: model error must be between 0 and 1 (got {sigma:g})")
     duration = model.duration_s if duration_s is None else duration_s
     check_run_length(duration, model.step_s, source, "duration_s" if duration_s is None else "--duration")
     rng = np.random.default_rng(seed)
@@ -229,8 +244,9 @@ def compile_scenario(model: ScenarioModel, source: str = "", seed: int | None = 
     workload = _workload(model.workload if trace is None else model.workload.model_copy(update={"trace": trace}),
                          services, rng, source, duration, seed)
     faults = tuple(_fault(f, i, topo, services, rng, source) for i, f in enumerate(model.faults))
+    world = WorldParameters.draw(len(services), len(topo.nodes), sigma, seed) if sigma > 0 else None
     return CompiledScenario(model.name, source, seed, duration, model.step_s, topo, services, workload,
-                            tuple(sorted(faults, key=lambda f: f.at_s)), downstream, model.warm_start)
+                            tuple(sorted(faults, key=lambda f: f.at_s)), downstream, model.warm_start, sigma, world)
 
 
 def check_run_length(duration_s: float, step_s: float, source: str, what: str = "duration_s") -> None:
