@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from tests.unit.observations import advance, node, observation, web_service, with_replicas
 
-from kubeagora.controllers.mpc import MpcController
+from kubeagora.controllers.mpc import MpcController, MpcControllerSettings
+from kubeagora.decision.calibration import CalibrationSettings
 from kubeagora.decision.capacity import safe_replica_capacity_rps
 from kubeagora.decision.mpc import (
     MpcInputs,
@@ -140,9 +141,15 @@ def test_pools_are_cpu_and_accelerators_per_region() -> None:
     np.testing.assert_allclose(down.capacity, [8.0, 0.0, 4.0])
 
 
-def _loaded(rps: float, seconds: float, ready: int = 1) -> Any:
+def _loaded(rps: float, seconds: float, ready: int = 1, cpu_measured: bool = True) -> Any:
+    """A web service offered `rps` for `seconds`; its replicas served what they could (160 req/s each) and
+    burnt the CPU the declared 25 ms per request take (plus the idle share), unless `cpu_measured` is off."""
     obs = observation(services=(web_service(),), ready=ready)
-    return obs, advance(obs, seconds, arrived_total=rps * seconds, arrival_rps=rps)
+    served = min(rps, 160.0 * ready) * seconds
+    idle = CalibrationSettings().idle_cpu_fraction
+    cpu_s = 0.5 * (idle * ready * seconds + (1.0 - idle) * served * 0.025 / 4) if cpu_measured else 0.0
+    return obs, advance(obs, seconds, arrived_total=rps * seconds, arrival_rps=rps, served_total=served,
+                        busy_core_seconds_total=cpu_s)
 
 
 def test_the_controller_scales_for_measured_load_and_says_why() -> None:
@@ -158,6 +165,25 @@ def test_the_controller_scales_for_measured_load_and_says_why() -> None:
     assert "safe capacity" in action.reason
     assert state.last_plan is not None
     assert state.pool_names == ("region-0/cpu",)
+
+
+def test_a_service_whose_service_time_was_never_measured_gets_headroom() -> None:
+    """Without a CPU reading the calibration keeps its prior (±40 %): the plan carries one standard deviation
+    of it as headroom; once the declared service time is confirmed, the plan shrinks to what it needs."""
+    controller = MpcController()
+    start, measured = _loaded(1000.0, 15.0)
+    _, unmeasured = _loaded(1000.0, 15.0, cpu_measured=False)
+    (confirmed,), _ = controller.decide(measured, controller.initial_state(start))
+    (cautious,), state = controller.decide(unmeasured, controller.initial_state(start))
+    assert isinstance(confirmed, Scale)
+    assert isinstance(cautious, Scale)
+    assert cautious.replicas >= confirmed.replicas + 2
+    assert state.calibration is not None
+    assert state.calibration.service_updates.tolist() == [0]
+    without = MpcController(MpcControllerSettings(calibration=None))
+    (declared,), _ = without.decide(unmeasured, without.initial_state(start))
+    assert isinstance(declared, Scale)
+    assert declared.replicas == pytest.approx(confirmed.replicas, abs=1)
 
 
 def test_the_controller_leaves_a_quiet_service_alone() -> None:

@@ -154,6 +154,28 @@ def test_capacity_counts_ready_pods_only_at_their_nodes_speed() -> None:
     assert obs.capacity_rps[0] == pytest.approx(per_replica * (1.0 + 2.0))
 
 
+def test_pod_timestamps_give_each_replica_its_start_and_ready_time_on_the_loop_clock() -> None:
+    """creationTimestamp and the Ready condition's lastTransitionTime, as a cluster reports a pod's cold start."""
+    world = checkout_world()
+    epoch_at_zero = adapter.timestamp_s("2024-05-01T12:00:00Z")
+    for p in world["pods"]:
+        p["metadata"]["creationTimestamp"] = "2024-05-01T12:01:00Z"
+        for c in p["status"]["conditions"]:
+            if c["type"] == "Ready":
+                c["lastTransitionTime"] = "2024-05-01T12:01:09Z"
+    obs = adapter.observe(100.0, world["nodes"], world["pods"], world["deployments"], world["bindings"], {}, {},
+                          adapter.Counters(), epoch_at_zero_s=epoch_at_zero)
+    assert obs.replica_started_s is not None
+    assert obs.replica_ready_s is not None
+    assert obs.replica_started_s.tolist() == [60.0, 60.0, 60.0]
+    ready_at = obs.replica_ready_s[obs.replica_ready].tolist()
+    assert ready_at == [69.0, 69.0]
+    assert np.isnan(obs.replica_ready_s[~obs.replica_ready]).all(), "a starting pod has no Ready time yet"
+    # without the loop's clock the timestamps are not reported, and a malformed one reads as unknown
+    assert observe(world).replica_started_s is None
+    assert np.isnan(adapter.timestamp_s("yesterday"))
+
+
 def test_allocated_cpu_per_node_counts_every_live_pod_on_it() -> None:
     obs = observe(checkout_world())
     alloc = dict(zip([n.name for n in obs.nodes], obs.node_cpu_allocated.tolist(), strict=True))
@@ -272,8 +294,13 @@ def test_busy_core_seconds_of_a_saturated_replica_are_its_cpu_request() -> None:
     service = web()
     per_replica_rps = service.concurrency * 1000.0 / service.service_time_ms[NodeClass.CPU]
     start = adapter.advance_counters(adapter.Counters(), 0.0, {}, [service])
-    after = adapter.advance_counters(start, 10.0, {"checkout": signals("checkout", 3 * per_replica_rps)}, [service])
+    busy = {"checkout": signals("checkout", 3 * per_replica_rps, ready_pods=3)}
+    after = adapter.advance_counters(start, 10.0, busy, [service])
     assert after.busy["checkout"] == pytest.approx(3 * service.cpu_request * 10.0)
+    # idle pods burn the platform's idle share of their request, as in the simulator
+    idle = adapter.advance_counters(after, 20.0, {"checkout": signals("checkout", 0.0, ready_pods=3)}, [service])
+    assert idle.busy["checkout"] - after.busy["checkout"] == pytest.approx(
+        3 * service.cpu_request * adapter.IDLE_CPU_FRACTION * 10.0)
 
 
 def test_observe_reports_the_counters_it_is_given() -> None:

@@ -3,11 +3,14 @@
 One tick (every `interval_s`):
 
 1. prices: the capacity market clears CPU and accelerator pools among the services' demands;
-2. the MPC (every `mpc_every_ticks`) turns the forecast into replica set-points;
+2. the MPC (every `mpc_every_ticks`) calibrates its model of the world from what it observed
+   (`decision.calibration`) and turns the forecast into replica set-points; from then on the tick reads
+   the calibrated capacity, and the twin runs the calibrated parameters;
 3. the agents propose, in a fixed order with hand-offs (`agents.handoff`): sentinel → scaling →
    placement → reliability, data steward, scheduler, cost/energy, observability → triage;
 4. proposals go through the bus by lane (incidents first) and conflicts are resolved per target;
-5. every proposal is scored for risk, vetted for residency and filtered by the shield;
+5. every proposal is scored for risk (the less the calibration knows a service, the less slack it
+   counts on), vetted for residency and filtered by the shield;
 6. delivery is proportional to risk: capacity-adding moves and pre-approved playbooks (quarantining a
    silent node) are enacted at once; capacity-removing moves (scale-downs, migrations, shedding) are
    tested in the twin, then shadowed and canaried with automatic rollback; what is too risky, or what
@@ -40,6 +43,7 @@ from kubeagora.controllers.mpc import MpcController, MpcControllerState
 from kubeagora.coordination.bus import Bus
 from kubeagora.coordination.events import Incident, ProposalPublished
 from kubeagora.coordination.market import clear_market, demands_from_observation, pools_from_observation
+from kubeagora.decision import calibration as cal
 from kubeagora.decision import forecast as fc
 from kubeagora.decision import rollout as ro
 from kubeagora.decision.risk import with_risk
@@ -169,6 +173,14 @@ class MasController:
                 if isinstance(a, Scale):
                     setpoints[observation.service_index(a.service)] = a.replicas
         forecast = fc.predict(mpc_state.forecaster, self.planner.settings.horizon_steps)
+        # from here on the agents, the shield, the risk score and the twin read the world as calibrated:
+        # capacity from the estimated service times, a pessimistic slack where the estimate is uncertain,
+        # and a twin that runs the estimated parameters instead of the declared ones
+        uncertainty, twin_world = None, None
+        if mpc_state.calibration is not None:
+            uncertainty = cal.relative_uncertainty(mpc_state.calibration, observation)
+            twin_world = cal.world(mpc_state.calibration, len(observation.nodes), self.planner.settings.calibration)
+            observation = cal.calibrated_observation(observation, mpc_state.calibration)
         setpoints, prices, last_prices = self._clear(observation, setpoints, state)
 
         proposals, agent_states, incidents = self._run_agents(observation, state, setpoints, forecast, prices)
@@ -182,7 +194,7 @@ class MasController:
         escalations = [p for p in ordered if is_escalation(p) and _target(p.action) not in held]
         resolved, dropped = resolve_conflicts(
             observation, [p for p in ordered if not is_escalation(p) and _target(p.action) not in held])
-        scored = [with_risk(observation, p) for p in resolved]
+        scored = [with_risk(observation, p, uncertainty=uncertainty) for p in resolved]
         kept, vetoed = veto_residency(observation, scored)
         # hysteresis damps what removes capacity (no scale-down right after a scale-up, no retry of a
         # rolled-back move); a scale-up the SLO needs is never held back by a recent scale-down
@@ -210,7 +222,8 @@ class MasController:
                 actions.append(p.action)
             elif twin_runs < cfg.max_twin_runs_per_tick:
                 twin_runs += 1
-                verdict = evaluate(observation, [p.action], twin_forecast, cfg.twin_horizon_s, cfg.twin)
+                verdict = evaluate(observation, [p.action], twin_forecast, cfg.twin_horizon_s, cfg.twin,
+                                   world=twin_world)
                 rollout = ro.screen(rollout, now, (), verdict, cfg.rollout)
             else:
                 continue  # proposed again next tick, when the twin has time for it

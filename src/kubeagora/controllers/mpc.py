@@ -8,15 +8,16 @@ Every 15 s (the HPA's sync period, so the two are compared at the same cadence):
    below the rate just measured (over the interval, and in the last second), plus the backlog in the
    queues drained over `backlog_drain_s`;
 3. each service's safe capacity per replica comes from the latency model at the speed, interference
-   and network its replicas see now (`decision.capacity`);
+   and network its replicas see now (`decision.capacity`), with the service time its online calibration
+   estimates (`decision.calibration`, planned at the estimate + `planning_upper_sds` standard deviations);
 4. the MPC (`decision.mpc`) chooses replica set-points over the horizon, knowing that new replicas
    serve only after their cold start and that the CPU and accelerator pools of each region are finite;
 5. the first step's set-points (optionally corrected by a bounded learned residual) become `Scale`
    actions; kube-scheduler's default placement puts the pods.
 
-Only the Observation is read: no scenario, no future. The interference coefficients β of the node
-classes are the platform's (`sim.engine.INTERFERENCE`, what a deployment would measure once per node
-type).
+Only the Observation is read: no scenario, no future, no true world. The controller starts from the
+declared specs (service times and cold starts per node class, the platform's interference coefficients
+β, `sim.latency.INTERFERENCE`) and calibrates them from the CPU, requests and pod starts it observes.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from kubeagora.controllers.policy_parts import (
     scale_actions,
     service_time_matrix_ms,
 )
+from kubeagora.decision import calibration as cal
 from kubeagora.decision import forecast as fc
 from kubeagora.decision.capacity import SafeCapacitySettings, safe_replica_capacity_rps
 from kubeagora.decision.mpc import (
@@ -50,7 +52,7 @@ from kubeagora.decision.mpc import (
     pending_ready_by_step,
     resource_pools,
 )
-from kubeagora.model import Action, FloatArray, IntArray, NodeClass, Observation
+from kubeagora.model import Action, FloatArray, IntArray, Observation
 from kubeagora.sim.latency import INTERFERENCE, interference_slowdown
 
 
@@ -87,6 +89,11 @@ class MpcControllerSettings:
     minute covers a load that jumps every minute without holding a burst's replicas for long)."""
     max_residual_replicas: int = 2
     """A learned residual may move each set-point by at most this many replicas."""
+    calibration: cal.CalibrationSettings | None = field(default_factory=cal.CalibrationSettings)
+    """Online calibration of service times, interference and cold starts; None = plan with the declared specs."""
+    planning_upper_sds: float = 1.0
+    """Plan each service at its estimated service time + this many standard deviations of the estimate:
+    a service the calibration knows little about gets headroom until it has been measured."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +106,8 @@ class MpcControllerState:
     """Recent set-points, for the scale-down stabilization."""
     last_plan: MpcPlan | None = None
     pool_names: tuple[str, ...] = ()
+    calibration: cal.CalibrationState | None = None
+    """What the controller has learnt of the true service times, interference and cold starts."""
 
 
 class MpcController:
@@ -133,6 +142,7 @@ class MpcController:
         return MpcControllerState(
             SampleHistory(cfg.interval_s + 1.0).record(observation.time_s, observation.arrived_total),
             fc.initial_state(n, cfg.interval_s, cfg.forecast),
+            calibration=None if cfg.calibration is None else cal.initial_state(observation, cfg.calibration),
         )
 
     def decide(self, observation: Observation, state: MpcControllerState) -> tuple[Sequence[Action],
@@ -143,8 +153,12 @@ class MpcController:
         rate_rps = observation.arrival_rps if measured is None else measured
         forecaster = fc.observe(state.forecaster, rate_rps)
         forecast = fc.predict(forecaster, cfg.horizon_steps)
+        calibration = state.calibration
+        if calibration is not None and cfg.calibration is not None:
+            calibration = cal.observe(calibration, observation, cfg.calibration)
 
-        inputs, pools, details = self.plan_inputs(observation, forecast, rate_rps, state.safe_capacity_rps)
+        inputs, pools, details = self.plan_inputs(observation, forecast, rate_rps, state.safe_capacity_rps,
+                                                  calibration)
         plan = self._problem(len(observation.services), len(pools.names)).solve(inputs)
         lo, hi = replica_bounds(observation)
         setpoints = apply_residual(self.residual, observation, plan.setpoints, cfg.max_residual_replicas, lo, hi)
@@ -154,12 +168,14 @@ class MpcController:
         desired = setpoints + details["stranded"].astype(np.int64)
         reasons = self.reasons(observation, forecast, inputs, plan, setpoints)
         new_state = replace(state, arrivals=arrivals, forecaster=forecaster, safe_capacity_rps=inputs.safe_capacity_rps,
-                            recommendations=recommendations, last_plan=plan, pool_names=pools.names)
+                            recommendations=recommendations, last_plan=plan, pool_names=pools.names,
+                            calibration=calibration)
         return scale_actions(observation, desired, reasons), new_state
 
     # ------------------------------------------------------------------ inputs of the MPC
     def plan_inputs(self, observation: Observation, forecast: fc.Forecast, rate_rps: FloatArray,
                     previous_capacity_rps: FloatArray | None = None,
+                    calibration: cal.CalibrationState | None = None,
                     ) -> tuple[MpcInputs, ResourcePools, dict[str, FloatArray]]:
         cfg = self.settings
         services, nodes = observation.services, observation.nodes
@@ -182,7 +198,7 @@ class MpcController:
         drain_steps = max(1, math.ceil(cfg.backlog_drain_s / cfg.interval_s))
         demand[:, :drain_steps] += backlog_rps[:, None]
 
-        service_ms, network_ms = self.replica_conditions(observation)
+        service_ms, network_ms = self.replica_conditions(observation, calibration)
         safe_capacity = safe_replica_capacity_rps(
             service_ms, network_ms, np.array([float(s.concurrency) for s in services]),
             np.array([s.service_time_cv for s in services]), np.array([s.slo_p95_ms for s in services]),
@@ -191,7 +207,7 @@ class MpcController:
             recovered = previous_capacity_rps + cfg.capacity_recovery * (safe_capacity - previous_capacity_rps)
             safe_capacity = np.minimum(safe_capacity, recovered)
 
-        cold_start_s = self.cold_start_s(observation)
+        cold_start_s = self.cold_start_s(observation, calibration)
         cold_steps = np.ceil(cold_start_s / cfg.interval_s).astype(np.int64)
         lo, hi = replica_bounds(observation)
 
@@ -217,9 +233,11 @@ class MpcController:
         del nodes
         return inputs, pools, {"stranded": stranded.astype(np.float64), "service_ms": service_ms}
 
-    def replica_conditions(self, observation: Observation) -> tuple[FloatArray, FloatArray]:
+    def replica_conditions(self, observation: Observation, calibration: cal.CalibrationState | None = None,
+                           ) -> tuple[FloatArray, FloatArray]:
         """Per service: mean service time (ms) of its Ready replicas at their nodes' current speed and
-        interference, and the network delay (ms) from its users to the nearest node that can run it.
+        interference (as calibrated, at its upper planning quantile, when a calibration is given), and the
+        network delay (ms) from its users to the nearest node that can run it.
 
         The network term is where replicas *should* run, not the mean over where they are: with even
         routing, a replica the scheduler put in a far region raises everyone's tail, and sizing for that
@@ -242,24 +260,30 @@ class MpcController:
                             for s in observation.services], dtype=bool).reshape(n_s, len(observation.nodes))
         usable = ~np.isnan(nominal_ms) & allowed & node_up[None, :]
         nearest_rtt = np.min(np.where(usable, rtt, np.inf), axis=1)
-        service_ms = speed_ms * np.where(count > 0, mean_slowdown, 1.0)
+        if calibration is None:
+            service_ms = speed_ms * np.where(count > 0, mean_slowdown, 1.0)
+        else:
+            service_ms, _ = cal.service_time_ms(calibration, observation, self.settings.planning_upper_sds)
         network_ms = np.where(np.isfinite(nearest_rtt), nearest_rtt, 0.0)
         return np.asarray(service_ms, dtype=np.float64), np.asarray(network_ms, dtype=np.float64)
 
     @staticmethod
-    def cold_start_s(observation: Observation) -> FloatArray:
+    def cold_start_s(observation: Observation, calibration: cal.CalibrationState | None = None) -> FloatArray:
         """Per service: the cold start on the node class its replicas run on (the fastest class it can run on
-        in this cluster when it has none), plus a second for scheduling."""
-        classes = {n.node_class for n in observation.nodes}
+        in this cluster when it has none), declared or as calibrated, plus a second for scheduling."""
+        if calibration is None:
+            per_node = np.array([[s.cold_start_on(n.node_class) for n in observation.nodes]
+                                 for s in observation.services]).reshape(len(observation.services), -1)
+        else:
+            per_node = cal.cold_start_s(calibration, observation)
         out = np.zeros(len(observation.services))
         for i, service in enumerate(observation.services):
-            mine = observation.replica_node[observation.replica_service == i]
+            mine = np.unique(observation.replica_node[observation.replica_service == i])
             if mine.size:
-                used: list[NodeClass] = [observation.nodes[int(k)].node_class for k in mine]
-                out[i] = max(service.cold_start_on(c) for c in set(used))
+                out[i] = per_node[i, mine].max()
             else:
-                runnable = [c for c in classes if service.can_run_on(c)]
-                out[i] = min((service.cold_start_on(c) for c in runnable), default=0.0)
+                runnable = [k for k, n in enumerate(observation.nodes) if service.can_run_on(n.node_class)]
+                out[i] = min((per_node[i, k] for k in runnable), default=0.0)
         return out + 1.0
 
     @staticmethod

@@ -45,7 +45,9 @@ def _safe_utilisation(service_ms: float, network_ms: float, concurrency: int, se
     def tail(rho: float) -> tuple[float, float]:
         return predict_latency_ms(service, network, rho * full_rate_rps, concurrency, service_time_cv)
 
-    idle_p95, idle_p99 = tail(1e-6)
+    # "idle" at 1 % load, not 0: the predicted tail steps up by a histogram bin as soon as any request can
+    # wait, and a target within that step of the true idle tail would leave no feasible load at all
+    idle_p95, idle_p99 = tail(0.01)
     target_p95 = max(settings.slo_margin * slo_p95_ms, settings.unattainable_slack * idle_p95)
     target_p99 = max(settings.slo_margin * slo_p99_ms, settings.unattainable_slack * idle_p99)
     low, high = 0.0, settings.max_utilisation

@@ -7,7 +7,10 @@
 - reversibility: 1 for an action undone at once (a scale-up), lower where undoing costs a cold start,
   lost requests or a person (a quarantine);
 - fragility: from the service's SLO slack (1 − p99 / target and 1 − load / capacity, the smaller):
-  a service with no slack turns the same blast radius into more risk.
+  a service with no slack turns the same blast radius into more risk. The capacity is taken
+  `uncertainty_sds` standard deviations below its estimate where the caller says how uncertain its
+  model of the service is (the online calibration's relative uncertainty of the service time): the
+  less the controller knows a service, the less slack it may count on.
 
 Above `approval_threshold` the action needs a person (AwaitingApproval).
 """
@@ -22,7 +25,17 @@ import numpy as np
 from kubeagora.agents.base import Proposal
 from kubeagora.agents.signals import per_replica_capacity_rps
 from kubeagora.decision.shield import ready_of_service_on_node
-from kubeagora.model import Action, Migrate, Observation, Place, QuarantineNode, Scale, SetConcurrency, ShedLoad
+from kubeagora.model import (
+    Action,
+    FloatArray,
+    Migrate,
+    Observation,
+    Place,
+    QuarantineNode,
+    Scale,
+    SetConcurrency,
+    ShedLoad,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +54,9 @@ class RiskPolicy:
     """Shed requests are gone for good."""
     reversibility_quarantine: float = 0.3
     """A person must clear the cordon, and the node's pods were evicted."""
+    uncertainty_sds: float = 2.0
+    """The load slack is judged on the capacity this many standard deviations of the model's uncertainty
+    below its estimate (a service known to ±10 % counts on 1/1.2 of its estimated capacity)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,14 +69,17 @@ class RiskAssessment:
     """-1..1: room before the SLO (1 = idle, 0 = at target, < 0 = violating)."""
     risk: float
     needs_approval: bool
+    model_uncertainty: float = 0.0
+    """Relative standard deviation of the controller's estimate of the service (0 = known exactly)."""
 
 
-def slo_slack(obs: Observation, s: int) -> float:
-    """min(1 − p99/target, 1 − load/capacity), clipped to [-1, 1]; a service with no data counts as at target."""
+def slo_slack(obs: Observation, s: int, uncertainty: float = 0.0, uncertainty_sds: float = 0.0) -> float:
+    """min(1 − p99/target, 1 − load/capacity), clipped to [-1, 1]; a service with no data counts as at target.
+    The capacity is divided by 1 + `uncertainty_sds` × `uncertainty` (the pessimistic end of the model)."""
     svc = obs.services[s]
     p99 = float(obs.p99_ms[s])
     latency_slack = 1.0 - p99 / svc.slo_p99_ms if math.isfinite(p99) else 0.0
-    capacity = float(obs.capacity_rps[s])
+    capacity = float(obs.capacity_rps[s]) / (1.0 + uncertainty_sds * max(uncertainty, 0.0))
     load_slack = 1.0 - float(obs.arrival_rps[s]) / capacity if capacity > 0 else (1.0 if obs.arrival_rps[s] == 0
                                                                                    else -1.0)
     return float(np.clip(min(latency_slack, load_slack), -1.0, 1.0))
@@ -117,27 +136,37 @@ def reversibility(obs: Observation, action: Action, policy: RiskPolicy) -> float
     return table[type(action)]
 
 
-def assess(obs: Observation, action: Action, policy: RiskPolicy | None = None) -> RiskAssessment:
+def assess(obs: Observation, action: Action, policy: RiskPolicy | None = None,
+           uncertainty: FloatArray | None = None) -> RiskAssessment:
+    """`uncertainty[service]`: how uncertain the caller's model of each service is (relative sd; None = exact)."""
     policy = policy or RiskPolicy()
     blast = blast_radius(obs, action)
     rev = reversibility(obs, action, policy)
+    known = np.zeros(len(obs.services)) if uncertainty is None else np.asarray(uncertainty, dtype=np.float64)
+
+    def slack_of(s: int) -> float:
+        return slo_slack(obs, s, float(known[s]), policy.uncertainty_sds)
+
     if isinstance(action, QuarantineNode):
         try:
             n = obs.node_index(action.node)
             touched = set(obs.replica_service[obs.replica_node == n].tolist())
         except KeyError:
             touched = set()
-        slack = min((slo_slack(obs, s) for s in touched), default=1.0)
+        slack = min((slack_of(s) for s in touched), default=1.0)
+        unknown = max((float(known[s]) for s in touched), default=0.0)
     else:
         try:
-            slack = slo_slack(obs, obs.service_index(action.service))
+            s = obs.service_index(action.service)
+            slack, unknown = slack_of(s), float(known[s])
         except KeyError:
-            slack = 1.0
+            slack, unknown = 1.0, 0.0
     fragility = (1.0 - slack) / 2.0
     risk = float(np.clip(blast * (0.5 + 0.5 * fragility) + policy.irreversibility_weight * (1.0 - rev), 0.0, 1.0))
-    return RiskAssessment(blast, rev, slack, risk, risk > policy.approval_threshold)
+    return RiskAssessment(blast, rev, slack, risk, risk > policy.approval_threshold, unknown)
 
 
-def with_risk(obs: Observation, proposal: Proposal, policy: RiskPolicy | None = None) -> Proposal:
+def with_risk(obs: Observation, proposal: Proposal, policy: RiskPolicy | None = None,
+              uncertainty: FloatArray | None = None) -> Proposal:
     """The proposal with its `risk` field set from the estimate."""
-    return replace(proposal, risk=assess(obs, proposal.action, policy).risk)
+    return replace(proposal, risk=assess(obs, proposal.action, policy, uncertainty).risk)

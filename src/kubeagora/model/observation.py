@@ -72,6 +72,12 @@ class Observation:
     replica_service: IntArray
     replica_node: IntArray
     replica_ready: BoolArray
+    replica_started_s: FloatArray | None = None
+    """When each pod was created (a Pod's creationTimestamp), on the same clock as `time_s`; None where
+    the source does not tell."""
+    replica_ready_s: FloatArray | None = None
+    """When each Ready pod last turned Ready (its Ready condition's lastTransitionTime); NaN while not
+    Ready. With `replica_started_s`, what a pod's cold start measured."""
 
     def service_index(self, name: str) -> int:
         for i, s in enumerate(self.services):

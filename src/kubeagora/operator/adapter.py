@@ -4,7 +4,10 @@ The agents never know which world they run in: this module gives them the same f
 the simulator's engine gives them. What the cluster cannot tell directly is derived, and said so:
 
 - counters (arrived, served, dropped, busy core-seconds) integrate the Prometheus rates over the
-  loop's ticks (``Counters``), since the agents take rates over windows of their own;
+  loop's ticks (``Counters``), since the agents take rates over windows of their own; the CPU counter
+  is derived from the requests served × the declared service time (no CPU series is read yet), so on
+  a cluster the online calibration learns the pods' cold starts (from their timestamps) but keeps the
+  declared service times;
 - capacity is Ready replicas × concurrency / declared service time at the node's speed × throttle
   (`kubeagora.model.ready_capacity_rps`, the simulator's engine fills it with the same function); the
   queue length is Little's law over the p95 latency above the service time;
@@ -17,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 
@@ -34,6 +38,7 @@ from kubeagora.model import (
 )
 from kubeagora.operator.metrics_source import NodeSignals, ServiceSignals
 from kubeagora.operator.view import Obj
+from kubeagora.sim.engine import PlatformDefaults
 from kubeagora.sim.topology import NODE_SHAPES
 
 LABEL_TIER = "kubeagora.io/tier"
@@ -47,6 +52,8 @@ ACCELERATORS = ("nvidia.com/gpu", "google.com/tpu")
 ACCESS_RTT_MS = 20.0
 TIER_RTT_MS: Mapping[Tier, float] = {Tier.EDGE: 0.0, Tier.FOG: 5.0, Tier.CLOUD: 15.0}
 INTER_REGION_RTT_MS = 80.0
+IDLE_CPU_FRACTION = PlatformDefaults().idle_cpu_fraction
+"""CPU an idle pod burns, as a share of its request (the simulator's figure)."""
 CARBON_G_PER_KWH = 300.0
 """No carbon feed on the devcluster: every region gets this grid average."""
 
@@ -162,6 +169,25 @@ def pod_requests(pod: Obj) -> tuple[float, float, int]:
     return cpu, mem, acc
 
 
+def timestamp_s(raw: object) -> float:
+    """An RFC 3339 timestamp ("2024-05-01T12:00:03Z") as epoch seconds; NaN when absent or malformed."""
+    if not isinstance(raw, str) or not raw:
+        return math.nan
+    try:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return math.nan
+
+
+def pod_times_s(pod: Obj) -> tuple[float, float]:
+    """(creationTimestamp, the Ready condition's lastTransitionTime while Ready, else NaN) as epoch seconds."""
+    created = timestamp_s((pod.get("metadata") or {}).get("creationTimestamp"))
+    for c in (pod.get("status") or {}).get("conditions") or ():
+        if c.get("type") == "Ready" and c.get("status") == "True":
+            return created, timestamp_s(c.get("lastTransitionTime"))
+    return created, math.nan
+
+
 def pods_of(deployment: Obj, pods: Sequence[Obj]) -> list[Obj]:
     """The live pods in the Deployment's namespace its selector (matchLabels and matchExpressions) picks."""
     ns = (deployment.get("metadata") or {}).get("namespace")
@@ -189,17 +215,21 @@ def advance_counters(counters: Counters, now_s: float, signals: Mapping[str, Ser
         arrived[s.name] = arrived.get(s.name, 0.0) + sig.offered_rps * dt
         served[s.name] = served.get(s.name, 0.0) + sig.served_rps * dt
         dropped[s.name] = dropped.get(s.name, 0.0) + sig.dropped_rps * dt
-        # a replica's slots share its CPU request (busy slots / concurrency of it), as in the engine
-        busy_share = sig.served_rps * service_s / max(s.concurrency, 1)
-        busy[s.name] = busy.get(s.name, 0.0) + busy_share * s.cpu_request * dt
+        # a replica's slots share its CPU request (busy slots / concurrency of it) on top of what an idle pod
+        # burns, as in the engine
+        busy_slots = sig.served_rps * service_s / max(s.concurrency, 1)
+        cpu = s.cpu_request * (IDLE_CPU_FRACTION * sig.ready_pods + (1.0 - IDLE_CPU_FRACTION) * busy_slots)
+        busy[s.name] = busy.get(s.name, 0.0) + cpu * dt
     return Counters(now_s, arrived, served, dropped, busy)
 
 
 # ---------------------------------------------------------------------------------------------- the snapshot
 def observe(now_s: float, node_objs: Sequence[Obj], pod_objs: Sequence[Obj], deployments: Mapping[str, Obj],
             bindings: Sequence[Binding], signals: Mapping[str, ServiceSignals],
-            node_signals: Mapping[str, NodeSignals], counters: Counters) -> Observation:
-    """``deployments`` by "namespace/name"; ``counters`` already advanced to ``now_s``."""
+            node_signals: Mapping[str, NodeSignals], counters: Counters,
+            epoch_at_zero_s: float | None = None) -> Observation:
+    """``deployments`` by "namespace/name"; ``counters`` already advanced to ``now_s``; ``epoch_at_zero_s``
+    the wall clock at loop time 0, to put the pods' timestamps on the loop's clock (None: not reported)."""
     node_objs = sorted(node_objs, key=lambda o: str((o.get("metadata") or {}).get("name")))
     nodes = tuple(node_from_object(o) for o in node_objs)
     services = tuple(b.service for b in bindings)
@@ -220,6 +250,8 @@ def observe(now_s: float, node_objs: Sequence[Obj], pod_objs: Sequence[Obj], dep
     rep_service: list[int] = []
     rep_node: list[int] = []
     rep_ready: list[bool] = []
+    rep_started: list[float] = []
+    rep_ready_at: list[float] = []
     desired = np.zeros(n_s, dtype=np.int64)
     ready = np.zeros(n_s, dtype=np.int64)
     pending = np.zeros(n_s, dtype=np.int64)
@@ -236,6 +268,9 @@ def observe(now_s: float, node_objs: Sequence[Obj], pod_objs: Sequence[Obj], dep
                 rep_service.append(i)
                 rep_node.append(j)
                 rep_ready.append(is_ready)
+                started, ready_at = pod_times_s(pod)
+                rep_started.append(started)
+                rep_ready_at.append(ready_at)
             if is_ready and j is not None:
                 ready[i] += 1
             else:
@@ -284,6 +319,8 @@ def observe(now_s: float, node_objs: Sequence[Obj], pod_objs: Sequence[Obj], dep
         region_carbon_g_per_kwh=dict.fromkeys(regions, CARBON_G_PER_KWH),
         regions=regions, ingress_rtt_ms=ingress_rtt_ms(regions, nodes),
         replica_service=replica_service, replica_node=replica_node, replica_ready=replica_ready,
+        replica_started_s=None if epoch_at_zero_s is None else np.array(rep_started) - epoch_at_zero_s,
+        replica_ready_s=None if epoch_at_zero_s is None else np.array(rep_ready_at) - epoch_at_zero_s,
     )
 
 

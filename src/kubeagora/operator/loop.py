@@ -257,7 +257,7 @@ class ControlLoop:
         counters = adapter.advance_counters(self.state.counters, now, services, [b.service for b in bindings])
         self.state.counters = counters
         observation = adapter.observe(now, node_objs, self.view.all("pods"), deployments, bindings, services, nodes,
-                                      counters)
+                                      counters, epoch_at_zero_s=self.clock.started_epoch_s)
         if not bindings:
             await self.report(bindings, unbound, observation, {}, now_iso)
             return "idle"

@@ -743,6 +743,8 @@ class Engine:
             region_carbon_g_per_kwh={reg: float(carbon[i]) for i, reg in enumerate(sc.topology.regions)},
             regions=sc.topology.regions, ingress_rtt_ms=sc.topology.ingress_rtt_ms,
             replica_service=r.service[live].copy(), replica_node=r.node[live].copy(), replica_ready=ready[live].copy(),
+            replica_started_s=r.created_at[live].copy(),
+            replica_ready_s=np.where(r.state[live] == READY, r.ready_at[live], np.nan),
         )
 
     # ------------------------------------------------------------------ bookkeeping

@@ -1,0 +1,312 @@
+"""Online calibration: what the world is really like, estimated from what a cluster reports.
+
+The declared specs (a service's service time and cold start per node class, the platform's
+interference coefficients β) are a model, and the world strays from them (`kubeagora.model.world`).
+This module estimates, per service and node class, from the Observation alone:
+
+- **service time and interference.** Over each interval between updates, the CPU a service burnt
+  (`busy_core_seconds_total`, less the idle share of its pods) per request served is its mean service
+  time at native parallelism. With even routing over its Ready replicas, that mean is
+
+      m = Σ_c θ_c · x_c + φ_c · y_c,   x_c = mean over replicas on class c of t_c / speed,
+                                       y_c = the same × β_c · u²  (u: the node's utilisation),
+
+  where t_c is the declared service time, θ_c = true / declared service time (the nodes' true speed
+  folded in) and φ_c = θ_c × the class's true / declared β. That is linear in (θ, φ), so each service
+  keeps a Gaussian belief over its 2 × classes coefficients and updates it by a Kalman (recursive least
+  squares) step on the normalised measurement m / (Σ x + y): prior N(1, σ₀²) per coefficient, a
+  measurement noise of `measurement_noise` plus the sampling noise of a mean over n requests, and a
+  small random-walk drift so the belief keeps following a world that changes. A class's interference
+  factor is the precision-weighted mean of φ/θ over the services that run on it, shrunk to 1 by its prior.
+- **cold start.** Every pod that turned Ready since the last update is one sample of its service's
+  start on its node class (Ready time − creation time: a Pod's Ready condition's lastTransitionTime
+  minus its creationTimestamp on a cluster); the log of true / declared is a conjugate normal update.
+
+Every estimate carries its standard deviation, so a controller can plan on an upper quantile and the
+risk score can take a pessimistic view of a service the calibration knows little about. Pure functions
+over a frozen state: `initial_state(obs)`, `observe(state, obs) -> state`, then the readings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from kubeagora.model import NODE_CLASSES, FloatArray, IntArray, Observation, WorldParameters
+from kubeagora.model.observation import class_service_time_ms
+from kubeagora.sim.latency import INTERFERENCE
+
+N_CLASSES = len(NODE_CLASSES)
+NOMINAL_BETA: FloatArray = np.array([INTERFERENCE[c] for c in NODE_CLASSES])
+FACTOR_BOUNDS = (0.2, 5.0)
+"""Estimates are kept within these multiples of the declared values."""
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationSettings:
+    prior_sd: float = 0.4
+    """Prior standard deviation of θ and φ around 1 (the declared values): a declared service time is
+    trusted to within about ±40 % until measured."""
+    measurement_noise: float = 0.04
+    """Relative error of one interval's CPU per request beyond sampling noise (uneven routing, pods
+    starting or draining, the utilisation moving within the interval)."""
+    drift_sd: float = 0.01
+    """Random-walk step of θ and φ per update: the floor the uncertainty settles at, so a changed world
+    (replicas moved to other nodes) is followed within tens of updates."""
+    min_served: float = 30.0
+    """An interval with fewer requests served than this says too little about the service time."""
+    max_innovation_sds: float = 3.0
+    """A measurement further than this many standard deviations from the prediction is clipped there
+    (a pod crash or a burst of starts must not throw the belief)."""
+    idle_cpu_fraction: float = 0.05
+    """CPU an idle pod burns, as a share of its request (the platform's baseline; the simulator's
+    `PlatformDefaults.idle_cpu_fraction`; measure it once per platform on a cluster)."""
+    cold_start_prior_log_sd: float = 0.4
+    cold_start_sample_log_sd: float = 0.1
+    """How much one pod's start varies around its service's and class's typical start (log scale)."""
+    max_cold_start_log_ratio: float = 1.6
+    """A sample more than e^1.6 ≈ 5× off the declared start is clipped (a restarted container keeps its
+    pod's creation time, so its 'start' looks as long as the pod's life)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationState:
+    time_s: float
+    served_total: FloatArray
+    busy_core_seconds_total: FloatArray
+    node_utilisation: FloatArray
+    """At the last update: the interval's interference regressor averages u² at both ends."""
+    mean: FloatArray
+    """[service, 2 × classes]: θ per class, then φ per class."""
+    cov: FloatArray
+    """[service, 2 × classes, 2 × classes]."""
+    service_updates: IntArray
+    """[service] intervals that went into the service-time belief."""
+    cold_log_mean: FloatArray
+    """[service, class] mean of log(true / declared cold start)."""
+    cold_log_var: FloatArray
+    cold_samples: IntArray
+    """[service, class] pods whose start was measured."""
+    cold_counted: frozenset[tuple[int, int, float]] = frozenset()
+    """(service, node, creation time) of the Ready pods already measured, so each counts once."""
+
+
+@dataclass(frozen=True, slots=True)
+class Regressors:
+    """Per service, the terms of the service-time model at the current placement (see the module doc)."""
+
+    x: FloatArray
+    """[service, class] mean over Ready replicas of declared service time / speed (ms), by class."""
+    y: FloatArray
+    """[service, class] the same × β · u²."""
+    has_ready: np.ndarray
+    """[service] whether it has a Ready replica."""
+
+    def design(self) -> FloatArray:
+        return np.asarray(np.concatenate([self.x, self.y], axis=1), dtype=np.float64)
+
+
+def initial_state(obs: Observation, settings: CalibrationSettings | None = None) -> CalibrationState:
+    cfg = settings or CalibrationSettings()
+    n_s, d = len(obs.services), 2 * N_CLASSES
+    return CalibrationState(
+        obs.time_s, obs.served_total.copy(), obs.busy_core_seconds_total.copy(), obs.node_utilization.copy(),
+        np.ones((n_s, d)), np.broadcast_to(np.eye(d) * cfg.prior_sd**2, (n_s, d, d)).copy(),
+        np.zeros(n_s, dtype=np.int64), np.zeros((n_s, N_CLASSES)),
+        np.full((n_s, N_CLASSES), cfg.cold_start_prior_log_sd**2), np.zeros((n_s, N_CLASSES), dtype=np.int64))
+
+
+def _node_class_index(obs: Observation) -> IntArray:
+    return np.array([NODE_CLASSES.index(n.node_class) for n in obs.nodes], dtype=np.int64)
+
+
+def regressors(obs: Observation, utilisation_sq: FloatArray | None = None) -> Regressors:
+    """The model's terms at the observed placement; `utilisation_sq[node]` defaults to the current u²."""
+    n_s = len(obs.services)
+    cls = _node_class_index(obs)
+    declared = class_service_time_ms(obs.services, NODE_CLASSES)
+    u_sq = np.clip(obs.node_utilization, 0.0, 1.0) ** 2 if utilisation_sq is None else utilisation_sq
+    ready = obs.replica_ready
+    svc, node = obs.replica_service[ready], obs.replica_node[ready]
+    count = np.bincount(svc, minlength=n_s).astype(np.float64)
+    per_replica = np.nan_to_num(declared[svc, cls[node]]) / np.maximum(obs.node_speed[node], 1e-9)
+    share = per_replica / np.maximum(count[svc], 1.0)
+    x = np.zeros((n_s, N_CLASSES))
+    y = np.zeros((n_s, N_CLASSES))
+    np.add.at(x, (svc, cls[node]), share)
+    np.add.at(y, (svc, cls[node]), share * NOMINAL_BETA[cls[node]] * u_sq[node])
+    return Regressors(x, y, count > 0)
+
+
+def observe(state: CalibrationState, obs: Observation, settings: CalibrationSettings | None = None,
+            ) -> CalibrationState:
+    """Fold in what happened since the last update: one service-time measurement per service that served
+    enough, and one cold-start sample per pod that turned Ready."""
+    cfg = settings or CalibrationSettings()
+    dt = obs.time_s - state.time_s
+    if dt <= 0:
+        return state
+    mean, cov, updates = _update_service_times(state, obs, dt, cfg)
+    cold_mean, cold_var, cold_n, counted = _update_cold_starts(state, obs, cfg)
+    return CalibrationState(obs.time_s, obs.served_total.copy(), obs.busy_core_seconds_total.copy(),
+                            obs.node_utilization.copy(), mean, cov, updates, cold_mean, cold_var, cold_n, counted)
+
+
+def _update_service_times(state: CalibrationState, obs: Observation, dt: float,
+                          cfg: CalibrationSettings) -> tuple[FloatArray, FloatArray, IntArray]:
+    services = obs.services
+    served = obs.served_total - state.served_total
+    cpu_s = obs.busy_core_seconds_total - state.busy_core_seconds_total
+    cpu_request = np.array([s.cpu_request for s in services])
+    native = np.array([float(s.concurrency) for s in services])
+    slots = np.minimum(obs.concurrency.astype(np.float64), native)
+    # pods burning idle CPU: live ones on nodes that are up (terminating pods are not listed: a small bias)
+    up = obs.node_ready[obs.replica_node]
+    pods = np.bincount(obs.replica_service[up], minlength=len(services)).astype(np.float64)
+    idle_cpu_s = cfg.idle_cpu_fraction * cpu_request * pods * dt
+    busy_slot_s = np.maximum(cpu_s - idle_cpu_s, 0.0) / ((1.0 - cfg.idle_cpu_fraction) * cpu_request)
+    measured_ms = busy_slot_s * slots * 1000.0 / np.maximum(served, 1e-9)
+
+    u_sq = (np.clip(state.node_utilisation, 0, 1) ** 2 + np.clip(obs.node_utilization, 0, 1) ** 2) / 2.0
+    reg = regressors(obs, u_sq)
+    h = reg.design()
+    scale = h.sum(axis=1)
+    # no CPU above the pods' idle share: nothing was measured (a source without a CPU counter)
+    usable = (served >= cfg.min_served) & reg.has_ready & (scale > 0) & (busy_slot_s > 0) & np.isfinite(measured_ms)
+    mean, cov = state.mean.copy(), state.cov.copy()
+    if not usable.any():
+        return mean, cov, state.service_updates
+    idx = np.flatnonzero(usable)
+    hn = h[idx] / scale[idx, None]
+    z = measured_ms[idx] / scale[idx]
+    cv = np.array([services[i].service_time_cv for i in idx])
+    noise_var = cfg.measurement_noise**2 + cv**2 / served[idx]
+    active = hn > 0
+    m, p = mean[idx], cov[idx]
+    p = p + np.einsum("si,ij->sij", active * cfg.drift_sd**2, np.eye(hn.shape[1]))
+    predicted = np.einsum("si,si->s", hn, m)
+    ph = np.einsum("sij,sj->si", p, hn)
+    innovation_var = np.einsum("si,si->s", hn, ph) + noise_var
+    bound = cfg.max_innovation_sds * np.sqrt(innovation_var)
+    innovation = np.clip(z - predicted, -bound, bound)
+    gain = ph / innovation_var[:, None]
+    m = np.clip(m + gain * innovation[:, None], *FACTOR_BOUNDS)
+    p = p - np.einsum("si,sj->sij", gain, ph)
+    mean[idx], cov[idx] = m, (p + np.transpose(p, (0, 2, 1))) / 2.0
+    updates = state.service_updates.copy()
+    updates[idx] += 1
+    return mean, cov, updates
+
+
+def _update_cold_starts(state: CalibrationState, obs: Observation, cfg: CalibrationSettings,
+                        ) -> tuple[FloatArray, FloatArray, IntArray, frozenset[tuple[int, int, float]]]:
+    mean, var, n = state.cold_log_mean.copy(), state.cold_log_var.copy(), state.cold_samples.copy()
+    if obs.replica_started_s is None or obs.replica_ready_s is None:
+        return mean, var, n, state.cold_counted
+    started, ready_at = obs.replica_started_s, obs.replica_ready_s
+    # a pod Ready at its creation (a warm start, or one the twin adopted) measured no start
+    started_up = obs.replica_ready & np.isfinite(ready_at) & (ready_at > started)
+    keys = {int(k): (int(obs.replica_service[k]), int(obs.replica_node[k]), float(started[k]))
+            for k in np.flatnonzero(started_up)}
+    cls = _node_class_index(obs)
+    tau2 = cfg.cold_start_sample_log_sd**2
+    for k, key in keys.items():
+        if key in state.cold_counted:
+            continue
+        s, c = key[0], int(cls[key[1]])
+        declared = obs.services[s].cold_start_on(NODE_CLASSES[c])
+        if declared <= 0:
+            continue
+        sample = float(np.clip(np.log((ready_at[k] - started[k]) / declared),
+                               -cfg.max_cold_start_log_ratio, cfg.max_cold_start_log_ratio))
+        precision = 1.0 / var[s, c] + 1.0 / tau2
+        mean[s, c] = (mean[s, c] / var[s, c] + sample / tau2) / precision
+        var[s, c] = 1.0 / precision
+        n[s, c] += 1
+    return mean, var, n, frozenset(keys.values())
+
+
+# ---------------------------------------------------------------------------------------------- readings
+def service_time_factor(state: CalibrationState) -> FloatArray:
+    """[service, class] estimated true / declared service time (θ)."""
+    return np.asarray(state.mean[:, :N_CLASSES], dtype=np.float64)
+
+
+def service_time_factor_sd(state: CalibrationState) -> FloatArray:
+    return np.sqrt(np.diagonal(state.cov, axis1=1, axis2=2)[:, :N_CLASSES])
+
+
+def interference_factor(state: CalibrationState, settings: CalibrationSettings | None = None) -> FloatArray:
+    """[class] estimated true / declared β: φ/θ pooled over the services, weighted by how well each is
+    known (delta method), together with the prior (1 ± prior_sd)."""
+    cfg = settings or CalibrationSettings()
+    theta, phi = state.mean[:, :N_CLASSES], state.mean[:, N_CLASSES:]
+    var_theta = np.diagonal(state.cov, axis1=1, axis2=2)[:, :N_CLASSES]
+    var_phi = np.diagonal(state.cov, axis1=1, axis2=2)[:, N_CLASSES:]
+    cov_tp = np.array([np.diagonal(c[:N_CLASSES, N_CLASSES:]) for c in state.cov]).reshape(theta.shape)
+    ratio = phi / theta
+    var_ratio = np.maximum((var_phi - 2 * ratio * cov_tp + ratio**2 * var_theta) / theta**2, 1e-9)
+    # a coefficient its service never measured is the prior itself: it would count the prior twice
+    measured = var_phi < cfg.prior_sd**2 * 0.999
+    weight = np.where(measured, 1.0 / var_ratio, 0.0)
+    prior_weight = 1.0 / cfg.prior_sd**2
+    pooled = (weight * ratio).sum(axis=0) + prior_weight
+    return np.asarray(np.clip(pooled / (weight.sum(axis=0) + prior_weight), *FACTOR_BOUNDS), dtype=np.float64)
+
+
+def cold_start_factor(state: CalibrationState) -> FloatArray:
+    """[service, class] estimated true / declared cold start (the posterior median)."""
+    return np.asarray(np.exp(state.cold_log_mean), dtype=np.float64)
+
+
+def world(state: CalibrationState, n_nodes: int, settings: CalibrationSettings | None = None) -> WorldParameters:
+    """The world the calibration believes in, for the twin (node speeds stay declared: their deviation
+    is folded into each service's θ)."""
+    return WorldParameters(service_time_factor(state).copy(), cold_start_factor(state).copy(),
+                           interference_factor(state, settings), np.ones(n_nodes))
+
+
+def service_time_ms(state: CalibrationState, obs: Observation, upper_sds: float = 0.0) -> tuple[FloatArray, FloatArray]:
+    """Per service: (mean service time over its Ready replicas where they run now, at the calibrated θ and
+    φ, + `upper_sds` × its standard deviation; that standard deviation) in ms. A service without a Ready
+    replica gets its fastest runnable class at its own speed, without interference."""
+    reg = regressors(obs)
+    h = reg.design()
+    mean_ms = np.einsum("si,si->s", h, state.mean)
+    sd_ms = np.sqrt(np.maximum(np.einsum("si,sij,sj->s", h, state.cov, h), 0.0))
+    declared = class_service_time_ms(obs.services, NODE_CLASSES)
+    estimated = np.where(np.isnan(declared), np.inf, declared * service_time_factor(state))
+    best = np.argmin(estimated, axis=1)
+    rows = np.arange(len(obs.services))
+    fallback = estimated[rows, best]
+    fallback_sd = declared[rows, best] * service_time_factor_sd(state)[rows, best]
+    mean_ms = np.where(reg.has_ready, mean_ms, fallback)
+    sd_ms = np.where(reg.has_ready, sd_ms, np.nan_to_num(fallback_sd))
+    return np.asarray(mean_ms + upper_sds * sd_ms, dtype=np.float64), np.asarray(sd_ms, dtype=np.float64)
+
+
+def relative_uncertainty(state: CalibrationState, obs: Observation) -> FloatArray:
+    """Per service: the standard deviation of its estimated service time over its mean (0.4 = a service
+    known to ±40 %)."""
+    mean_ms, sd_ms = service_time_ms(state, obs)
+    return np.asarray(np.where(np.isfinite(mean_ms) & (mean_ms > 0), sd_ms / np.maximum(mean_ms, 1e-9), 0.0),
+                      dtype=np.float64)
+
+
+def cold_start_s(state: CalibrationState, obs: Observation) -> FloatArray:
+    """[service, node] estimated cold start of a new pod of the service on that node."""
+    cls = _node_class_index(obs)
+    declared = np.array([[s.cold_start_on(NODE_CLASSES[c]) for c in range(N_CLASSES)] for s in obs.services])
+    return np.asarray((declared * cold_start_factor(state))[:, cls], dtype=np.float64)
+
+
+def calibrated_observation(obs: Observation, state: CalibrationState) -> Observation:
+    """The observation with `capacity_rps` as the calibration estimates it (Ready replicas × slots / the
+    estimated service time where they run, interference included): a controller's belief, not a reading."""
+    mean_ms, _ = service_time_ms(state, obs)
+    native = np.array([float(s.concurrency) for s in obs.services])
+    slots = np.minimum(obs.concurrency.astype(np.float64), native)
+    ready = np.bincount(obs.replica_service[obs.replica_ready], minlength=len(obs.services))
+    capacity = np.where(ready > 0, ready * slots * 1000.0 / np.maximum(mean_ms, 1e-9), 0.0)
+    return replace(obs, capacity_rps=np.asarray(capacity, dtype=np.float64))
