@@ -141,3 +141,19 @@ def test_simulate_and_bench_take_model_error_and_record_it(tmp_path: Path) -> No
     document = json.loads(bench.read_text())
     assert document["scenarios"]["steady-drift"]["model_error"] == 0.0
     assert "--model-error" not in document["command"]
+
+
+@pytest.mark.parametrize("name", ["rayserve", "knative"])
+def test_concurrency_autoscalers_count_requests_in_flight_not_a_declared_service_time(name: str) -> None:
+    """Ray Serve's replicas and Knative's queue-proxy count ongoing requests themselves; in a world twice
+    as slow as declared they see twice the requests in service, and provision about twice the replicas."""
+    # started with the replicas the load needs in either world, so that neither begins with a backlog
+    nominal = replace(small_scenario(services=2, mix={"web": 1}, total_rps=600, duration_s=400), warm_start=True)
+    n_s, n_n = len(nominal.services), len(nominal.nodes)
+    slow = WorldParameters(np.full((n_s, len(NODE_CLASSES)), 2.0), np.ones((n_s, len(NODE_CLASSES))),
+                           np.ones(len(NODE_CLASSES)), np.ones(n_n))
+    replicas = {}
+    for label, scenario in (("declared", nominal), ("slow", replace(nominal, world=slow, model_error=0.3))):
+        result = simulate(scenario, make_controller(name, scenario))
+        replicas[label] = float(np.mean(result.timeseries["ready_replicas"][-15:]))  # the last 150 s, settled
+    assert replicas["slow"] > 1.5 * replicas["declared"]

@@ -18,8 +18,9 @@ Target: with the default containerConcurrency 0 (unlimited) the target is 100 ×
 concurrent requests per pod, far above what our replicas serve at once. We set containerConcurrency
 to each service's `concurrency` (its worker slots), as a Knative user with a worker pool would, so
 the target is 0.7 × concurrency (2.8 for a 4-slot web replica): the same ρ ≈ 0.7 the other tuned
-baselines aim for. Concurrency is requests in flight at the queue-proxy: served rate × service
-time plus the queue (`policy_parts.ongoing_requests`).
+baselines aim for. Concurrency is requests in flight at the queue-proxy: those in service, read off
+the CPU the pods burn (`policy_parts.busy_slots`: the queue-proxy counts them, it needs no service time),
+plus the queue.
 """
 
 from __future__ import annotations
@@ -32,11 +33,9 @@ import numpy as np
 
 from kubeagora.controllers.policy_parts import (
     SampleHistory,
-    mean_service_time_s,
-    ongoing_requests,
+    busy_slots,
     replica_bounds,
     scale_actions,
-    service_time_matrix_ms,
 )
 from kubeagora.model import Action, FloatArray, IntArray, Observation
 
@@ -104,7 +103,9 @@ class KnativeState:
     panic_since_s: tuple[float | None, ...]
     max_panic_pods: IntArray
     zero_wanted_since_s: tuple[float | None, ...]
-    service_time_ms: FloatArray
+    cpu_seconds: SampleHistory
+    """busy_core_seconds_total: requests in service are read off the CPU the pods burn (the queue-proxy
+    counts them itself; no declared service time is needed)."""
 
 
 class KnativeController:
@@ -126,32 +127,32 @@ class KnativeController:
             (None,) * n,
             np.zeros(n, dtype=np.int64),
             (None,) * n,
-            service_time_matrix_ms(observation),
+            SampleHistory(horizon).record(observation.time_s, observation.busy_core_seconds_total),
         )
 
     def window_concurrency(
         self,
-        served: SampleHistory,
+        observation: Observation,
+        cpu_seconds: SampleHistory,
         queue: SampleHistory,
         now_s: float,
         window_s: float,
-        service_time_s: FloatArray,
     ) -> FloatArray:
-        """Mean requests in flight over the last `window_s`: served rate × service time + mean queue."""
-        rate = served.rate(now_s - window_s, now_s)
+        """Mean requests in flight over the last `window_s`: those in service (busy slots, from the CPU
+        burnt over the window) + the mean queue."""
+        zeros = np.zeros(len(observation.services))
+        cpu_cores = cpu_seconds.rate(now_s - window_s, now_s)
         queued = queue.mean_since(now_s - window_s)
-        zeros = np.zeros_like(service_time_s)
-        return ongoing_requests(
-            rate if rate is not None else zeros, service_time_s, queued if queued is not None else zeros
-        )
+        in_service = busy_slots(observation, cpu_cores if cpu_cores is not None else zeros)
+        return np.asarray(in_service + np.maximum(queued if queued is not None else zeros, 0.0), dtype=np.float64)
 
     def decide(self, observation: Observation, state: KnativeState) -> tuple[Sequence[Action], KnativeState]:
         cfg, now = self.settings, observation.time_s
         served = state.served.record(now, observation.served_total)
         queue = state.queue.record(now, observation.queue_length)
-        service_time_s = mean_service_time_s(observation, state.service_time_ms)
-        stable = self.window_concurrency(served, queue, now, cfg.stable_window_s, service_time_s)
-        panic = self.window_concurrency(served, queue, now, cfg.panic_window_s, service_time_s)
+        cpu_seconds = state.cpu_seconds.record(now, observation.busy_core_seconds_total)
+        stable = self.window_concurrency(observation, cpu_seconds, queue, now, cfg.stable_window_s)
+        panic = self.window_concurrency(observation, cpu_seconds, queue, now, cfg.panic_window_s)
         lo, hi = replica_bounds(observation, min_override=cfg.min_scale)
         desired = observation.desired_replicas.copy()
         panic_since = list(state.panic_since_s)
@@ -189,6 +190,6 @@ class KnativeController:
                 wanted = max(wanted, 1)  # the activator holds the requests and pokes the autoscaler
             desired[i] = wanted
         new_state = KnativeState(
-            served, queue, tuple(panic_since), max_panic, tuple(zero_since), state.service_time_ms
+            served, queue, tuple(panic_since), max_panic, tuple(zero_since), cpu_seconds
         )
         return scale_actions(observation, desired, reasons), new_state

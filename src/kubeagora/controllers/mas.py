@@ -176,10 +176,10 @@ class MasController:
         # from here on the agents, the shield, the risk score and the twin read the world as calibrated:
         # capacity from the estimated service times, a pessimistic slack where the estimate is uncertain,
         # and a twin that runs the estimated parameters instead of the declared ones
-        uncertainty, twin_world = None, None
+        uncertainty, twin_world, measured = None, None, observation
         if mpc_state.calibration is not None:
             uncertainty = cal.relative_uncertainty(mpc_state.calibration, observation)
-            twin_world = cal.world(mpc_state.calibration, len(observation.nodes), self.planner.settings.calibration)
+            twin_world = cal.world(mpc_state.calibration, self.planner.settings.calibration)
             observation = cal.calibrated_observation(observation, mpc_state.calibration)
         setpoints, prices, last_prices = self._clear(observation, setpoints, state)
 
@@ -222,7 +222,8 @@ class MasController:
                 actions.append(p.action)
             elif twin_runs < cfg.max_twin_runs_per_tick:
                 twin_runs += 1
-                verdict = evaluate(observation, [p.action], twin_forecast, cfg.twin_horizon_s, cfg.twin,
+                # the twin corrects the reported speeds itself: it runs from what was measured
+                verdict = evaluate(measured, [p.action], twin_forecast, cfg.twin_horizon_s, cfg.twin,
                                    world=twin_world)
                 rollout = ro.screen(rollout, now, (), verdict, cfg.rollout)
             else:

@@ -91,6 +91,9 @@ class MpcControllerSettings:
     """A learned residual may move each set-point by at most this many replicas."""
     calibration: cal.CalibrationSettings | None = field(default_factory=cal.CalibrationSettings)
     """Online calibration of service times, interference and cold starts; None = plan with the declared specs."""
+    slowest_replica_utilisation: float = 0.9
+    """With even routing every replica takes the same share, so the plan keeps the slowest Ready replica
+    (as calibrated) below this utilisation too: one replica on a slow node saturates first."""
     planning_upper_sds: float = 1.0
     """Plan each service at its estimated service time + this many standard deviations of the estimate:
     a service the calibration knows little about gets headroom until it has been measured."""
@@ -203,6 +206,12 @@ class MpcController:
             service_ms, network_ms, np.array([float(s.concurrency) for s in services]),
             np.array([s.service_time_cv for s in services]), np.array([s.slo_p95_ms for s in services]),
             np.array([s.slo_p99_ms for s in services]), cfg.capacity)
+        if calibration is not None:
+            slowest_ms = cal.slowest_replica_ms(calibration, observation)
+            slots = np.minimum(observation.concurrency.astype(np.float64), [float(s.concurrency) for s in services])
+            even_share_cap = cfg.slowest_replica_utilisation * slots * 1000.0 / slowest_ms
+            safe_capacity = np.where(np.isfinite(even_share_cap), np.minimum(safe_capacity, even_share_cap),
+                                     safe_capacity)
         if previous_capacity_rps is not None:
             recovered = previous_capacity_rps + cfg.capacity_recovery * (safe_capacity - previous_capacity_rps)
             safe_capacity = np.minimum(safe_capacity, recovered)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kubeagora.controllers.latency_prediction import IDLE_CPU_FRACTION
 from kubeagora.model import Action, FloatArray, IntArray, Observation, Scale
 
 
@@ -153,14 +154,20 @@ def mean_service_time_s(observation: Observation, service_time_ms: FloatArray) -
     return np.where(count > 0, total / np.maximum(count, 1), fastest) / 1000.0
 
 
-def ongoing_requests(
-    served_rps: FloatArray, service_time_s: FloatArray, queue_length: FloatArray
-) -> FloatArray:
-    """Requests in flight per service: in service (Little's law, served rate × service time) plus queued.
-
-    What Ray Serve's replicas and Knative's queue-proxy count as ongoing/concurrent requests.
-    """
-    return served_rps * service_time_s + np.maximum(queue_length, 0.0)
+def busy_slots(observation: Observation, cpu_cores: FloatArray, idle_cpu_fraction: float = IDLE_CPU_FRACTION,
+               ) -> FloatArray:
+    """Per service: requests in service, read off the CPU its pods burn (`cpu_cores`, the rate of
+    `busy_core_seconds_total`). Every live pod burns `idle_cpu_fraction` of its CPU request; each busy slot
+    adds 1/concurrency of the rest. What a replica's own in-flight gauge counts (Ray Serve's ongoing
+    requests, Knative's queue-proxy), from what cAdvisor reports, without assuming a service time."""
+    services = observation.services
+    cpu_request = np.array([s.cpu_request for s in services])
+    slots = np.minimum(observation.concurrency.astype(np.float64), [float(s.concurrency) for s in services])
+    up = observation.node_ready[observation.replica_node]
+    pods = np.bincount(observation.replica_service[up], minlength=len(services)).astype(np.float64)
+    busy_share = np.maximum(np.asarray(cpu_cores, dtype=np.float64) / np.maximum(cpu_request, 1e-12)
+                            - idle_cpu_fraction * pods, 0.0) / (1.0 - idle_cpu_fraction)
+    return np.asarray(busy_share * slots, dtype=np.float64)
 
 
 def replica_capacity_rps(observation: Observation, service_time_ms: FloatArray) -> FloatArray:

@@ -21,8 +21,9 @@ Source: ray-project/ray `python/ray/serve/autoscaling_policy.py` and the Autosca
 - with no running replica and traffic waiting, scale to max(1, target) at once (the cold-start
   fast path).
 Ray's controller loop runs every 0.1 s; we tick every 1 s and scale the period count accordingly
-(the delays, in seconds, are the same). Ongoing requests come from Little's law on the served rate
-plus the queue (`policy_parts.ongoing_requests`): the same quantity the replicas report.
+(the delays, in seconds, are the same). Ongoing requests are those in service, read off the CPU the
+replicas burn (`policy_parts.busy_slots`: a replica counts them itself, it needs no declared service
+time), plus the queue: the same quantity the replicas report.
 """
 
 from __future__ import annotations
@@ -35,13 +36,11 @@ import numpy as np
 
 from kubeagora.controllers.policy_parts import (
     SampleHistory,
-    mean_service_time_s,
-    ongoing_requests,
+    busy_slots,
     replica_bounds,
     scale_actions,
-    service_time_matrix_ms,
 )
-from kubeagora.model import Action, FloatArray, IntArray, Observation
+from kubeagora.model import Action, IntArray, Observation
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +61,8 @@ class RayServeState:
     ongoing: SampleHistory
     """Total ongoing requests per service, one sample per tick (the look-back window)."""
     decision_counters: IntArray
-    service_time_ms: FloatArray
+    cpu_seconds: SampleHistory
+    """busy_core_seconds_total: requests in service are read off the CPU the replicas burn."""
 
 
 def apply_scaling_factor(
@@ -110,7 +110,7 @@ class RayServeController:
             SampleHistory(horizon).record(observation.time_s, observation.served_total),
             SampleHistory(horizon),
             np.zeros(n, dtype=np.int64),
-            service_time_matrix_ms(observation),
+            SampleHistory(horizon).record(observation.time_s, observation.busy_core_seconds_total),
         )
 
     def decide(
@@ -118,12 +118,12 @@ class RayServeController:
     ) -> tuple[Sequence[Action], RayServeState]:
         cfg, now = self.settings, observation.time_s
         served = state.served.record(now, observation.served_total)
-        served_rps = served.rate(now - self.interval_s, now)
-        if served_rps is None:
-            served_rps = np.zeros(len(observation.services))
-        in_flight = ongoing_requests(
-            served_rps, mean_service_time_s(observation, state.service_time_ms), observation.queue_length
-        )
+        cpu_seconds = state.cpu_seconds.record(now, observation.busy_core_seconds_total)
+        cpu_cores = cpu_seconds.rate(now - self.interval_s, now)
+        # a replica counts its ongoing requests itself: those in service (from the CPU they burn, not from a
+        # declared service time) and those queued
+        in_service = busy_slots(observation, np.zeros(len(observation.services)) if cpu_cores is None else cpu_cores)
+        in_flight = in_service + np.maximum(observation.queue_length, 0.0)
         ongoing = state.ongoing.record(now, in_flight)
         averaged = ongoing.mean_since(now - cfg.look_back_period_s)
         total_requests = averaged if averaged is not None else in_flight
@@ -154,5 +154,5 @@ class RayServeController:
             desired[i], counters[i] = apply_delay(
                 bounded, target_now, int(counters[i]), up_periods, down_periods
             )
-        new_state = RayServeState(served, ongoing, counters, state.service_time_ms)
+        new_state = RayServeState(served, ongoing, counters, cpu_seconds)
         return scale_actions(observation, desired, reasons), new_state

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 CLAIRVOYANT = "clairvoyant"
 CLAIRVOYANT_TITLE = "clairvoyant planner"
-CLAIRVOYANT_NOTE = "knows the future; a reference, not a bound"
+CLAIRVOYANT_NOTE = "knows the future and the true world; a reference, not a bound"
 ALIASES = {"oracle": CLAIRVOYANT}
 
 
