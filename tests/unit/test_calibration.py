@@ -137,12 +137,19 @@ def test_calibration_on_the_engine_finds_the_world_it_runs() -> None:
         engine.step()
         if step % 15 == 14:
             state = cal.observe(state, engine.observe())
-    theta = cal.service_time_factor(state)[:, CPU]
-    np.testing.assert_allclose(theta, 1.4, rtol=0.06)
+    # per replica, the service time where it runs (θ × the node's slowness: how the two split is not
+    # identifiable from services that share nodes, their product is)
+    obs = engine.observe()
+    r, st = engine.state.replicas, engine.state
+    live = (r.state == 1) | (r.state == 2)
+    true_ms = (r.base_ms[live] / st.node_speed[r.node[live]]
+               * (1.0 + engine.node_beta[r.node[live]] * st.node_util[r.node[live]] ** 2))
+    ready = obs.replica_ready
+    np.testing.assert_allclose(cal.replica_service_ms(state, obs)[ready], true_ms[ready], rtol=0.06)
     np.testing.assert_allclose(cal.cold_start_factor(state)[:, CPU], 2.0, rtol=0.05)
     believed = cal.world(state)
-    np.testing.assert_allclose(believed.node_speed_factor, 1.0, rtol=0.1)
-    assert believed.service_time_factor[0, CPU] == pytest.approx(theta[0])
+    np.testing.assert_allclose(believed.service_time_factor[:, CPU], cal.service_time_factor(state)[:, CPU])
+    np.testing.assert_allclose(believed.node_speed_factor, cal.node_speed_factor(state))
 
 
 def test_the_mpc_plans_with_its_calibration_and_without_one_uses_the_specs() -> None:

@@ -1,4 +1,4 @@
-"""The clairvoyant planner (`oracle`): knows the true world and the future, and provisions just enough, early enough.
+"""The clairvoyant planner (`clairvoyant`, once `oracle`): knows the true world and the future, and provisions early.
 
 Not a real system, and not a bound either (it is greedy): a reference the others are measured against.
 It is the only controller that reads the compiled scenario: the expected arrivals of every service

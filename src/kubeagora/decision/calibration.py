@@ -392,12 +392,14 @@ def service_time_ms(state: CalibrationState, obs: Observation, upper_sds: float 
     reg = regressors(obs, state.node_slowness)
     h = reg.design()
     mean_ms = np.einsum("si,si->s", h, state.mean)
-    # the service's own terms and the slowness of the nodes it runs on are both uncertain
+    # before a service is measured, the slowness of the nodes it runs on is as uncertain as its own terms;
+    # once it is, its measurement (taken on those nodes) has fixed their product, and its own terms carry it
     ready = obs.replica_ready
     svc, node = obs.replica_service[ready], obs.replica_node[ready]
     count = np.maximum(np.bincount(svc, minlength=len(obs.services)), 1)
     node_rel_var = np.bincount(svc, state.node_slowness_var[node] / state.node_slowness[node] ** 2,
                                minlength=len(obs.services)) / count
+    node_rel_var = np.where(state.service_updates > 0, 0.0, node_rel_var)
     sd_ms = np.sqrt(np.maximum(np.einsum("si,sij,sj->s", h, state.cov, h), 0.0) + mean_ms**2 * node_rel_var)
     declared = class_service_time_ms(obs.services, NODE_CLASSES)
     estimated = np.where(np.isnan(declared), np.inf, declared * service_time_factor(state))
