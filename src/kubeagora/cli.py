@@ -37,6 +37,9 @@ app = typer.Typer(
     name="kubeagora",
     help="Multi-agent orchestration for Kubernetes, and the simulator that benchmarks it.",
     no_args_is_help=True,
+    # Plain help and usage errors, as click prints them: typer's boxed rich rendering imports markdown-it
+    # and rich's traceback and pretty-printer, ~40 % of the CLI's startup.
+    rich_markup_mode=None,
 )
 # Piped or captured output is not read on an 80-column screen: do not squeeze the tables into one.
 _out = Console(width=None if sys.stdout.isatty() else 120)

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from kubeagora.devcluster.cluster import DEFAULT_STATE_DIR, DevCluster, Settings, parse_extra_args
+from kubeagora.devcluster.defaults import DEFAULT_STATE_DIR
 from kubeagora.devcluster.errors import DevClusterError
 from kubeagora.devcluster.prometheus_cli import prometheus_app
 from kubeagora.output import Output, OutputFormat, print_data
@@ -91,6 +91,8 @@ def up(
     timeout: Annotated[float, typer.Option(help="Seconds each component has to become healthy.")] = 180.0,
 ) -> None:
     """Build (or reuse) the binary and start the control plane; no-op when it already runs."""
+    from kubeagora.devcluster.cluster import DevCluster, Settings, parse_extra_args
+
     try:
         settings = Settings(
             node_monitor_grace_period=node_monitor_grace_period,
@@ -111,6 +113,8 @@ def up(
 @devcluster_app.command()
 def down(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
     """Stop every component (SIGTERM, then SIGKILL); safe when nothing runs. Data stays."""
+    from kubeagora.devcluster.cluster import DevCluster
+
     try:
         with _progress("devcluster down") as report:
             stopped = DevCluster(state_dir, progress=report).down()
@@ -122,6 +126,8 @@ def down(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
 @devcluster_app.command()
 def status(state_dir: StateDir = DEFAULT_STATE_DIR, output: Output = OutputFormat.TABLE) -> None:
     """Show each component's pid and health; exit status 1 unless all are healthy."""
+    from kubeagora.devcluster.cluster import DevCluster
+
     try:
         rows = DevCluster(state_dir).status()
     except DevClusterError as e:
@@ -153,6 +159,8 @@ def status(state_dir: StateDir = DEFAULT_STATE_DIR, output: Output = OutputForma
 @devcluster_app.command()
 def kubeconfig(state_dir: StateDir = DEFAULT_STATE_DIR) -> None:
     """Print the admin kubeconfig's path (for KUBECONFIG=$(...))."""
+    from kubeagora.devcluster.cluster import DevCluster
+
     path = DevCluster(state_dir).kubeconfig
     if not path.is_file():
         raise _fail(f"{path} does not exist yet; run 'kubeagora devcluster up' first")

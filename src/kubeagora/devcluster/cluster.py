@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from kubeagora.devcluster import defaults
 from kubeagora.devcluster import pki as pki_mod
 from kubeagora.devcluster.binary import resolve_binary
 from kubeagora.devcluster.errors import DevClusterError
@@ -46,7 +47,7 @@ BINARY_NAME = "kubeagora-controlplane"
 HOST = "127.0.0.1"
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
 SCHEDULER_CONFIG_API = "kubescheduler.config.k8s.io/v1"
-DEFAULT_STATE_DIR = Path("~/.local/state/kubeagora/devcluster")
+DEFAULT_STATE_DIR = defaults.DEFAULT_STATE_DIR
 
 Progress = Callable[[str], None]
 

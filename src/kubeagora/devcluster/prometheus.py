@@ -42,20 +42,20 @@ from typing import Any
 
 import yaml
 
+from kubeagora.devcluster import defaults
 from kubeagora.devcluster.cluster import HOST, free_ports, pid_alive, port_free, stop_pid
 from kubeagora.devcluster.errors import DevClusterError
 
 PROMETHEUS_ENV = "KUBEAGORA_PROMETHEUS_BINARY"
 DEBIAN_PACKAGE = "prometheus"
 CACHE_ENV = "KUBEAGORA_CACHE"
-DEFAULT_STATE_DIR = Path("~/.local/state/kubeagora/prometheus")
-DEFAULT_PORT = 9090
-DEFAULT_SCRAPE_INTERVAL_S = 2.0
-
-#: Scrape job names; ``manifests/prometheus.yaml`` uses the same ones (a unit test checks).
-JOB_MOCK_KUBELET = "kubeagora-mock-kubelet"
-JOB_OPERATOR = "kubeagora-operator"
-JOB_SCHEDULER_EXTENDER = "kubeagora-scheduler-extender"
+DEFAULT_STATE_DIR = defaults.PROMETHEUS_STATE_DIR
+DEFAULT_PORT = defaults.PROMETHEUS_PORT
+DEFAULT_SCRAPE_INTERVAL_S = defaults.PROMETHEUS_SCRAPE_INTERVAL_S
+#: Scrape job names (in `defaults`, which the CLI reads without importing this module).
+JOB_MOCK_KUBELET = defaults.JOB_MOCK_KUBELET
+JOB_OPERATOR = defaults.JOB_OPERATOR
+JOB_SCHEDULER_EXTENDER = defaults.JOB_SCHEDULER_EXTENDER
 JOBS: tuple[str, ...] = (JOB_MOCK_KUBELET, JOB_OPERATOR, JOB_SCHEDULER_EXTENDER)
 
 Progress = Callable[[str], None]
