@@ -1,4 +1,4 @@
-"""The oracle's latency prediction against what the engine records for the same fixed plan."""
+"""The clairvoyant planner's latency prediction against what the engine records for the same fixed plan."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def test_the_tail_grows_with_load_and_with_a_far_or_slow_replica() -> None:
 
 
 def test_a_web_replica_at_ninety_percent_busy_misses_its_slo() -> None:
-    """What the old oracle assumed: ρ ≈ 0.9 is fine. With 4 workers and cv 0.8 the p95 is far above 150 ms."""
+    """What the planner once assumed: ρ ≈ 0.9 is fine. With 4 workers and cv 0.8 the p95 is far above 150 ms."""
     service_ms, concurrency = 25.0, 4
     rate = 0.9 * concurrency * 1000.0 / service_ms
     p95, p99 = predict_latency_ms(np.array([service_ms]), np.array([15.0]), rate, concurrency, 0.8)

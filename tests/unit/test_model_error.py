@@ -12,7 +12,7 @@ from tests.unit.sim_helpers import small_scenario
 from typer.testing import CliRunner
 
 from kubeagora.cli import app
-from kubeagora.controllers.oracle import OracleController
+from kubeagora.controllers.clairvoyant import ClairvoyantPlanner
 from kubeagora.controllers.registry import make_controller
 from kubeagora.model import NODE_CLASSES, NodeClass, Scale, WorldParameters
 from kubeagora.sim.engine import Engine
@@ -106,13 +106,13 @@ def test_only_the_clairvoyant_planner_reads_the_true_world() -> None:
     model, source = load_scenario("gpu-throttle")
     scenario = compile_scenario(model, source, seed=3, model_error=0.3)
     engine = Engine(scenario)
-    oracle = make_controller("oracle", scenario)
-    assert isinstance(oracle, OracleController)
+    planner = make_controller("oracle", scenario)  # the old name still builds the clairvoyant planner
+    assert isinstance(planner, ClairvoyantPlanner)
     node_class = engine.node_class
     true_ms = engine.svc_time_ms[:, node_class]
-    np.testing.assert_allclose(oracle.base_ms, true_ms)
-    np.testing.assert_allclose(oracle.node_beta, engine.node_beta)
-    np.testing.assert_allclose(oracle.node_true_speed, engine.node_speed0)
+    np.testing.assert_allclose(planner.base_ms, true_ms)
+    np.testing.assert_allclose(planner.node_beta, engine.node_beta)
+    np.testing.assert_allclose(planner.node_true_speed, engine.node_speed0)
 
 
 def test_model_error_changes_the_outcome_of_a_run_and_zero_changes_nothing() -> None:

@@ -1,4 +1,4 @@
-"""What a scenario's fault schedule means for placement, read ahead of time (the oracle's view).
+"""What a scenario's fault schedule means for placement, read ahead of time (the clairvoyant planner's view).
 
 `FaultOutlook` answers, for a window of simulated time: which nodes will be dead, which nodes a
 region partition will separate from a service's users or from the control plane, how slow a

@@ -77,9 +77,9 @@ def _mas(scenario: CompiledScenario, target: float | None) -> Controller:
 
 
 def _clairvoyant(scenario: CompiledScenario, target: float | None) -> Controller:
-    from kubeagora.controllers.oracle import OracleController
+    from kubeagora.controllers.clairvoyant import ClairvoyantPlanner
 
-    return OracleController(scenario)
+    return ClairvoyantPlanner(scenario)
 
 
 _FACTORIES: dict[str, Callable[[CompiledScenario, float | None], Controller]] = {

@@ -26,7 +26,7 @@ services together, replica by replica, with the engine's own latency model
 - one service a tick (round robin) moves its slowest or farthest replica when that clearly lowers
   its worst ratio of predicted tail to SLO: even routing makes the slowest replica the busiest, so a
   badly placed one costs replicas;
-- among nodes that serve a service about equally well, the oracle prefers the one whose users would
+- among nodes that serve a service about equally well, the planner prefers the one whose users would
   still see a p99 within the SLO during a packet-loss spell (mean service time + network + one
   retransmission timeout).
 
@@ -71,7 +71,7 @@ MAX_ADDS_PER_TICK = 600
 
 
 @dataclass(frozen=True, slots=True)
-class OracleSettings:
+class ClairvoyantSettings:
     interval_s: float = 2.0
     slo_margin: float = 0.9
     """Plan each service's p95 and p99 at this share of its SLO."""
@@ -99,7 +99,7 @@ class PendingMigration:
 
 
 @dataclass(frozen=True, slots=True)
-class OracleState:
+class ClairvoyantState:
     migrations: tuple[PendingMigration, ...] = ()
     """Migrations under way: their source pods still show up but are about to go."""
 
@@ -117,12 +117,12 @@ class Tails:
 
 
 class _Plan:
-    """The replicas the oracle intends to have, and what the engine would make of them. Local to
+    """The replicas the planner intends to have, and what the engine would make of them. Local to
     one `decide` call."""
 
-    def __init__(self, oracle: OracleController, demand_rps: FloatArray, node_speed: FloatArray,
+    def __init__(self, planner: ClairvoyantPlanner, demand_rps: FloatArray, node_speed: FloatArray,
                  loss: FloatArray, service: IntArray, node: IntArray) -> None:
-        self.o = oracle
+        self.o = planner
         self.demand_rps = demand_rps
         self.node_speed = node_speed
         self.loss = loss
@@ -203,13 +203,13 @@ class _Plan:
         return self.tails(s, plans, self.utilisation[plans], demand_rps), gone
 
 
-class OracleController:
+class ClairvoyantPlanner:
     name = "clairvoyant"
 
-    def __init__(self, scenario: CompiledScenario, settings: OracleSettings | None = None,
+    def __init__(self, scenario: CompiledScenario, settings: ClairvoyantSettings | None = None,
                  platform: PlatformDefaults | None = None) -> None:
         self.scenario = scenario
-        self.settings = settings or OracleSettings()
+        self.settings = settings or ClairvoyantSettings()
         self.platform = platform or PlatformDefaults()
         topology = scenario.topology
         services, nodes = scenario.services, scenario.nodes
@@ -245,8 +245,8 @@ class OracleController:
     def interval_s(self) -> float:
         return self.settings.interval_s
 
-    def initial_state(self, observation: Observation) -> OracleState:
-        return OracleState()
+    def initial_state(self, observation: Observation) -> ClairvoyantState:
+        return ClairvoyantState()
 
     # ------------------------------------------------------------------ the future
     def future_peak_rps(self, now_s: float, horizon_s: FloatArray) -> FloatArray:
@@ -265,7 +265,7 @@ class OracleController:
         return np.asarray(np.where(mask, rates, 0.0).max(axis=0), dtype=np.float64)
 
     # ------------------------------------------------------------------ the decision
-    def decide(self, observation: Observation, state: OracleState) -> tuple[Sequence[Action], OracleState]:
+    def decide(self, observation: Observation, state: ClairvoyantState) -> tuple[Sequence[Action], ClairvoyantState]:
         cfg, now = self.settings, observation.time_s
         nodes = observation.nodes
         n_nodes = len(nodes)
@@ -280,7 +280,7 @@ class OracleController:
         for_good = self.outlook.nodes_dying_for_good(now, now + cfg.interval_s, self.scenario.duration_s)
         for doomed in np.flatnonzero(dying & ~observation.node_quarantined):
             if for_good[doomed] or live[:, doomed].any():
-                actions.append(QuarantineNode(nodes[doomed].name, "oracle: the node dies before the next tick"))
+                actions.append(QuarantineNode(nodes[doomed].name, "clairvoyant: the node dies before the next tick"))
                 ledger = replace(ledger, schedulable=ledger.schedulable & (np.arange(n_nodes) != doomed))
 
         # where each service may run over the planning window
@@ -349,7 +349,7 @@ class OracleController:
             plan.add(s, n)
             ledger = ledger.take(observation, s, n)
             tails = plan.current(s)
-            why = (f"oracle: {demand_up[s]:.0f} req/s ahead; predicted p95/p99 {tails.p95_ms[0]:.0f}/"
+            why = (f"clairvoyant: {demand_up[s]:.0f} req/s ahead; predicted p95/p99 {tails.p95_ms[0]:.0f}/"
                    f"{tails.p99_ms[0]:.0f} ms with {plan.counts()[s]} replicas")
             if leaving[s]:
                 source = leaving[s].pop()
@@ -376,19 +376,20 @@ class OracleController:
             if removed:
                 desired = int(observation.desired_replicas[s]) - removed
                 actions.append(Scale(self.services[s].name, desired,
-                                     f"oracle: {demand_down[s]:.0f} req/s ahead needs {plan.counts()[s]} replicas"))
+                                     f"clairvoyant: {demand_down[s]:.0f} req/s ahead needs "
+                                     f"{plan.counts()[s]} replicas"))
                 continue
             if s == rebalance and observation.pending_replicas[s] == 0 and s not in moved:
                 move = self._better_placement(plan, s, ledger.fits(observation, s) & usable[s], targets[s])
                 if move is not None:
                     src, dst, gain = move
                     actions.append(Migrate(self.services[s].name, nodes[src].name, nodes[dst].name,
-                                           f"oracle: predicted tail {100 * gain:.0f} % further within the SLO"))
+                                           f"clairvoyant: predicted tail {100 * gain:.0f} % further within the SLO"))
                     ledger = ledger.take(observation, s, dst)
                     plan.remove(s, src)
                     plan.add(s, dst)
                     migrations += (PendingMigration(s, src, dst, now + self.cold_start_s[s, dst] + 2 * cfg.interval_s),)
-        return actions, OracleState(migrations)
+        return actions, ClairvoyantState(migrations)
 
     def _worst_ratio(self, tails: Tails, target: tuple[float, float]) -> FloatArray:
         """Per plan: the largest of predicted p95 and p99 over their targets and ρ over its cap."""

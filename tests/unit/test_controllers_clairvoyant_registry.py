@@ -1,4 +1,4 @@
-"""The oracle (fault outlook, planning ahead of faults), the registry, and every controller on the
+"""The clairvoyant planner (fault outlook, planning ahead of faults), the registry, and every controller on the
 default scenario."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from tests.unit.sim_helpers import small_scenario
 
+from kubeagora.controllers.clairvoyant import ClairvoyantPlanner
 from kubeagora.controllers.fault_outlook import FaultOutlook
-from kubeagora.controllers.oracle import OracleController
 from kubeagora.controllers.registry import CONTROLLER_NAMES, make_controller
 from kubeagora.model import Migrate, Place, QuarantineNode
 from kubeagora.sim.engine import Engine
@@ -40,7 +40,7 @@ def test_fault_outlook_reads_deaths_partitions_and_throttles_ahead() -> None:
     assert outlook.speed_factor(0, 290)[gpu0] == pytest.approx(1.0)
 
 
-def _run(controller: OracleController, engine: Engine, until_s: float) -> list[object]:
+def _run(controller: ClairvoyantPlanner, engine: Engine, until_s: float) -> list[object]:
     state = controller.initial_state(engine.observe())
     actions: list[object] = []
     every = round(controller.interval_s / engine.scenario.step_s)
@@ -55,29 +55,29 @@ def _run(controller: OracleController, engine: Engine, until_s: float) -> list[o
     return actions
 
 
-def test_oracle_moves_replicas_off_a_node_before_it_dies_and_quarantines_it() -> None:
+def test_clairvoyant_planner_moves_replicas_off_a_node_before_it_dies_and_quarantines_it() -> None:
     scenario = small_scenario(duration_s=400, total_rps=600, faults=[
         {"at_s": 200, "kind": "node-termination", "target": "cloud-cpu-0-0"}])
     engine = Engine(scenario)
-    oracle = OracleController(scenario)
+    planner = ClairvoyantPlanner(scenario)
     doomed = [n.name for n in scenario.nodes].index("cloud-cpu-0-0")
-    actions = _run(oracle, engine, 199)
+    actions = _run(planner, engine, 199)
     r = engine.state.replicas
     assert not ((r.node == doomed) & (r.state != 0)).any(), "nothing left on the node when it dies"
-    assert QuarantineNode("cloud-cpu-0-0", "oracle: the node dies before the next tick") in actions
+    assert QuarantineNode("cloud-cpu-0-0", "clairvoyant: the node dies before the next tick") in actions
     assert not any(isinstance(a, Place) and a.node == "cloud-cpu-0-0" for a in actions[-40:])
     assert all(not isinstance(a, Migrate) or a.to_node != "cloud-cpu-0-0" for a in actions)
     assert engine.state.counters.lost.sum() == 0
 
 
-def test_oracle_adds_capacity_before_a_gpu_throttle() -> None:
+def test_clairvoyant_planner_adds_capacity_before_a_gpu_throttle() -> None:
     scenario = small_scenario(duration_s=400, total_rps=900, services=3, mix={"ml-inference": 1}, faults=[
         {"at_s": 300, "kind": "gpu-throttle", "target": "region-0", "duration_s": 60, "factor": 0.4}])
     engine = Engine(scenario)
-    oracle = OracleController(scenario)
-    _run(oracle, engine, 200)
+    planner = ClairvoyantPlanner(scenario)
+    _run(planner, engine, 200)
     before = int(engine.observe().ready_replicas.sum())
-    _run(oracle, engine, 300)
+    _run(planner, engine, 300)
     ready_at_throttle = int(engine.observe().ready_replicas.sum())
     assert ready_at_throttle > before
 
@@ -118,27 +118,27 @@ def ten_minute_runs() -> dict[str, RunResult]:
 
 
 def test_autoscalers_add_replicas_as_the_load_drifts_up(ten_minute_runs: dict[str, RunResult]) -> None:
-    """From the warm start (60 % utilisation) HPA sheds down to its 80 % target; the oracle sheds what the
+    """From the warm start (60 % utilisation) HPA sheds down to its 80 % target; the planner sheds what the
     SLO does not need and then follows the drift up."""
     static = ten_minute_runs["static"].timeseries["pods"]
     assert static[-1] == min(static) == max(static)
     assert min(ten_minute_runs["hpa"].timeseries["pods"]) < static[-1]
-    oracle = ten_minute_runs["clairvoyant"].timeseries["pods"]
-    assert oracle[-1] > min(oracle)
+    planner = ten_minute_runs["clairvoyant"].timeseries["pods"]
+    assert planner[-1] > min(planner)
 
 
-def test_oracle_violates_less_than_static_and_hpa(ten_minute_runs: dict[str, RunResult]) -> None:
-    oracle = ten_minute_runs["clairvoyant"].metrics
+def test_clairvoyant_planner_violates_less_than_static_and_hpa(ten_minute_runs: dict[str, RunResult]) -> None:
+    planner = ten_minute_runs["clairvoyant"].metrics
     for name in ("static", "hpa"):
-        assert oracle["slo_violation_pct"] < ten_minute_runs[name].metrics["slo_violation_pct"], name
-    assert oracle["replica_seconds"] <= ten_minute_runs["static"].metrics["replica_seconds"]
+        assert planner["slo_violation_pct"] < ten_minute_runs[name].metrics["slo_violation_pct"], name
+    assert planner["replica_seconds"] <= ten_minute_runs["static"].metrics["replica_seconds"]
     assert not any(d["kind"] == "Refused" for d in ten_minute_runs["clairvoyant"].decisions)
 
 
-def test_no_controller_violates_less_than_the_oracle(default_runs: dict[str, RunResult]) -> None:
+def test_no_controller_violates_less_than_the_clairvoyant_planner(default_runs: dict[str, RunResult]) -> None:
     """In five minutes the only violations are one packet-loss spell on region 1's access network,
     which no placement avoids (its retransmission timeout alone takes the p99 past 250 ms): the
-    oracle ties the best there and must not do worse."""
-    oracle = default_runs["clairvoyant"].metrics["slo_violation_pct"]
+    planner ties the best there and must not do worse."""
+    planner = default_runs["clairvoyant"].metrics["slo_violation_pct"]
     for name, run in default_runs.items():
-        assert oracle <= run.metrics["slo_violation_pct"] + 1e-9, name
+        assert planner <= run.metrics["slo_violation_pct"] + 1e-9, name
