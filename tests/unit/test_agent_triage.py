@@ -48,19 +48,42 @@ def test_an_unresolved_zone_outage_is_escalated_once_after_three_minutes() -> No
     assert again == []
 
 
-def test_an_unknown_anomaly_is_escalated_at_once_and_waits_for_a_person() -> None:
+def test_an_unknown_anomaly_is_escalated_after_a_minute_and_waits_for_a_person() -> None:
     agent = TriageAgent()
     # p99 400 ms at 10 % load on healthy nodes: not overload, not a fault
     obs = observation(arrival_rps=16.0, capacity_rps=160.0, p95_ms=300.0, p99_ms=400.0)
     proposals, state = agent.decide(obs, agent.initial_state(obs), AgentContext())
+    assert proposals == []  # one window's miss pages nobody yet
+    assert [i.kind for i in state.incidents.values()] == [IncidentKind.UNKNOWN]
+    proposals, state = agent.decide(replace(obs, time_s=30.0), state, AgentContext())
+    assert proposals == []
+    proposals, state = agent.decide(replace(obs, time_s=60.0), state, AgentContext())
 
     (escalation,) = proposals
     assert escalation.action == Scale("web", 2, escalation.reason)
     assert is_escalation(escalation)
-    assert "no agent's playbook explains it" in escalation.reason
-    assert [i.kind for i in state.incidents.values()] == [IncidentKind.UNKNOWN]
+    assert "no agent's playbook explains it after 60 s" in escalation.reason
     rollout = screen(propose("r1", proposals, obs), obs.time_s, [], None)
     assert rollout.stage is Stage.AWAITING_APPROVAL
+
+
+def test_a_burst_the_scaling_agent_answered_pages_nobody_while_its_backlog_drains() -> None:
+    """The README's burst: overloaded, scaled, then capacity exceeds the arrivals while the latency
+    window still holds the overload (the operator saw this as an unknown anomaly and paged a person)."""
+    agent = TriageAgent()
+    overloaded = observation(arrival_rps=400.0, capacity_rps=160.0, p95_ms=900.0, p99_ms=2000.0)
+    _, state = agent.decide(overloaded, agent.initial_state(overloaded), AgentContext())
+    draining = observation(time_s=5.0, arrival_rps=400.0, capacity_rps=640.0, ready=4, p95_ms=700.0,
+                           p99_ms=1500.0)
+    for t in (5.0, 10.0, 15.0, 20.0):
+        proposals, state = agent.decide(replace(draining, time_s=t), state, AgentContext())
+        assert proposals == [], f"paged at {t:.0f} s"
+    (incident,) = state.incidents.values()
+    assert incident.kind is IncidentKind.OVERLOAD
+    assert "backlog still drains" in incident.detail
+    recovered = replace(draining, time_s=25.0, p95_ms=np.array([80.0]), p99_ms=np.array([120.0]))
+    _, state = agent.decide(recovered, state, AgentContext())
+    assert not state.incidents
 
 
 def test_a_marginal_slo_miss_without_a_cause_wakes_nobody() -> None:

@@ -13,8 +13,11 @@ and what no agent can resolve safely goes to a human. From the observation (and 
 | overload     | a service over its SLO with arrivals over Ready capacity     | scaling     |
 | unknown      | a service over its SLO with none of the above to explain it | human       |
 
-An `unknown` incident is escalated at once; any other is escalated when it is still open after
-`escalate_after_s` (its specialist did not resolve it). An escalation is a `Proposal` whose action
+An `unknown` event on the bus is escalated at once, an unexplained SLO miss once it has lasted
+`unknown_after_s`, any other incident when it is still open after `escalate_after_s` (its specialist
+did not resolve it). A service whose latency stays over target after its overload ended (capacity
+caught up; the backlog and the latency window have not) is still the same `overload`, not an unknown
+anomaly: a burst the scaling agent answered pages nobody. An escalation is a `Proposal` whose action
 is the mitigation a person should approve (quarantine the node, zone or region; one more replica for
 a service), with `risk = escalation_risk` (above the rollout's approval threshold) and
 `inputs["escalate"] = 1`: the rollout layer parks it in `AwaitingApproval` (`is_escalation`).
@@ -85,6 +88,10 @@ class TriageSettings:
     """An SLO miss with no overload and no faulty node is an unknown anomaly only past this multiple of
     the target (default 1.2): smaller misses are a window's tail noise (a packet-loss spell, one
     unlucky window) that the scaling agent answers, not something to wake a person for."""
+    unknown_after_s: float = 60.0
+    """An unexplained SLO miss goes to a person once it has lasted this long (default 60 s: longer than
+    the latency window (10 s on the operator, a tick's in the simulator) and a CPU replica's cold start,
+    so a miss that the next scale-up or the next window clears wakes nobody)."""
     escalation_risk: float = 1.0
     """Risk on an escalation (default 1.0: above any approval threshold, so a person must decide)."""
 
@@ -171,12 +178,17 @@ class TriageAgent:
                context: AgentContext) -> tuple[Sequence[Proposal], TriageState]:
         cfg, obs, now = self.settings, observation, observation.time_s
         found = classify(obs, cfg)
+        measured = len(found)
         found += [(BUS_INCIDENT_KINDS.get(i.kind, IncidentKind.UNKNOWN), i.subject, i.detail or i.kind)
                   for i in incidents(context)]
         others = other_proposals(context)
         open_now: dict[tuple[IncidentKind, str], TriagedIncident] = {}
         proposals: list[Proposal] = []
-        for kind, subject, detail in found:
+        for n, (kind, subject, detail) in enumerate(found):
+            if kind is IncidentKind.UNKNOWN and (IncidentKind.OVERLOAD, subject) in state.incidents:
+                # the overload ended a tick ago and the latency has not caught up: its backlog drains
+                kind, detail = IncidentKind.OVERLOAD, detail.replace(", no fault explains it",
+                                                                     ", the overload's backlog still drains")
             key = (kind, subject)
             if key in open_now:
                 continue
@@ -185,7 +197,10 @@ class TriageAgent:
             incident = TriagedIncident(kind, subject, SPECIALIST[kind], before.first_seen_s if before else now,
                                        detail, handled, before.escalated if before else False)
             open_for_s = now - incident.first_seen_s
-            if not incident.escalated and (kind is IncidentKind.UNKNOWN or open_for_s >= cfg.escalate_after_s):
+            # an unknown event on the bus is a person's at once; an unexplained latency miss once it lasts
+            due_after_s = (cfg.escalate_after_s if kind is not IncidentKind.UNKNOWN
+                           else cfg.unknown_after_s if n < measured else 0.0)
+            if not incident.escalated and open_for_s >= due_after_s:
                 proposals += self._escalate(obs, incident, open_for_s)
                 incident = TriagedIncident(kind, subject, incident.specialist, incident.first_seen_s, detail,
                                            handled, escalated=True)
@@ -194,7 +209,7 @@ class TriageAgent:
 
     def _escalate(self, obs: Observation, incident: TriagedIncident, open_for_s: float) -> list[Proposal]:
         cfg = self.settings
-        why = ("no agent's playbook explains it" if incident.kind is IncidentKind.UNKNOWN
+        why = (f"no agent's playbook explains it after {open_for_s:.0f} s" if incident.kind is IncidentKind.UNKNOWN
                else f"still open after {open_for_s:.0f} s with {incident.specialist}")
         reason = f"escalated to a human: {incident.kind} on {incident.subject} ({incident.detail}); {why}"
         inputs = {ESCALATE_INPUT: 1.0, "open_for_s": open_for_s}

@@ -72,6 +72,9 @@ class MasSettings:
     twin: TwinPolicy = field(default_factory=TwinPolicy)
     max_records: int = 2000
     """Finished rollout records kept for `explain` (the oldest are dropped first)."""
+    unenactable: frozenset[str] = frozenset()
+    """Action types the world cannot carry out (e.g. ``ShedLoad`` on a cluster without an ingress
+    hook): proposals of these types are dropped with a record, never screened nor put to a person."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +187,7 @@ class MasController:
         setpoints, prices, last_prices = self._clear(observation, setpoints, state)
 
         proposals, agent_states, incidents = self._run_agents(observation, state, setpoints, forecast, prices)
-        ordered = self._through_the_bus(proposals)
+        ordered, unenactable = self._enactable_only(self._through_the_bus(proposals))
         # a target with a rollout in flight (shadow or canary) is not proposed again,
         # except that a capacity-adding move supersedes a capacity-removing one still in flight: a
         # scale-down in its canary must not hold back the scale-up a burst needs
@@ -232,6 +235,7 @@ class MasController:
         records.extend(_rejected_record(f"r{next_id + i}", r.proposal, r, observation)
                        for i, r in enumerate(rejections))
         next_id += len(rejections)
+        records, repeated = one_request_per_target(records, state.active, now)
 
         in_flight = active
         active, finished, memory = [], [*state.finished, *superseded], state.memory
@@ -257,9 +261,10 @@ class MasController:
                     memory = ro.remember(memory, rollout, observation, cfg.rollout)
                 finished.append(rollout)
         # a proposal dropped before delivery leaves a record too, so `explain` shows every "no"
-        for p, why in (*dropped, *vetoed, *suppressed):
+        for p, why in (*unenactable, *dropped, *vetoed, *suppressed):
             finished.append(_dropped_record(f"r{next_id}", p, why, observation))
             next_id += 1
+        finished.extend(repeated)
         finished = finished[-cfg.max_records:]
         # an awaiting rollout holds its targets: the same move is not proposed again meanwhile
         new_state = MasState(state.tick + 1, agent_states, mpc_state, setpoints, prices, state.trust, shield_state,
@@ -340,6 +345,18 @@ class MasController:
         proposals.extend(out)
         return proposals, tuple(states), tuple(incidents)
 
+    def _enactable_only(self, proposals: Sequence[Proposal]) -> tuple[list[Proposal], list[tuple[Proposal, str]]]:
+        """(kept, dropped with the reason): what the world can enact, and the rest."""
+        kept: list[Proposal] = []
+        dropped: list[tuple[Proposal, str]] = []
+        for p in proposals:
+            kind = type(p.action).__name__
+            if kind in self.settings.unenactable:
+                dropped.append((p, f"{kind} cannot be enacted here (no ingress or runtime hook): not proposed"))
+            else:
+                kept.append(p)
+        return kept, dropped
+
     @staticmethod
     def _through_the_bus(proposals: Sequence[Proposal]) -> list[Proposal]:
         bus = Bus()
@@ -360,6 +377,29 @@ class MasController:
     def decision_log(state: MasState) -> list[dict[str, Any]]:
         log = [ro.as_json(r) for r in (*state.finished, *state.active)]
         return sorted(log, key=lambda r: r["transitions"][0]["at_s"] if r["transitions"] else 0.0)
+
+
+def one_request_per_target(records: Sequence[ro.Rollout], active: Sequence[ro.Rollout], now_s: float,
+                           ) -> tuple[list[ro.Rollout], list[ro.Rollout]]:
+    """(kept, repeats): a new rollout that would wait for a person while a request for the same
+    (action, target) already waits is not filed again (it becomes a Rejected repeat with no shield
+    verdict, which is not recorded as an AgentAction): the agents propose the same move every tick
+    while the world stands still, and a person is asked once."""
+    waiting = {ro.request_key(a): r.id for r in active if r.stage is ro.Stage.AWAITING_APPROVAL for a in r.actions}
+    kept: list[ro.Rollout] = []
+    repeats: list[ro.Rollout] = []
+    for r in records:
+        if r.stage is not ro.Stage.AWAITING_APPROVAL:
+            kept.append(r)
+            continue
+        keys = [ro.request_key(a) for a in r.actions]
+        if keys and all(k in waiting for k in keys):
+            why = f"the same request already awaits a person ({waiting[keys[0]]})"
+            repeats.append(replace(_expire(r, now_s, why), shield=(ro.ShieldVerdict(True),), twin=None))
+            continue
+        waiting.update(dict.fromkeys(keys, r.id))
+        kept.append(r)
+    return kept, repeats
 
 
 def _enactable(actions: Sequence[Action]) -> list[Action]:
@@ -393,4 +433,4 @@ def _dropped_record(rollout_id: str, proposal: Proposal, why: str, observation: 
     return _expire(ro.propose(rollout_id, [proposal], observation), observation.time_s, why)
 
 
-__all__ = ["MasController", "MasSettings", "MasState", "resolve_conflicts"]
+__all__ = ["MasController", "MasSettings", "MasState", "one_request_per_target", "resolve_conflicts"]

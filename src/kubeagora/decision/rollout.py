@@ -345,6 +345,16 @@ def action_key(observation: Observation, action: Action) -> str:
     return f"{type(action).__name__}:{action.service}:{'up' if scale_direction(observation, action) > 0 else 'down'}"
 
 
+def request_key(action: Action) -> str:
+    """What counts as "the same request" to a person: the kind of action and what it acts on (a
+    service, a node, a replica's node), whatever the amount; one request per key waits at a time."""
+    if isinstance(action, QuarantineNode):
+        return f"QuarantineNode:{action.node}"
+    if isinstance(action, Migrate):
+        return f"Migrate:{action.service}:{action.from_node}"
+    return f"{type(action).__name__}:{action.service}"
+
+
 def scale_direction(observation: Observation, action: Action) -> int:
     """+1 for more capacity (more replicas, less shedding), −1 for less, 0 for anything else or no change."""
     try:

@@ -20,6 +20,9 @@ from kubeagora.model import Action, Migrate, Place, QuarantineNode, Scale, SetCo
 from kubeagora.operator.adapter import TAINT_QUARANTINE, Binding, pods_of
 from kubeagora.operator.view import Obj
 
+UNENACTABLE = frozenset({"SetConcurrency", "ShedLoad"})
+"""What a plain cluster cannot carry out: the operator's controller does not propose these at all (a
+person asked to approve a shed that nothing could enact was the only outcome)."""
 MERGE_PATCH = "application/merge-patch+json"
 JSON = "application/json"
 

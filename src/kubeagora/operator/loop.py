@@ -120,15 +120,15 @@ def hold_for_people(state: MasState, new_ids: set[str], services: Mapping[str, s
     awaiting a person is dropped (Rejected, withheld): a person is asked once per move."""
     observed: set[str] = set()
     held: set[str] = set()
-    asked = Counter(k for r in state.active if r.stage is ro.Stage.AWAITING_APPROVAL and r.id not in new_ids
-                    for k in r.action_keys)
+    asked = Counter(ro.request_key(a) for r in state.active
+                    if r.stage is ro.Stage.AWAITING_APPROVAL and r.id not in new_ids for a in r.actions)
     active = list(state.active)
     finished: list[ro.Rollout] = []
 
     def ask(r: ro.Rollout) -> ro.Rollout:
         nonlocal asked
         held.add(r.id)
-        keys = Counter(r.action_keys)
+        keys = Counter(ro.request_key(a) for a in r.actions)
         if keys and keys <= asked:
             asked -= keys
             return _to(r, ro.Stage.REJECTED, now_s, "autonomy approve: the same move already awaits a person")
@@ -211,7 +211,7 @@ class ControlLoop:
         self.state = LoopState()
         self.t0 = time.monotonic()
         self.clock = records.Clock(time.time())
-        self.controller = MasController(MasSettings(interval_s=settings.interval_s))
+        self.controller = MasController(MasSettings(interval_s=settings.interval_s, unenactable=enact.UNENACTABLE))
 
     def now(self) -> float:
         return time.monotonic() - self.t0
