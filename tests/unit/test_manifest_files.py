@@ -96,12 +96,14 @@ def test_bindings_name_only_roles_defined_here_and_service_accounts_defined_here
 
 
 def test_the_operator_may_not_touch_what_it_does_not_enact() -> None:
-    """Deployments only through the scale subresource; pods only evicted, never created or deleted."""
+    """Deployments: the scale subresource, and patches of the pod template (the residency rule), never
+    replaced, created or deleted; pods only evicted, never created or deleted."""
     (operator,) = [r for r in of_kind("ClusterRole") if r["metadata"]["name"] == "kubeagora-operator"]
     grants = {(g, res, v) for rule in operator["rules"] for g in rule["apiGroups"]
               for res in rule["resources"] for v in rule["verbs"]}  # fmt: skip
     assert ("apps", "deployments/scale", "patch") in grants
-    assert not {("apps", "deployments", v) for v in ("patch", "update", "create", "delete")} & grants
+    assert ("apps", "deployments", "patch") in grants
+    assert not {("apps", "deployments", v) for v in ("update", "create", "delete")} & grants
     assert not {("", "pods", v) for v in ("patch", "update", "create", "delete")} & grants
     assert ("", "pods/eviction", "create") in grants
     assert ("", "nodes", "delete") not in grants

@@ -15,7 +15,7 @@ from kubeagora.agents.base import Lane, Proposal
 from kubeagora.cli import app
 from kubeagora.controllers.mas import MasController, MasSettings, one_request_per_target, resolve_conflicts
 from kubeagora.decision import rollout as ro
-from kubeagora.model import Observation, Place, QuarantineNode, Scale, ShedLoad
+from kubeagora.model import Migrate, Observation, Place, QuarantineNode, Scale, ShedLoad
 from kubeagora.operator.records import worth_recording
 from kubeagora.sim.engine import Engine
 from kubeagora.sim.run import simulate
@@ -138,3 +138,13 @@ def test_actions_the_world_cannot_enact_are_never_put_to_a_person() -> None:
                          p99_ms=obs.p99_ms * 0 + 2000.0)
     _, state = controller.decide(overloaded, controller.initial_state(overloaded))
     assert not any(isinstance(a, ShedLoad) for r in state.active for a in r.actions)
+
+
+def test_a_move_back_into_a_services_regions_is_never_canaried_so_never_rolled_back() -> None:
+    """The issue: the data steward's Migrate out of region-1 was canaried and rolled back, and the
+    replica stayed where its data must not be."""
+    obs = observation()
+    steward = Proposal("data_steward", Migrate("web", "node-in-region-1", "node-0", "residency"), "residency")
+    other = Proposal("cost_energy", Migrate("web", "node-0", "node-1", "cheaper"), "cheaper")
+    assert MasController._fast_path(obs, steward)
+    assert not MasController._fast_path(obs, other)

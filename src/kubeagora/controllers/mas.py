@@ -49,7 +49,7 @@ from kubeagora.decision import rollout as ro
 from kubeagora.decision.risk import with_risk
 from kubeagora.decision.shield import ShieldPolicy, ShieldState, filter_proposals
 from kubeagora.decision.twin import TwinPolicy, evaluate
-from kubeagora.model import Action, Observation, Place, QuarantineNode, Scale, SetConcurrency, ShedLoad
+from kubeagora.model import Action, Migrate, Observation, Place, QuarantineNode, Scale, SetConcurrency, ShedLoad
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,10 +304,14 @@ class MasController:
     @staticmethod
     def _fast_path(observation: Observation, proposal: Proposal) -> bool:
         """Capacity-adding moves (the shield's budgets bound their cost; a scale-up that waits for a canary
-        lands after the SLO broke) and the node-loss playbook (quarantine a silent node) go at once."""
+        lands after the SLO broke), the node-loss playbook (quarantine a silent node) and the data
+        steward's moves back into a service's regions go at once. A residency move is a hard rule, not
+        an experiment: its canary could only "roll back" into the region the data must not be in."""
         action = proposal.action
         if isinstance(action, QuarantineNode):
             return proposal.agent == "reliability"
+        if isinstance(action, Migrate) and proposal.agent == "data_steward":
+            return True
         return _capacity_adding(observation, action)
 
     def _run_agents(self, observation: Observation, state: MasState, setpoints: Any, forecast: fc.Forecast,

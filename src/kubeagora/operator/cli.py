@@ -80,7 +80,7 @@ def run(
     loop = LoopSettings(prometheus_url, interval, node_action_namespace, shadow_seconds, canary_seconds)
     config = OperatorConfig(kubeconfig, loop, metrics_host, metrics_port, webhook_host, webhook_port, webhook_listen)
     if webhook_host is not None:
-        from kubeagora.operator import admission  # noqa: F401  (registers the webhook's handlers)
+        from kubeagora.operator import admission, pod_admission  # noqa: F401  (registers the webhooks' handlers)
     kopf.configure(verbose=verbose)
     if not verbose:  # one line per watch event would drown what the agents decide
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)

@@ -53,6 +53,16 @@ def _round(x: float, digits: int = 1) -> float | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Finding:
+    """One more condition of the intent (residency, orphaned nodes), as a tick found it."""
+
+    kind: str
+    status: bool | None
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class Observed:
     p95_ms: float
     p99_ms: float
@@ -64,9 +74,11 @@ class Observed:
 def status_patch(previous_status: Mapping[str, Any], observed: Observed | None, slo_p95_ms: float,
                  slo_p99_ms: float, compliance_pct: float | None, decisions: Sequence[Mapping[str, Any]],
                  now_iso: str, target_found: bool, metrics_ok: bool, metrics_error: str = "",
-                 autoscaler_conflict: tuple[bool, str, str] | None = None) -> dict[str, Any]:
+                 autoscaler_conflict: tuple[bool, str, str] | None = None,
+                 findings: Sequence[Finding] = ()) -> dict[str, Any]:
     """`autoscaler_conflict`: (status, reason, message) of the AutoscalerConflict condition (see
-    `operator.autoscalers`); None leaves the condition out."""
+    `operator.autoscalers`); None leaves the condition out. `findings`: more conditions (residency,
+    orphaned nodes)."""
     prev = list(previous_status.get("conditions") or ())
     conditions = [condition(prev, "Ready", target_found, "TargetFound" if target_found else "TargetMissing",
                             "the target Deployment exists and is managed" if target_found
@@ -92,6 +104,7 @@ def status_patch(previous_status: Mapping[str, Any], observed: Observed | None, 
     if autoscaler_conflict is not None:
         conflict, reason, message = autoscaler_conflict
         conditions.append(condition(prev, "AutoscalerConflict", conflict, reason, message, now_iso))
+    conditions += [condition(prev, f.kind, f.status, f.reason, f.message[:1000], now_iso) for f in findings]
     if compliance_pct is not None:
         body["sloCompliancePct"] = round(compliance_pct, 1)
     body["conditions"] = conditions

@@ -35,10 +35,19 @@ from kubeagora.controllers.mas import MasController, MasSettings, MasState
 from kubeagora.decision import rollout as ro
 from kubeagora.kubeapi.client import Api, ApiError
 from kubeagora.model import Action, Observation, QuarantineNode
-from kubeagora.operator import adapter, autoscalers, enact, intent_status, records
+from kubeagora.operator import (
+    adapter,
+    autoscalers,
+    enact,
+    intent_status,
+    orphans,
+    records,
+    residency,
+    residency_step,
+)
 from kubeagora.operator.metrics_source import MetricsUnavailable, NodeSignals, PrometheusSignals, ServiceSignals
 from kubeagora.operator.telemetry import Telemetry
-from kubeagora.operator.view import ClusterView
+from kubeagora.operator.view import ClusterView, key_of
 
 log = logging.getLogger("kubeagora.operator")
 
@@ -79,6 +88,10 @@ class LoopState:
     """Rollout id → what its AgentAction says now."""
     recovered: bool = False
     compliance: intent_status.ComplianceWindow = field(default_factory=intent_status.ComplianceWindow)
+    residency: dict[str, residency.Verdict] = field(default_factory=dict)
+    """Intent key → this tick's ResidencyMet verdict (only intents that restrict placement)."""
+    orphaned: list[str] = field(default_factory=list)
+    """Nodes no live kubelet plays and no managed pod runs on (``orphans``), as last reported."""
 
 
 def _policy_for(bindings: Sequence[adapter.Binding], intents: Mapping[str, Any],
@@ -240,6 +253,8 @@ class ControlLoop:
         now_iso = self.clock.wall(now)
         if not self.state.recovered:
             await self.recover(now_iso)
+        placed = await residency_step.enforce(self.api, self.view)
+        self.state.residency = placed.verdicts
         deployments = self.view.objects["deployments"]
         intents = self.view.objects["intents"]
         node_objs = self.view.all("nodes")
@@ -247,6 +262,9 @@ class ControlLoop:
                           for n in node_objs} - {""})
         bindings, unbound = adapter.bind(list(intents.values()), deployments, regions)
         self.telemetry.intents.set(len(bindings))
+        pod_objs = [p for p in self.view.all("pods") if key_of(p) not in placed.evicted]
+        node_objs, orphaned = orphans.split(node_objs, self._managed_pods(bindings, deployments, pod_objs))
+        await self._orphans_changed(bindings, orphaned)
         try:
             services, nodes = await asyncio.to_thread(self._read_signals)
         except MetricsUnavailable as e:
@@ -256,7 +274,7 @@ class ControlLoop:
         names = tuple(b.service.name for b in bindings)
         counters = adapter.advance_counters(self.state.counters, now, services, [b.service for b in bindings])
         self.state.counters = counters
-        observation = adapter.observe(now, node_objs, self.view.all("pods"), deployments, bindings, services, nodes,
+        observation = adapter.observe(now, node_objs, pod_objs, deployments, bindings, services, nodes,
                                       counters, epoch_at_zero_s=self.clock.started_epoch_s)
         if not bindings:
             await self.report(bindings, unbound, observation, {}, now_iso)
@@ -278,6 +296,24 @@ class ControlLoop:
         await self.carry_out(actions, by_service, deployments)
         await self.report(bindings, unbound, observation, decisions, now_iso)
         return "decided"
+
+    @staticmethod
+    def _managed_pods(bindings: Sequence[adapter.Binding], deployments: Mapping[str, Any],
+                      pod_objs: Sequence[Any]) -> list[Any]:
+        return [p for b in bindings if (dep := deployments.get(f"{b.namespace}/{b.deployment}")) is not None
+                for p in adapter.pods_of(dep, pod_objs)]
+
+    async def _orphans_changed(self, bindings: Sequence[adapter.Binding], orphaned: list[str]) -> None:
+        """One log line and one Warning Event per intent when the set of orphaned nodes changes."""
+        if orphaned == self.state.orphaned:
+            return
+        self.state.orphaned = orphaned
+        found = orphans.finding(orphaned)
+        if not found.present:
+            return
+        log.warning("%s", found.message)
+        for b in bindings:
+            await self.event(b, "OrphanedNodes", found.message, "Warning")
 
     def _read_signals(self) -> tuple[dict[str, ServiceSignals], dict[str, NodeSignals]]:
         return self.signals.services(), self.signals.nodes()
@@ -436,14 +472,16 @@ class ControlLoop:
             patch = intent_status.status_patch(
                 obj.get("status") or {}, observed, b.service.slo_p95_ms, b.service.slo_p99_ms,
                 self.state.compliance.pct(key), decisions.get(key, []), now_iso, True, not metrics_error,
-                metrics_error, self._autoscaler_conflict(b.namespace, b.deployment))
+                metrics_error, self._autoscaler_conflict(b.namespace, b.deployment),
+                findings=self._findings(key, managed=True))
             await self._patch_intent_status(b.namespace, b.intent, patch)
         for u in unbound:
             ns, name = u.key.split("/", 1)
             obj = self.view.get("intents", u.key) or {}
             previous = obj.get("status") or {}
             patch = intent_status.status_patch(previous, None, math.nan, math.nan, None, [], now_iso,
-                                               False, not metrics_error, metrics_error)
+                                               False, not metrics_error, metrics_error,
+                                               findings=self._findings(u.key))
             patch["status"]["conditions"][0].update(reason="NotManaged", message=u.why[:1000])
             await self._patch_intent_status(ns, name, patch)
 
@@ -452,6 +490,18 @@ class ControlLoop:
                  for obj in self.view.all(kind) if (a := autoscalers.from_object(name, obj)) is not None]
         return autoscalers.conflict_condition(autoscalers.on_deployment(namespace, deployment, found), namespace,
                                               deployment)
+
+    def _findings(self, key: str, managed: bool = False) -> list[intent_status.Finding]:
+        """The conditions beyond the SLO's: residency (intents that restrict placement) and, on managed
+        intents, the orphaned nodes."""
+        out = []
+        verdict = self.state.residency.get(key)
+        if verdict is not None:
+            out.append(intent_status.Finding(residency.CONDITION, verdict.met, verdict.reason, verdict.message))
+        if managed:
+            found = orphans.finding(self.state.orphaned)
+            out.append(intent_status.Finding(orphans.CONDITION, found.present, found.reason, found.message))
+        return out
 
     async def _patch_intent_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         try:
