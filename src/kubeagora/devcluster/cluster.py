@@ -21,6 +21,7 @@ import base64
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -638,6 +639,27 @@ class DevCluster:
             state["pids"] = {}
             self._write_state(state)
         return stopped
+
+    # delete ------------------------------------------------------------------------------------
+
+    def delete(self) -> bool:
+        """Stop every component and remove the state directory (certificates, etcd data, logs);
+        False when there was none. Safe to repeat. Refuses a directory that is not a devcluster's."""
+        root = self.layout.root
+        if not root.exists():
+            return False
+        ours = self.layout.state_file.exists() or self.layout.pki_dir.is_dir() or self.layout.etcd_dir.is_dir()
+        if not ours and any(root.iterdir()):
+            raise DevClusterError(f"{root} holds files but no cluster.json, pki/ or etcd/: not a devcluster's "
+                                  "state directory, so it is not deleted")
+        self.down()
+        self.progress(f"removing {root}")
+        shutil.rmtree(root)
+        return True
+
+    def holds_data(self) -> bool:
+        """Whether etcd has data from an earlier start (objects survive ``down`` and ``up``)."""
+        return (self.layout.etcd_dir / "member").is_dir()
 
     # kubectl -----------------------------------------------------------------------------------
 

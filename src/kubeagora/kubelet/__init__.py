@@ -22,6 +22,9 @@ and ``metrics_api`` (the adapters) are pure and unit-tested:
     selectors   label selectors (``?labelSelector=``): parse and match
     resource_metrics  PodMetrics / NodeMetrics from the pods' CPU counters (rates over 15 s)
     metrics_api the metrics.k8s.io HTTPS app, its serving cert and its APIService registration
+    takeover    a starting kubelet and the Nodes already there: adopt, recreate or remove its own
+    runtime     one record per running mock kubelet (devcluster status, --stop, --detach read them)
+    detach      --detach: start in the background, but return only once serving (or print why not)
     main        the asyncio main loop wiring it all, and the HTTP server for /metrics, /faults, /load
 """
 

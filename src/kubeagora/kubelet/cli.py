@@ -73,12 +73,33 @@ def mock_kubelet(
         bool, typer.Option("--register-metrics-api/--no-register-metrics-api",
                            help="Create the APIService, Service and EndpointSlice for the metrics API.")
     ] = True,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Run in the background once the nodes are registered; a start-up "
+                                            "failure is printed here and exits non-zero.")
+    ] = False,
+    log_file: Annotated[
+        Path | None, typer.Option("--log-file", help="With --detach: where the kubelet logs "
+                                                     "(default: mock-kubelet.log).", show_default=False)
+    ] = None,
+    detach_timeout: Annotated[
+        float, typer.Option("--detach-timeout", help="With --detach: seconds to wait for the nodes to register.")
+    ] = 180.0,
+    stop: Annotated[
+        bool, typer.Option("--stop", help="Stop the mock kubelets serving this cluster (and nothing else).")
+    ] = False,
 ) -> None:
-    """Register mock Nodes, keep their Leases, run the pods bound to them, serve traffic, export /metrics."""
-    from kubeagora.kubelet.nodes import parse_taint
+    """Register mock Nodes, keep their Leases, run the pods bound to them, serve traffic, export /metrics.
+
+    Nodes this mock kubelet registered earlier (label kubeagora.io/mock-kubelet, one value per
+    --name-prefix) are adopted when they fit the topology, recreated when they cannot (a changed pod
+    CIDR), and removed when the topology no longer has them."""
+    from kubeagora.kubelet.nodes import owner_of, parse_taint
     from kubeagora.kubelet.plan import make_plan
 
     try:
+        if stop:
+            _stop(kubeconfig.expanduser())
+            return
         if not 0 <= metrics_port < 65536:
             raise KubeletError(f"--metrics-port {metrics_port}: not a port number")
         if not 0 <= metrics_api_port < 65536:
@@ -98,10 +119,54 @@ def mock_kubelet(
                 metrics_api_address = usable_endpoint_address(metrics_api_address)
             except ValueError as e:
                 raise KubeletError(f"--metrics-api-address {e}") from None
+        if detach:
+            _detach(path, owner_of(name_prefix), log_file or Path("mock-kubelet.log"), detach_timeout)
+            return
         run(plan, Options(path, metrics_host, metrics_port, taints, max_in_flight=max_in_flight,
                           delete_nodes_on_exit=delete_nodes, seed=1 if seed is None else seed,
                           metrics_api_port=metrics_api_port, metrics_api_address=metrics_api_address,
-                          register_metrics_api=register_metrics_api))
+                          register_metrics_api=register_metrics_api, owner=owner_of(name_prefix),
+                          log_file=str(log_file.resolve()) if log_file else ""))
     except (KubeletError, ValueError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(USAGE_ERROR) from None
+
+
+def _server(kubeconfig: Path) -> str:
+    from kubeagora.kubeapi.errors import KubeConfigError
+    from kubeagora.kubeapi.kubeconfig import credentials
+
+    try:
+        return credentials(kubeconfig).server
+    except (KubeConfigError, OSError) as e:
+        raise KubeletError(f"--kubeconfig {kubeconfig}: {e}") from None
+
+
+def _detach(kubeconfig: Path, owner: str, log_file: Path, timeout_s: float) -> None:
+    """Start this command again in the background; return once it serves, or fail here with its error."""
+    import sys
+
+    from kubeagora.kubelet import detach
+
+    started = detach.start(sys.argv[1:], log_file.resolve(), _server(kubeconfig), owner, timeout_s)
+    if started.record is None:
+        why = (f"exited with status {started.code}" if started.code is not None
+               else f"did not register its nodes within {timeout_s:g} s (stopped)")
+        for line in started.log_tail:
+            typer.echo(line if line.startswith("error:") else f"  {line}", err=True)
+        typer.echo(f"error: the mock kubelet {why}; its log: {log_file}", err=True)
+        raise typer.Exit(started.code or 1)
+    r = started.record
+    typer.echo(f"mock kubelet serving {r.nodes} nodes ({r.source}) on {r.url} (pid {r.pid}, log {log_file}); "
+               f"stop it with: kubeagora mock-kubelet --stop")
+
+
+def _stop(kubeconfig: Path) -> None:
+    from kubeagora.kubelet import runtime
+
+    server = _server(kubeconfig)
+    stopped = [r for r in runtime.records_for(server) if runtime.stop(r)]
+    for r in stopped:
+        typer.echo(f"stopped the mock kubelet {r.owner!r} (pid {r.pid}, {r.nodes} nodes)")
+    if not stopped:
+        typer.echo(f"no mock kubelet serves {server}")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -42,7 +43,7 @@ from aiohttp import web
 
 from kubeagora.kubeapi.client import Api, ApiError, WatchExpired
 from kubeagora.kubeapi.kubeconfig import load as load_kubeconfig
-from kubeagora.kubelet import leases
+from kubeagora.kubelet import leases, runtime
 from kubeagora.kubelet import metrics_api as mapi
 from kubeagora.kubelet import nodes as nodes_mod
 from kubeagora.kubelet import resource_metrics as rm
@@ -76,6 +77,7 @@ from kubeagora.kubelet.pods import (
     service_of,
     workload_of,
 )
+from kubeagora.kubelet.takeover import take_over
 from kubeagora.kubelet.traffic import PodTable, TrafficModel
 from kubeagora.model import NodeClass
 from kubeagora.sim.scenario import FaultEvent
@@ -103,6 +105,12 @@ class Options:
     """Address it listens on and registers (None: this machine's default-route address)."""
     register_metrics_api: bool = True
     """Create the Service, EndpointSlice and APIService (and delete them on exit)."""
+    owner: str = runtime.DEFAULT_OWNER
+    """The owner label of the nodes this kubelet registers (from ``--name-prefix``)."""
+    log_file: str = ""
+    """Where this process logs, for its runtime record (``runtime``)."""
+    runtime_dir: Path | None = None
+    """Where runtime records live (None: ``runtime.RUNTIME_DIR``)."""
 
 
 @dataclass
@@ -167,7 +175,8 @@ class MockKubelet:
         key, the bare workload name and the pods' service label (the scenario's name for it)."""
         self.pod_usage = rm.UsageHistory()
         self.node_usage = rm.UsageHistory()
-        self.node_labels = [nodes_mod.labels(n, name) for n, name in zip(self.nodes, self.names, strict=True)]
+        self.node_labels = [nodes_mod.labels(n, name, options.owner)
+                            for n, name in zip(self.nodes, self.names, strict=True)]
         self.timeline = Timeline()
         self.manual: list[FaultEvent] = []
         self.t0 = time.monotonic()
@@ -217,7 +226,7 @@ class MockKubelet:
 
     async def register(self, j: int) -> None:
         name, node = self.names[j], self.nodes[j]
-        body = nodes_mod.manifest(node, name, j, now_iso(), self.options.taints)
+        body = nodes_mod.manifest(node, name, j, now_iso(), self.options.taints, self.options.owner)
         status, obj = await self.client.create("/api/v1/nodes", body, want=True, ok=(409,))
         if status == 409:
             meta = {"metadata": {"labels": body["metadata"]["labels"], "annotations": body["metadata"]["annotations"]},
@@ -607,13 +616,16 @@ class MockKubelet:
                 await site.start()
             except OSError as e:
                 port = self.options.metrics_port
-                raise KubeletError(f"--metrics-port {port}: cannot listen ({e.strerror})") from None
+                raise KubeletError(f"--metrics-port {port}: cannot listen ({e.strerror}); another mock kubelet may "
+                                   f"serve there (stop it: kubeagora mock-kubelet --stop), or pass --metrics-port 0"
+                                   ) from None
             port = self._bound_port(runner)
             log(f"serving /metrics, /status and /faults on http://{self.options.metrics_host}:{port}")
             try:
                 await self.client.get("/version")
             except (aiohttp.ClientError, ApiError, OSError) as e:
-                raise KubeletError(f"cannot reach the API server at {endpoint.server}: {e}") from None
+                raise KubeletError(f"cannot reach the API server at {endpoint.server}: {e}; start the devcluster "
+                                   f"with: kubeagora devcluster up") from None
             if self.options.metrics_api_port:
                 api_address = self.options.metrics_api_address or mapi.host_address()
                 api_runner = await self.serve_metrics_api(api_address)
@@ -621,12 +633,20 @@ class MockKubelet:
                     api_registered = await self.register_metrics_api(api_address)
             started = time.monotonic()
             try:
+                wanted = {name: nodes_mod.manifest(node, name, j, now_iso(), self.options.taints, self.options.owner)
+                          for j, (node, name) in enumerate(zip(self.nodes, self.names, strict=True))}
+                await take_over(self.client, wanted, self.options.owner, log)
                 await asyncio.gather(*(self.register(j) for j in range(len(self.nodes))))
             except ApiError as e:
-                raise KubeletError(f"cannot register the nodes: {e}") from None
+                raise KubeletError(f"cannot register the nodes: {e}. To start from an empty cluster: "
+                                   f"kubeagora devcluster delete && kubeagora devcluster up") from None
             self.stats.registered = True
             self.t0 = time.monotonic()
             log(f"registered {len(self.nodes)} nodes ({self.plan.source}) in {time.monotonic() - started:.1f} s")
+            record = runtime.Record(os.getpid(), endpoint.server, self.options.owner,
+                                    f"http://{self.options.metrics_host}:{port}", len(self.nodes), self.plan.source,
+                                    self.options.log_file, time.time())
+            runtime.write(record, self.options.runtime_dir)
             if on_ready is not None:
                 on_ready(port)
             tasks = [asyncio.ensure_future(c) for c in (self.heartbeat_loop(), self.watch_loop(),
@@ -639,6 +659,7 @@ class MockKubelet:
                 if task is not stopper and not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
         finally:
+            runtime.remove(endpoint.server, self.options.owner, os.getpid(), self.options.runtime_dir)
             if self.options.delete_nodes_on_exit and self.api is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.gather(*(self.client.delete(f"/api/v1/nodes/{name}") for name in self.names))

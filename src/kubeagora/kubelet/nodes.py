@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kubeagora.kubelet.runtime import DEFAULT_OWNER
 from kubeagora.model import Node, NodeClass
 from kubeagora.sim.topology import TopologySpec
 
 LABEL_TIER = "kubeagora.io/tier"
 LABEL_CLASS = "kubeagora.io/node-class"
 LABEL_MOCK = "kubeagora.io/mock-node"
+LABEL_OWNER = "kubeagora.io/mock-kubelet"
+"""Which mock kubelet registered the node: its ``--name-prefix`` (without the trailing '-'), or
+``default``. A mock kubelet adopts, replaces or removes only the nodes it owns."""
 LABEL_REGION = "topology.kubernetes.io/region"
 LABEL_ZONE = "topology.kubernetes.io/zone"
 LABEL_HOSTNAME = "kubernetes.io/hostname"
@@ -98,7 +102,12 @@ def capacity(node: Node) -> dict[str, str]:
     return out
 
 
-def labels(node: Node, name: str) -> dict[str, str]:
+def owner_of(name_prefix: str) -> str:
+    """The owner label value of a mock kubelet started with ``--name-prefix`` (a valid label value)."""
+    return name_prefix.strip("-")[:63].strip("-._") or DEFAULT_OWNER
+
+
+def labels(node: Node, name: str, owner: str = DEFAULT_OWNER) -> dict[str, str]:
     return {
         LABEL_TIER: str(node.tier),
         LABEL_CLASS: str(node.node_class),
@@ -106,6 +115,7 @@ def labels(node: Node, name: str) -> dict[str, str]:
         LABEL_ZONE: node.zone,
         LABEL_HOSTNAME: name,
         LABEL_MOCK: "true",
+        LABEL_OWNER: owner,
         "kubernetes.io/os": "linux",
         "kubernetes.io/arch": "amd64",
         "node.kubernetes.io/instance-type": f"{node.tier}-{node.node_class}",
@@ -160,7 +170,8 @@ def status(node: Node, name: str, index: int, now: str, health: NodeHealthView) 
     }
 
 
-def manifest(node: Node, name: str, index: int, now: str, taints: tuple[dict[str, str], ...] = ()) -> dict[str, Any]:
+def manifest(node: Node, name: str, index: int, now: str, taints: tuple[dict[str, str], ...] = (),
+             owner: str = DEFAULT_OWNER) -> dict[str, Any]:
     """The Node object to create (status included, as a kubelet registers itself)."""
     spec: dict[str, Any] = {"podCIDR": str(pod_cidr(index)), "podCIDRs": [str(pod_cidr(index))]}
     if taints:
@@ -170,7 +181,7 @@ def manifest(node: Node, name: str, index: int, now: str, taints: tuple[dict[str
         "kind": "Node",
         "metadata": {
             "name": name,
-            "labels": labels(node, name),
+            "labels": labels(node, name, owner),
             "annotations": {"node.alpha.kubernetes.io/ttl": "0",
                             "kubeagora.io/speed-factor": f"{node.speed_factor:.3f}"},
         },
@@ -200,3 +211,61 @@ def parse_taint(text: str) -> dict[str, str]:
     if value:
         taint["value"] = value
     return taint
+
+
+# ---------------------------------------------------------------------------------------------- start-up
+@dataclass(frozen=True, slots=True)
+class Takeover:
+    """What a starting mock kubelet does with the Nodes already in the cluster (``reconcile``)."""
+
+    adopt: tuple[str, ...] = ()
+    """Its own nodes that fit the new topology: labels, taints and status are patched in place."""
+    recreate: tuple[tuple[str, str], ...] = ()
+    """Its own nodes that cannot become the new topology's in place (the API server refuses to change
+    a node's pod CIDR), with why: deleted, then registered anew."""
+    remove: tuple[str, ...] = ()
+    """Its own nodes the new topology does not have (an earlier run's): deleted."""
+    foreign: tuple[tuple[str, str], ...] = ()
+    """Nodes of the new topology's names that another kubelet registered, with whose they are: left alone,
+    and the kubelet does not start."""
+
+
+def owned_by(node_obj: Mapping[str, Any], owner: str) -> bool:
+    """A node this mock kubelet registered (a mock node of an older version, without the owner label,
+    counts as the default owner's)."""
+    node_labels = (node_obj.get("metadata") or {}).get("labels") or {}
+    if node_labels.get(LABEL_MOCK) != "true":
+        return False
+    return bool(node_labels.get(LABEL_OWNER, DEFAULT_OWNER) == owner)
+
+
+def _whose(node_obj: Mapping[str, Any]) -> str:
+    node_labels = (node_obj.get("metadata") or {}).get("labels") or {}
+    if node_labels.get(LABEL_MOCK) != "true":
+        return "a kubelet that is not kubeagora's mock"
+    return f"the mock kubelet with --name-prefix {node_labels.get(LABEL_OWNER, DEFAULT_OWNER)!r}"
+
+
+def reconcile(existing: Sequence[Mapping[str, Any]], wanted: Mapping[str, Mapping[str, Any]], owner: str) -> Takeover:
+    """``existing``: every Node in the cluster; ``wanted``: name → the manifest this run registers."""
+    adopt: list[str] = []
+    recreate: list[tuple[str, str]] = []
+    remove: list[str] = []
+    foreign: list[tuple[str, str]] = []
+    for obj in existing:
+        name = str((obj.get("metadata") or {}).get("name"))
+        mine = owned_by(obj, owner)
+        if name not in wanted:
+            if mine:
+                remove.append(name)
+            continue
+        if not mine:
+            foreign.append((name, _whose(obj)))
+            continue
+        have = (obj.get("spec") or {}).get("podCIDR")
+        want = (wanted[name].get("spec") or {}).get("podCIDR")
+        if have and have != want:
+            recreate.append((name, f"pod CIDR {have} → {want}"))
+        else:
+            adopt.append(name)
+    return Takeover(tuple(sorted(adopt)), tuple(sorted(recreate)), tuple(sorted(remove)), tuple(sorted(foreign)))
