@@ -227,7 +227,8 @@ class Stack:
             "operator", "run", "--kubeconfig", str(self.kubeconfig), "--prometheus-url", str(self.prometheus.url),
             "--metrics-host", "127.0.0.1", "--metrics-port", str(self.ports["operator"]), *webhook,
             *self.options.operator_args], f"http://127.0.0.1:{self.ports['operator']}")
-        wait_until("the operator", lambda: http_ok(op.url + "/healthz"), 60, op)
+        # ready: it has ticked and, with webhooks, the API server calls them (pods get the residency rule)
+        wait_until("the operator", lambda: http_ok(op.url + "/readyz"), 120, op)
         return op
 
     # ------------------------------------------------------------------------------------------ load

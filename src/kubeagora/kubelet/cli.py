@@ -85,7 +85,7 @@ def mock_kubelet(
         float, typer.Option("--detach-timeout", help="With --detach: seconds to wait for the nodes to register.")
     ] = 180.0,
     stop: Annotated[
-        bool, typer.Option("--stop", help="Stop the mock kubelets serving this cluster (and nothing else).")
+        bool, typer.Option("--stop", help="Stop the mock kubelet of this --name-prefix serving this cluster.")
     ] = False,
 ) -> None:
     """Register mock Nodes, keep their Leases, run the pods bound to them, serve traffic, export /metrics.
@@ -98,7 +98,7 @@ def mock_kubelet(
 
     try:
         if stop:
-            _stop(kubeconfig.expanduser())
+            _stop(kubeconfig.expanduser(), owner_of(name_prefix))
             return
         if not 0 <= metrics_port < 65536:
             raise KubeletError(f"--metrics-port {metrics_port}: not a port number")
@@ -161,12 +161,12 @@ def _detach(kubeconfig: Path, owner: str, log_file: Path, timeout_s: float) -> N
                f"stop it with: kubeagora mock-kubelet --stop")
 
 
-def _stop(kubeconfig: Path) -> None:
+def _stop(kubeconfig: Path, owner: str) -> None:
     from kubeagora.kubelet import runtime
 
     server = _server(kubeconfig)
-    stopped = [r for r in runtime.records_for(server) if runtime.stop(r)]
+    stopped = [r for r in runtime.records_for(server) if r.owner == owner and runtime.stop(r)]
     for r in stopped:
         typer.echo(f"stopped the mock kubelet {r.owner!r} (pid {r.pid}, {r.nodes} nodes)")
     if not stopped:
-        typer.echo(f"no mock kubelet serves {server}")
+        typer.echo(f"no mock kubelet {owner!r} serves {server}")

@@ -71,7 +71,22 @@ async def start(settings: kopf.OperatorSettings, memo: Any,
         limit = HEALTHY_TICKS * config.loop.interval_s
         return loop.now() < limit or time.monotonic() - telemetry.last_tick < limit
 
-    runner = web.AppRunner(telemetry.app(healthy), access_log=None)
+    webhooks = asyncio.Event()
+    if config.webhook_host is None:
+        webhooks.set()
+    else:
+        from kubeagora.operator import pod_admission
+
+        async def registered() -> None:
+            await pod_admission.wait_until_registered(api, admission.MANAGED_CONFIGURATION)
+            webhooks.set()
+
+        memo.update(webhooks_task=asyncio.create_task(registered()))
+
+    def ready() -> bool:
+        return telemetry.last_tick > 0 and webhooks.is_set()
+
+    runner = web.AppRunner(telemetry.app(healthy, ready), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, config.metrics_host, config.metrics_port).start()
     memo.update(view=view, api=api, stop=stop, runner=runner, task=asyncio.create_task(loop.run(stop)))
@@ -89,6 +104,8 @@ async def stop(memo: Any, **_: Any) -> None:
         await asyncio.wait_for(task, 10)
     except (TimeoutError, asyncio.CancelledError):
         task.cancel()
+    if "webhooks_task" in memo:
+        memo["webhooks_task"].cancel()
     await memo["runner"].cleanup()
     await memo["api"].close()
 

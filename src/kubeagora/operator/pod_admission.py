@@ -16,6 +16,7 @@ Importing this module registers the handler; like ``admission``, only when the o
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any, cast
@@ -49,7 +50,25 @@ async def rule_for_pod(api: Api, namespace: str, pod: Mapping[str, Any]) -> resi
     return rules.get(f"{namespace}/{deployment}") if deployment else None
 
 
-@kopf.on.mutate("v1", "pods", id="residency", operations=["CREATE"], ignore_failures=True)
+WEBHOOK_ID = "residency"
+REGISTERED_POLL_S = 1.0
+
+
+async def wait_until_registered(api: Api, configuration: str) -> None:
+    """Return once the API server's MutatingWebhookConfiguration ``configuration`` holds this webhook
+    (kopf writes it once its webhook server listens; it empties the list when it stops)."""
+    path = f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{configuration}"
+    while True:
+        try:
+            obj = await api.get(path)
+        except ApiError:
+            obj = {}
+        if any(str(w.get("name", "")).startswith(f"{WEBHOOK_ID}.") for w in obj.get("webhooks") or ()):
+            return
+        await asyncio.sleep(REGISTERED_POLL_S)
+
+
+@kopf.on.mutate("v1", "pods", id=WEBHOOK_ID, operations=["CREATE"], ignore_failures=True)
 async def pod_residency(*, body: kopf.Body, patch: kopf.Patch, memo: Any, **_: Any) -> None:
     api: Api | None = memo.get("api")
     namespace = str((body.get("metadata") or {}).get("namespace") or "")

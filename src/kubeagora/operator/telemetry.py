@@ -1,4 +1,8 @@
-"""The operator's own Prometheus metrics, served with ``/healthz`` on the metrics port.
+"""The operator's own Prometheus metrics, served with ``/healthz`` and ``/readyz`` on the metrics port.
+
+``/readyz`` answers 200 once the control loop has ticked and, when the operator serves webhooks, the
+API server has them: from then on an intent and its Deployment may be applied (their pods get the
+residency rule at creation). ``until curl -sf HOST:PORT/readyz; do sleep 1; done`` waits for it.
 
     kubeagora_operator_decision_seconds              one control-loop tick: observe, decide, enact (histogram)
     kubeagora_operator_actions_total{agent,type,outcome}   decisions by agent, action type and outcome
@@ -40,7 +44,7 @@ class Telemetry:
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
-    def app(self, healthy: Callable[[], bool]) -> web.Application:
+    def app(self, healthy: Callable[[], bool], ready: Callable[[], bool] | None = None) -> web.Application:
         async def metrics(_: web.Request) -> web.Response:
             return web.Response(body=self.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
@@ -48,8 +52,13 @@ class Telemetry:
             ok = healthy()
             return web.Response(text="ok" if ok else "the control loop is not ticking", status=200 if ok else 503)
 
+        async def readyz(_: web.Request) -> web.Response:
+            ok = (ready or healthy)()
+            return web.Response(text="ok" if ok else "not ready: no control-loop tick yet, or the webhooks are not "
+                                                     "registered yet", status=200 if ok else 503)
+
         app = web.Application()
-        app.add_routes([web.get("/metrics", metrics), web.get("/healthz", healthz)])
+        app.add_routes([web.get("/metrics", metrics), web.get("/healthz", healthz), web.get("/readyz", readyz)])
         return app
 
     def ticked(self) -> None:
