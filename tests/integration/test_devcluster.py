@@ -189,3 +189,45 @@ def test_up_twice_then_down_leaves_no_process(tmp_path: Path, controlplane_binar
     assert not [name for name, pid in pids.items() if pid_alive(pid)]
     assert all(not r.running for r in cluster.status())
     assert cluster.down() == []  # idempotent
+
+
+def test_up_on_a_used_state_says_what_it_holds_and_delete_starts_clean(tmp_path: Path,
+                                                                       controlplane_binary: Path) -> None:
+    """The issue: `devcluster up` reused an earlier session's nodes silently, and nothing started clean."""
+    runner = CliRunner()
+    state_dir = tmp_path / "used"
+    up = ["up", "--state-dir", str(state_dir), "--binary", str(controlplane_binary)]
+    pids: dict[str, int] = {}
+    try:
+        first = runner.invoke(devcluster_app, up)
+        assert first.exit_code == 0, first.output
+        assert "reusing" not in first.output
+        cluster = DevCluster(state_dir, binary=controlplane_binary)
+        assert cluster.kubectl("create", "namespace", "team-a").returncode == 0
+        cluster.kubectl("create", "-f", "-", input=json.dumps(
+            {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "left-over-node"}}))
+        assert runner.invoke(devcluster_app, ["down", "--state-dir", str(state_dir)]).exit_code == 0
+        again = runner.invoke(devcluster_app, up)
+        assert again.exit_code == 0, again.output
+        said = " ".join(again.output.split())
+        assert "reusing the existing state" in said
+        assert "1 node(s), 0 Ready" in said
+        assert "team-a" in said
+        assert "kubeagora devcluster delete" in said
+        pids = cluster.pids()
+    finally:
+        deleted = runner.invoke(devcluster_app, ["delete", "--state-dir", str(state_dir)])
+    assert deleted.exit_code == 0, deleted.output
+    assert "deleted" in deleted.output
+    assert not state_dir.exists()
+    assert pids
+    assert not [n for n, pid in pids.items() if pid_alive(pid)]
+    twice = runner.invoke(devcluster_app, ["delete", "--state-dir", str(state_dir)])
+    assert twice.exit_code == 0, twice.output
+    assert "nothing to delete" in twice.output
+    fresh = runner.invoke(devcluster_app, up)
+    try:
+        assert fresh.exit_code == 0, fresh.output
+        assert "reusing" not in fresh.output
+    finally:
+        runner.invoke(devcluster_app, ["delete", "--state-dir", str(state_dir)])
