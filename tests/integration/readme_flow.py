@@ -10,7 +10,7 @@ Between the lines it waits for what the README's comments promise, then checks i
 
 - every pod of the region-restricted ``checkout`` is, at every moment from its creation (polled
   twice a second), on a node in region-0 of class cpu, and carries the required node affinity;
-- the ×20 burst is handled (the Deployment scaled up, or the SLO met at the burst's rate);
+- the ×20 burst is scaled (the Deployment has more replicas than before it);
 - no AwaitingApproval flood: at most two requests waiting, never two for one action and target.
 
 The second pass runs after the README's own clean-up line (``devcluster down``) on the same state,
@@ -221,7 +221,7 @@ def one_pass(shell: Shell, lines: list[str], cleanup: str, second: bool) -> None
                 shell.must(line.replace("NAME", waiting[0]["metadata"]["name"]))
                 continue
             if "kubectl get intent,deploy checkout" in line:
-                wait("the operator to handle the burst", partial(burst_handled, shell, replicas_before_burst), 240)
+                wait("the operator to scale checkout up", partial(scaled, shell, replicas_before_burst), 240)
             if "kubectl get intent checkout" in line:
                 wait("the operator to report on the intent", lambda: (shell.kubectl_json(
                     "get", "intent", "checkout", "-n", "default") or {}).get("status", {}).get("observed"), 120)
@@ -269,7 +269,8 @@ def after(shell: Shell, line: str, proc: subprocess.CompletedProcess[str], secon
             check("removing" in kubelet_log or "recreating" in kubelet_log,
                   "the mock kubelet did not take over the earlier topology's nodes")
     elif "devcluster status" in line:
-        check(re.search(r"mock-kubelet\s+serving", proc.stdout), f"devcluster status shows no serving kubelet:\n{out}")
+        check(re.search(r"mock-kubelet[\s│|]+serving", proc.stdout),
+              f"devcluster status shows no serving kubelet:\n{out}")
     elif "kubectl get pods -o wide" in line:
         for pod in pods(shell):
             check(required_affinity(pod), f"{pod['metadata']['name']} lacks the required node affinity")
@@ -296,13 +297,9 @@ def ready_and_bound(shell: Shell) -> bool:
                 and all(p["spec"].get("nodeName") for p in pods(shell)))
 
 
-def burst_handled(shell: Shell, replicas_before: int) -> bool:
-    """Scaled up, or (a Deployment already large enough) the SLO met at the burst's rate."""
-    if deployment(shell)["spec"]["replicas"] > replicas_before:
-        return True
-    intent = shell.kubectl_json("get", "intent", "checkout", "-n", "default") or {}
-    rps = ((intent.get("status") or {}).get("observed") or {}).get("rps") or 0.0
-    return bool(rps >= 150 and condition(intent, "SLOMet").get("status") == "True")
+def scaled(shell: Shell, replicas_before: int) -> bool:
+    """The operator scaled checkout up after the burst (the block's "the operator scaled it")."""
+    return bool(deployment(shell)["spec"]["replicas"] > replicas_before)
 
 
 def node_labels(shell: Shell) -> dict[str, dict[str, str]] | None:
@@ -384,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"pass 2: after `{cleanup}`, on the same state, with {new}")
         shell.prelude.clear()
         one_pass(shell, [ln.replace(old, new) for ln in lines], cleanup, second=True)
+        shell.prelude = [ln for ln in shell.prelude if not ln.startswith("export KUBECONFIG")]
         first, again = (shell.must("$K devcluster delete") for _ in range(2))
         check("deleted" in first.stdout, f"devcluster delete did not delete:\n{first.stdout}")
         check("nothing to delete" in again.stdout, f"a second devcluster delete was not a no-op:\n{again.stdout}")

@@ -4,7 +4,7 @@
 The block uses fixed ports (8888, 9108, 8080, 9090, 9443), so it runs in a network namespace of its
 own where the machine allows one (``unshare -n`` as root, ``unshare -rn`` otherwise), and directly
 only where those ports are free. It starts and stops its own devcluster (in a temporary HOME), not the
-session's. About eight minutes on a 2-core machine.
+session's. About ten minutes on a shared 2-core machine.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ class Finding:
 
 def finding(orphaned: Sequence[str]) -> Finding:
     if not orphaned:
-        return Finding(False, "NoneFound", "every node without a live kubelet still runs managed pods, or none exists")
+        return Finding(False, "NoneFound", "every node has a live kubelet or runs a managed pod")
     shown = ", ".join(orphaned[:SHOWN]) + (f" and {len(orphaned) - SHOWN} more" if len(orphaned) > SHOWN else "")
     return Finding(True, "NoLiveKubelet",
                    f"{len(orphaned)} node(s) have no live kubelet and run no managed pod: {shown}. The agents leave "
