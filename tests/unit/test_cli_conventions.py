@@ -143,8 +143,9 @@ def test_devcluster_status_as_json_lists_every_component(tmp_path: Path) -> None
     assert result.exit_code == 1  # nothing runs there
     rows = json.loads(result.stdout)
     assert [row["component"] for row in rows] == ["etcd", "kube-apiserver", "kube-controller-manager",
-                                                  "kube-scheduler"]
-    assert {row["state"] for row in rows} == {"stopped"}
+                                                  "kube-scheduler", "mock-kubelet"]
+    assert {row["state"] for row in rows[:4]} == {"stopped"}
+    assert rows[4]["state"] == "none serving"
 
 
 @pytest.mark.parametrize(
