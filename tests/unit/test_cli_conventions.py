@@ -61,10 +61,11 @@ def _complete(words: str, cword: int) -> list[str]:
 
 
 def test_shell_completion_is_installed_and_completes_names() -> None:
-    # In a process of its own, as a user runs it: typer registers its shells' scripts when the CLI starts,
-    # which an in-process runner does only if an earlier test happened to start it.
+    # A user's `kubeagora --show-completion` detects the shell from the process tree (shellingham), which
+    # under a test runner is whatever started it: typer's own switch makes the shell an explicit argument.
+    env = os.environ | {"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
     script = subprocess.run([sys.executable, "-c", "from kubeagora.cli import app; app(prog_name='kubeagora')",
-                             "--show-completion", "bash"], capture_output=True, text=True, check=False)
+                             "--show-completion", "bash"], env=env, capture_output=True, text=True, check=False)
     assert script.returncode == 0, script.stderr
     assert "_KUBEAGORA_COMPLETE=complete_bash" in script.stdout
     assert _complete("kubeagora sim", 1) == ["simulate"]
