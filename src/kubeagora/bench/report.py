@@ -90,7 +90,9 @@ are read off the frontier at the replica-seconds the contender spent on the same
 neighbouring frontier points). Differences are contender − baseline, in percentage points, with their
 paired 95 % bootstrap interval: the contender beats a baseline only where the whole interval is below zero.
 † marks a comparison where on some seed the contender spent more than the baseline's dearest setting
-(the baseline's dearest point is then used, which favours the contender: widen the sweep).</p>
+(the baseline's dearest point is then used, which favours the contender: widen the sweep); ‡ one where on
+some seed it spent less than the baseline's cheapest setting (the baseline's cheapest point is used: no
+setting swept got the baseline that cheap, and with fewer replicas it would violate at least as much).</p>
 <table><thead>{header}</thead><tbody>{body}{medians}</tbody></table></section>"""
 
 

@@ -190,7 +190,8 @@ def equal_cost_table(document: BenchDocument) -> Table | None:
         title="[bold]At equal replica-seconds[/]: each contender vs each tuned baseline's frontier, paired by seed",
         caption="difference = contender − baseline, percentage points of violations, paired 95 % interval; "
         "'beats' only where the whole interval is below zero. † on some seed the contender spent more than "
-        "the baseline's dearest setting (favours the contender: widen the sweep).",
+        "the baseline's dearest setting (favours the contender: widen the sweep); ‡ on some seed less than its "
+        "cheapest (its cheapest point is used: it could not get that cheap).",
         header_style="bold",
         box=box.SIMPLE_HEAD,
     )
@@ -229,7 +230,7 @@ def comparison_cells(row: Mapping[str, Any]) -> list[str]:
     mine, theirs = row["contender_violation_pct"], row["baseline_violation_pct_at_equal_cost"]
     estimate, low, high = row["difference_pp"]
     verdict = "beats" if row["beats"] else "loses" if row["loses"] else VERDICT_NONE
-    dagger = " †" if "dearer" in row["positions"] else ""
+    dagger = (" †" if "dearer" in row["positions"] else "") + (" ‡" if "cheaper" in row["positions"] else "")
     return [
         row["scenario"],
         f"{row['contender']} vs {row['baseline']}{dagger}",
