@@ -31,6 +31,14 @@ def test_violations_are_interpolated_between_neighbouring_frontier_points() -> N
     assert violations_at(points, 200) == (pytest.approx(4.0), Position.INSIDE)
 
 
+def test_the_generous_reading_gives_the_baseline_its_dearer_neighbour_between_settings() -> None:
+    points = [_p(100, 10), _p(200, 4), _p(400, 2)]
+    assert violations_at(points, 150, generous=True) == (4.0, Position.INSIDE)
+    assert violations_at(points, 300, generous=True) == (2.0, Position.INSIDE)
+    assert violations_at(points, 100, generous=True) == (10.0, Position.INSIDE)  # a setting that was run
+    assert violations_at(points, 50, generous=True) == (10.0, Position.CHEAPER)
+
+
 def test_outside_the_swept_costs_the_nearest_end_is_used_and_flagged() -> None:
     points = [_p(100, 10), _p(200, 4)]
     assert violations_at(points, 50) == (10.0, Position.CHEAPER)
@@ -76,6 +84,22 @@ def test_a_contender_below_the_frontier_on_every_seed_beats_it() -> None:
     assert comparison.beats
     assert not comparison.loses
     assert comparison.dearer_seeds == comparison.cheaper_seeds == 0
+    # generously, hpa has its 200-replica-second setting's 4 % at 150: mas's 5 % no longer beats it
+    assert comparison.generous_violations == pytest.approx([4.0, 7.0, 10.0, 5.0, 6.0])
+    assert comparison.generous_difference.estimate == pytest.approx(1.0)
+    assert not comparison.robust
+    assert comparison.as_json()["robust"] is False
+
+
+def test_a_win_that_survives_the_generous_reading_is_robust() -> None:
+    runs = []
+    for seed, shift in enumerate([0.0, 3.0, 6.0, 1.0, 2.0], start=1):
+        runs += _sweep("s", seed, shift)
+        runs.append(_run("s", "mas", seed, 150, 3 + shift))  # below even the 200 setting's 4 + shift
+    comparison = compare_at_equal_cost(runs, "s", "mas", "hpa")
+    assert comparison is not None
+    assert comparison.beats
+    assert comparison.robust
 
 
 def test_a_contender_that_wins_on_some_seeds_and_loses_on_others_does_not_beat() -> None:

@@ -12,7 +12,8 @@ where the planner's value is 0 or undefined).
 
 `equal_cost`: for each contender (mas, mpc) and each baseline run with more than one setting of its
 knob, per scenario, the paired comparison at equal replica-seconds (`bench.equal_cost`);
-`equal_cost_median`: per contender and baseline, the median over scenarios of the ratio of
+`equal_cost_median` (and `equal_cost_median_generous`, with the frontier read generously to the
+baseline, see `bench.frontier`): per contender and baseline, the median over scenarios of the ratio of
 violations, with its interval. Scenario records carry the capacity check (`bench.capacity`).
 """
 
@@ -80,6 +81,7 @@ class BenchDocument(TypedDict, total=False):
     trace: dict[str, Any] | None
     equal_cost: list[dict[str, Any]]
     equal_cost_median: dict[str, dict[str, list[float] | None]]
+    equal_cost_median_generous: dict[str, dict[str, list[float] | None]]
 
 
 def _finite_or_none(value: float, decimals: int) -> float | None:
@@ -164,28 +166,33 @@ def summarize(runs: Sequence[RunRecord]) -> dict[str, dict[str, ControllerSummar
     return summary
 
 
-def equal_cost_section(
-    runs: Sequence[RunRecord],
-) -> tuple[list[dict[str, Any]], dict[str, dict[str, list[float] | None]]]:
-    """(per scenario, contender and tuned baseline: the comparison; per contender and baseline: the median)."""
+Medians = dict[str, dict[str, list[float] | None]]
+"""Contender → baseline family → [median ratio, low, high] (None where no scenario has a ratio)."""
+
+
+def equal_cost_section(runs: Sequence[RunRecord]) -> tuple[list[dict[str, Any]], Medians, Medians]:
+    """(per scenario, contender and tuned baseline: the comparison; per contender and baseline: the median
+    ratio on the frontier read as a straight line, and read generously to the baseline)."""
     families = baseline_families(runs)
     scenarios = list(dict.fromkeys(r["scenario"] for r in runs))
     present = {r["controller"] for r in runs}
     comparisons: list[dict[str, Any]] = []
-    medians: dict[str, dict[str, list[float] | None]] = {}
+    medians: Medians = {}
+    generous: Medians = {}
     for contender in (c for c in CONTENDERS if c in present):
         for family in families:
             found = [
                 c for s in scenarios if (c := compare_at_equal_cost(runs, s, contender, family)) is not None
             ]
             comparisons.extend(c.as_json() for c in found)
-            try:
-                interval = median_ratio(found)
-            except ValueError:  # no scenario where the baseline violated at all
-                medians.setdefault(contender, {})[family] = None
-                continue
-            medians.setdefault(contender, {})[family] = [round(v, 4) for v in interval.as_list()]
-    return comparisons, medians
+            for target, reading in ((medians, False), (generous, True)):
+                try:
+                    interval = median_ratio(found, generous=reading)
+                except ValueError:  # no scenario where the baseline violated at all
+                    target.setdefault(contender, {})[family] = None
+                    continue
+                target.setdefault(contender, {})[family] = [round(v, 4) for v in interval.as_list()]
+    return comparisons, medians, generous
 
 
 def _ratio(value: float | None, reference: float | None) -> float | None:
@@ -201,7 +208,7 @@ def bench_document(
     trace: dict[str, Any] | None = None,
 ) -> BenchDocument:
     runs = [run_record(r) for r in results]
-    comparisons, medians = equal_cost_section(runs)
+    comparisons, medians, generous = equal_cost_section(runs)
     return BenchDocument(
         runs=runs,
         summary=summarize(runs),
@@ -210,6 +217,7 @@ def bench_document(
         trace=trace,
         equal_cost=comparisons,
         equal_cost_median=medians,
+        equal_cost_median_generous=generous,
     )
 
 
@@ -259,7 +267,7 @@ def merge_documents(documents: Sequence[BenchDocument], command: str) -> BenchDo
                 scenarios[name] = ScenarioRecord(**{**scenarios[name], "seeds": merged})
             else:
                 scenarios[name] = record
-    comparisons, medians = equal_cost_section(runs)
+    comparisons, medians, generous = equal_cost_section(runs)
     return BenchDocument(
         runs=runs,
         summary=summarize(runs),
@@ -268,6 +276,7 @@ def merge_documents(documents: Sequence[BenchDocument], command: str) -> BenchDo
         trace=documents[0].get("trace") if documents else None,
         equal_cost=comparisons,
         equal_cost_median=medians,
+        equal_cost_median_generous=generous,
     )
 
 

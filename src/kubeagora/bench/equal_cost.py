@@ -6,7 +6,9 @@ replica-seconds the contender spent on the same seed. The per-seed pairs give
 - the difference contender − baseline (percentage points) and its paired 95 % interval: the
   contender *beats* the baseline only where the whole interval is below zero;
 - the ratio of the mean violations, with its paired interval;
-- how many seeds fell outside the baseline's swept costs (see `frontier.Position`).
+- how many seeds fell outside the baseline's swept costs (see `frontier.Position`);
+- the same difference against the `generous` reading of the frontier (the dearer neighbouring
+  setting's violations at the contender's cost): `robust` where the contender beats that too.
 Over scenarios, the median ratio and its stratified interval (`stats.median_ratio_interval`).
 """
 
@@ -43,6 +45,10 @@ class EqualCostComparison:
     positions: tuple[Position, ...]
     difference: Interval
     ratio: Interval
+    generous_violations: tuple[float, ...]
+    """The baseline's dearer neighbouring setting's violations at the contender's cost, per seed."""
+    generous_difference: Interval
+    generous_ratio: Interval
 
     @property
     def beats(self) -> bool:
@@ -52,6 +58,11 @@ class EqualCostComparison:
     @property
     def loses(self) -> bool:
         return self.difference.low > 0.0
+
+    @property
+    def robust(self) -> bool:
+        """Beats the baseline even where its frontier is read as generously as the settings allow."""
+        return self.generous_difference.high < 0.0
 
     @property
     def dearer_seeds(self) -> int:
@@ -75,6 +86,10 @@ class EqualCostComparison:
             "ratio": _rounded(self.ratio),
             "beats": self.beats,
             "loses": self.loses,
+            "baseline_violation_pct_generous": [round(v, 4) for v in self.generous_violations],
+            "generous_difference_pp": _rounded(self.generous_difference),
+            "generous_ratio": _rounded(self.generous_ratio),
+            "robust": self.robust,
         }
 
 
@@ -118,12 +133,13 @@ def compare_at_equal_cost(
     seeds = tuple(sorted(set(contender_points) & set(by_seed)))
     if not seeds:
         return None
-    mine, theirs, positions = [], [], []
+    mine, theirs, generous, positions = [], [], [], []
     for seed in seeds:
         point = contender_points[seed]
         value, position = violations_at(by_seed[seed], point.replica_seconds)
         mine.append(point.violation_pct)
         theirs.append(value)
+        generous.append(violations_at(by_seed[seed], point.replica_seconds, generous=True)[0])
         positions.append(position)
     return EqualCostComparison(
         scenario,
@@ -135,12 +151,17 @@ def compare_at_equal_cost(
         tuple(positions),
         paired_difference_interval(mine, theirs),
         paired_ratio_interval(mine, theirs),
+        tuple(generous),
+        paired_difference_interval(mine, generous),
+        paired_ratio_interval(mine, generous),
     )
 
 
-def median_ratio(comparisons: Sequence[EqualCostComparison]) -> Interval:
+def median_ratio(comparisons: Sequence[EqualCostComparison], generous: bool = False) -> Interval:
     """Median over scenarios of the contender's violations ÷ the baseline's at equal cost."""
-    return median_ratio_interval([(c.contender_violations, c.baseline_violations) for c in comparisons])
+    return median_ratio_interval(
+        [(c.contender_violations, c.generous_violations if generous else c.baseline_violations) for c in comparisons]
+    )
 
 
 def baseline_families(runs: Iterable[RunLike]) -> list[str]:

@@ -6,6 +6,14 @@ less than every cheaper one). Between two neighbouring frontier points the basel
 a cost in between are read off the straight line joining them (alternating the two settings over
 time would cost and violate about that much).
 
+The straight line is a guess between settings that were run. A frontier falls steeply and then
+flattens (convex), and a chord of a convex curve lies above it: across a cliff (HPA at 0.8 vs 0.7)
+the line overstates the baseline's violations. So a second reading, `generous`, gives the baseline
+the violations of the next dearer setting at the lower cost, as if it had a setting just past the
+cliff at no extra cost: the most any unswept setting in between could do (the least it could do is
+the cheaper neighbour's violations). A claim that holds against both readings does not depend on
+the line.
+
 Outside the swept range there is nothing to interpolate, and which way the error goes matters:
 - cheaper than the cheapest setting: the baseline's violations there would be at least the cheapest
   point's, so using that point favours the baseline (a claim against it stays safe);
@@ -48,9 +56,12 @@ def pareto_frontier(points: Iterable[CostPoint]) -> list[CostPoint]:
     return frontier
 
 
-def violations_at(points: Sequence[CostPoint], replica_seconds: float) -> tuple[float, Position]:
+def violations_at(
+    points: Sequence[CostPoint], replica_seconds: float, generous: bool = False
+) -> tuple[float, Position]:
     """The baseline's violation % at this cost, read off the frontier of `points` (every setting run),
-    and where the cost fell against the settings' costs.
+    and where the cost fell against the settings' costs. `generous`: the dearer neighbour's violations
+    instead of the straight line (see the module docstring).
 
     Past the frontier's dearest point but within the swept costs, the frontier is flat: the settings
     that cost more bought no fewer violations.
@@ -67,6 +78,8 @@ def violations_at(points: Sequence[CostPoint], replica_seconds: float) -> tuple[
     for left, right in itertools.pairwise(frontier):
         if left.replica_seconds <= replica_seconds <= right.replica_seconds:
             span = right.replica_seconds - left.replica_seconds
+            if generous and replica_seconds > left.replica_seconds:
+                return right.violation_pct, Position.INSIDE
             share = (replica_seconds - left.replica_seconds) / span if span > 0 else 0.0
             return left.violation_pct + share * (right.violation_pct - left.violation_pct), Position.INSIDE
     raise AssertionError("unreachable: the cost lies between the frontier's ends")

@@ -259,8 +259,11 @@ def plot_frontier(document: BenchDocument, scenario: str, path: Path) -> None:
                 zorder=3,
             )
     ax.set_xlabel("replica-seconds (mean over seeds)")
-    ax.set_ylabel("SLO violations, % of requests (mean over seeds)")
-    ax.set_ylim(bottom=0)
+    ax.set_ylabel("SLO violations, % of requests (mean over seeds; linear below 1 %, log above)")
+    # the settings that matter sit below a few percent, the collapsed ones at tens: both must be readable
+    ax.set_yscale("symlog", linthresh=1.0, linscale=0.6)
+    ax.set_yticks([0, 0.5, 1, 2, 5, 10, 20, 50, 100], labels=["0", "0.5", "1", "2", "5", "10", "20", "50", "100"])
+    ax.set_ylim(0, 100)
     ax.grid(True, alpha=0.3)
     info = document.get("scenarios", {}).get(scenario)
     title = f"{scenario}{trace_note(document)}: violations vs replica-seconds (lower left is better)"
