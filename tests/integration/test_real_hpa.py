@@ -4,7 +4,8 @@ The mock kubelet serves ``metrics.k8s.io/v1beta1`` as an aggregated API and regi
 devcluster's API server routes to it (``--enable-aggregator-routing``). A Deployment with a CPU
 request and an autoscaling/v2 HPA on CPU utilisation then run as on a real cluster: the HPA reads
 the pods' usage (from the traffic model) every 15 s, and after a ``POST /load`` burst it scales
-the Deployment up by itself.
+the Deployment up by itself. The pods have a CPU request and no limit (Burstable): overloaded, they
+use more than their request, and the HPA reads a utilisation above 100 %, as on a real cluster.
 
 The nodes carry a taint unique to this module's mock kubelet and the pods tolerate only that one,
 so they land on nothing else (see ``test_mock_kubelet``). The APIService is one per cluster, so a
@@ -39,6 +40,7 @@ APP = "shop"
 BASE_RPS = 40
 REPLICAS = 2
 TARGET_PCT = 50
+BURST_FACTOR = 20
 
 
 def apiservice_available(cluster: DevCluster) -> bool:
@@ -191,7 +193,7 @@ def test_metrics_api_serves_pod_and_node_usage_through_the_api_server(
     assert top.stdout.count(APP) == REPLICAS
 
 
-def test_the_real_hpa_reads_utilisation_then_scales_up_under_a_burst(
+def test_the_real_hpa_sees_burstable_pods_above_their_request_and_scales_up(
     devcluster: DevCluster, workload: str, mock: MockKubelet
 ) -> None:
     before = wait_for("the HPA to report a current CPU utilisation",
@@ -199,11 +201,24 @@ def test_the_real_hpa_reads_utilisation_then_scales_up_under_a_burst(
     assert 0 < before < TARGET_PCT  # 20 rps per pod x 25 ms: ~17 % of the request
     assert kubectl_json(devcluster, "get", "deployment", APP, "-n", workload)["spec"]["replicas"] == REPLICAS
 
-    reply = mock.request("/load", {"service": APP, "factor": 6})
+    reply = mock.request("/load", {"service": APP, "factor": BURST_FACTOR})
     key = f"{workload}/{APP}"  # a service is a workload in its namespace
-    assert reply["services"] == {key: {"rps": pytest.approx(6 * BASE_RPS), "base_rps": BASE_RPS, "factor": 6.0}}
-    assert mock.request("/load")["services"][key]["rps"] == pytest.approx(6 * BASE_RPS)
+    rps = BURST_FACTOR * BASE_RPS
+    assert reply["services"] == {key: {"rps": pytest.approx(rps), "base_rps": BASE_RPS,
+                                       "factor": float(BURST_FACTOR)}}
+    assert mock.request("/load")["services"][key]["rps"] == pytest.approx(rps)
     try:
+        # 400 rps per pod is 2.5 x what a pod serves at its request: without a CPU limit it uses
+        # ~240 % of its request, and the HPA reads that until new pods take the load
+        def over_request() -> int | None:
+            mock.alive()
+            seen = utilisation(devcluster, workload)
+            return seen if seen is not None and seen > 100 else None
+
+        seen = wait_for("the HPA to read a utilisation above 100 % of the request", over_request,
+                        timeout_s=90, every_s=1.0)
+        assert seen > 100
+
         def scaled_up() -> int | None:
             mock.alive()
             replicas = int(kubectl_json(devcluster, "get", "deployment", APP, "-n", workload)["spec"]["replicas"])
@@ -212,9 +227,6 @@ def test_the_real_hpa_reads_utilisation_then_scales_up_under_a_burst(
         replicas = wait_for("the HPA to scale the Deployment up", scaled_up, timeout_s=60)
         status = kubectl_json(devcluster, "get", "hpa", APP, "-n", workload)["status"]
         assert status["desiredReplicas"] >= replicas > REPLICAS
-        seen = utilisation(devcluster, workload)
-        assert seen is not None
-        assert seen > before
     finally:
         mock.request("/load", {"service": APP, "factor": 1})
 

@@ -71,6 +71,7 @@ from kubeagora.kubelet.pods import (
     containers,
     decide,
     delete_options,
+    limits,
     pod_status,
     requests,
     scheduled_at,
@@ -359,7 +360,7 @@ class MockKubelet:
                         requests=tuple(rm.container_requests(pod)))
         self.pods[key] = rec
         acc = requests(pod, "nvidia.com/gpu") + requests(pod, "google.com/tpu")
-        self.table.add(key, s, j, requests(pod, "cpu"), acc)
+        self.table.add(key, s, j, requests(pod, "cpu"), acc, cpu_limit=limits(pod, "cpu"))
         self.table.set_ready(key, rec.run.ready)
         if not rec.run.ready:
             self.timeline.at(self.elapsed() + cold, "ready", key)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import ipaddress
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -249,5 +250,17 @@ def requests(pod: Mapping[str, Any], resource: str) -> float:
     for c in (pod.get("spec") or {}).get("containers") or ():
         res = c.get("resources") or {}
         value = (res.get("requests") or {}).get(resource, (res.get("limits") or {}).get(resource))
+        total += quantity(value)
+    return total
+
+
+def limits(pod: Mapping[str, Any], resource: str) -> float:
+    """The pod's limit of a resource: the sum over its containers; ``inf`` if any container has
+    none (it may then use what the node has)."""
+    total = 0.0
+    for c in (pod.get("spec") or {}).get("containers") or ():
+        value = ((c.get("resources") or {}).get("limits") or {}).get(resource)
+        if value is None:
+            return math.inf
         total += quantity(value)
     return total

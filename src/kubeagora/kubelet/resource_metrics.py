@@ -4,10 +4,12 @@ What metrics-server would report for the mock pods and nodes, computed from the 
 
 - a pod's CPU usage is the rate of its cumulative busy core-seconds over the last ``WINDOW_S``
   (as metrics-server reports the rate between two scrapes). Per tick the traffic model charges a
-  running pod ``request × (idle + (1 − idle) × busy share)`` cores, the busy share being served
-  load × service time / concurrency, the same formula as the simulator engine's
-  ``busy_core_seconds_total`` (which the simulated HPA reads). So under a burst the utilisation
-  the real HPA computes (usage / request) rises, up to 100 % when the pod is saturated;
+  running pod ``request × (idle + (1 − idle) × busy)`` cores, busy being the work it served over
+  its nominal capacity (concurrency / service time): up to its nominal capacity, the same formula as
+  the simulator engine's ``busy_core_seconds_total`` (which the simulated HPA reads). Pods are
+  Burstable (``cpu_share``): overloaded, a pod without a CPU limit uses more than its request, up to
+  its share of the node's cores (up to its limit if it has one), and serves faster. So under a burst
+  the utilisation the real HPA computes (usage / request) rises above 100 %, as on a real cluster;
 - the pod's usage is split over its containers by their CPU requests (evenly if none has one);
 - memory is not modelled: a container reports ``MEMORY_REQUEST_FRACTION`` of its memory request
   (``DEFAULT_MEMORY_BYTES`` without one), so the ``memory`` figures are steady placeholders;

@@ -10,9 +10,12 @@ RTT from the service's users' region to the node. Each pod's requests are split 
 strata (no-wait and wait, ``STRATA``) by one multinomial draw and counted into Prometheus-style
 buckets, so ``histogram_quantile`` over the exported buckets follows the model's distribution.
 
-Each running pod uses ``request × (idle + (1 − idle) × busy share)`` cores, counted into its
-cumulative ``cpu_seconds`` (and its node's): the resource metrics API (``resource_metrics``)
-reports their rates, which is what the real HPA reads on the devcluster.
+CPU is Burstable (``cpu_share``): a running pod uses ``request × (idle + (1 − idle) × busy)``
+cores, busy being the work it serves over its nominal capacity; offered more than that capacity it
+wants more cores, gets them up to its CPU limit or its fair share of the node's cores, and serves
+faster in proportion. Its cores are counted into its cumulative ``cpu_seconds`` (and its node's):
+the resource metrics API (``resource_metrics``) reports their rates, which is what the real HPA
+reads on the devcluster, above 100 % of the request under overload as on a real cluster.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
+from kubeagora.kubelet import cpu_share
 from kubeagora.model import NODE_CLASSES, FloatArray, Node, NodeClass, Service
 from kubeagora.sim import latency as lat
 from kubeagora.sim.catalog import TEMPLATES
@@ -78,6 +82,9 @@ class PodTable:
         self.ready = np.zeros(capacity, dtype=bool)
         self.live = np.zeros(capacity, dtype=bool)
         self.cpu = np.zeros(capacity)
+        """CPU request (cores)."""
+        self.cpu_limit = np.full(capacity, np.inf)
+        """CPU limit (cores; inf for none)."""
         self.accelerators = np.zeros(capacity)
         self.backlog = np.zeros(capacity)
         self.cpu_seconds = np.zeros(capacity)
@@ -93,12 +100,13 @@ class PodTable:
 
     def _grow(self) -> None:
         old = self.service.shape[0]
-        for name in ("service", "node", "ready", "live", "cpu", "accelerators", "backlog", "cpu_seconds"):
+        for name in ("service", "node", "ready", "live", "cpu", "cpu_limit", "accelerators", "backlog", "cpu_seconds"):
             a = getattr(self, name)
             setattr(self, name, np.concatenate([a, np.zeros_like(a)]))
         self._free.extend(range(2 * old - 1, old - 1, -1))
 
-    def add(self, key: str, service: int, node: int, cpu: float = 0.0, accelerators: float = 0.0) -> int:
+    def add(self, key: str, service: int, node: int, cpu: float = 0.0, accelerators: float = 0.0,
+            cpu_limit: float = np.inf) -> int:
         if key in self._slot:
             self.remove(key)
         if not self._free:
@@ -106,6 +114,7 @@ class PodTable:
         k = self._free.pop()
         self._slot[key] = k
         self.service[k], self.node[k], self.cpu[k], self.accelerators[k] = service, node, cpu, accelerators
+        self.cpu_limit[k] = cpu_limit
         self.ready[k], self.live[k], self.backlog[k], self.cpu_seconds[k] = False, True, 0.0, 0.0
         return k
 
@@ -210,27 +219,49 @@ class TrafficModel:
             # a service without a Ready pod loses its arrivals (no endpoints)
             lost = self.rng.poisson(np.where(self.ready_pods == 0, self.svc_rps * dt, 0.0))
             self.dropped += lost
-        idx = np.flatnonzero(ready)
-        busy_share = np.zeros(pods.live.shape[0])
-        if idx.size and n_svc:
-            busy_share[idx] = self._serve(dt, pods, idx, throttle)
-        cpu_used = np.where(running, pods.cpu * (IDLE_CPU_FRACTION + (1 - IDLE_CPU_FRACTION) * busy_share), 0.0)
+        idx = np.flatnonzero(ready) if n_svc else np.zeros(0, dtype=np.intp)
+        arrivals, svc_ms = self._arrivals(dt, pods, idx, throttle)
+        slots = pods.live.shape[0]
+        concurrency = self.svc_conc[pods.service] if n_svc else np.ones(slots)
+        load_ratio = np.zeros(slots)
+        load_ratio[idx] = (pods.backlog[idx] + arrivals) * svc_ms / 1000.0 / (concurrency[idx] * dt)
+        wanted = np.where(running, cpu_share.wanted_cores(pods.cpu, pods.cpu_limit, concurrency, load_ratio,
+                                                          IDLE_CPU_FRACTION), 0.0)
+        granted = cpu_share.share_node(wanted, cpu_share.cfs_weight(pods.cpu), pods.node, self.node_cores)
+        speed = cpu_share.speedup(pods.cpu[idx], wanted[idx], granted[idx], IDLE_CPU_FRACTION)
+        busy_share = np.zeros(slots)
+        if idx.size:
+            busy_share[idx] = self._serve(dt, pods, idx, arrivals, svc_ms, speed)
+        cpu_used = np.where(running, cpu_share.cores_for_load(pods.cpu, busy_share, IDLE_CPU_FRACTION), 0.0)
         pods.cpu_seconds += cpu_used * dt
         n = len(self.nodes)
         node_cores_used = np.bincount(pods.node[running], cpu_used[running], minlength=n)
         self.node_cpu_seconds += node_cores_used * dt
         node_cpu = node_cores_used / self.node_cores
-        acc_used = pods.accelerators * busy_share
+        acc_used = pods.accelerators * np.minimum(busy_share, 1.0)
         node_acc = np.bincount(pods.node[running], acc_used[running], minlength=n) / self.node_acc
         self.node_utilization = np.clip(np.maximum(node_cpu, node_acc), 0.0, 1.0)
         self.node_power_w = np.where(serving, self.node_idle_w + (self.node_peak_w - self.node_idle_w)
                                      * self.node_utilization, 0.0)
 
-    def _serve(self, dt: float, pods: PodTable, idx: npt.NDArray[np.intp], throttle: FloatArray) -> FloatArray:
+    def _arrivals(self, dt: float, pods: PodTable, idx: npt.NDArray[np.intp], throttle: FloatArray
+                  ) -> tuple[FloatArray, FloatArray]:
+        """This tick's arrivals at each Ready pod ``idx`` and its nominal service time (ms)."""
+        if not idx.size:
+            return np.zeros(0), np.zeros(0)
         svc, node = pods.service[idx], pods.node[idx]
         lam = self.svc_rps[svc] / np.maximum(self.ready_pods[svc], 1)
         arrivals = self.rng.poisson(lam * dt).astype(np.float64)
         svc_ms = self.svc_base_ms[svc, self.node_class[node]] / (self.node_speed[node] * throttle[node])
+        return arrivals, svc_ms
+
+    def _serve(self, dt: float, pods: PodTable, idx: npt.NDArray[np.intp], arrivals: FloatArray,
+               nominal_ms: FloatArray, speed: FloatArray) -> FloatArray:
+        """Serve the Ready pods ``idx`` at ``speed`` × nominal; returns the work served over the
+        nominal capacity (above 1 for a pod bursting past its request)."""
+        svc, node = pods.service[idx], pods.node[idx]
+        lam = self.svc_rps[svc] / np.maximum(self.ready_pods[svc], 1)
+        svc_ms = nominal_ms / speed
         conc = self.svc_conc[svc]
         mu = conc * 1000.0 / svc_ms
         q0 = pods.backlog[idx]
@@ -264,7 +295,7 @@ class TrafficModel:
             self.requests += np.bincount(s_some, accepted[some], minlength=len(self.profiles))
             self.latency_sum_s += np.bincount(s_some, (counts * lat_some).sum(axis=1) / 1000.0,
                                               minlength=len(self.profiles))
-        busy: FloatArray = np.minimum(served * svc_ms / 1000.0 / dt, conc) / conc
+        busy: FloatArray = served * nominal_ms / 1000.0 / (conc * dt)
         return busy
 
 
