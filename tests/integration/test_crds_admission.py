@@ -163,7 +163,7 @@ def webhook(crds: DevCluster, namespace: str, tmp_path_factory: pytest.TempPathF
             if got.returncode != 0:
                 return False
             hooks = yaml.safe_load(got.stdout).get("webhooks") or []
-            return len(hooks) == 2 and all(h["clientConfig"].get("caBundle") for h in hooks)
+            return len(hooks) == 3 and all(h["clientConfig"].get("caBundle") for h in hooks)
 
         wait_for("kopf to configure the validating webhook", configured, timeout_s=60)
         # the indices fill from watches: wait until the test policy's cap is enforced
@@ -188,9 +188,9 @@ def test_kopf_manages_a_webhook_configuration_pointing_at_its_port(crds: DevClus
     config = kubectl_json(crds, "get", "validatingwebhookconfiguration", webhook.configuration)
     urls = sorted(h["clientConfig"]["url"] for h in config["webhooks"])
     assert all(u.startswith("https://127.0.0.1:") for u in urls), urls
-    assert [u.rsplit("/", 1)[1] for u in urls] == ["intent", "orchestration-policy"]
+    assert [u.rsplit("/", 1)[1] for u in urls] == ["agentaction", "intent", "orchestration-policy"]
     resources = {r for h in config["webhooks"] for rule in h["rules"] for r in rule["resources"]}
-    assert resources == {"orchestrationintents", "orchestrationpolicies"}
+    assert resources == {"orchestrationintents", "orchestrationpolicies", "agentactions"}
 
 
 @pytest.mark.parametrize(("spec", "message"), [

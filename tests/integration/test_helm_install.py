@@ -11,10 +11,12 @@ What this proves, and what it does not. There is no container runtime here, so:
   webhook), and kube-scheduler -- the control-plane binary's `kube-scheduler` subcommand (the same
   Kubernetes source as the registry.k8s.io/kube-scheduler image the chart names) with the installed
   ConfigMap's KubeSchedulerConfiguration.
-- Replaced, and said so: what a pod gets from its node -- the pod IP ($(POD_IP) becomes 127.0.0.1),
-  listening ports (free ones), in-cluster credentials (a kubeconfig with the ServiceAccount's token), and
-  cluster DNS (the extender's Service URL in the scheduler configuration becomes the local extender's
-  address; no kube-proxy or CoreDNS runs here). Images, probes and Services are not exercised.
+- Replaced, and said so: what a pod gets from its node -- listening ports (free ones) and addresses
+  (127.0.0.1), in-cluster credentials (a kubeconfig with the ServiceAccount's token), the webhook's serving
+  certificate (a self-signed one given to the chart, instead of cert-manager's), and cluster DNS (the
+  extender's Service URL in the scheduler configuration becomes the local extender's address, and the
+  webhook configurations name the local operator's URL; no kube-proxy or CoreDNS runs here). Images,
+  probes and Services are not exercised.
 Then: pods that name `schedulerName: kubeagora-scheduler` are placed by that scheduler through the extender
 (the extender answers filter calls; the intent's region holds), pods that name no scheduler are left to the
 cluster's own, and the operator manages the intent (status written, the webhook refusing a bad intent).
@@ -22,6 +24,7 @@ cluster's own, and the operator manages the intent (status written, the webhook 
 
 from __future__ import annotations
 
+import base64
 import re
 import shutil
 import subprocess
@@ -41,6 +44,7 @@ from tests.integration.kube import apply, kubectl_json, wait_for
 from kubeagora.devcluster import DevCluster
 from kubeagora.devcluster.cluster import free_ports
 from kubeagora.devcluster.stack import stop_process
+from kubeagora.operator.admission import self_signed_certificate
 
 pytest.importorskip("kopf")
 pytestmark = pytest.mark.integration
@@ -111,8 +115,8 @@ def container_args(cluster: DevCluster, deployment: str) -> list[str]:
 
 
 def locally(args: list[str], values: dict[str, str]) -> list[str]:
-    """`args` with each option in `values` given that value instead (ports, addresses), $(POD_IP) expanded."""
-    out = [a.replace("$(POD_IP)", "127.0.0.1") for a in args]
+    """`args` with each option in `values` given that value instead (ports, addresses, files)."""
+    out = list(args)
     for i, arg in enumerate(out[:-1]):
         if arg in values:
             out[i + 1] = values[arg]
@@ -152,12 +156,18 @@ def installed(controlplane_binary: Path, tmp_path_factory: pytest.TempPathFactor
         # The namespace enforces the "restricted" Pod Security Standard, as manifests/00-namespace.yaml does.
         apply(cluster, {"apiVersion": "v1", "kind": "Namespace", "metadata": {
             "name": NAMESPACE, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
-        proc = helm(cluster, binary, "install", RELEASE, str(CHART), "--namespace", NAMESPACE)
+        extender_port, operator_port, webhook_port, scheduler_port = free_ports(4)
+        # No cert-manager here: the webhook's certificate is given (certificate=secret), and the API server
+        # reaches the local operator at a URL instead of the Service.
+        cert, key = self_signed_certificate(tmp / "webhook", "127.0.0.1")
+        proc = helm(cluster, binary, "install", RELEASE, str(CHART), "--namespace", NAMESPACE,
+                    "--set", "operator.webhook.certificate=secret",
+                    "--set", f"operator.webhook.caBundle={base64.b64encode(cert.read_bytes()).decode()}",
+                    "--set", f"operator.webhook.url=https://127.0.0.1:{webhook_port}")
         assert proc.returncode == 0, proc.stdout + proc.stderr
         wait_for("the ServiceAccounts' token controller",
                  lambda: cluster.kubectl("create", "token", "kubeagora-operator", "-n", NAMESPACE).returncode == 0, 60)
 
-        extender_port, operator_port, webhook_port, scheduler_port = free_ports(4)
         extender_url = f"http://127.0.0.1:{extender_port}"
         cli = [sys.executable, "-c", "from kubeagora.cli import app; app()"]
         extender_args = locally(container_args(cluster, "kubeagora-scheduler-extender"),
@@ -166,7 +176,9 @@ def installed(controlplane_binary: Path, tmp_path_factory: pytest.TempPathFactor
             service_account_kubeconfig(cluster, "kubeagora-scheduler-extender", tmp / "extender.kubeconfig"))],
             tmp / "extender.log")
         operator_args = locally(container_args(cluster, "kubeagora-operator"),
-                                {"--metrics-port": str(operator_port), "--webhook-port": str(webhook_port)})
+                                {"--metrics-port": str(operator_port), "--webhook-port": str(webhook_port),
+                                 "--webhook-listen": "127.0.0.1", "--webhook-cert": str(cert),
+                                 "--webhook-key": str(key)})
         processes["operator"] = spawn("operator", [*cli, *operator_args, "--metrics-host", "127.0.0.1",
                                                    "--kubeconfig", str(service_account_kubeconfig(
                                                        cluster, "kubeagora-operator", tmp / "operator.kubeconfig"))],
@@ -349,7 +361,6 @@ def test_helm_uninstall_removes_the_release(installed: Installed) -> None:
     for name in ("operator", "scheduler", "extender"):
         installed.processes[name].stop()
     cluster = installed.cluster
-    cluster.kubectl("delete", "validatingwebhookconfigurations", "kubeagora.io", "--ignore-not-found")
     proc = helm(cluster, installed.helm, "uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", "--timeout=90s")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert cluster.kubectl("get", "deployment", "kubeagora-operator", "-n", NAMESPACE).returncode != 0

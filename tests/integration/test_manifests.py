@@ -116,7 +116,10 @@ def test_applying_again_changes_nothing(installed: DevCluster) -> None:
         ("update", "orchestrationintents.kubeagora.io", ("--subresource=status", "-n", "default")),
         ("create", "agentactions.kubeagora.io", ("-n", "default")),
         ("get", "orchestrationpolicies.kubeagora.io", ()),
-        ("create", "validatingwebhookconfigurations", ()),
+        ("create", "subjectaccessreviews.authorization.k8s.io", ()),
+        ("get", "secrets/kubeagora-record-key", ("-n", NAMESPACE)),
+        ("update", "leases.coordination.k8s.io/kubeagora-operator", ("-n", NAMESPACE)),
+        ("update", "configmaps/kubeagora-action-ledger", ("-n", NAMESPACE)),
     ],
 )
 def test_operator_may_do_what_its_actions_need(
@@ -137,7 +140,12 @@ def test_operator_may_do_what_its_actions_need(
         ("delete", "customresourcedefinitions", ()),
         ("patch", "orchestrationpolicies.kubeagora.io", ()),
         ("delete", "validatingwebhookconfigurations", ()),
+        ("create", "validatingwebhookconfigurations", ()),
+        ("patch", "validatingwebhookconfigurations", ()),
         ("create", "mutatingwebhookconfigurations", ()),
+        ("get", "secrets/other", ("-n", NAMESPACE)),
+        ("create", "secrets", ("-n", NAMESPACE)),
+        ("update", "leases.coordination.k8s.io/other", ("-n", NAMESPACE)),
         ("impersonate", "users", ()),
     ],
 )
@@ -187,7 +195,8 @@ def test_pods_pass_restricted_pod_security(installed: DevCluster, deployment: st
         assert not refused, refused[0]
         return None
 
-    (pod,) = wait_for(f"a pod of {deployment}", pod_or_refusal, timeout_s=60)
+    pods = wait_for(f"a pod of {deployment}", pod_or_refusal, timeout_s=60)
     template = DEPLOYMENTS[deployment]["spec"]["template"]["spec"]
-    assert pod["spec"]["serviceAccountName"] == template["serviceAccountName"]
-    assert pod["spec"]["containers"][0]["image"] == template["containers"][0]["image"]
+    for pod in pods:  # the operator runs two replicas (leader election)
+        assert pod["spec"]["serviceAccountName"] == template["serviceAccountName"]
+        assert pod["spec"]["containers"][0]["image"] == template["containers"][0]["image"]

@@ -144,7 +144,8 @@ def test_killing_the_operator_mid_canary_loses_nothing(applied: Stack) -> None:
     the operator is killed with SIGKILL while one is in Canary and a new one takes over."""
     applied.apply(*idle_service())
     canary = wait_for("an AgentAction in Canary", lambda: next(
-        (a for a in agentactions(applied) if a["status"].get("state") == "Canary"), None), timeout_s=300, every_s=0.3)
+        (a for a in agentactions(applied) if (a.get("status") or {}).get("state") == "Canary"), None),
+        timeout_s=300, every_s=0.3)
     old = applied.children["operator"]
     old.stop(sig=signal.SIGKILL)
     run = canary["metadata"]["labels"]["kubeagora.io/operator-run"]
@@ -159,7 +160,8 @@ def test_killing_the_operator_mid_canary_loses_nothing(applied: Stack) -> None:
     assert "restarted" in rolled_back["status"]["message"]
     assert rolled_back["status"]["transitions"][-1]["from"] == "Canary"
     left = [a["metadata"]["name"] for a in agentactions(applied)
-            if a["metadata"]["labels"]["kubeagora.io/operator-run"] == run and a["status"].get("state") in IN_FLIGHT]
+            if a["metadata"]["labels"]["kubeagora.io/operator-run"] == run
+            and (a.get("status") or {}).get("state") in IN_FLIGHT]
     assert not left, f"the earlier run's rollouts still in flight: {left}"
     undo = rolled_back["status"].get("rollback") or []
     for action in undo:

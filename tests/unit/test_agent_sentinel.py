@@ -12,7 +12,7 @@ from kubeagora.agents.base import AgentContext, Lane
 from kubeagora.agents.handoff import BIDS, ROLLED_BACK_BY_AGENT
 from kubeagora.agents.sentinel import SentinelAgent, trust_scores
 from kubeagora.coordination.contract_net import NodeBid
-from kubeagora.model import Observation, QuarantineNode
+from kubeagora.model import LiftQuarantine, Observation, QuarantineNode
 
 
 def two_nodes() -> Observation:
@@ -57,3 +57,31 @@ def test_an_implausibly_cheap_bid_and_a_rolled_back_agent_lose_trust() -> None:
     _, state = agent.decide(advance(obs, 1.0), agent.initial_state(obs), context)
 
     assert trust_scores(state) == {"d": pytest.approx(0.8), "placement": pytest.approx(0.8)}
+
+
+def test_a_quarantine_is_lifted_only_after_trust_recovers_and_a_clean_spell_with_hysteresis() -> None:
+    agent = SentinelAgent()
+    obs = replace(two_nodes(), node_heartbeat_age_s=np.array([1.0, 60.0]))
+    state = agent.initial_state(obs)
+    for t in (1.0, 2.0):  # two findings: trust 0.2, quarantined
+        _, state = agent.decide(advance(obs, t), state, AgentContext())
+    quarantined = replace(obs, node_heartbeat_age_s=np.array([1.0, 1.0]), node_quarantined=np.array([False, True]))
+
+    def lifts(t: float) -> list[LiftQuarantine]:
+        nonlocal state
+        out, state = agent.decide(advance(quarantined, t), state, AgentContext())
+        return [p.action for p in out if isinstance(p.action, LiftQuarantine)]
+
+    assert lifts(300.0) == []  # trust 0.2 + 0.002/s × 298 s ≈ 0.8, but only 298 s clean
+    assert trust_scores(state)["liar"] < 0.8
+    assert lifts(601.0) == []  # trust back at 0.8 or more, 599 s clean: not yet
+    (lift,) = lifts(603.0)
+    assert lift.node == "liar"
+    # a sentinel that just started (its scores lost) waits its own clean spell before lifting
+    fresh = agent.initial_state(advance(quarantined, 700.0))
+    out, _ = agent.decide(advance(quarantined, 701.0), fresh, AgentContext())
+    assert not [p for p in out if isinstance(p.action, LiftQuarantine)]
+    # a node that is not Ready is never brought back
+    down = replace(quarantined, node_ready=np.array([True, False]))
+    out, _ = agent.decide(advance(down, 610.0), state, AgentContext())
+    assert not [p for p in out if isinstance(p.action, LiftQuarantine)]

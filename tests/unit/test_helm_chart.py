@@ -89,12 +89,41 @@ def test_helm_lint_passes_in_every_mode(helm: Path) -> None:
 def test_rendered_rbac_is_manifests_rbac(helm: Path) -> None:
     rendered = render(helm)
     for role in manifests(ROOT / "manifests" / "rbac.yaml"):
-        if role["kind"] == "ClusterRole":
-            assert find(rendered, "ClusterRole", role["metadata"]["name"])["rules"] == role["rules"]
-        elif role["kind"] == "ClusterRoleBinding":
-            ours = find(rendered, "ClusterRoleBinding", role["metadata"]["name"])
+        if role["kind"] in ("ClusterRole", "Role"):
+            assert find(rendered, role["kind"], role["metadata"]["name"])["rules"] == role["rules"]
+        elif role["kind"] in ("ClusterRoleBinding", "RoleBinding"):
+            ours = find(rendered, role["kind"], role["metadata"]["name"])
             assert ours["roleRef"] == role["roleRef"]
             assert ours["subjects"] == role["subjects"]
+
+
+def test_rendered_webhooks_node_policy_and_state_are_the_manifests(helm: Path) -> None:
+    """The same static webhook configurations (what the code serves), node policy and operator objects."""
+    from kubeagora.operator.admission import webhook_configurations
+
+    rendered = render(helm)
+    made = webhook_configurations(b"", service=("kubeagora-system", "kubeagora-operator-webhook", 443))
+    for config in made:
+        ours = find(rendered, config["kind"], "kubeagora.io")
+        assert ours["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == \
+            "kubeagora-system/kubeagora-operator-webhook"
+        for hook in config["webhooks"]:
+            del hook["clientConfig"]["caBundle"]
+        assert ours["webhooks"] == config["webhooks"]
+    for doc in manifests(ROOT / "manifests" / "node-policy.yaml"):
+        assert find(rendered, doc["kind"], doc["metadata"]["name"])["spec"] == doc["spec"]
+    for doc in manifests(ROOT / "manifests" / "operator-state.yaml"):
+        ours = find(rendered, doc["kind"], doc["metadata"]["name"])
+        assert {k: v for k, v in ours.items() if k != "metadata"} == {k: v for k, v in doc.items() if k != "metadata"}
+    local = render(helm, "operator.webhook.certificate=secret", "operator.webhook.caBundle=Q0E=",
+                   "operator.webhook.url=https://127.0.0.1:9443")
+    hook = find(local, "ValidatingWebhookConfiguration", "kubeagora.io")["webhooks"][0]
+    assert hook["clientConfig"] == {"url": "https://127.0.0.1:9443/intent", "caBundle": "Q0E="}
+    assert not [o for o in local if o["kind"] in ("Issuer", "Certificate")]
+
+
+def test_a_provided_certificate_needs_its_ca(helm: Path) -> None:
+    assert "operator.webhook.caBundle is required" in render_error(helm, "operator.webhook.certificate=secret")
 
 
 def test_the_workloads_match_the_manifests_pods(helm: Path) -> None:

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
 NAMESPACE = "kubeagora-system"
 IMAGE = "kubeagora:dev"
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
+                  "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
 BUILT_IN_ROLES = {"cluster-admin", "admin", "edit", "system:masters"}
 POWERFUL_VERBS = {"*", "escalate", "bind", "impersonate"}
 
@@ -77,8 +78,50 @@ def test_rbac_has_no_wildcards_no_secrets_and_no_powerful_verbs() -> None:
             for key in ("apiGroups", "resources", "verbs", "resourceNames", "nonResourceURLs"):
                 assert "*" not in rule.get(key, []), f"wildcard {key} in {where}"
             assert not POWERFUL_VERBS & set(rule["verbs"]), where
-            assert "secrets" not in rule["resources"], where
+            if "secrets" in rule["resources"]:  # only the operator's own key, by name, never listed
+                assert role["kind"] == "Role", where
+                assert rule["resourceNames"] == ["kubeagora-record-key"], where
+                assert set(rule["verbs"]) <= {"get", "patch"}, where
         assert "aggregationRule" not in role
+
+
+def test_the_operators_namespaced_objects_are_named_and_created_by_the_manifests() -> None:
+    """Its Role grants get and update (or patch) on named objects only, and no create: each exists empty."""
+    (role,) = [r for r in of_kind("Role") if r["metadata"]["name"] == "kubeagora-operator"]
+    shipped = {(o["kind"], o["metadata"]["name"]) for o in objects()}
+    kinds = {"secrets": "Secret", "leases": "Lease", "configmaps": "ConfigMap"}
+    for rule in role["rules"]:
+        assert "create" not in rule["verbs"], rule
+        for resource in rule["resources"]:
+            for name in rule["resourceNames"]:
+                assert (kinds[resource], name) in shipped, (resource, name)
+
+
+def test_no_role_may_write_webhook_configurations() -> None:
+    for role in of_kind("ClusterRole", "Role"):
+        for rule in role["rules"]:
+            assert not {"validatingwebhookconfigurations", "mutatingwebhookconfigurations"} & set(rule["resources"])
+
+
+def test_the_static_webhook_configurations_are_the_ones_the_code_serves() -> None:
+    from kubeagora.operator.admission import webhook_configurations
+
+    shipped = [d for d in yaml.safe_load_all((MANIFESTS / "webhook" / "webhook.yaml").read_text())
+               if d and d["kind"].endswith("WebhookConfiguration")]
+    made = webhook_configurations(b"", service=(NAMESPACE, "kubeagora-operator-webhook", 443))
+    assert [c["kind"] for c in shipped] == [c["kind"] for c in made]
+    for got, want in zip(shipped, made, strict=True):
+        assert got["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == \
+            f"{NAMESPACE}/kubeagora-operator-webhook"
+        for hook in want["webhooks"]:
+            del hook["clientConfig"]["caBundle"]
+        assert got["webhooks"] == want["webhooks"]
+
+
+def test_the_bundled_prometheus_has_no_lifecycle_api() -> None:
+    (prometheus,) = [d for d in of_kind("Deployment") if d["metadata"]["name"] == "prometheus"]
+    for container in prometheus["spec"]["template"]["spec"]["containers"]:
+        assert not any("lifecycle" in a for a in container.get("args", [])), container["args"]
 
 
 def test_bindings_name_only_roles_defined_here_and_service_accounts_defined_here() -> None:

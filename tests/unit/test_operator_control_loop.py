@@ -14,33 +14,69 @@ from typing import Any
 from tests.unit.operator_objects import checkout_cluster as world_of
 from tests.unit.operator_objects import intent, node_signals, signals
 
-from kubeagora.operator import adapter
+from kubeagora.kubeapi.client import ApiError
+from kubeagora.operator import adapter, records
 from kubeagora.operator.loop import ControlLoop, LoopSettings
 from kubeagora.operator.metrics_source import MetricsUnavailable, NodeSignals, ServiceSignals
+from kubeagora.operator.signing import RecordSigner
 from kubeagora.operator.telemetry import Telemetry
 from kubeagora.operator.view import ClusterView
 
 CHECKOUT = adapter.service_key("default", "checkout")
+SIGNER = RecordSigner(b"unit-test-key-of-32-bytes-length")
 
 
 class FakeApi:
-    """Records every write; lists what ``listed`` holds."""
+    """Records every write; lists what ``listed`` holds; keeps what was created or replaced (with a
+    resourceVersion that a replace must match) and gets it back."""
 
     def __init__(self, listed: list[dict[str, Any]] | None = None) -> None:
         self.calls: list[tuple[str, str, Any]] = []
         self.listed = listed or []
+        self.stored: dict[str, dict[str, Any]] = {}
+        self.version = 0
 
     async def list_all(self, path: str, params: Mapping[str, str]) -> tuple[list[Any], str]:
         return self.listed, "1"
 
+    async def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        if path not in self.stored:
+            raise ApiError("GET", path, 404, b'{"message": "not found"}')
+        return self.stored[path]
+
+    def _keep(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        self.version += 1
+        name = (body.get("metadata") or {}).get("name")
+        obj = {**body, "metadata": {**body["metadata"], "uid": f"uid-{name}", "resourceVersion": str(self.version)}}
+        self.stored[path] = obj
+        return obj
+
     async def create(self, path: str, body: Mapping[str, Any], want: bool = False,
                      ok: tuple[int, ...] = ()) -> tuple[int, Any]:
         self.calls.append(("POST", path, body))
-        return 201, None
+        target = f"{path}/{(body.get('metadata') or {}).get('name')}"
+        if target in self.stored:
+            if 409 in ok:
+                return 409, None
+            raise ApiError("POST", path, 409, b'{"message": "already exists"}')
+        obj = self._keep(target, body)
+        return 201, (obj if want else None)
+
+    async def replace(self, path: str, body: Mapping[str, Any], want: bool = False) -> tuple[int, Any]:
+        self.calls.append(("PUT", path, body))
+        current = self.stored.get(path)
+        if current is None or current["metadata"]["resourceVersion"] != body["metadata"].get("resourceVersion"):
+            raise ApiError("PUT", path, 409 if current else 404, b'{"message": "conflict"}')
+        obj = self._keep(path, body)
+        return 200, (obj if want else None)
 
     async def merge_patch(self, path: str, body: Mapping[str, Any], ok: tuple[int, ...] = (),
                           bounded: bool = True) -> int:
         self.calls.append(("PATCH", path, body))
+        return 200
+
+    async def json_patch(self, path: str, ops: list[dict[str, Any]], ok: tuple[int, ...] = ()) -> int:
+        self.calls.append(("PATCH", path, ops))
         return 200
 
     async def delete(self, path: str, body: Mapping[str, Any] | None = None, ok: tuple[int, ...] = ()) -> int:
@@ -74,8 +110,15 @@ def loop_over(world: dict[str, Any], sig: FakeSignals, api: FakeApi | None = Non
         view.apply("deployments", None, d)
     view.apply("intents", None, intent("checkout"))
     api = api or FakeApi()
-    loop = ControlLoop(view, api, LoopSettings(run="run2"), Telemetry(), signals=sig)  # type: ignore[arg-type]
+    loop = ControlLoop(view, api, LoopSettings(run="run2"), Telemetry(), signals=sig,  # type: ignore[arg-type]
+                       signer=SIGNER)
     return loop, api
+
+
+def signed(obj: dict[str, Any]) -> dict[str, Any]:
+    """An AgentAction as this operator (its key) left it."""
+    obj["status"]["signature"] = SIGNER.sign(records.payload_of(obj))
+    return obj
 
 
 def test_without_prometheus_the_loop_holds_and_says_so_in_the_intent() -> None:
@@ -111,13 +154,13 @@ def test_a_burst_is_scaled_through_the_scale_subresource_and_recorded() -> None:
 
 
 def test_on_its_first_tick_a_new_run_rolls_back_an_earlier_runs_canary() -> None:
-    left = {"apiVersion": "kubeagora.io/v1alpha1", "kind": "AgentAction",
+    left = signed({"apiVersion": "kubeagora.io/v1alpha1", "kind": "AgentAction",
             "metadata": {"name": "checkout-run1-r7", "namespace": "default",
                          "labels": {"kubeagora.io/operator-run": "run1", "kubeagora.io/intent": "checkout"}},
             "spec": {"intentRef": {"name": "checkout"}, "agent": "scaling",
                      "action": {"type": "Scale", "service": CHECKOUT, "replicas": 1}},
             "status": {"state": "Canary", "transitions": [],
-                       "rollback": [{"type": "Scale", "service": CHECKOUT, "replicas": 3}]}}
+                       "rollback": [{"type": "Scale", "service": CHECKOUT, "replicas": 3}]}})
     loop, api = loop_over(world_of(replicas=2), FakeSignals({CHECKOUT: signals(CHECKOUT, 50.0, p95_ms=60.0,
                                                                                    p99_ms=90.0)}),
                           FakeApi([left]))
@@ -129,13 +172,13 @@ def test_on_its_first_tick_a_new_run_rolls_back_an_earlier_runs_canary() -> None
 
 
 def test_a_recovery_waits_until_the_watches_have_delivered_the_deployment_it_undoes() -> None:
-    left = {"apiVersion": "kubeagora.io/v1alpha1", "kind": "AgentAction",
+    left = signed({"apiVersion": "kubeagora.io/v1alpha1", "kind": "AgentAction",
             "metadata": {"name": "checkout-run1-r9", "namespace": "default",
                          "labels": {"kubeagora.io/operator-run": "run1", "kubeagora.io/intent": "checkout"}},
             "spec": {"intentRef": {"name": "checkout"}, "agent": "scaling",
                      "action": {"type": "Scale", "service": CHECKOUT, "replicas": 1}},
             "status": {"state": "Canary", "transitions": [],
-                       "rollback": [{"type": "Scale", "service": CHECKOUT, "replicas": 3}]}}
+                       "rollback": [{"type": "Scale", "service": CHECKOUT, "replicas": 3}]}})
     world = world_of(replicas=2)
     deployments = world["deployments"]
     world["deployments"] = {}  # the Deployment watch has not delivered it yet
@@ -165,3 +208,57 @@ def test_an_hpa_created_on_the_managed_deployment_shows_as_a_conflict_in_the_int
     conflict = next(c for c in after["conditions"] if c["type"] == "AutoscalerConflict")
     assert (conflict["status"], conflict["reason"]) == ("True", "HorizontalPodAutoscaler")
     assert f"HorizontalPodAutoscaler {namespace}/checkout-hpa" in conflict["message"]
+
+
+def test_an_undo_is_resolved_only_in_its_records_namespace_and_intent() -> None:
+    """A signed record of namespace attacker whose undo names a service that lives in default:
+    nothing in default is touched (the undo has no target in the record's own namespace)."""
+    left = signed({"apiVersion": "kubeagora.io/v1alpha1", "kind": "AgentAction",
+                   "metadata": {"name": "evil-run1-r3", "namespace": "attacker",
+                                "labels": {"kubeagora.io/operator-run": "run1", "kubeagora.io/intent": "evil"}},
+                   "spec": {"intentRef": {"name": "evil"}, "agent": "scaling",
+                            "action": {"type": "Scale", "service": CHECKOUT, "replicas": 1}},
+                   "status": {"state": "Canary", "transitions": [],
+                              "rollback": [{"type": "Scale", "service": CHECKOUT, "replicas": 0}]}})
+    loop, api = loop_over(world_of(replicas=2), FakeSignals(None), FakeApi([left]))
+    loop.t0 -= 120.0  # past the recovery's patience: it says what it could not undo
+    asyncio.run(loop.tick())
+    assert not api.to("PATCH", "/scale")
+    (patch,) = api.to("PATCH", "/namespaces/attacker/agentactions/evil-run1-r3/status")
+    assert f"not undone: service {CHECKOUT} has no intent" in patch["status"]["message"]
+
+
+def test_a_new_intent_neither_reuses_rollout_ids_nor_forgets_rollouts_in_flight() -> None:
+    """A rollout id used twice in one run made the second rollout's status overwrite the first one's
+    AgentAction (a checkout record came to carry an undo for another service)."""
+    world = world_of(replicas=2)
+    cart = adapter.service_key("default", "cart")
+    burst = FakeSignals({CHECKOUT: signals(CHECKOUT, offered_rps=2000.0, p95_ms=900.0, p99_ms=2000.0,
+                                           ready_pods=2),
+                         cart: signals(cart, offered_rps=2000.0, p95_ms=900.0, p99_ms=2000.0, ready_pods=1)},
+                        {n["metadata"]["name"]: node_signals(n["metadata"]["name"], 0.9) for n in world["nodes"]})
+    loop, api = loop_over(world, burst)
+    for _ in range(2):
+        asyncio.run(loop.tick())
+    assert loop.state.mas is not None
+    before = loop.state.mas
+    from tests.unit.operator_objects import deployment, pod
+
+    loop.view.apply("deployments", None, deployment("cart", replicas=1))
+    loop.view.apply("pods", None, pod("cart-0", "cart", world["nodes"][0]["metadata"]["name"]))
+    loop.view.apply("intents", None, intent("cart"))
+    asyncio.run(loop.tick())
+    after = loop.state.mas
+    assert after is not None
+    assert after.next_id >= before.next_id
+    assert {r.id for r in before.active} <= {r.id for r in (*after.active, *after.finished)}
+    names = [b["metadata"]["name"] for b in api.to("POST", "/agentactions")]
+    assert len(names) == len(set(names))
+    actions: dict[str, set[str]] = {}
+    for path, body in [(p, b) for m, p, b in api.calls if m == "PATCH" and p.endswith("/status")
+                       and "/agentactions/" in p]:
+        created = next(b for b in api.to("POST", "/agentactions") if path.split("/")[-2] == b["metadata"]["name"])
+        actions.setdefault(path, set()).add(created["spec"]["action"]["type"])
+        assert body["status"]["signature"] == SIGNER.sign(records.payload(
+            created["metadata"]["namespace"], created["metadata"]["name"], created["spec"]["intentRef"]["name"],
+            created["spec"]["action"], body["status"].get("rollback") or ()))

@@ -8,7 +8,18 @@ import orjson
 import pytest
 from tests.unit.operator_objects import by_key, by_name, deployment, intent, node, pod
 
-from kubeagora.model import Action, Migrate, NodeClass, Place, QuarantineNode, Scale, SetConcurrency, ShedLoad, Tier
+from kubeagora.model import (
+    Action,
+    LiftQuarantine,
+    Migrate,
+    NodeClass,
+    Place,
+    QuarantineNode,
+    Scale,
+    SetConcurrency,
+    ShedLoad,
+    Tier,
+)
 from kubeagora.operator import adapter, enact
 
 CHECKOUT = adapter.service_key("default", "checkout")
@@ -91,15 +102,32 @@ def test_migrate_skips_a_node_with_only_terminating_or_other_services_pods() -> 
     assert "no pod of default/checkout left on edge-cpu-1" in skipped.why
 
 
-def test_quarantine_appends_the_taint_and_keeps_the_existing_ones() -> None:
-    (req,), skipped = plan([QuarantineNode("edge-cpu-1", "no heartbeat for 40 s")])
+def test_quarantine_appends_the_taint_and_keeps_the_existing_ones_if_the_node_is_unchanged() -> None:
+    world = cluster()
+    world["nodes"]["edge-cpu-1"]["metadata"]["resourceVersion"] = "4711"
+    (req,), skipped = plan([QuarantineNode("edge-cpu-1", "no heartbeat for 40 s")], world)
     assert skipped == []
     assert (req.method, req.path, req.content_type) == ("PATCH", "/api/v1/nodes/edge-cpu-1",
-                                                        "application/merge-patch+json")
-    assert req.body == {"spec": {"taints": [
-        {"key": "dedicated", "value": "pos", "effect": "NoSchedule"},
-        {"key": adapter.TAINT_QUARANTINE, "value": "true", "effect": "NoExecute"}]}}
+                                                        "application/json-patch+json")
+    assert req.body == [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": "4711"},
+        {"op": "add", "path": "/spec/taints", "value": [
+            {"key": "dedicated", "value": "pos", "effect": "NoSchedule"},
+            {"key": adapter.TAINT_QUARANTINE, "value": "true", "effect": "NoExecute"}]}]
     assert "no heartbeat" in req.what
+
+
+def test_lifting_a_quarantine_removes_only_our_taint_if_the_node_is_unchanged() -> None:
+    world = cluster()
+    world["nodes"]["edge-cpu-0"] = node("edge-cpu-0", Tier.EDGE, NodeClass.CPU, taints=[
+        {"key": "dedicated", "value": "pos", "effect": "NoSchedule"},
+        {"key": adapter.TAINT_QUARANTINE, "value": "true", "effect": "NoExecute"}])
+    world["nodes"]["edge-cpu-0"]["metadata"]["resourceVersion"] = "12"
+    (req,), _ = plan([LiftQuarantine("edge-cpu-0", "trust 0.90")], world)
+    assert req.body == [{"op": "test", "path": "/metadata/resourceVersion", "value": "12"},
+                        {"op": "add", "path": "/spec/taints",
+                         "value": [{"key": "dedicated", "value": "pos", "effect": "NoSchedule"}]}]
+    assert plan([LiftQuarantine("edge-cpu-1")], world)[0] == []  # not quarantined: nothing to lift
 
 
 def test_a_node_quarantined_already_is_not_tainted_twice() -> None:

@@ -13,6 +13,7 @@ from kubeagora.controllers.mas import MasController, MasState
 from kubeagora.decision import rollout as ro
 from kubeagora.model import Observation, Place, QuarantineNode, Scale
 from kubeagora.operator import adapter, records
+from kubeagora.operator.journal import Answer
 from kubeagora.operator.loop import LoopSettings, _policy_for, answer, hold_for_people, withheld_actions
 
 CHECKOUT = adapter.service_key("default", "checkout")
@@ -204,18 +205,12 @@ def test_a_persons_answers_send_rollouts_on_or_reject_them() -> None:
                        awaiting("r4", Scale(CHECKOUT, 8), obs))
     shadow = in_shadow("r5", Scale(CHECKOUT, 2), obs)
     state = state_with(obs, active=(yes, no, silent, shadow))
-    # as the AgentActions say after kubectl patch
-    objs = []
-    for r, reply in ((yes, "Approved"), (no, "Denied"), (silent, None), (shadow, "Denied")):
-        obj = records.manifest(r, "default", "checkout", RUN, records.Clock(0.0))
-        obj.update(records.status(r, records.Clock(0.0)))
-        if reply:
-            obj["spec"]["approval"] = reply
-        objs.append(obj)
-    after = answer(state, records.approvals(objs, RUN), 120.0)
+    answers = {"r2": Answer("Approved", "alice"), "r3": Answer("Denied", "bob"), "r5": Answer("Denied", "carol")}
+    after = answer(state, answers, 120.0)
     assert find(after, "r2").stage is ro.Stage.SHADOW
     assert find(after, "r2") in after.active
-    assert find(after, "r2").transitions[-1].why == "approved by a person (kubectl)"
+    assert find(after, "r2").transitions[-1].why == "approved by alice"
+    assert find(after, "r3").transitions[-1].why == "denied by bob"
     assert find(after, "r3").stage is ro.Stage.REJECTED
     assert find(after, "r3") in after.finished
     assert find(after, "r4").stage is ro.Stage.AWAITING_APPROVAL
@@ -226,7 +221,7 @@ def test_a_persons_answers_send_rollouts_on_or_reject_them() -> None:
 def test_an_approved_move_goes_through_shadow_and_canary() -> None:
     obs = checkout_at(100.0)
     state = state_with(obs, active=(awaiting("r2", Scale(CHECKOUT, 4, "burst"), obs),))
-    state = answer(state, {"r2": "Approved"}, 100.0)
+    state = answer(state, {"r2": Answer("Approved", "alice")}, 100.0)
     r = find(state, "r2")
     enacted = []
     for t in (110.0, 120.0, 130.0):

@@ -14,13 +14,26 @@ from kubeagora.agents.base import Proposal
 from kubeagora.decision import rollout as ro
 from kubeagora.decision.shield import Rejection, Violation
 from kubeagora.decision.twin import ArmOutcome, TwinVerdict
-from kubeagora.model import Action, Migrate, Observation, Place, QuarantineNode, Scale, SetConcurrency, ShedLoad
+from kubeagora.model import (
+    Action,
+    LiftQuarantine,
+    Migrate,
+    Observation,
+    Place,
+    QuarantineNode,
+    Scale,
+    SetConcurrency,
+    ShedLoad,
+)
 from kubeagora.operator import adapter, enact, records
+from kubeagora.operator.signing import RecordSigner
 
 CHECKOUT = adapter.service_key("default", "checkout")
 
 RUN, OTHER_RUN = "a1b2c3", "9f8e7d"
 CLOCK = records.Clock(1_750_000_000.0)  # 2025-06-15T15:06:40Z
+SIGNER = RecordSigner(b"k" * 32)
+NOW = "2025-06-15T16:00:00Z"
 POLICY = ro.RolloutPolicy(shadow_s=30.0, canary_s=60.0)
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -67,11 +80,11 @@ def awaiting(rid: str = "r9") -> ro.Rollout:
 
 
 def stored(r: ro.Rollout, run: str, intent: str = "checkout", **spec: Any) -> dict[str, Any]:
-    """The AgentAction as the API server keeps it: manifest, then its status subresource."""
+    """The AgentAction as the API server keeps it: manifest, then its signed status subresource."""
     obj = records.manifest(r, "default", intent, run, CLOCK)
     obj["spec"].update(spec)
     obj["metadata"]["uid"] = f"uid-{obj['metadata']['name']}"
-    obj.update(records.status(r, CLOCK))
+    obj.update(records.sign_status(records.status(r, CLOCK), r, "default", obj["metadata"]["name"], intent, SIGNER))
     return obj
 
 
@@ -153,7 +166,7 @@ def test_the_status_has_the_stage_every_transition_and_the_canarys_undo() -> Non
 @pytest.mark.parametrize("action", [
     Scale(CHECKOUT, 4, "x"), Place(CHECKOUT, "edge-cpu-0", "x"),
     Migrate(CHECKOUT, "edge-cpu-0", "fog-cpu-0", "x"), SetConcurrency(CHECKOUT, 8, "x"),
-    ShedLoad(CHECKOUT, 0.25, "x"), QuarantineNode("edge-cpu-0", "x"),
+    ShedLoad(CHECKOUT, 0.25, "x"), QuarantineNode("edge-cpu-0", "x"), LiftQuarantine("edge-cpu-0", "x"),
 ])
 def test_every_action_type_round_trips_through_its_spec(action: Action) -> None:
     spec = records.action_spec(action)
@@ -188,8 +201,9 @@ def test_what_is_worth_an_agentaction() -> None:
 # ---------------------------------------------------------------------------------------------- restarts
 def test_a_canary_left_by_an_earlier_run_is_rolled_back_with_its_recorded_undo() -> None:
     obj = stored(canary(), OTHER_RUN)
-    (rec,) = records.recoveries([obj], RUN, "2025-06-15T16:00:00Z")
-    assert (rec.namespace, rec.name) == ("default", f"checkout-{OTHER_RUN}-r7")
+    (rec,), foreign = records.recoveries([obj], RUN, NOW, SIGNER)
+    assert not foreign
+    assert (rec.namespace, rec.name, rec.intent) == ("default", f"checkout-{OTHER_RUN}-r7", "checkout")
     assert rec.undo == (Scale(CHECKOUT, 2, "recorded rollback"),)
     st = rec.status_patch["status"]
     assert st["state"] == "RolledBack"
@@ -206,7 +220,7 @@ def test_a_canary_left_by_an_earlier_run_is_rolled_back_with_its_recorded_undo()
 
 def test_shadows_and_unanswered_approvals_of_an_earlier_run_are_rejected_without_undo() -> None:
     objs = [stored(shadow("r1"), OTHER_RUN), stored(awaiting("r2"), OTHER_RUN)]
-    recs = records.recoveries(objs, RUN, "2025-06-15T16:00:00Z")
+    recs, _ = records.recoveries(objs, RUN, NOW, SIGNER)
     assert [(r.name.rsplit("-", 1)[-1], r.undo, r.status_patch["status"]["state"]) for r in recs] == [
         ("r1", (), "Rejected"), ("r2", (), "Rejected")]
     assert "shadow" in recs[0].status_patch["status"]["message"]
@@ -220,25 +234,38 @@ def test_this_runs_objects_and_finished_ones_are_left_alone() -> None:
     proposed = stored(shadow("r4"), OTHER_RUN)
     proposed["status"]["state"] = records.STATE_PROPOSED  # autonomy observe: recorded, never enacted
     no_status = records.manifest(shadow("r5"), "default", "checkout", OTHER_RUN, CLOCK)  # created, status not yet
-    assert records.recoveries([*objs, proposed, no_status], RUN, "2025-06-15T16:00:00Z") == []
+    assert records.recoveries([*objs, proposed, no_status], RUN, NOW, SIGNER) == ([], [])
 
 
-# ---------------------------------------------------------------------------------------------- approvals
-def test_approvals_reads_this_runs_answered_agentactions_awaiting_a_person() -> None:
-    objs = [
-        stored(awaiting("r2"), RUN, approval="Approved"),
-        stored(awaiting("r3"), RUN, approval="Denied"),
-        stored(awaiting("r4"), RUN),                                  # still Pending
-        stored(awaiting("r5"), OTHER_RUN, approval="Approved"),       # an earlier run's
-        stored(shadow("r6"), RUN, approval="Approved"),               # answered already, now in shadow
-        stored(awaiting("r7"), RUN, approval="Maybe"),
-    ]
-    assert records.approvals(objs, RUN) == {"r2": "Approved", "r3": "Denied"}
+# ---------------------------------------------------------------------------------------------- signatures
+def test_a_record_whose_undo_or_target_was_edited_or_that_was_never_signed_is_not_recovered() -> None:
+    """What a tenant with write access to AgentActions might try (finding 1 of the security review)."""
+    edited_undo = stored(canary("r1"), OTHER_RUN)
+    edited_undo["status"]["rollback"] = [{"type": "Scale", "service": "checkout", "replicas": 0}]
+    moved = stored(canary("r2"), OTHER_RUN)
+    moved["metadata"]["namespace"] = "attacker"
+    other_key = stored(canary("r3"), OTHER_RUN)
+    other_key["status"]["signature"] = RecordSigner(b"x" * 32).sign(records.payload_of(other_key))
+    unsigned = stored(canary("r4"), OTHER_RUN)
+    del unsigned["status"]["signature"]
+    node_undo = stored(canary("r5"), OTHER_RUN)
+    node_undo["status"]["rollback"] = [{"type": "QuarantineNode", "node": "control-plane"}]
+    node_undo["status"]["signature"] = SIGNER.sign(records.payload_of(node_undo))  # even when signed
+    recs, foreign = records.recoveries([edited_undo, moved, other_key, unsigned, node_undo], RUN, NOW, SIGNER)
+    assert recs == []
+    assert [f.rsplit("-", 1)[-1] for f in foreign] == ["r1", "r2", "r3", "r4", "r5"]
+    assert records.signed_by(stored(canary("r6"), OTHER_RUN), SIGNER)
 
 
-def test_approvals_find_the_rollout_of_a_long_intent_name() -> None:
-    obj = stored(awaiting("r12"), RUN, intent=LONG_INTENT, approval="Approved")
-    assert records.approvals([obj], RUN) == {"r12": "Approved"}
+def test_a_service_record_is_owned_by_its_intent_and_a_node_record_by_none() -> None:
+    owner = {"metadata": {"name": "checkout", "namespace": "default", "uid": "uid-intent"}}
+    obj = records.manifest(shadow(), "default", "checkout", RUN, CLOCK, owner)
+    assert obj["metadata"]["ownerReferences"] == [{"apiVersion": "kubeagora.io/v1alpha1",
+                                                   "kind": "OrchestrationIntent", "name": "checkout",
+                                                   "uid": "uid-intent", "blockOwnerDeletion": False}]
+    assert "ownerReferences" not in records.manifest(shadow(), "ops", "cluster", RUN, CLOCK)["metadata"]
+    assert records.is_node_action(QuarantineNode("n1"))
+    assert not records.is_node_action(Scale("checkout", 2))
 
 
 def test_the_path_of_agentactions_and_their_status() -> None:
@@ -246,3 +273,13 @@ def test_the_path_of_agentactions_and_their_status() -> None:
     assert records.path("shop", "a") == "/apis/kubeagora.io/v1alpha1/namespaces/shop/agentactions/a"
     assert records.path("shop", "a", status=True) == "/apis/kubeagora.io/v1alpha1/namespaces/shop/agentactions/a/status"
     assert records.iso(0.0) == "1970-01-01T00:00:00Z"
+
+
+def test_a_record_verifies_as_the_api_server_stores_it_whole_floats_as_integers() -> None:
+    """An integer field written as 4.0 comes back as 4; the signature must not depend on it."""
+    obj = stored(canary("r1"), OTHER_RUN)
+    obj["status"]["rollback"] = [{"type": "Scale", "service": "checkout", "replicas": 2.0}]
+    obj["status"]["signature"] = SIGNER.sign(records.payload_of(obj))
+    obj["status"]["rollback"] = [{"type": "Scale", "service": "checkout", "replicas": 2}]
+    assert records.signed_by(obj, SIGNER)
+    assert records.action_spec(Scale("checkout", 4.0, "mpc"))["replicas"] == 4  # type: ignore[arg-type]

@@ -18,6 +18,11 @@ Each finding takes a penalty off the score; scores recover at `recovery_per_s` w
 found. The MAS passes `trust_scores(state)` as the next tick's `AgentContext.trust`, where it marks
 up the node's bids (a half-trusted node must be twice as cheap to win). A node under
 `quarantine_below` is proposed for quarantine in `Lane.INCIDENT`.
+
+A quarantined node comes back (`LiftQuarantine`) with hysteresis: only once it is Ready, its trust is
+back above `lift_above` (well over `quarantine_below`) and nothing was found against it for
+`lift_after_clean_s` of this sentinel's own watch — so a sentinel that just started (its scores
+forgotten) waits that long before it lifts anything.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import numpy as np
 
 from kubeagora.agents.base import AgentContext, Lane, Proposal
 from kubeagora.agents.handoff import bids, rolled_back_by_agent
-from kubeagora.model import FloatArray, Observation, QuarantineNode
+from kubeagora.model import FloatArray, LiftQuarantine, Observation, QuarantineNode
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,10 @@ class SentinelSettings:
     """Trust regained per second without findings (default: from 0 to 1 in ~8 minutes)."""
     quarantine_below: float = 0.3
     """Propose quarantine of a node trusted less than this (default 0.3)."""
+    lift_above: float = 0.8
+    """A quarantined node comes back only when trusted at least this much (default 0.8)."""
+    lift_after_clean_s: float = 600.0
+    """...and when nothing was found against it for this long (default 10 minutes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +76,10 @@ class SentinelState:
     time_s: float
     findings: tuple[str, ...] = field(default=())
     """What the last tick found, one readable line each."""
+    started_s: float = 0.0
+    """When this sentinel began watching (nothing before it counts as clean)."""
+    last_finding_s: Mapping[str, float] = field(default_factory=dict)
+    """Node name → when something was last found against it."""
 
 
 def trust_scores(state: SentinelState) -> dict[str, float]:
@@ -81,7 +94,7 @@ class SentinelAgent:
         self.settings = settings or SentinelSettings()
 
     def initial_state(self, observation: Observation) -> SentinelState:
-        return SentinelState({}, observation.served_total.copy(), observation.time_s)
+        return SentinelState({}, observation.served_total.copy(), observation.time_s, (), observation.time_s)
 
     def decide(self, observation: Observation, state: SentinelState,
                context: AgentContext) -> tuple[Sequence[Proposal], SentinelState]:
@@ -113,7 +126,27 @@ class SentinelAgent:
                         "utilisation": float(obs.node_utilization[n])},
                 predicted_effect={"endpoints_removed": float(on_node)},
                 risk=on_node / total_ready, lane=Lane.INCIDENT))
-        return proposals, SentinelState(trust, obs.served_total.copy(), obs.time_s, tuple(w for _, _, w in findings))
+        last_finding = {**state.last_finding_s, **{who: obs.time_s for who, _, _ in findings}}
+        proposals.extend(self._lifts(obs, trust, state.started_s, last_finding))
+        return proposals, SentinelState(trust, obs.served_total.copy(), obs.time_s, tuple(w for _, _, w in findings),
+                                        state.started_s, last_finding)
+
+    def _lifts(self, obs: Observation, trust: Mapping[str, float], started_s: float,
+               last_finding: Mapping[str, float]) -> list[Proposal]:
+        cfg = self.settings
+        out: list[Proposal] = []
+        for n in np.flatnonzero(obs.node_quarantined & obs.node_ready):
+            name = obs.nodes[n].name
+            score = trust.get(name, 1.0)
+            clean_s = obs.time_s - max(started_s, last_finding.get(name, started_s))
+            if score < cfg.lift_above or clean_s < cfg.lift_after_clean_s:
+                continue
+            reason = (f"{name}: trust {score:.2f} ≥ {cfg.lift_above:.2f} and nothing found for {clean_s:.0f} s — "
+                      f"lift its quarantine")
+            out.append(Proposal(self.name, LiftQuarantine(name, reason), reason,
+                                inputs={"trust": score, "lift_above": cfg.lift_above, "clean_s": clean_s},
+                                predicted_effect={"nodes_back": 1.0}, risk=0.0))
+        return out
 
     def _node_findings(self, obs: Observation, state: SentinelState, dt: float) -> list[tuple[str, float, str]]:
         cfg = self.settings

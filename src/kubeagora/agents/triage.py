@@ -37,7 +37,7 @@ from kubeagora.agents.base import AgentContext, Lane, Proposal
 from kubeagora.agents.handoff import incidents, other_proposals
 from kubeagora.agents.reliability import cut_off_regions
 from kubeagora.agents.signals import latency_ratio, load_ratio, nodes_in, silent_nodes, throttled_nodes
-from kubeagora.model import Action, Migrate, Observation, Place, QuarantineNode, Scale
+from kubeagora.model import Action, LiftQuarantine, Migrate, Observation, Place, QuarantineNode, Scale
 
 ESCALATE_INPUT = "escalate"
 """`Proposal.inputs` key that marks an escalation (value 1.0)."""
@@ -155,6 +155,8 @@ def classify(obs: Observation, settings: TriageSettings) -> list[tuple[IncidentK
 
 
 def _touches(obs: Observation, action: Action, subject: str) -> bool:
+    if isinstance(action, LiftQuarantine):
+        return action.node == subject
     if isinstance(action, QuarantineNode):
         node = obs.nodes[obs.node_index(action.node)] if action.node in {n.name for n in obs.nodes} else None
         return action.node == subject or (node is not None and subject in (node.zone, node.region))

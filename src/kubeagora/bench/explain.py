@@ -78,6 +78,8 @@ def describe_action(action: Mapping[str, Any]) -> str:
         return f"ShedLoad {action.get('service')} {float(action.get('fraction', 0.0)):.0%}"
     if kind == "QuarantineNode":
         return f"Quarantine {action.get('node')}"
+    if kind == "LiftQuarantine":
+        return f"Lift the quarantine of {action.get('node')}"
     return str(kind)
 
 

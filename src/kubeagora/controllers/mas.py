@@ -49,7 +49,18 @@ from kubeagora.decision import rollout as ro
 from kubeagora.decision.risk import with_risk
 from kubeagora.decision.shield import ShieldPolicy, ShieldState, filter_proposals
 from kubeagora.decision.twin import TwinPolicy, evaluate
-from kubeagora.model import Action, Migrate, Observation, Place, QuarantineNode, Scale, SetConcurrency, ShedLoad
+from kubeagora.model import (
+    Action,
+    LiftQuarantine,
+    Migrate,
+    NodeAction,
+    Observation,
+    Place,
+    QuarantineNode,
+    Scale,
+    SetConcurrency,
+    ShedLoad,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +111,8 @@ class MasState:
 
 
 def _capacity_adding(observation: Observation, action: Action) -> bool:
+    if isinstance(action, LiftQuarantine):
+        return True
     if isinstance(action, Scale | ShedLoad):
         return ro.scale_direction(observation, action) > 0
     if isinstance(action, SetConcurrency):
@@ -109,7 +122,7 @@ def _capacity_adding(observation: Observation, action: Action) -> bool:
 
 
 def _target(action: Action) -> str:
-    if isinstance(action, QuarantineNode):
+    if isinstance(action, QuarantineNode | LiftQuarantine):
         return f"node:{action.node}"
     kind = "scale" if isinstance(action, Scale | Place) else type(action).__name__
     return f"{kind}:{action.service}"
@@ -290,7 +303,7 @@ class MasController:
         """(still in flight, superseded): rollouts that a capacity-adding proposal for the same target
         replaces; the canary's undo actions are not needed, the new move sets the target anyway."""
         adding = {_target(p.action): p for p in proposals if not is_escalation(p)
-                  and MasController._fast_path(observation, p) and not isinstance(p.action, QuarantineNode)}
+                  and MasController._fast_path(observation, p) and not isinstance(p.action, NodeAction)}
         kept: list[ro.Rollout] = []
         gone: list[ro.Rollout] = []
         for r in active:

@@ -28,6 +28,7 @@ from kubeagora.decision.shield import ready_of_service_on_node
 from kubeagora.model import (
     Action,
     FloatArray,
+    LiftQuarantine,
     Migrate,
     Observation,
     Place,
@@ -87,6 +88,8 @@ def slo_slack(obs: Observation, s: int, uncertainty: float = 0.0, uncertainty_sd
 
 def blast_radius(obs: Observation, action: Action) -> float:
     """Share of the service's Ready capacity (or, for a node, of all Ready capacity) the action touches."""
+    if isinstance(action, LiftQuarantine):
+        return 0.0  # a node coming back removes nothing
     if isinstance(action, QuarantineNode):
         try:
             n = obs.node_index(action.node)
@@ -132,7 +135,8 @@ def reversibility(obs: Observation, action: Action, policy: RiskPolicy) -> float
         return policy.reversibility_scale_down if down else policy.reversibility_scale_up
     table: dict[type, float] = {Place: policy.reversibility_place, Migrate: policy.reversibility_migrate,
                                 SetConcurrency: policy.reversibility_concurrency, ShedLoad: policy.reversibility_shed,
-                                QuarantineNode: policy.reversibility_quarantine}
+                                QuarantineNode: policy.reversibility_quarantine,
+                                LiftQuarantine: policy.reversibility_quarantine}
     return table[type(action)]
 
 
@@ -155,6 +159,8 @@ def assess(obs: Observation, action: Action, policy: RiskPolicy | None = None,
             touched = set()
         slack = min((slack_of(s) for s in touched), default=1.0)
         unknown = max((float(known[s]) for s in touched), default=0.0)
+    elif isinstance(action, LiftQuarantine):
+        slack, unknown = 1.0, 0.0
     else:
         try:
             s = obs.service_index(action.service)

@@ -31,7 +31,17 @@ import numpy as np
 from kubeagora.agents.base import Proposal
 from kubeagora.decision.shield import Rejection
 from kubeagora.decision.twin import TwinVerdict
-from kubeagora.model import Action, Migrate, Observation, Place, QuarantineNode, Scale, SetConcurrency, ShedLoad
+from kubeagora.model import (
+    Action,
+    LiftQuarantine,
+    Migrate,
+    Observation,
+    Place,
+    QuarantineNode,
+    Scale,
+    SetConcurrency,
+    ShedLoad,
+)
 
 
 class Stage(StrEnum):
@@ -150,6 +160,8 @@ def _move(rollout: Rollout, to: Stage, at_s: float, why: str, **changes: Any) ->
 def touched_services(observation: Observation, actions: Sequence[Action]) -> tuple[str, ...]:
     names: dict[str, None] = {}
     for a in actions:
+        if isinstance(a, LiftQuarantine):
+            continue  # a node coming back touches no service's replicas
         if isinstance(a, QuarantineNode):
             try:
                 n = observation.node_index(a.node)
@@ -236,8 +248,8 @@ def split_for_canary(observation: Observation, actions: Sequence[Action], fracti
     moves = [a for a in actions if isinstance(a, Place | Migrate)]
     first_moves = moves[: max(1, math.floor(fraction * len(moves)))] if moves else []
     for a in actions:
-        if isinstance(a, QuarantineNode):
-            canary.append(a)  # a cordon is all or nothing, and only a person lifts it
+        if isinstance(a, QuarantineNode | LiftQuarantine):
+            canary.append(a)  # a cordon (or its lifting) is all or nothing
             continue
         s = observation.service_index(a.service)
         if isinstance(a, Scale):
@@ -334,8 +346,8 @@ def _advance_canary(rollout: Rollout, sample: HealthSample, elapsed: float,
 # ------------------------------------------------------------------ hysteresis
 def action_key(observation: Observation, action: Action) -> str:
     """What counts as "the same action" for cooldowns: kind, target and direction."""
-    if isinstance(action, QuarantineNode):
-        return f"QuarantineNode:{action.node}"
+    if isinstance(action, QuarantineNode | LiftQuarantine):
+        return f"{type(action).__name__}:{action.node}"
     if isinstance(action, Migrate):
         return f"Migrate:{action.service}:{action.from_node}->{action.to_node}"
     if isinstance(action, Place):
@@ -348,8 +360,8 @@ def action_key(observation: Observation, action: Action) -> str:
 def request_key(action: Action) -> str:
     """What counts as "the same request" to a person: the kind of action and what it acts on (a
     service, a node, a replica's node), whatever the amount; one request per key waits at a time."""
-    if isinstance(action, QuarantineNode):
-        return f"QuarantineNode:{action.node}"
+    if isinstance(action, QuarantineNode | LiftQuarantine):
+        return f"{type(action).__name__}:{action.node}"
     if isinstance(action, Migrate):
         return f"Migrate:{action.service}:{action.from_node}"
     return f"{type(action).__name__}:{action.service}"
@@ -449,7 +461,8 @@ def as_json(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.name
     if is_dataclass(value) and not isinstance(value, type):
-        is_action = isinstance(value, Scale | Place | Migrate | SetConcurrency | ShedLoad | QuarantineNode)
+        is_action = isinstance(value, Scale | Place | Migrate | SetConcurrency | ShedLoad | QuarantineNode
+                               | LiftQuarantine)
         out: dict[str, Any] = {"kind": type(value).__name__} if is_action else {}
         out.update({f.name: as_json(getattr(value, f.name)) for f in fields(value)})
         if isinstance(value, Rollout):

@@ -49,6 +49,11 @@ class ShieldPolicy:
     """Disruptive actions in the whole cluster per window."""
     min_ready_replicas: int = 1
     """k: a migration or quarantine must leave at least this many Ready replicas of every service it touches."""
+    min_available_fraction: float | None = None
+    """A migration or quarantine must also leave this share of a service's desired replicas Ready
+    (a policy's disruptionBudget.minAvailablePct / 100); None: only ``min_ready_replicas``."""
+    max_carbon_g_per_kwh: float | None = None
+    """Carbon cap: new capacity goes only to regions whose grid intensity (gCO2/kWh) is at most this."""
     privileged_window_s: float = 3600.0
     """Sliding window (s) for privileged actions (node quarantines)."""
     max_quarantines_per_window: int = 1
@@ -64,6 +69,8 @@ class ShieldPolicy:
                      "max_quarantines_per_window"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
+        if self.min_available_fraction is not None and not 0.0 <= self.min_available_fraction <= 1.0:
+            raise ValueError(f"min_available_fraction must be in [0, 1], got {self.min_available_fraction}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,6 +363,39 @@ def data_residency(view: ShieldView, proposal: Proposal) -> Violation | None:
     return None
 
 
+def carbon_cap(view: ShieldView, proposal: Proposal) -> Violation | None:
+    """New capacity only where the grid is clean enough: a replica placed or moved to a node in a region
+    over the cap, or a scale-up of a service whose every possible node is over it, is refused."""
+    cap, obs, a = view.policy.max_carbon_g_per_kwh, view.observation, proposal.action
+    if cap is None:
+        return None
+    carbon = obs.region_carbon_g_per_kwh
+    if isinstance(a, Place | Migrate):
+        target = a.node if isinstance(a, Place) else a.to_node
+        n = _node(obs, target)
+        if n is None:
+            return None
+        region = obs.nodes[n].region
+        intensity = float(carbon.get(region, 0.0))
+        if intensity > cap:
+            return Violation("carbon", f"{target} is in {region} at {intensity:g} gCO2/kWh, over the cap of {cap:g}",
+                             {"carbon_g_per_kwh": intensity, "cap_g_per_kwh": cap}, person_may_approve=True)
+    elif isinstance(a, Scale):
+        s = _service(view, proposal)
+        if s is None or a.replicas <= _desired_now(view, s):
+            return None
+        svc = obs.services[s]
+        regions = {n.region for n in obs.nodes if svc.can_run_on(n.node_class)
+                   and (svc.allowed_regions is None or n.region in svc.allowed_regions)}
+        clean = [r for r in regions if float(carbon.get(r, 0.0)) <= cap]
+        if regions and not clean:
+            lowest = min(float(carbon.get(r, 0.0)) for r in regions)
+            return Violation("carbon", f"{a.service}: every region it can run in is over the cap of {cap:g} "
+                             f"gCO2/kWh (lowest {lowest:g})", {"carbon_g_per_kwh": lowest, "cap_g_per_kwh": cap},
+                             person_may_approve=True)
+    return None
+
+
 def _count(events: Sequence[DisruptionEvent], since_s: float, service: str | None = None,
            kind: str | None = None) -> int:
     return sum(1 for e in events if e.at_s > since_s and (service is None or service in e.services)
@@ -387,10 +427,15 @@ def disruption_rate(view: ShieldView, proposal: Proposal) -> Violation | None:
 
 
 def min_availability(view: ShieldView, proposal: Proposal) -> Violation | None:
-    """A migration or quarantine leaves at least k Ready replicas of every service it touches."""
-    k = view.policy.min_ready_replicas
+    """A migration or quarantine leaves at least k Ready replicas of every service it touches (k: the
+    larger of ``min_ready_replicas`` and ``min_available_fraction`` of its desired replicas)."""
+    pol = view.policy
     for name, taken in ready_taken(view.observation, view.projection, proposal).items():
-        left = _ready_now(view, view.observation.service_index(name)) - taken
+        s = view.observation.service_index(name)
+        k = pol.min_ready_replicas
+        if pol.min_available_fraction is not None:
+            k = max(k, math.ceil(pol.min_available_fraction * _desired_now(view, s) - 1e-9))
+        left = _ready_now(view, s) - taken
         if left < k:
             return Violation("min-availability", f"{name} would keep {left} Ready replicas (at least {k} required)",
                              {"ready_left": left, "min_ready_replicas": k}, person_may_approve=True)
@@ -413,7 +458,7 @@ def privileged_rate(view: ShieldView, proposal: Proposal) -> Violation | None:
     return None
 
 
-DEFAULT_GUARDS: tuple[Guard, ...] = (slo_invariant, replica_bounds, data_residency, budget_bounds,
+DEFAULT_GUARDS: tuple[Guard, ...] = (slo_invariant, replica_bounds, data_residency, budget_bounds, carbon_cap,
                                      min_availability, disruption_rate, privileged_rate)
 """Hard guards first, so a proposal that is plainly wrong names that, not a soft limit."""
 

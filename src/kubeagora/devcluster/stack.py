@@ -113,7 +113,9 @@ class StackOptions:
     operator: bool = True
     operator_args: Sequence[str] = ()
     webhook: bool = True
-    """The operator serves the validating webhook (on 127.0.0.1, a free port)."""
+    """The operator serves the admission webhooks (on 127.0.0.1, a free port, with a certificate the stack
+    makes; the stack writes the webhook configurations, as an administrator applies manifests/webhook.yaml)."""
+    operator_namespace: str = "kubeagora-system"
     scrape_interval_s: float = 2.0
     keep_cluster: bool = False
     node_monitor_grace_period: str | None = None
@@ -194,6 +196,7 @@ class Stack:
         self.progress("CRDs")
         self.kubectl("apply", "-f", str(ROOT / "crds"))
         self.kubectl("wait", "--for", "condition=established", "crd", "--all", "--timeout=60s")
+        self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.options.operator_namespace}})
         where = ["--scenario", self.options.scenario] if self.options.scenario else ["--nodes", str(self.options.nodes)]
         self.progress(f"mock kubelet ({' '.join(where)}), metrics API")
         kubelet = self.spawn("mock-kubelet", [
@@ -218,17 +221,30 @@ class Stack:
             self.start_operator()
         self.progress("stack ready")
 
-    def start_operator(self) -> Child:
+    def _webhook(self) -> list[str]:
+        """The webhook's serving certificate (made once) and its configurations; the operator's flags."""
+        from kubeagora.operator.admission import self_signed_certificate, webhook_configurations
+
+        cert, key = self.state_dir / "webhook" / "webhook.crt", self.state_dir / "webhook" / "webhook.key"
+        if not cert.exists():
+            cert, key = self_signed_certificate(self.state_dir / "webhook", "127.0.0.1")
+            self.apply(*webhook_configurations(cert.read_bytes(), url=f"https://127.0.0.1:{self.ports['webhook']}"))
+        return ["--webhook-host", "127.0.0.1", "--webhook-port", str(self.ports["webhook"]),
+                "--webhook-cert", str(cert), "--webhook-key", str(key)]
+
+    def start_operator(self, name: str = "operator", port: int | None = None, webhook: bool | None = None,
+                       args: Sequence[str] = ()) -> Child:
+        """An operator process (a second one: another ``name`` and metrics ``port``, no webhook)."""
         assert self.prometheus is not None
-        self.progress("operator")
-        webhook = ["--webhook-host", "127.0.0.1", "--webhook-port", str(self.ports["webhook"])] \
-            if self.options.webhook else []
-        op = self.spawn("operator", [
+        self.progress(name)
+        port = port or self.ports["operator"]
+        flags = self._webhook() if (self.options.webhook if webhook is None else webhook) else []
+        op = self.spawn(name, [
             "operator", "run", "--kubeconfig", str(self.kubeconfig), "--prometheus-url", str(self.prometheus.url),
-            "--metrics-host", "127.0.0.1", "--metrics-port", str(self.ports["operator"]), *webhook,
-            *self.options.operator_args], f"http://127.0.0.1:{self.ports['operator']}")
-        # ready: it has ticked and, with webhooks, the API server calls them (pods get the residency rule)
-        wait_until("the operator", lambda: http_ok(op.url + "/readyz"), 120, op)
+            "--metrics-host", "127.0.0.1", "--metrics-port", str(port), "--namespace", self.options.operator_namespace,
+            "--identity", name, *flags, *self.options.operator_args, *args], f"http://127.0.0.1:{port}")
+        # ready: it has ticked (or stands by) and, with webhooks, the API server calls them
+        wait_until(name, lambda: http_ok(op.url + "/readyz"), 120, op)
         return op
 
     # ------------------------------------------------------------------------------------------ load
@@ -241,7 +257,7 @@ class Stack:
 
     # ------------------------------------------------------------------------------------------ down
     def down(self) -> None:
-        for name in ("operator", "scheduler-extender", "mock-kubelet"):
+        for name in [*(n for n in self.children if n.startswith("operator")), "scheduler-extender", "mock-kubelet"]:
             child = self.children.pop(name, None)
             if child is not None:
                 child.stop(timeout_s=60 if name == "mock-kubelet" else 20)

@@ -19,6 +19,7 @@ import orjson
 from kubeagora.kubeapi.kubeconfig import Endpoint
 
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 JSON = "application/json"
 
 
@@ -50,7 +51,7 @@ class Api:
     async def close(self) -> None:
         await self.session.close()
 
-    async def _write(self, method: str, path: str, body: Mapping[str, Any] | None, content_type: str,
+    async def _write(self, method: str, path: str, body: Mapping[str, Any] | list[Any] | None, content_type: str,
                      params: Mapping[str, str] | None = None, want: bool = False,
                      ok: tuple[int, ...] = (), bounded: bool = True) -> tuple[int, Any]:
         if bounded:
@@ -74,6 +75,15 @@ class Api:
                           bounded: bool = True) -> int:
         """``bounded=False``: the caller holds a slot of ``writes`` already."""
         status, _ = await self._write("PATCH", path, body, MERGE_PATCH, ok=ok, bounded=bounded)
+        return status
+
+    async def replace(self, path: str, body: Mapping[str, Any], want: bool = False) -> tuple[int, Any]:
+        """PUT the whole object; with ``metadata.resourceVersion`` set, a 409 says someone wrote it first."""
+        return await self._write("PUT", path, body, JSON, want=want)
+
+    async def json_patch(self, path: str, ops: list[dict[str, Any]], ok: tuple[int, ...] = ()) -> int:
+        """An RFC 6902 patch; a failed ``test`` op is refused (422) and changes nothing."""
+        status, _ = await self._write("PATCH", path, ops, JSON_PATCH, ok=ok)
         return status
 
     async def delete(self, path: str, body: Mapping[str, Any] | None = None, ok: tuple[int, ...] = (404, 409)) -> int:

@@ -1,6 +1,16 @@
 """The shared vocabulary of kubeagora: nodes, services, intents and policies, actions and the observation snapshot."""
 
-from kubeagora.model.action import Action, Migrate, Place, QuarantineNode, Scale, SetConcurrency, ShedLoad
+from kubeagora.model.action import (
+    Action,
+    LiftQuarantine,
+    Migrate,
+    NodeAction,
+    Place,
+    QuarantineNode,
+    Scale,
+    SetConcurrency,
+    ShedLoad,
+)
 from kubeagora.model.cluster import DEFAULT_COLD_START_S, NODE_CLASSES, Node, NodeClass, Service, Tier
 from kubeagora.model.intent import (
     Autonomy,
@@ -45,8 +55,10 @@ __all__ = [
     "IntArray",
     "Intent",
     "IntentError",
+    "LiftQuarantine",
     "Migrate",
     "Node",
+    "NodeAction",
     "NodeClass",
     "NodeSite",
     "Observation",

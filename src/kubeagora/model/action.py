@@ -59,4 +59,14 @@ class QuarantineNode:
     reason: str = ""
 
 
-Action = Scale | Place | Migrate | SetConcurrency | ShedLoad | QuarantineNode
+@dataclass(frozen=True, slots=True)
+class LiftQuarantine:
+    """Put a quarantined node back into routing and placement (its trust has recovered)."""
+
+    node: str
+    reason: str = ""
+
+
+Action = Scale | Place | Migrate | SetConcurrency | ShedLoad | QuarantineNode | LiftQuarantine
+NodeAction = QuarantineNode | LiftQuarantine
+"""Actions on a node rather than a service (every tenant on it is touched)."""

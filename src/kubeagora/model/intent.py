@@ -163,6 +163,18 @@ class RateLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class Approvers:
+    """Who may answer AgentActions awaiting a person in some namespaces (besides whom RBAC lets)."""
+
+    namespaces: tuple[str, ...]
+    users: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+
+    def admit(self, namespace: str, user: str, groups: Iterable[str]) -> bool:
+        return namespace in self.namespaces and (user in self.users or not self.groups.isdisjoint(groups))
+
+
+@dataclass(frozen=True, slots=True)
 class OrchestrationPolicy:
     """The cluster's guardrails (a OrchestrationPolicy object); None = no limit from the policy."""
 
@@ -173,6 +185,25 @@ class OrchestrationPolicy:
     tenant_weights: Mapping[str, float] = field(default_factory=dict)
     min_available_pct: float | None = None
     rate_limits: RateLimits = RateLimits()
+    max_priority: float | None = None
+    """The highest spec.priority any intent gets (a tenant's own cap overrides it)."""
+    tenant_priority_caps: Mapping[str, float] = field(default_factory=dict)
+    tenant_namespaces: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """A tenant listed here may be named only by intents in these namespaces."""
+    approvers: tuple[Approvers, ...] = ()
+
+    def priority_cap(self, tenant: str) -> float | None:
+        return self.tenant_priority_caps.get(tenant, self.max_priority)
+
+    def may_claim(self, namespace: str, tenant: str) -> bool:
+        """Whether an intent in ``namespace`` may name ``tenant``."""
+        allowed = self.tenant_namespaces.get(tenant)
+        return allowed is None or namespace in allowed
+
+    def may_approve(self, namespace: str, user: str, groups: Iterable[str]) -> bool:
+        """Whether the policy names this user (or one of the groups) an approver in ``namespace``."""
+        groups = tuple(groups)
+        return any(a.admit(namespace, user, groups) for a in self.approvers)
 
     def min_available_replicas(self, replicas: int) -> int:
         """Ready replicas of a workload with `replicas` that a disruptive action must leave."""
@@ -416,7 +447,7 @@ def _template(value: Any) -> str | None:
 
 
 _POLICY_FIELDS = ("energyCapWatts", "carbonCapGPerKwh", "maxReplicasPerIntent", "tenantWeights", "disruptionBudget",
-                  "rateLimits")
+                  "rateLimits", "maxPriority", "tenantPriorityCaps", "tenantNamespaces", "approvers")
 
 
 def parse_orchestration_policy(obj: Mapping[str, Any]) -> OrchestrationPolicy:
@@ -442,6 +473,12 @@ def parse_orchestration_policy(obj: Mapping[str, Any]) -> OrchestrationPolicy:
         value = limits.get(key)
         return None if value is None else _integer(value, f"spec.rateLimits.{key}", at_most=10_000)
 
+    max_priority = spec.get("maxPriority")
+    caps = _mapping(spec.get("tenantPriorityCaps") or {}, "spec.tenantPriorityCaps")
+    tenant_namespaces = _mapping(spec.get("tenantNamespaces") or {}, "spec.tenantNamespaces")
+    approvers = spec.get("approvers") or []
+    if not isinstance(approvers, list):
+        raise IntentError("spec.approvers", f"must be a list, got {_show(approvers)}")
     return OrchestrationPolicy(
         name=str(meta.get("name") or DEFAULT_POLICY_NAME),
         energy_cap_w=positive("energyCapWatts"),
@@ -453,7 +490,28 @@ def parse_orchestration_policy(obj: Mapping[str, Any]) -> OrchestrationPolicy:
                                                            at_least=0, at_most=100),
         rate_limits=RateLimits(rate("migrationsPerMinute"), rate("quarantinesPerHour"),
                                rate("privilegedActionsPerHour")),
+        max_priority=None if max_priority is None else _number(max_priority, "spec.maxPriority", above=0,
+                                                               at_most=1000),
+        tenant_priority_caps={_string(t, "spec.tenantPriorityCaps", max_length=63):
+                              _number(c, f"spec.tenantPriorityCaps.{t}", above=0, at_most=1000)
+                              for t, c in caps.items()},
+        tenant_namespaces={_string(t, "spec.tenantNamespaces", max_length=63): tuple(
+            _string(ns, f"spec.tenantNamespaces.{t}[{i}]", max_length=63)
+            for i, ns in enumerate(_list(v, f"spec.tenantNamespaces.{t}"))) for t, v in tenant_namespaces.items()},
+        approvers=tuple(_approvers(a, f"spec.approvers[{i}]") for i, a in enumerate(approvers)),
     )
+
+
+def _approvers(value: Any, path: str) -> Approvers:
+    obj = _mapping(value, path)
+    _only_known(obj, path, ("namespaces", "users", "groups"))
+    namespaces = tuple(_string(ns, f"{path}.namespaces[{i}]", max_length=63)
+                       for i, ns in enumerate(_list(_required(obj, "namespaces", path), f"{path}.namespaces")))
+    users = frozenset(_string(u, f"{path}.users[{i}]") for i, u in enumerate(obj.get("users") or ()))
+    groups = frozenset(_string(g, f"{path}.groups[{i}]") for i, g in enumerate(obj.get("groups") or ()))
+    if not users and not groups:
+        raise IntentError(path, "must name at least one of users or groups")
+    return Approvers(namespaces, users, groups)
 
 
 # --------------------------------------------------------------------------------- policy-level rules
@@ -474,6 +532,14 @@ def validate_intent(intent: Intent, policy: OrchestrationPolicy | None, nodes: I
             known = ", ".join(sorted({DEFAULT_TENANT, *policy.tenant_weights}))
             errors.append(FieldError("spec.tenant", f"tenant {intent.tenant!r} has no weight in OrchestrationPolicy "
                                      f"{policy.name} (known: {known})"))
+        if not policy.may_claim(intent.namespace, intent.tenant):
+            allowed = ", ".join(policy.tenant_namespaces.get(intent.tenant, ()))
+            errors.append(FieldError("spec.tenant", f"tenant {intent.tenant!r} may be named only in namespaces "
+                                     f"{allowed} (OrchestrationPolicy {policy.name} tenantNamespaces)"))
+        cap_priority = policy.priority_cap(intent.tenant)
+        if cap_priority is not None and intent.priority > cap_priority:
+            errors.append(FieldError("spec.priority", f"{intent.priority:g} is above tenant {intent.tenant!r}'s cap "
+                                     f"(OrchestrationPolicy {policy.name}: {cap_priority:g})"))
         energy, cluster_energy = intent.budget.energy_cap_w, policy.energy_cap_w
         if energy is not None and cluster_energy is not None and energy > cluster_energy:
             errors.append(FieldError("spec.budget.energyCapWatts", f"{energy:g} W is above the cluster cap "
@@ -548,7 +614,9 @@ def shield_policy(orchestration_policy: OrchestrationPolicy, base: ShieldPolicy 
 
     Rates become counts over the shield's own windows: migrations per minute × the disruption window
     (the shield counts migrations with the other disruptive actions), and the smaller of quarantines and
-    privileged actions per hour (a quarantine is privileged) × the privileged window.
+    privileged actions per hour (a quarantine is privileged) × the privileged window. The energy cap is
+    the shield's power cap, the carbon cap its carbon cap, and minAvailablePct the share of a service's
+    replicas a migration or quarantine must leave Ready.
     """
     from kubeagora.decision.shield import ShieldPolicy
 
@@ -557,6 +625,10 @@ def shield_policy(orchestration_policy: OrchestrationPolicy, base: ShieldPolicy 
     changes: dict[str, Any] = {}
     if orchestration_policy.energy_cap_w is not None:
         changes["max_power_w"] = orchestration_policy.energy_cap_w
+    if orchestration_policy.carbon_cap_g_per_kwh is not None:
+        changes["max_carbon_g_per_kwh"] = orchestration_policy.carbon_cap_g_per_kwh
+    if orchestration_policy.min_available_pct is not None:
+        changes["min_available_fraction"] = orchestration_policy.min_available_pct / 100.0
     if limits.migrations_per_minute is not None:
         changes["max_disruptions_cluster"] = math.floor(limits.migrations_per_minute * base.disruption_window_s / 60.0)
     privileged = [r for r in (limits.quarantines_per_hour, limits.privileged_actions_per_hour) if r is not None]

@@ -36,6 +36,7 @@ from kubeagora.model import (
     class_service_time_ms,
     ready_capacity_rps,
 )
+from kubeagora.model.intent import DEFAULT_TENANT, OrchestrationPolicy
 from kubeagora.operator.metrics_source import NodeSignals, ServiceSignals
 from kubeagora.operator.view import Obj
 from kubeagora.sim.engine import PlatformDefaults
@@ -69,6 +70,8 @@ class Binding:
     """``service.name`` is "namespace/deployment" (``service_key``): a workload is named within its
     namespace, so a same-named Deployment of another namespace is another service."""
     autonomy: str = "auto"
+    policy_note: str = ""
+    """What the OrchestrationPolicy changed in the intent (a capped priority), for its status."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +86,31 @@ class Counters:
 
 
 # ---------------------------------------------------------------------------------------------- quantities
-def cpu_cores(q: str | int | float | None) -> float:
+MAX_COUNT = 1_000_000
+"""A count of accelerators above this is not a count a node can have: it is read as this."""
+
+
+def _finite(q: object) -> float:
+    """A quantity as a finite number ≥ 0; anything else (a wrong type, NaN, ±Inf, negative) is 0.
+    Objects come from tenants and nodes: one odd value must not stop the loop for everyone."""
+    if not isinstance(q, str | int | float) or isinstance(q, bool):
+        return 0.0
+    value = quantity(q)
+    return value if math.isfinite(value) and value > 0 else 0.0
+
+
+def cpu_cores(q: object) -> float:
     """A CPU quantity ("500m", "2", "250000n") in cores."""
-    return quantity(q)
+    return _finite(q)
 
 
-def memory_gib(q: str | int | float | None) -> float:
-    return quantity(q) / 2**30
+def memory_gib(q: object) -> float:
+    return _finite(q) / 2**30
+
+
+def whole_count(q: object) -> int:
+    """An extended-resource quantity as a count: the API server stores ``1000`` as ``"1k"``."""
+    return int(min(_finite(q), MAX_COUNT))
 
 
 # ---------------------------------------------------------------------------------------------- nodes
@@ -103,7 +124,7 @@ def node_from_object(obj: Obj) -> Node:
     cls = next((c for c in NodeClass if c.value == labels.get(LABEL_CLASS)), NodeClass.CPU)
     shape = NODE_SHAPES.get((tier, cls))
     idle_w, peak_w = (shape[3], shape[4]) if shape else (60.0, 200.0)
-    accelerators = sum(int(float(alloc.get(r, 0) or 0)) for r in ACCELERATORS)
+    accelerators = sum(whole_count(alloc.get(r)) for r in ACCELERATORS)
     return Node(str(meta.get("name")), tier, str(labels.get(LABEL_REGION, "region-0")),
                 str(labels.get(LABEL_ZONE, "")), cls, cpu_cores(alloc.get("cpu")), memory_gib(alloc.get("memory")),
                 accelerators, _positive(annotations.get(ANNOTATION_SPEED)), idle_w, peak_w)
@@ -165,7 +186,7 @@ def pod_requests(pod: Obj) -> tuple[float, float, int]:
         req = (c.get("resources") or {}).get("requests") or {}
         cpu += cpu_cores(req.get("cpu"))
         mem += memory_gib(req.get("memory"))
-        acc += sum(int(float(req.get(r, 0) or 0)) for r in ACCELERATORS)
+        acc += sum(whole_count(req.get(r)) for r in ACCELERATORS)
     return cpu, mem, acc
 
 
@@ -336,6 +357,9 @@ class Unbound:
     key: str
     why: str
     target_found: bool = False
+    degraded: bool = False
+    """Something in the intent or its Deployment is wrong (not merely absent yet): the intent's
+    ``Degraded`` condition says what, while every other intent is managed as usual."""
 
 
 def service_key(namespace: str, workload: str) -> str:
@@ -348,15 +372,18 @@ def template_requests(deployment: Obj) -> tuple[float, float, int]:
     return pod_requests((deployment.get("spec") or {}).get("template") or {})
 
 
-def bind(intent_objs: Sequence[Obj], deployments: Mapping[str, Obj],
-         regions: Sequence[str]) -> tuple[list[Binding], list[Unbound]]:
+def bind(intent_objs: Sequence[Obj], deployments: Mapping[str, Obj], regions: Sequence[str],
+         policy: OrchestrationPolicy | None = None) -> tuple[list[Binding], list[Unbound]]:
     """Each intent with its Deployment → a ``Binding`` (the simulator's ``Service`` with the intent's
-    SLOs, bounds and placement, the template's profile and the pod template's real requests)."""
-    from dataclasses import replace
+    SLOs, bounds and placement, the template's profile and the pod template's real requests).
 
-    from kubeagora.model.intent import IntentError, parse_intent, service_from_intent
-    from kubeagora.sim.catalog import template_service
+    Each intent is bound on its own: whatever goes wrong with one (a malformed spec, an odd
+    quantity, a failure nobody foresaw) makes that one ``Unbound`` and ``degraded``, never the rest.
 
+    ``policy`` (the OrchestrationPolicy in force) is applied at runtime too, whatever admission let in
+    earlier: a tenant named from a namespace the policy does not allow, or unknown to a policy that
+    weighs tenants, is not managed; a priority above the tenant's cap is capped; and the tenant's
+    weight multiplies the priority each service has in the market and the MPC."""
     bound: list[Binding] = []
     unbound: list[Unbound] = []
     names: set[str] = set()
@@ -365,32 +392,90 @@ def bind(intent_objs: Sequence[Obj], deployments: Mapping[str, Obj],
         meta = obj.get("metadata") or {}
         key = f"{meta.get('namespace')}/{meta.get('name')}"
         try:
-            intent = parse_intent(obj)
-        except IntentError as e:
-            unbound.append(Unbound(key, str(e)))
+            out = _bind_one(key, obj, deployments, regions, names, policy)
+        except Exception as e:  # one tenant's objects must not stop the loop for every tenant
+            out = Unbound(key, f"cannot be managed: {type(e).__name__}: {str(e)[:300]}", True, degraded=True)
+        if isinstance(out, Unbound):
+            unbound.append(out)
             continue
-        dep = deployments.get(f"{intent.namespace}/{intent.target.name}")
-        if dep is None:
-            unbound.append(Unbound(key, f"deployment {intent.namespace}/{intent.target.name} not found"))
-            continue
-        name = service_key(intent.namespace, intent.target.name)
-        if name in names:
-            unbound.append(Unbound(key, f"deployment {name} is managed by another intent already", True))
-            continue
-        template_meta = (((dep.get("spec") or {}).get("template") or {}).get("metadata") or {})
-        template = intent.template or (template_meta.get("annotations") or {}).get(ANNOTATION_TEMPLATE) \
-            or DEFAULT_TEMPLATE
-        origin = (intent.placement.regions or tuple(regions) or ("region-0",))[0]
-        try:
-            base = template_service(template, name, origin)
-            service = service_from_intent(intent, name, base)
-        except (ValueError, IntentError) as e:
-            unbound.append(Unbound(key, str(e), True))
-            continue
-        cpu, mem, acc = template_requests(dep)
-        service = replace(service, cpu_request=cpu or service.cpu_request,
-                          memory_request_gib=mem or service.memory_request_gib,
-                          accelerator_request=acc or service.accelerator_request)
-        names.add(name)
-        bound.append(Binding(intent.namespace, intent.name, intent.target.name, service, str(intent.autonomy)))
+        names.add(out.service.name)
+        bound.append(out)
     return bound, unbound
+
+
+def unplaceable(bindings: Sequence[Binding], nodes: Sequence[Node]) -> tuple[list[Binding], list[Unbound]]:
+    """(the bindings a node could run a replica of, the others as degraded): a pod template asking
+    for more CPU, memory or accelerators than the largest node has never runs a replica, and its
+    demand would only distort the market's prices for every other tenant. No nodes: all kept."""
+    if not nodes:
+        return list(bindings), []
+    most_cpu, most_memory = max(n.cpu_cores for n in nodes), max(n.memory_gib for n in nodes)
+    most_accelerators = max(n.accelerators for n in nodes)
+    kept: list[Binding] = []
+    out: list[Unbound] = []
+    for b in bindings:
+        s = b.service
+        asks = [(what, want, have) for what, want, have in (
+            ("cpu cores", s.cpu_request, most_cpu), ("GiB of memory", s.memory_request_gib, most_memory),
+            ("accelerators", float(s.accelerator_request), float(most_accelerators))) if want > have]
+        if not asks:
+            kept.append(b)
+            continue
+        what, want, have = asks[0]
+        out.append(Unbound(f"{b.namespace}/{b.intent}", f"deployment {b.deployment}: a replica requests {want:g} "
+                           f"{what}, the largest node has {have:g}: no replica can run", True, degraded=True))
+    return kept, out
+
+
+def _bind_one(key: str, obj: Obj, deployments: Mapping[str, Obj], regions: Sequence[str],
+              names: set[str], policy: OrchestrationPolicy | None) -> Binding | Unbound:
+    from dataclasses import replace
+
+    from kubeagora.model.intent import IntentError, parse_intent, service_from_intent
+    from kubeagora.sim.catalog import template_service
+
+    try:
+        intent = parse_intent(obj)
+    except IntentError as e:
+        return Unbound(key, str(e), degraded=True)
+    priority, note = intent.priority, ""
+    if policy is not None:
+        refused = tenant_refusal(intent.namespace, intent.tenant, policy)
+        if refused:
+            return Unbound(key, refused, degraded=True)
+        cap = policy.priority_cap(intent.tenant)
+        if cap is not None and priority > cap:
+            priority, note = cap, (f"spec.priority {intent.priority:g} capped at {cap:g} for tenant {intent.tenant!r} "
+                                   f"(OrchestrationPolicy {policy.name})")
+        priority *= policy.tenant_weight(intent.tenant)
+    dep = deployments.get(f"{intent.namespace}/{intent.target.name}")
+    if dep is None:
+        return Unbound(key, f"deployment {intent.namespace}/{intent.target.name} not found")
+    name = service_key(intent.namespace, intent.target.name)
+    if name in names:
+        return Unbound(key, f"deployment {name} is managed by another intent already", True, degraded=True)
+    template_meta = (((dep.get("spec") or {}).get("template") or {}).get("metadata") or {})
+    template = intent.template or (template_meta.get("annotations") or {}).get(ANNOTATION_TEMPLATE) \
+        or DEFAULT_TEMPLATE
+    origin = (intent.placement.regions or tuple(regions) or ("region-0",))[0]
+    try:
+        base = template_service(template, name, origin)
+        service = service_from_intent(intent, name, base)
+    except (ValueError, IntentError) as e:
+        return Unbound(key, str(e), True, degraded=True)
+    cpu, mem, acc = template_requests(dep)
+    service = replace(service, cpu_request=cpu or service.cpu_request,
+                      memory_request_gib=mem or service.memory_request_gib,
+                      accelerator_request=acc or service.accelerator_request, priority_weight=priority)
+    return Binding(intent.namespace, intent.name, intent.target.name, service, str(intent.autonomy), note)
+
+
+def tenant_refusal(namespace: str, tenant: str, policy: OrchestrationPolicy) -> str:
+    """Why an intent in ``namespace`` may not name ``tenant`` under the policy ("" when it may)."""
+    if not policy.may_claim(namespace, tenant):
+        allowed = ", ".join(policy.tenant_namespaces.get(tenant, ()))
+        return (f"spec.tenant: tenant {tenant!r} may be named only in namespaces {allowed} "
+                f"(OrchestrationPolicy {policy.name} tenantNamespaces)")
+    if policy.tenant_weights and tenant != DEFAULT_TENANT and tenant not in policy.tenant_weights:
+        return f"spec.tenant: tenant {tenant!r} has no weight in OrchestrationPolicy {policy.name}"
+    return ""

@@ -1,4 +1,4 @@
-"""The validating admission webhook for OrchestrationIntents and ClusterPolicies (kopf handlers, thin).
+"""The admission webhooks for OrchestrationIntents, OrchestrationPolicies and AgentActions (kopf handlers, thin).
 
 The CRD schema already refuses malformed objects; the webhook adds what needs the cluster: the
 OrchestrationPolicy `default` (replica cap, tenants, energy cap) and the nodes' regions, tiers and classes
@@ -8,10 +8,21 @@ replicas). All come from kopf indices over ClusterPolicies, Nodes, HPAs and Scal
 costs no API request. The rules are the pure functions of
 `kubeagora.model.intent`; a refusal is a 422 whose message names the field.
 
+A person's answer on an AgentAction (``spec.approval`` Pending → Approved | Denied) is admitted only
+from someone allowed to give it: a user RBAC lets ``approve`` agentactions in the record's namespace
+(a SubjectAccessReview, asked with the request's own user and groups), or whom the OrchestrationPolicy
+names an approver there; a record of a node action (it lives in the operator's namespace) only from
+someone RBAC lets ``approve`` agentactions cluster-wide — a cluster administrator. The mutating
+handler writes who answered into ``spec.approver``; the validating one refuses any other name there,
+so the operator, which acts only on answers that name someone, knows who approved.
+
 Importing this module registers the handlers; the operator's startup handler calls
-`configure_admission` to serve them over HTTPS and let kopf keep the ValidatingWebhookConfiguration
-up to date. An update that leaves `spec` alone (labels, finalizers) is always admitted, so tightening
-the policy never blocks the operator's own bookkeeping on existing intents.
+`configure_admission` to serve them over HTTPS. The webhook configurations are static
+(`manifests/webhook/webhook.yaml`, or `webhook_configurations` for a local cluster): the operator needs no
+right to write them, so a compromised operator cannot register a webhook on other resources. (For a
+local run with admin credentials, `--webhook-manage` lets kopf write them as before.) An update that
+leaves `spec` alone (labels, finalizers) is always admitted, so tightening the policy never blocks
+the operator's own bookkeeping on existing intents.
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ import ipaddress
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +59,13 @@ CERT_DAYS = 825
 
 _enforced_policy = DEFAULT_POLICY_NAME
 """The OrchestrationPolicy the intent rules come from (configure_admission may name another, e.g. in tests)."""
+NODE_ACTIONS = ("QuarantineNode", "LiftQuarantine")
+"""AgentActions on nodes: every tenant shares the node, so only a cluster-wide ``approve`` answers them."""
+ANSWERS = ("Approved", "Denied")
+
+Authorizer = Callable[[Mapping[str, Any], str, str], Awaitable[bool]]
+"""(the request's userInfo, namespace ("" = cluster-wide), record name) → may this user approve?"""
+_authorizer: Authorizer | None = None
 
 
 # ------------------------------------------------------------------------------------------ indices
@@ -152,6 +170,128 @@ def validate_orchestration_policy(
                         f"{name!r} has no effect")
 
 
+# ------------------------------------------------------------------------------------ AgentAction answers
+def _spec(obj: kopf.Body | None) -> Mapping[str, Any]:
+    return dict((obj.get("spec") if obj is not None else None) or {})
+
+
+def _answer_changed(old: kopf.Body | None, body: kopf.Body) -> bool:
+    before, after = _spec(old), _spec(body)
+    return bool(before.get("approval") != after.get("approval") or before.get("approver") != after.get("approver"))
+
+
+@kopf.on.mutate(GROUP, VERSION, "agentactions", id="agentaction-approver", operations=["UPDATE"])
+def record_approver(*, body: kopf.Body, old: kopf.Body | None = None, userinfo: Mapping[str, Any],
+                    patch: kopf.Patch, **_: Any) -> None:
+    """Who changes ``spec.approval`` is written into ``spec.approver`` (nobody types a name)."""
+    if _spec(old).get("approval") != _spec(body).get("approval"):
+        patch["spec"] = {"approver": str(userinfo.get("username", ""))}
+
+
+@kopf.on.validate(GROUP, VERSION, "agentactions", id="agentaction", operations=["UPDATE"])
+async def validate_agent_action_answer(
+    *, body: kopf.Body, old: kopf.Body | None = None, userinfo: Mapping[str, Any], namespace: str | None,
+    name: str | None, kubeagora_cluster_policies: kopf.Index[str, dict[str, Any]] | None = None, **_: Any,
+) -> None:
+    if not _answer_changed(old, body):
+        return
+    errors = answer_errors(_spec(old), _spec(body), str(userinfo.get("username", "")))
+    if errors:
+        raise kopf.AdmissionError(errors, code=UNPROCESSABLE)
+    action = str((_spec(body).get("action") or {}).get("type", ""))
+    cluster_wide = action in NODE_ACTIONS
+    user, groups = str(userinfo.get("username", "")), [str(g) for g in userinfo.get("groups") or ()]
+    policy = _policy(kubeagora_cluster_policies)
+    if not cluster_wide and policy is not None and policy.may_approve(namespace or "", user, groups):
+        return
+    allowed = _authorizer is not None and await _authorizer(userinfo, "" if cluster_wide else namespace or "",
+                                                            name or "")
+    if not allowed:
+        where = "cluster-wide (an action on a node)" if cluster_wide else f"in namespace {namespace}"
+        raise kopf.AdmissionError(f"spec.approval: {user} may not answer this AgentAction: needs RBAC to approve "
+                                  f"agentactions.{GROUP} {where}"
+                                  + ("" if cluster_wide else f", or to be named in OrchestrationPolicy "
+                                                             f"{_enforced_policy} spec.approvers"), code=403)
+
+
+def answer_errors(before: Mapping[str, Any], after: Mapping[str, Any], user: str) -> str:
+    """What is wrong with an answer (pure); empty when it is well-formed: once, from Pending to
+    Approved or Denied, naming the user who sent it."""
+    if before.get("approval") == after.get("approval"):
+        return "spec.approver: names who answered; it changes only with spec.approval"
+    if before.get("approval") != "Pending":
+        return f"spec.approval: already answered ({before.get('approval') or 'no request'}); an answer is given once"
+    if after.get("approval") not in ANSWERS:
+        return f"spec.approval: must become one of {', '.join(ANSWERS)}"
+    if after.get("approver") != user:
+        return f"spec.approver: must be the user who answers ({user}), got {after.get('approver')!r}"
+    return ""
+
+
+def subject_access_reviewer(api: Any) -> Authorizer:
+    """An ``Authorizer`` asking the API server (SubjectAccessReview) whether the user may ``approve``
+    ``agentactions.kubeagora.io`` there; ``api`` is a ``kubeapi.client.Api``."""
+    async def may_approve(userinfo: Mapping[str, Any], namespace: str, name: str) -> bool:
+        attrs: dict[str, Any] = {"verb": "approve", "group": GROUP, "resource": "agentactions", "name": name}
+        if namespace:
+            attrs["namespace"] = namespace
+        review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                  "spec": {"user": userinfo.get("username", ""), "groups": list(userinfo.get("groups") or ()),
+                           "uid": userinfo.get("uid", ""), "extra": dict(userinfo.get("extra") or {}),
+                           "resourceAttributes": attrs}}
+        _, answer = await api.create("/apis/authorization.k8s.io/v1/subjectaccessreviews", review, want=True)
+        return bool(((answer or {}).get("status") or {}).get("allowed"))
+
+    return may_approve
+
+
+# ---------------------------------------------------------------------------------------- configurations
+WEBHOOKS: tuple[tuple[str, str, str, str, tuple[str, ...], str, str], ...] = (
+    # (handler id, API group, version, resource, operations, kind, failure policy)
+    ("intent", GROUP, VERSION, "orchestrationintents", ("CREATE", "UPDATE"), "validating", "Fail"),
+    ("orchestration-policy", GROUP, VERSION, "orchestrationpolicies", ("CREATE", "UPDATE"), "validating", "Fail"),
+    ("agentaction", GROUP, VERSION, "agentactions", ("UPDATE",), "validating", "Fail"),
+    ("agentaction-approver", GROUP, VERSION, "agentactions", ("UPDATE",), "mutating", "Fail"),
+    # pods get a residency-restricted Deployment's node affinity (operator.pod_admission); Ignore: the
+    # Deployment's template carries the rule too, and pods must not stop being created with the operator away
+    ("residency", "", "v1", "pods", ("CREATE",), "mutating", "Ignore"),
+)
+"""Every handler served, as the API server must call it (kopf serves each at the path ``/<handler id>``)."""
+
+
+def webhook_configurations(ca_bundle: bytes, *, url: str | None = None, service: tuple[str, str, int] | None = None,
+                           name: str = MANAGED_CONFIGURATION, timeout_s: int = 10) -> list[dict[str, Any]]:
+    """The ValidatingWebhookConfiguration and MutatingWebhookConfiguration for the handlers above,
+    reaching the operator at ``url`` (e.g. ``https://127.0.0.1:9443``) or through ``service``
+    (namespace, name, port). Failure policy ``Fail`` but for pods: while no operator answers, intents,
+    policies and answers on AgentActions wait (nothing acts on them then anyway)."""
+    import base64
+
+    if (url is None) == (service is None):
+        raise ValueError("give either url or service")
+    configs: dict[str, dict[str, Any]] = {}
+    for handler, group, version, resource, operations, kind, failure in WEBHOOKS:
+        if url is not None:
+            client: dict[str, Any] = {"url": f"{url.rstrip('/')}/{handler}"}
+        else:
+            assert service is not None
+            client = {"service": {"namespace": service[0], "name": service[1], "port": service[2],
+                                  "path": f"/{handler}"}}
+        client["caBundle"] = base64.b64encode(ca_bundle).decode()
+        hook = {"name": f"{handler}.{name}", "clientConfig": client, "failurePolicy": failure,
+                "sideEffects": "None", "admissionReviewVersions": ["v1"], "timeoutSeconds": timeout_s,
+                "matchPolicy": "Equivalent",
+                "rules": [{"apiGroups": [group], "apiVersions": [version], "operations": list(operations),
+                           "resources": [resource], "scope": "*"}]}
+        if kind == "mutating":
+            hook["reinvocationPolicy"] = "Never"
+        api_kind = "ValidatingWebhookConfiguration" if kind == "validating" else "MutatingWebhookConfiguration"
+        configs.setdefault(api_kind, {"apiVersion": "admissionregistration.k8s.io/v1", "kind": api_kind,
+                                      "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "kubeagora"}},
+                                      "webhooks": []})["webhooks"].append(hook)
+    return list(configs.values())
+
+
 # ---------------------------------------------------------------------------------------- serving
 def configure_admission(
     settings: kopf.OperatorSettings,
@@ -164,6 +304,7 @@ def configure_admission(
     pkeyfile: Path | None = None,
     cert_dir: Path | None = None,
     policy_name: str = DEFAULT_POLICY_NAME,
+    authorizer: Authorizer | None = None,
 ) -> None:
     """Serve the handlers above over HTTPS on `port`, reachable by the API server at `host`.
 
@@ -172,8 +313,9 @@ def configure_admission(
     is an IP address, else every interface). Without `certfile`/`pkeyfile` a self-signed certificate for
     `host` is made with the `openssl` tool in `cert_dir` (a new temporary directory by default); kopf puts
     it into the configuration's caBundle. `policy_name`: the OrchestrationPolicy whose rules intents must meet.
+    `authorizer`: who may answer AgentActions besides the policy's approvers (None: nobody else).
     """
-    global _enforced_policy
+    global _enforced_policy, _authorizer
     if (certfile is None) != (pkeyfile is None):
         raise ValueError("certfile and pkeyfile go together")
     if managed_name is not None and "." not in managed_name.strip("."):
@@ -188,6 +330,7 @@ def configure_admission(
                                                    pkeyfile=pkeyfile)
     settings.admission.managed = managed_name
     _enforced_policy = policy_name
+    _authorizer = authorizer
 
 
 def self_signed_certificate(directory: Path, host: str, days: int = CERT_DAYS) -> tuple[Path, Path]:

@@ -7,6 +7,7 @@ Mounted by the main CLI. Bad options are one line on stderr and exit status 2; s
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,7 @@ import typer
 from kubeagora.extras import needs_extra
 
 USAGE_ERROR = 2
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 operator_app = typer.Typer(name="operator", help="The kubeagora operator (kopf).", no_args_is_help=True)
 
@@ -44,14 +46,33 @@ def run(
         str | None, typer.Option("--webhook-listen", help="Address the webhook listens on (default: the host when "
                                                           "it is an IP, else every interface).", show_default=False)
     ] = None,
+    webhook_cert: Annotated[
+        Path | None, typer.Option("--webhook-cert", help="The webhook's serving certificate (PEM), e.g. from "
+                                                         "cert-manager's Secret.", show_default=False)] = None,
+    webhook_key: Annotated[
+        Path | None, typer.Option("--webhook-key", help="Its private key (PEM).", show_default=False)] = None,
+    webhook_manage: Annotated[
+        bool, typer.Option("--webhook-manage/--no-webhook-manage",
+                           help="Let the operator write its own webhook configurations with a self-signed "
+                                "certificate (a local run with admin credentials; in a cluster the "
+                                "configurations are static and the operator may not write them).")] = False,
     shadow_seconds: Annotated[
         float | None, typer.Option("--shadow-seconds", help="Override every intent's shadow duration.",
                                    show_default=False)] = None,
     canary_seconds: Annotated[
         float | None, typer.Option("--canary-seconds", help="Override every intent's canary duration.",
                                    show_default=False)] = None,
-    node_action_namespace: Annotated[
-        str, typer.Option("--node-action-namespace", help="Namespace of AgentActions on nodes.")] = "default",
+    namespace: Annotated[
+        str, typer.Option("--namespace", envvar="POD_NAMESPACE",
+                          help="The operator's own namespace: AgentActions on nodes and the key that signs "
+                               "every AgentAction.")] = "kubeagora-system",
+    leader_election: Annotated[
+        bool, typer.Option("--leader-election/--no-leader-election",
+                           help="Act only while holding the Lease kubeagora-operator in --namespace (run two "
+                                "replicas: one acts, the other takes over).")] = True,
+    identity: Annotated[
+        str, typer.Option("--identity", envvar="POD_NAME", help="This replica's name in the Lease (default: host "
+                                                                 "name and process id).", show_default=False)] = "",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Watch intents, Deployments, Pods and Nodes; decide with the agents; act; report."""
@@ -72,13 +93,22 @@ def run(
             raise _fail(f"{name} must be ≥ 0 (got {seconds:g})")
     if not prometheus_url.startswith(("http://", "https://")):
         raise _fail(f"--prometheus-url {prometheus_url!r}: not an http(s) URL")
+    if webhook_host is not None and not webhook_manage and (webhook_cert is None or webhook_key is None):
+        raise _fail("--webhook-host needs --webhook-cert and --webhook-key (the certificate the webhook "
+                    "configuration's caBundle trusts), or --webhook-manage")
+    for name, pem in (("--webhook-cert", webhook_cert), ("--webhook-key", webhook_key)):
+        if pem is not None and not pem.expanduser().is_file():
+            raise _fail(f"{name} {pem}: no such file")
     if kubeconfig is not None:
         path = kubeconfig.expanduser()
         if not path.is_file():
             raise _fail(f"--kubeconfig {path}: no such file")
         kubeconfig = path
-    loop = LoopSettings(prometheus_url, interval, node_action_namespace, shadow_seconds, canary_seconds)
-    config = OperatorConfig(kubeconfig, loop, metrics_host, metrics_port, webhook_host, webhook_port, webhook_listen)
+    if not _DNS_LABEL.fullmatch(namespace):
+        raise _fail(f"--namespace {namespace!r}: not a namespace name (lower-case letters, digits and '-')")
+    loop = LoopSettings(prometheus_url, interval, namespace, shadow_seconds, canary_seconds)
+    config = OperatorConfig(kubeconfig, loop, metrics_host, metrics_port, webhook_host, webhook_port, webhook_listen,
+                            leader_election, identity, webhook_cert, webhook_key, webhook_manage)
     if webhook_host is not None:
         from kubeagora.operator import admission, pod_admission  # noqa: F401  (registers the webhooks' handlers)
     kopf.configure(verbose=verbose)

@@ -7,6 +7,10 @@
     Migrate         evict one pod of the service from ``from_node`` (policy/v1 Eviction, so
                     PodDisruptionBudgets hold); its ReplicaSet recreates it and the extender places it
     QuarantineNode  taint the node ``kubeagora.io/quarantined:NoExecute`` (out of placement and routing)
+    LiftQuarantine  remove that taint
+                    Both by JSON patch whose first op tests the node's resourceVersion: the taint list is
+                    written whole from the watch cache, so a node changed since (by its kubelet, or
+                    another controller's taint) refuses the patch (422) and the next tick plans again
     SetConcurrency, ShedLoad   not enactable on a plain cluster (no ingress or runtime hook): reported
 """
 
@@ -16,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kubeagora.model import Action, Migrate, Place, QuarantineNode, Scale, SetConcurrency, ShedLoad
+from kubeagora.model import Action, LiftQuarantine, Migrate, Place, QuarantineNode, Scale, SetConcurrency, ShedLoad
 from kubeagora.operator.adapter import TAINT_QUARANTINE, Binding, pods_of
 from kubeagora.operator.view import Obj
 
@@ -24,6 +28,7 @@ UNENACTABLE = frozenset({"SetConcurrency", "ShedLoad"})
 """What a plain cluster cannot carry out: the operator's controller does not propose these at all (a
 person asked to approve a shed that nothing could enact was the only outcome)."""
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 JSON = "application/json"
 
 
@@ -31,7 +36,8 @@ JSON = "application/json"
 class ApiRequest:
     method: str
     path: str
-    body: Mapping[str, Any]
+    body: Any
+    """The JSON body (a list of ops for a JSON patch)."""
     content_type: str = JSON
     what: str = ""
     """One line for logs and Events: what this request does."""
@@ -43,6 +49,8 @@ class ApiRequest:
 class NotEnacted:
     action: Action
     why: str
+    missing: bool = False
+    """What it needs is not in the watch cache (yet): a later try may find it."""
 
 
 def scale_path(namespace: str, deployment: str) -> str:
@@ -53,6 +61,27 @@ def scale_request(binding: Binding, replicas: int, why: str) -> ApiRequest:
     return ApiRequest("PATCH", scale_path(binding.namespace, binding.deployment), {"spec": {"replicas": replicas}},
                       MERGE_PATCH, f"scale {binding.namespace}/{binding.deployment} to {replicas}: {why}",
                       binding.service.name)
+
+
+def taint_request(node: Obj, action: QuarantineNode | LiftQuarantine) -> ApiRequest | None:
+    """The JSON patch that adds (quarantine) or removes (lift) our taint, valid only on the node as
+    cached (its resourceVersion); None when there is nothing to change."""
+    taints = [dict(t) for t in (node.get("spec") or {}).get("taints") or ()]
+    ours = [t for t in taints if t.get("key") == TAINT_QUARANTINE]
+    if isinstance(action, QuarantineNode):
+        if ours:
+            return None
+        taints.append({"key": TAINT_QUARANTINE, "value": "true", "effect": "NoExecute"})
+        what = f"quarantine node {action.node}: {action.reason}"
+    else:
+        if not ours:
+            return None
+        taints = [t for t in taints if t.get("key") != TAINT_QUARANTINE]
+        what = f"lift the quarantine of node {action.node}: {action.reason}"
+    rv = str((node.get("metadata") or {}).get("resourceVersion", ""))
+    ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": rv},
+           {"op": "add", "path": "/spec/taints", "value": taints}]
+    return ApiRequest("PATCH", f"/api/v1/nodes/{action.node}", ops, JSON_PATCH, what)
 
 
 def plan(actions: Sequence[Action], bindings: Mapping[str, Binding], deployments: Mapping[str, Obj],
@@ -66,24 +95,23 @@ def plan(actions: Sequence[Action], bindings: Mapping[str, Binding], deployments
     evicted: set[str] = set()
     placed: dict[str, list[str]] = {}
     for a in actions:
-        if isinstance(a, QuarantineNode):
+        if isinstance(a, QuarantineNode | LiftQuarantine):
             node = nodes.get(a.node)
             if node is None:
-                skipped.append(NotEnacted(a, f"node {a.node} is gone"))
+                skipped.append(NotEnacted(a, f"node {a.node} is gone", missing=True))
                 continue
-            taints = list((node.get("spec") or {}).get("taints") or ())
-            if not any(t.get("key") == TAINT_QUARANTINE for t in taints):
-                taints.append({"key": TAINT_QUARANTINE, "value": "true", "effect": "NoExecute"})
-                requests.append(ApiRequest("PATCH", f"/api/v1/nodes/{a.node}", {"spec": {"taints": taints}},
-                                           MERGE_PATCH, f"quarantine node {a.node}: {a.reason}"))
+            request = taint_request(node, a)
+            if request is not None:
+                requests.append(request)
             continue
         binding = bindings.get(a.service)
         if binding is None:
-            skipped.append(NotEnacted(a, f"service {a.service} has no intent"))
+            skipped.append(NotEnacted(a, f"service {a.service} has no intent", missing=True))
             continue
         dep = deployments.get(f"{binding.namespace}/{binding.deployment}")
         if dep is None:
-            skipped.append(NotEnacted(a, f"deployment {binding.namespace}/{binding.deployment} is gone"))
+            skipped.append(NotEnacted(a, f"deployment {binding.namespace}/{binding.deployment} is gone",
+                                      missing=True))
             continue
         current = replicas.get(a.service, int((dep.get("spec") or {}).get("replicas", 1)))
         if isinstance(a, Scale):

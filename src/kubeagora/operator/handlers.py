@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import os
+import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from aiohttp import web
 
 from kubeagora.kubeapi.client import Api
 from kubeagora.kubeapi.kubeconfig import credentials_or_in_cluster, load_or_in_cluster
+from kubeagora.operator.leader import LEASE_NAME, LeaderElector, LeaseSettings
 from kubeagora.operator.loop import ControlLoop, LoopSettings
 from kubeagora.operator.records import GROUP, VERSION
 from kubeagora.operator.telemetry import Telemetry
@@ -40,6 +44,14 @@ class OperatorConfig:
     """Where the API server reaches the webhook (None: no webhook server)."""
     webhook_port: int = 9443
     webhook_listen: str | None = None
+    leader_election: bool = True
+    """Act only while holding the Lease ``kubeagora-operator`` in the operator's namespace (see ``leader``)."""
+    identity: str = ""
+    """This replica's name in the Lease (default: host name and process id)."""
+    webhook_cert: Path | None = None
+    webhook_key: Path | None = None
+    webhook_manage: bool = False
+    """Let kopf write the webhook configurations (self-signed certificate) instead of static ones."""
 
 
 @kopf.on.login()
@@ -57,12 +69,16 @@ async def start(settings: kopf.OperatorSettings, memo: Any,
     settings.posting.level = logging.WARNING  # our own Events say what was decided; kopf's would be noise
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+    view = ClusterView()
+    api = Api(load_or_in_cluster(config.kubeconfig), user_agent="kubeagora-operator")
     if config.webhook_host is not None:
         from kubeagora.operator import admission  # imported (and registered) by cli.run already
 
-        admission.configure_admission(settings, config.webhook_host, config.webhook_port, addr=config.webhook_listen)
-    view = ClusterView()
-    api = Api(load_or_in_cluster(config.kubeconfig), user_agent="kubeagora-operator")
+        admission.configure_admission(
+            settings, config.webhook_host, config.webhook_port,
+            managed_name=admission.MANAGED_CONFIGURATION if config.webhook_manage else None,
+            addr=config.webhook_listen, certfile=config.webhook_cert, pkeyfile=config.webhook_key,
+            authorizer=admission.subject_access_reviewer(api))
     telemetry = Telemetry()
     loop = ControlLoop(view, api, config.loop, telemetry)
     stop = asyncio.Event()
@@ -89,7 +105,16 @@ async def start(settings: kopf.OperatorSettings, memo: Any,
     runner = web.AppRunner(telemetry.app(healthy, ready), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, config.metrics_host, config.metrics_port).start()
-    memo.update(view=view, api=api, stop=stop, runner=runner, task=asyncio.create_task(loop.run(stop)))
+    tasks = []
+    leading: Callable[[], bool] | None = None
+    if config.leader_election:
+        identity = config.identity or f"{socket.gethostname()}-{os.getpid()}"
+        elector = LeaderElector(api, LeaseSettings(config.loop.namespace, identity))
+        tasks.append(asyncio.create_task(elector.run(stop)))
+        leading = elector.leading
+        logger.info("leader election: Lease %s/%s as %s", config.loop.namespace, LEASE_NAME, identity)
+    tasks.append(asyncio.create_task(loop.run(stop, leading)))
+    memo.update(view=view, api=api, stop=stop, runner=runner, tasks=tasks)
     logger.info("kubeagora operator: metrics on %s:%d, run %s", config.metrics_host, config.metrics_port,
                 config.loop.run)
 
@@ -99,11 +124,12 @@ async def stop(memo: Any, **_: Any) -> None:
     if "stop" not in memo:
         return
     memo["stop"].set()
-    task: asyncio.Task[None] = memo["task"]
+    tasks: list[asyncio.Task[None]] = memo["tasks"]
     try:
-        await asyncio.wait_for(task, 10)
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
     except (TimeoutError, asyncio.CancelledError):
-        task.cancel()
+        for task in tasks:
+            task.cancel()
     if "webhooks_task" in memo:
         memo["webhooks_task"].cancel()
     await memo["runner"].cleanup()

@@ -75,14 +75,16 @@ def status_patch(previous_status: Mapping[str, Any], observed: Observed | None, 
                  slo_p99_ms: float, compliance_pct: float | None, decisions: Sequence[Mapping[str, Any]],
                  now_iso: str, target_found: bool, metrics_ok: bool, metrics_error: str = "",
                  autoscaler_conflict: tuple[bool, str, str] | None = None,
-                 findings: Sequence[Finding] = ()) -> dict[str, Any]:
+                 findings: Sequence[Finding] = (), degraded: str = "", note: str = "") -> dict[str, Any]:
     """`autoscaler_conflict`: (status, reason, message) of the AutoscalerConflict condition (see
     `operator.autoscalers`); None leaves the condition out. `findings`: more conditions (residency,
-    orphaned nodes)."""
+    orphaned nodes). ``degraded``: what is wrong with this intent or its Deployment (its ``Degraded``
+    condition says so, reason ``InvalidTarget``); empty: the condition is about the metrics. ``note``:
+    what the OrchestrationPolicy changed in the intent (a capped priority), added to the ``Ready`` message."""
     prev = list(previous_status.get("conditions") or ())
     conditions = [condition(prev, "Ready", target_found, "TargetFound" if target_found else "TargetMissing",
-                            "the target Deployment exists and is managed" if target_found
-                            else "the target Deployment does not exist (yet)", now_iso)]
+                            ("the target Deployment exists and is managed" + (f"; {note}" if note else ""))
+                            if target_found else "the target Deployment does not exist (yet)", now_iso)]
     body: dict[str, Any] = {}
     if observed is not None:
         body["observed"] = {k: v for k, v in (("p95Ms", _round(observed.p95_ms)), ("p99Ms", _round(observed.p99_ms)),
@@ -97,10 +99,13 @@ def status_patch(previous_status: Mapping[str, Any], observed: Observed | None, 
                 prev, "SLOMet", met, "WithinTarget" if met else "TargetMissed",
                 f"p95 {observed.p95_ms:.0f} ms (target {slo_p95_ms:g}), p99 {observed.p99_ms:.0f} ms "
                 f"(target {slo_p99_ms:g})", now_iso))
-    conditions.append(condition(prev, "Degraded", not metrics_ok,
-                                "MetricsUnavailable" if not metrics_ok else "MetricsFlowing",
-                                metrics_error if not metrics_ok else "Prometheus answers; the agents decide",
-                                now_iso))
+    if degraded:
+        conditions.append(condition(prev, "Degraded", True, "InvalidTarget", degraded[:1000], now_iso))
+    else:
+        conditions.append(condition(prev, "Degraded", not metrics_ok,
+                                    "MetricsUnavailable" if not metrics_ok else "MetricsFlowing",
+                                    metrics_error if not metrics_ok else "Prometheus answers; the agents decide",
+                                    now_iso))
     if autoscaler_conflict is not None:
         conflict, reason, message = autoscaler_conflict
         conditions.append(condition(prev, "AutoscalerConflict", conflict, reason, message, now_iso))

@@ -27,32 +27,42 @@ import secrets
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kubeagora.controllers.mas import MasController, MasSettings, MasState
 from kubeagora.decision import rollout as ro
+from kubeagora.decision.shield import ShieldPolicy, ShieldState
 from kubeagora.kubeapi.client import Api, ApiError
-from kubeagora.model import Action, Observation, QuarantineNode
+from kubeagora.model import Action, Observation
+from kubeagora.model.intent import (
+    DEFAULT_POLICY_NAME,
+    IntentError,
+    OrchestrationPolicy,
+    parse_orchestration_policy,
+    shield_policy,
+)
 from kubeagora.operator import (
     adapter,
     autoscalers,
     enact,
     intent_status,
+    ledger,
     orphans,
     records,
     residency,
     residency_step,
 )
+from kubeagora.operator.journal import Answer, Journal, describe
 from kubeagora.operator.metrics_source import MetricsUnavailable, NodeSignals, PrometheusSignals, ServiceSignals
+from kubeagora.operator.signing import RecordSigner, load_or_create_signer
 from kubeagora.operator.telemetry import Telemetry
 from kubeagora.operator.view import ClusterView, key_of
 
 log = logging.getLogger("kubeagora.operator")
 
 INTENTS_PATH = f"/apis/{records.GROUP}/{records.VERSION}/namespaces/{{ns}}/orchestrationintents/{{name}}/status"
-KEEP_FINISHED_PER_INTENT = 100
 RECOVERY_PATIENCE_S = 60.0
 """How long a new run waits for its watches to deliver what an earlier run's undo actions need."""
 
@@ -61,22 +71,20 @@ RECOVERY_PATIENCE_S = 60.0
 class LoopSettings:
     prometheus_url: str = "http://127.0.0.1:9090"
     interval_s: float = 5.0
-    node_action_namespace: str = "default"
-    """Where AgentActions on nodes (quarantines) live when no managed service runs on the node."""
+    namespace: str = "kubeagora-system"
+    """The operator's own namespace: AgentActions on nodes (only cluster administrators approve them
+    there), and the Secret with the key that signs every AgentAction."""
     shadow_s: float | None = None
     canary_s: float | None = None
     """Override every intent's rollout pacing (tests and demos); None: the intents' own."""
     run: str = field(default_factory=lambda: secrets.token_hex(3))
     """This process's id: AgentActions carry it, so a restart knows what an earlier run left."""
-
-
-@dataclass
-class Written:
-    stage: str
-    transitions: int
-    namespace: str
-    name: str
-    intent: str
+    keep_per_intent: int = 100
+    """AgentActions kept per intent (the newest; see ``journal``)."""
+    policy_name: str = DEFAULT_POLICY_NAME
+    """The OrchestrationPolicy whose guardrails the shield enforces."""
+    shield: ShieldPolicy = field(default_factory=ShieldPolicy)
+    """The shield's settings where the OrchestrationPolicy says nothing."""
 
 
 @dataclass
@@ -84,9 +92,11 @@ class LoopState:
     services: tuple[str, ...] = ()
     mas: MasState | None = None
     counters: adapter.Counters = field(default_factory=adapter.Counters)
-    written: dict[str, Written] = field(default_factory=dict)
-    """Rollout id → what its AgentAction says now."""
     recovered: bool = False
+    policy: OrchestrationPolicy | None = None
+    """The last good OrchestrationPolicy read."""
+    ledger: ledger.Ledger | None = None
+    """The action ledger as last read or written (None: read it before deciding)."""
     compliance: intent_status.ComplianceWindow = field(default_factory=intent_status.ComplianceWindow)
     residency: dict[str, residency.Verdict] = field(default_factory=dict)
     """Intent key → this tick's ResidencyMet verdict (only intents that restrict placement)."""
@@ -182,17 +192,17 @@ def _to(r: ro.Rollout, stage: ro.Stage, now_s: float, why: str) -> ro.Rollout:
     return replace(r, stage=stage, transitions=(*r.transitions, ro.Transition(now_s, r.stage, stage, why)))
 
 
-def answer(state: MasState, answers: Mapping[str, str], now_s: float) -> MasState:
-    """People's answers (rollout id → Approved | Denied) into the rollouts awaiting them."""
+def answer(state: MasState, answers: Mapping[str, Answer], now_s: float) -> MasState:
+    """People's answers (rollout id → who said Approved | Denied) into the rollouts awaiting them."""
     if not answers:
         return state
     active, finished = [], list(state.finished)
     for r in state.active:
-        verdict = answers.get(r.id)
-        if r.stage is ro.Stage.AWAITING_APPROVAL and verdict == "Approved":
-            active.append(ro.approve(r, now_s, "a person (kubectl)"))
-        elif r.stage is ro.Stage.AWAITING_APPROVAL and verdict == "Denied":
-            finished.append(ro.deny(r, now_s, "a person (kubectl)"))
+        given = answers.get(r.id)
+        if r.stage is ro.Stage.AWAITING_APPROVAL and given is not None and given.verdict == "Approved":
+            active.append(ro.approve(r, now_s, given.by))
+        elif r.stage is ro.Stage.AWAITING_APPROVAL and given is not None and given.verdict == "Denied":
+            finished.append(ro.deny(r, now_s, given.by))
         else:
             active.append(r)
     return replace(state, active=tuple(active), finished=tuple(finished))
@@ -215,7 +225,9 @@ def withheld_actions(actions: Sequence[Action], state: MasState, ids: set[str]) 
 
 class ControlLoop:
     def __init__(self, view: ClusterView, api: Api, settings: LoopSettings, telemetry: Telemetry,
-                 signals: PrometheusSignals | None = None) -> None:
+                 signals: PrometheusSignals | None = None, signer: RecordSigner | None = None) -> None:
+        """``signer``: the key AgentActions are signed with (None: read from, or made in, the Secret
+        in the operator's namespace on the first tick)."""
         self.view = view
         self.api = api
         self.settings = settings
@@ -225,15 +237,35 @@ class ControlLoop:
         self.t0 = time.monotonic()
         self.clock = records.Clock(time.time())
         self.controller = MasController(MasSettings(interval_s=settings.interval_s, unenactable=enact.UNENACTABLE))
+        self.signer = signer
+        self.journal: Journal | None = None
+        self.may_act: Callable[[], bool] = lambda: True
+        """Checked before every request that changes the cluster (the leader Lease, when elected)."""
 
     def now(self) -> float:
         return time.monotonic() - self.t0
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, leading: Callable[[], bool] | None = None) -> None:
+        """Tick every interval until ``stop``. ``leading``: whether this replica holds the leader Lease
+        now (None: it always acts). A replica that is not leading only waits; one that stops leading
+        starts a new run, so it never resumes rollouts the new leader has finished for it."""
         log.info("control loop: run %s, a tick every %.1f s, Prometheus at %s", self.settings.run,
                  self.settings.interval_s, self.settings.prometheus_url)
+        self.may_act = leading or self.may_act
+        led = False
         while not stop.is_set():
             started = time.monotonic()
+            if leading is not None and not leading():
+                if led:
+                    self.step_down()
+                    led = False
+                self.telemetry.standby()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), min(1.0, self.settings.interval_s))
+                continue
+            if not led and leading is not None:
+                log.info("leading: run %s acts", self.settings.run)
+            led = True
             try:
                 result = await self.tick()
             except asyncio.CancelledError:
@@ -243,14 +275,31 @@ class ControlLoop:
                 result = "failed"
             self.telemetry.ticks.labels(result).inc()
             self.telemetry.decision_seconds.observe(time.monotonic() - started)
-            self.telemetry.ticked()
+            self.telemetry.ticked(failed=result == "failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), max(0.1, self.settings.interval_s - (time.monotonic() - started)))
 
+    def step_down(self) -> None:
+        """Forget this run (another replica now leads and finishes its rollouts): a new run id, new state."""
+        run = secrets.token_hex(3)
+        log.warning("lost the leader Lease: run %s ends, run %s waits to lead", self.settings.run, run)
+        self.settings = replace(self.settings, run=run)
+        self.state = LoopState()
+        self.journal = None
+        self.controller = MasController(MasSettings(interval_s=self.settings.interval_s, unenactable=enact.UNENACTABLE))
+
     # ------------------------------------------------------------------------------------------ one tick
+    async def _journal(self) -> Journal:
+        if self.journal is None:
+            signer = self.signer or await load_or_create_signer(self.api, self.settings.namespace)
+            self.journal = Journal(self.api, self.settings.namespace, self.settings.run, self.clock, self.telemetry,
+                                   signer, self.settings.keep_per_intent)
+        return self.journal
+
     async def tick(self) -> str:
         now = self.now()
         now_iso = self.clock.wall(now)
+        journal = await self._journal()
         if not self.state.recovered:
             await self.recover(now_iso)
         placed = await residency_step.enforce(self.api, self.view)
@@ -260,7 +309,10 @@ class ControlLoop:
         node_objs = self.view.all("nodes")
         regions = sorted({str(((n.get("metadata") or {}).get("labels") or {}).get(adapter.LABEL_REGION, ""))
                           for n in node_objs} - {""})
-        bindings, unbound = adapter.bind(list(intents.values()), deployments, regions)
+        policy = self._policy()
+        bindings, unbound = adapter.bind(list(intents.values()), deployments, regions, policy)
+        bindings, too_big = adapter.unplaceable(bindings, [adapter.node_from_object(n) for n in node_objs])
+        unbound = [*unbound, *too_big]
         self.telemetry.intents.set(len(bindings))
         pod_objs = [p for p in self.view.all("pods") if key_of(p) not in placed.evicted]
         node_objs, orphaned = orphans.split(node_objs, self._managed_pods(bindings, deployments, pod_objs))
@@ -271,29 +323,47 @@ class ControlLoop:
             log.warning("holding: %s", e)
             await self.report(bindings, unbound, None, {}, now_iso, metrics_error=str(e))
             return "held"
-        names = tuple(b.service.name for b in bindings)
         counters = adapter.advance_counters(self.state.counters, now, services, [b.service for b in bindings])
         self.state.counters = counters
-        observation = adapter.observe(now, node_objs, pod_objs, deployments, bindings, services, nodes,
-                                      counters, epoch_at_zero_s=self.clock.started_epoch_s)
+        try:
+            observation = adapter.observe(now, node_objs, pod_objs, deployments, bindings, services,
+                                          nodes, counters, epoch_at_zero_s=self.clock.started_epoch_s)
+        except Exception:
+            log.exception("observing every intent at once failed: trying each on its own")
+            bindings, failed = self._observable(now, node_objs, pod_objs, deployments, bindings, services, nodes)
+            unbound = [*unbound, *failed]
+            observation = adapter.observe(now, node_objs, pod_objs, deployments, bindings, services,
+                                          nodes, counters, epoch_at_zero_s=self.clock.started_epoch_s)
+        names = tuple(b.service.name for b in bindings)
         if not bindings:
             await self.report(bindings, unbound, observation, {}, now_iso)
             return "idle"
+        undo: list[Action] = []
         if self.state.mas is None or self.state.services != names:
-            self.state.mas, self.state.services = self.controller.initial_state(observation), names
+            (self.state.mas, undo), self.state.services = self._restate(observation), names
         self.controller.settings = replace(self.controller.settings, rollout=_policy_for(
-            bindings, intents, self.settings, self.controller.settings.rollout))
-        mas = answer(self.state.mas, records.approvals(self.view.all("agentactions"), self.settings.run), now)
+            bindings, intents, self.settings, self.controller.settings.rollout),
+            shield=self.shield_policy(policy))
+        if self.state.ledger is None:
+            self.state.ledger = await ledger.read(self.api, self.settings.namespace)
+        undecided = self.state.mas
+        mas = answer(undecided, journal.answers(self.view), now)
+        mas = replace(mas, shield=ShieldState(tuple(replace(e, at_s=e.at_s - self.clock.started_epoch_s)
+                                                    for e in self.state.ledger.events)))
         before = mas.next_id
         actions, mas = self.controller.decide(observation, mas)
+        if not await self._count_disruptions(mas, now):
+            self.state.mas = undecided
+            return "held"
         new_ids = {f"r{i}" for i in range(before, mas.next_id)}
         modes = {b.service.name: b.autonomy for b in bindings}
         mas, observed_only, held = hold_for_people(mas, new_ids, modes, now)
         actions = withheld_actions(actions, mas, observed_only | held)
-        self.state.mas = mas
         by_service = {b.service.name: b for b in bindings}
-        decisions = await self.record(mas, observation, by_service, observed_only)
-        await self.carry_out(actions, by_service, deployments)
+        decisions = await journal.record(mas, by_service, intents, observed_only)
+        self._count_rollouts(mas)
+        self.state.mas = mas = await journal.retain(mas, now)
+        await self.carry_out([*undo, *actions], by_service, deployments)
         await self.report(bindings, unbound, observation, decisions, now_iso)
         return "decided"
 
@@ -315,99 +385,111 @@ class ControlLoop:
         for b in bindings:
             await self.event(b, "OrphanedNodes", found.message, "Warning")
 
+    def _restate(self, observation: Observation) -> tuple[MasState, list[Action]]:
+        """The agents' state for a new set of services (their arrays, and the twin's verdicts in the
+        rollouts, are indexed by it), and the undo actions to enact now. The rollout ids go on (an id
+        used twice in a run would make one rollout's status overwrite another's AgentAction); the
+        rollouts in flight end as a restart ends them: a canary rolled back (its undo enacted this
+        tick), a shadow or a request for approval dropped."""
+        fresh = self.controller.initial_state(observation)
+        old = self.state.mas
+        if old is None:
+            return fresh, []
+        now, ended, undo = observation.time_s, [], list[Action]()
+        for r in old.active:
+            if r.stage is ro.Stage.CANARY:
+                undo.extend(r.rollback_actions)
+                ended.append(_to(r, ro.Stage.ROLLED_BACK, now, "the managed services changed during the canary: "
+                                                               "its undo actions are enacted"))
+            else:
+                ended.append(_to(r, ro.Stage.REJECTED, now, "the managed services changed: dropped, the agents "
+                                                           "propose anew"))
+        finished = (*old.finished, *ended)[-self.controller.settings.max_records:]
+        return replace(fresh, next_id=old.next_id, finished=finished, canaried=old.canaried,
+                       rolled_back=old.rolled_back + sum(r.stage is ro.Stage.ROLLED_BACK for r in ended)), undo
+
+    def _policy(self) -> OrchestrationPolicy | None:
+        """The OrchestrationPolicy in force: the last good version of the one named in the settings (a
+        malformed edit keeps the limits that were in force, never none)."""
+        obj = self.view.get("policies", self.settings.policy_name)
+        if obj is None:
+            self.state.policy = None
+            return None
+        try:
+            self.state.policy = parse_orchestration_policy(obj)
+        except IntentError as e:
+            log.warning("OrchestrationPolicy %s is malformed (%s): the last good one stays in force",
+                        self.settings.policy_name, e)
+        return self.state.policy
+
+    def shield_policy(self, policy: OrchestrationPolicy | None) -> ShieldPolicy:
+        base = self.settings.shield
+        return base if policy is None else shield_policy(policy, base)
+
+    async def _count_disruptions(self, mas: MasState, now: float) -> bool:
+        """Record this tick's disruptive and privileged actions in the ledger before any is enacted;
+        False when someone else wrote the ledger first (nothing of this tick may be enacted)."""
+        assert self.state.ledger is not None
+        new = [replace(e, at_s=e.at_s + self.clock.started_epoch_s) for e in mas.shield.events if e.at_s == now]
+        if not new:
+            return True
+        window = max(self.controller.settings.shield.disruption_window_s,
+                     self.controller.settings.shield.privileged_window_s)
+        try:
+            self.state.ledger = await ledger.append(self.api, self.settings.namespace, self.state.ledger, new,
+                                                    self.clock.started_epoch_s + now - window)
+        except ledger.LedgerConflict as e:
+            log.warning("the action ledger changed under this tick (%s): nothing enacted, deciding again", e)
+            self.state.ledger = None
+            return False
+        return True
+
+    def _observable(self, now: float, node_objs: Sequence[Any], pods: Sequence[Any], deployments: Mapping[str, Any],
+                    bindings: Sequence[adapter.Binding], services: Mapping[str, ServiceSignals],
+                    nodes: Mapping[str, NodeSignals]) -> tuple[list[adapter.Binding], list[adapter.Unbound]]:
+        """The bindings the adapter can observe alone, and the others as degraded (called when the
+        snapshot of all of them failed: one tenant's odd objects stop only that tenant)."""
+        good: list[adapter.Binding] = []
+        bad: list[adapter.Unbound] = []
+        for b in bindings:
+            try:
+                adapter.observe(now, node_objs, pods, deployments, [b], services, nodes, adapter.Counters())
+            except Exception as e:  # isolate the tenant whose objects break the snapshot
+                bad.append(adapter.Unbound(f"{b.namespace}/{b.intent}", f"cannot be observed: {type(e).__name__}: "
+                                           f"{str(e)[:300]}", True, degraded=True))
+            else:
+                good.append(b)
+        return good, bad
+
     def _read_signals(self) -> tuple[dict[str, ServiceSignals], dict[str, NodeSignals]]:
         return self.signals.services(), self.signals.nodes()
 
     # ------------------------------------------------------------------------------------------ restarts
     async def recover(self, now_iso: str) -> None:
-        """Finish what earlier runs left in flight. An undo that cannot be planned yet (the watches
-        have not delivered its intent or Deployment) waits for a later tick, up to
+        """Finish what earlier runs left in flight (``Journal.recover``). An undo that cannot be planned
+        yet (the watches have not delivered its intent or Deployment) waits for a later tick, up to
         ``RECOVERY_PATIENCE_S``; after that the AgentAction says which undo could not be enacted."""
         try:
             objs, _ = await self.api.list_all(f"/apis/{records.GROUP}/{records.VERSION}/agentactions", {})
         except ApiError as e:
             log.warning("cannot list AgentActions yet (%s): recovery waits for the next tick", e)
             return
-        waiting = False
-        for rec in records.recoveries(objs, self.settings.run, now_iso):
-            requests, skipped = enact.plan(rec.undo, self._bindings_now(), self.view.objects["deployments"],
-                                           self.view.all("pods"), self.view.objects["nodes"])
-            if skipped and self.now() < RECOVERY_PATIENCE_S:
-                waiting = True
-                continue
-            for req in requests:
-                await self._send(req)
-            patch = rec.status_patch
-            if skipped:
-                status = patch["status"]
-                status["message"] = f"{status['message']}; not undone: {'; '.join(x.why for x in skipped)}"
-                status["transitions"][-1]["reason"] = status["message"]
-            await self.api.merge_patch(records.path(rec.namespace, rec.name, status=True), patch, ok=(404,))
-            log.info("recovered %s/%s: %s", rec.namespace, rec.name, patch["status"]["message"])
-        self.state.recovered = not waiting
+        journal = await self._journal()
+        self.state.recovered = await journal.recover(objs, now_iso, self._plan_undo, self._send,
+                                                     patient=self.now() < RECOVERY_PATIENCE_S)
 
-    def _bindings_now(self) -> dict[str, adapter.Binding]:
+    def _plan_undo(self, rec: records.Recovery) -> tuple[list[enact.ApiRequest], list[enact.NotEnacted]]:
+        """A recovery's undo, resolved only within its own namespace and on the intent it names."""
         regions: list[str] = []
         bindings, _ = adapter.bind(self.view.all("intents"), self.view.objects["deployments"], regions)
-        return {b.service.name: b for b in bindings}
+        own = {b.service.name: b for b in bindings if b.namespace == rec.namespace and b.intent == rec.intent}
+        return enact.plan(rec.undo, own, self.view.objects["deployments"], self.view.all("pods"),
+                          self.view.objects["nodes"])
 
-    # ------------------------------------------------------------------------------------------ records
-    async def record(self, mas: MasState, observation: Observation, by_service: Mapping[str, adapter.Binding],
-                     observed_only: set[str]) -> dict[str, list[dict[str, Any]]]:
-        """Create or update the AgentAction of every rollout worth a record; returns the new
-        decisions per intent key for the intents' status."""
-        decisions: dict[str, list[dict[str, Any]]] = {}
-        counts: dict[str, int] = {}
-        for r in (*mas.active, *mas.finished):
-            counts[r.stage.value] = counts.get(r.stage.value, 0) + 1
-            if not records.worth_recording(r):
-                continue
-            stage = records.STATE_PROPOSED if r.id in observed_only else r.stage.value
-            done = self.state.written.get(r.id)
-            if done is not None and done.stage == stage and done.transitions == len(r.transitions):
-                continue
-            binding = next((by_service[s] for s in r.services if s in by_service), None)
-            namespace = binding.namespace if binding else self.settings.node_action_namespace
-            intent = binding.intent if binding else "cluster"
-            message = "autonomy observe: recorded, not enacted" if r.id in observed_only else None
-            status = records.status(r, self.clock, message)
-            status["status"]["state"] = stage
-            if done is None:
-                body = records.manifest(r, namespace, intent, self.settings.run, self.clock)
-                name = body["metadata"]["name"]
-                try:
-                    await self.api.create(records.path(namespace), body, ok=(409,))
-                except ApiError as e:
-                    log.warning("cannot record %s: %s", name, e)
-                    continue
-                p = r.proposals[0]
-                self.telemetry.actions.labels(", ".join(r.agents), type(p.action).__name__, stage).inc()
-                decisions.setdefault(f"{namespace}/{intent}", []).append({
-                    "time": self.clock.wall(r.transitions[-1].at_s), "agent": ", ".join(r.agents),
-                    "action": _describe(p.action), "reason": p.reason[:300], "state": stage})
-            else:
-                name = done.name
-                if done.stage != stage:
-                    self.telemetry.actions.labels(", ".join(r.agents), type(r.actions[0]).__name__, stage).inc()
-            await self.api.merge_patch(records.path(namespace, name, status=True), status, ok=(404,))
-            self.state.written[r.id] = Written(stage, len(r.transitions), namespace, name, intent)
-        for state_name in [s.value for s in ro.Stage]:
-            self.telemetry.rollouts.labels(state_name).set(counts.get(state_name, 0))
-        await self._forget_old(mas)
-        return decisions
-
-    async def _forget_old(self, mas: MasState) -> None:
-        """Keep the newest finished AgentActions per intent; delete the rest (and forget them here)."""
-        live = {r.id for r in mas.active}
-        per_intent: dict[tuple[str, str], list[tuple[int, str]]] = {}
-        for rid, w in self.state.written.items():
-            if rid in live or w.stage not in ("Applied", "RolledBack", "Rejected", "Proposed"):
-                continue
-            per_intent.setdefault((w.namespace, w.intent), []).append((int(rid[1:]), rid))
-        for ids in per_intent.values():
-            for _, rid in sorted(ids)[:-KEEP_FINISHED_PER_INTENT]:
-                w = self.state.written.pop(rid)
-                await self.api.delete(records.path(w.namespace, w.name))
+    def _count_rollouts(self, mas: MasState) -> None:
+        counts = Counter(r.stage.value for r in (*mas.active, *mas.finished))
+        for stage in ro.Stage:
+            self.telemetry.rollouts.labels(stage.value).set(counts.get(stage.value, 0))
 
     # ------------------------------------------------------------------------------------------ enactment
     async def carry_out(self, actions: Sequence[Action], by_service: Mapping[str, adapter.Binding],
@@ -415,7 +497,7 @@ class ControlLoop:
         requests, skipped = enact.plan(actions, by_service, deployments, self.view.all("pods"),
                                        self.view.objects["nodes"])
         for s in skipped:
-            log.info("not enacted: %s (%s)", _describe(s.action), s.why)
+            log.info("not enacted: %s (%s)", describe(s.action), s.why)
         for req in requests:
             ok = await self._send(req)
             binding = by_service.get(req.service)
@@ -423,8 +505,13 @@ class ControlLoop:
                 await self.event(binding, "Enacted" if ok else "EnactFailed", req.what, "Normal" if ok else "Warning")
 
     async def _send(self, req: enact.ApiRequest) -> bool:
+        if not self.may_act():
+            log.warning("not enacted, this replica no longer leads: %s", req.what)
+            return False
         try:
-            if req.method == "PATCH":
+            if req.method == "PATCH" and req.content_type == enact.JSON_PATCH:
+                await self.api.json_patch(req.path, req.body)
+            elif req.method == "PATCH":
                 await self.api.merge_patch(req.path, req.body)
             elif req.method == "POST":
                 await self.api.create(req.path, req.body, ok=(429,))  # 429: a PodDisruptionBudget said not now
@@ -473,7 +560,7 @@ class ControlLoop:
                 obj.get("status") or {}, observed, b.service.slo_p95_ms, b.service.slo_p99_ms,
                 self.state.compliance.pct(key), decisions.get(key, []), now_iso, True, not metrics_error,
                 metrics_error, self._autoscaler_conflict(b.namespace, b.deployment),
-                findings=self._findings(key, managed=True))
+                findings=self._findings(key, managed=True), note=b.policy_note)
             await self._patch_intent_status(b.namespace, b.intent, patch)
         for u in unbound:
             ns, name = u.key.split("/", 1)
@@ -481,7 +568,8 @@ class ControlLoop:
             previous = obj.get("status") or {}
             patch = intent_status.status_patch(previous, None, math.nan, math.nan, None, [], now_iso,
                                                False, not metrics_error, metrics_error,
-                                               findings=self._findings(u.key))
+                                               findings=self._findings(u.key),
+                                               degraded=u.why if u.degraded else "")
             patch["status"]["conditions"][0].update(reason="NotManaged", message=u.why[:1000])
             await self._patch_intent_status(ns, name, patch)
 
@@ -509,10 +597,4 @@ class ControlLoop:
         except ApiError as e:
             log.warning("cannot update the status of intent %s/%s: %s", namespace, name, e)
 
-
-def _describe(action: Action) -> str:
-    if isinstance(action, QuarantineNode):
-        return f"QuarantineNode {action.node}"
-    detail = {k: v for k, v in records.action_spec(action).items() if k not in ("type", "service")}
-    return f"{type(action).__name__} {action.service} " + " ".join(f"{k}={v}" for k, v in detail.items())
 

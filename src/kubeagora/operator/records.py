@@ -1,10 +1,15 @@
 """A decision's rollout ↔ its AgentAction object (pure).
 
-Every delivered or screened decision becomes an AgentAction in the intent's namespace: the action,
-the agent and its reason, the predicted effect, the shield's and the twin's verdicts, the stage and
-every transition. The API server is the operator's memory: what a rollout would need after a
-restart is in the object (the stage, and in ``spec.rollback`` the actions that undo a canary), so a
-new operator process finishes what the old one left:
+Every delivered or screened decision becomes an AgentAction: the action, the agent and its reason,
+the predicted effect, the shield's and the twin's verdicts, the stage and every transition. A
+service's record lives in its intent's namespace and is owned by the intent (garbage collected with
+it); a node's record (a quarantine) lives in the operator's own namespace, where tenants cannot
+write. Every record carries the operator's signature (``signing``) over what it would act on.
+
+The API server is the operator's memory: what a rollout would need after a restart is in the object
+(the stage, and in ``status.rollback`` the actions that undo a canary), so a new operator process
+finishes what the old one left — for records whose signature holds, and only on the intent the
+record belongs to, in the record's own namespace:
 
 - a rollout left in Canary is rolled back: its recorded undo actions are enacted and the state
   becomes RolledBack (the canary's health can no longer be judged against its shadow baseline);
@@ -24,7 +29,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubeagora.decision import rollout as ro
-from kubeagora.model import Action, Migrate, Place, QuarantineNode, Scale, SetConcurrency, ShedLoad
+from kubeagora.model import (
+    Action,
+    LiftQuarantine,
+    Migrate,
+    NodeAction,
+    Place,
+    QuarantineNode,
+    Scale,
+    SetConcurrency,
+    ShedLoad,
+)
+from kubeagora.operator.signing import RecordSigner
 from kubeagora.operator.view import Obj
 
 GROUP, VERSION = "kubeagora.io", "v1alpha1"
@@ -65,18 +81,18 @@ def _num(x: Any) -> float | None:
 
 def action_spec(action: Action) -> dict[str, Any]:
     out: dict[str, Any] = {"type": type(action).__name__}
-    if isinstance(action, QuarantineNode):
+    if isinstance(action, QuarantineNode | LiftQuarantine):
         out["node"] = action.node
         return out
     out["service"] = action.service
     if isinstance(action, Scale):
-        out["replicas"] = action.replicas
+        out["replicas"] = int(action.replicas)
     elif isinstance(action, Place):
         out["node"] = action.node
     elif isinstance(action, Migrate):
         out["fromNode"], out["toNode"] = action.from_node, action.to_node
     elif isinstance(action, SetConcurrency):
-        out["concurrency"] = action.concurrency
+        out["concurrency"] = int(action.concurrency)
     elif isinstance(action, ShedLoad):
         out["fraction"] = action.fraction
     return out
@@ -98,6 +114,8 @@ def action_from_spec(spec: Mapping[str, Any]) -> Action:
         return ShedLoad(service, float(spec["fraction"]), why)
     if kind == "QuarantineNode":
         return QuarantineNode(str(spec["node"]), why)
+    if kind == "LiftQuarantine":
+        return LiftQuarantine(str(spec["node"]), why)
     raise ValueError(f"unknown action type {kind!r}")
 
 
@@ -119,7 +137,21 @@ class Clock:
         return iso(self.started_epoch_s + t)
 
 
-def manifest(rollout: ro.Rollout, namespace: str, intent: str, run: str, clock: Clock) -> dict[str, Any]:
+def is_node_action(action: Action) -> bool:
+    """Actions on a node (shared by every tenant): recorded in the operator's namespace."""
+    return isinstance(action, NodeAction)
+
+
+def owner_reference(intent: Obj) -> dict[str, Any]:
+    """The intent as the owner of its AgentActions (deleted with it by the garbage collector)."""
+    meta = intent.get("metadata") or {}
+    return {"apiVersion": API_VERSION, "kind": "OrchestrationIntent", "name": str(meta.get("name")),
+            "uid": str(meta.get("uid")), "blockOwnerDeletion": False}
+
+
+def manifest(rollout: ro.Rollout, namespace: str, intent: str, run: str, clock: Clock,
+             owner: Obj | None = None) -> dict[str, Any]:
+    """``owner``: the intent object (its uid), for service actions; None for node actions."""
     p = rollout.proposals[0]
     spec: dict[str, Any] = {
         "intentRef": {"name": intent},
@@ -142,10 +174,11 @@ def manifest(rollout: ro.Rollout, namespace: str, intent: str, run: str, clock: 
                         **({"p99Ms": round(max(worst), 1)} if worst else {})}
     if rollout.stage is ro.Stage.AWAITING_APPROVAL:
         spec["approval"] = "Pending"
-    return {"apiVersion": API_VERSION, "kind": "AgentAction",
-            "metadata": {"name": object_name(intent, run, rollout.id), "namespace": namespace,
-                         "labels": {LABEL_INTENT: label_value(intent), LABEL_RUN: run}},
-            "spec": spec}
+    metadata: dict[str, Any] = {"name": object_name(intent, run, rollout.id), "namespace": namespace,
+                                "labels": {LABEL_INTENT: label_value(intent), LABEL_RUN: run}}
+    if owner is not None and (owner.get("metadata") or {}).get("uid"):
+        metadata["ownerReferences"] = [owner_reference(owner)]
+    return {"apiVersion": API_VERSION, "kind": "AgentAction", "metadata": metadata, "spec": spec}
 
 
 def status(rollout: ro.Rollout, clock: Clock, message: str | None = None) -> dict[str, Any]:
@@ -159,7 +192,52 @@ def status(rollout: ro.Rollout, clock: Clock, message: str | None = None) -> dic
     }
     if rollout.rollback_actions:
         body["rollback"] = [action_spec(a) for a in rollout.rollback_actions]
+    answered = answered_by(rollout)
+    if answered:
+        body["answeredBy"] = answered
     return {"status": body}
+
+
+def answered_by(rollout: ro.Rollout) -> str | None:
+    """Who approved or denied the rollout (``ro.approve``/``ro.deny`` name them in the transition)."""
+    for t in reversed(rollout.transitions):
+        if t.from_stage is ro.Stage.AWAITING_APPROVAL:
+            for prefix in ("approved by ", "denied by "):
+                if t.why.startswith(prefix):
+                    return t.why[len(prefix):]
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- signatures
+def payload(namespace: str, name: str, intent: str, action: Mapping[str, Any],
+            rollback: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What the operator signs: everything a later run would act on, and where."""
+    return {"namespace": namespace, "name": name, "intent": intent, "action": dict(action),
+            "rollback": [dict(a) for a in rollback]}
+
+
+def sign_status(patch: dict[str, Any], rollout: ro.Rollout, namespace: str, name: str, intent: str,
+                signer: RecordSigner) -> dict[str, Any]:
+    """``patch`` (from ``status``) with the signature over the record as it will then stand."""
+    body = patch["status"]
+    body["signature"] = signer.sign(payload(namespace, name, intent, action_spec(rollout.proposals[0].action),
+                                            body.get("rollback") or ()))
+    return patch
+
+
+def payload_of(obj: Obj) -> dict[str, Any]:
+    meta, spec, st = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    rollback = st.get("rollback") or ()
+    return payload(str(meta.get("namespace")), str(meta.get("name")), str((spec.get("intentRef") or {}).get("name")),
+                   spec.get("action") or {}, [a for a in rollback if isinstance(a, Mapping)])
+
+
+def signed_by(obj: Obj, signer: RecordSigner) -> bool:
+    """Whether the operator wrote this record (as it now stands: nothing it would act on was edited)."""
+    try:
+        return signer.verify(payload_of(obj), (obj.get("status") or {}).get("signature"))
+    except (TypeError, ValueError):
+        return False
 
 
 # ---------------------------------------------------------------------------------------------- restarts
@@ -169,21 +247,41 @@ class Recovery:
 
     namespace: str
     name: str
+    intent: str
     undo: tuple[Action, ...]
     status_patch: dict[str, Any]
 
 
-def recoveries(objects: Sequence[Obj], run: str, now_iso: str) -> list[Recovery]:
-    """AgentActions of other runs left in flight → roll back or reject (see the module doc)."""
+def undo_actions(specs: Sequence[Mapping[str, Any]]) -> tuple[Action, ...]:
+    """A record's undo actions; a node action is never one (a quarantine is lifted by the sentinel)."""
+    actions = tuple(action_from_spec(a) for a in specs)
+    if any(is_node_action(a) for a in actions):
+        raise ValueError("a node action is not an undo action")
+    return actions
+
+
+def recoveries(objects: Sequence[Obj], run: str, now_iso: str, signer: RecordSigner) -> tuple[list[Recovery],
+                                                                                               list[str]]:
+    """AgentActions of other runs left in flight and signed by this operator → roll back or reject
+    (see the module doc); and the names ("namespace/name") of in-flight records it did not write,
+    which are left alone."""
     out: list[Recovery] = []
+    foreign: list[str] = []
     for obj in objects:
         meta, st = obj.get("metadata") or {}, obj.get("status") or {}
         state = st.get("state")
         if state not in IN_FLIGHT or (meta.get("labels") or {}).get(LABEL_RUN) == run:
             continue
+        if not signed_by(obj, signer):
+            foreign.append(f"{meta.get('namespace')}/{meta.get('name')}")
+            continue
         transitions = list(st.get("transitions") or ())
         if state == ro.Stage.CANARY.value:
-            undo = tuple(action_from_spec(a) for a in st.get("rollback") or ())
+            try:
+                undo = undo_actions(st.get("rollback") or ())
+            except (KeyError, TypeError, ValueError):
+                foreign.append(f"{meta.get('namespace')}/{meta.get('name')}")
+                continue
             to = ro.Stage.ROLLED_BACK.value
             why = "the operator restarted during the canary: its undo actions are enacted"
         elif state == ro.Stage.SHADOW.value:
@@ -193,22 +291,8 @@ def recoveries(objects: Sequence[Obj], run: str, now_iso: str) -> list[Recovery]
             undo, to = (), ro.Stage.REJECTED.value
             why = "the operator restarted before a person answered: dropped, the agents propose anew"
         transitions.append({"at": now_iso, "from": state, "to": to, "reason": why})
-        out.append(Recovery(str(meta.get("namespace")), str(meta.get("name")), undo,
+        intent = str(((obj.get("spec") or {}).get("intentRef") or {}).get("name"))
+        out.append(Recovery(str(meta.get("namespace")), str(meta.get("name")), intent, undo,
                             {"status": {**st, "state": to, "message": why, "since": now_iso,
                                         "transitions": transitions[-20:]}}))
-    return out
-
-
-def approvals(objects: Sequence[Obj], run: str) -> dict[str, str]:
-    """Rollout id → "Approved" | "Denied" for this run's AgentActions awaiting a person who answered."""
-    out: dict[str, str] = {}
-    for obj in objects:
-        meta = obj.get("metadata") or {}
-        if (meta.get("labels") or {}).get(LABEL_RUN) != run:
-            continue
-        if (obj.get("status") or {}).get("state") != ro.Stage.AWAITING_APPROVAL.value:
-            continue
-        answer = (obj.get("spec") or {}).get("approval")
-        if answer in ("Approved", "Denied"):
-            out[str(meta.get("name")).rsplit("-", 1)[-1]] = str(answer)
-    return out
+    return out, foreign

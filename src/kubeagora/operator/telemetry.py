@@ -11,6 +11,9 @@ residency rule at creation). ``until curl -sf HOST:PORT/readyz; do sleep 1; done
     kubeagora_operator_intents                       intents managed (gauge)
     kubeagora_operator_ticks_total{result}           ticks: decided | held (metrics unavailable) | failed
     kubeagora_operator_intent_slo_met{namespace,intent}   1 when the last window was within SLO
+    kubeagora_operator_leader                        1 while this replica leads (acts), 0 on standby
+    kubeagora_operator_failed_ticks_in_a_row         consecutive failed ticks (``/healthz`` fails at
+                                                     ``UNHEALTHY_AFTER_FAILED_TICKS``)
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+UNHEALTHY_AFTER_FAILED_TICKS = 3
+"""A loop that fails this many ticks in a row is not doing its job, though it still ticks."""
 
 
 class Telemetry:
@@ -39,7 +44,12 @@ class Telemetry:
                              registry=self.registry)
         self.slo_met = Gauge("kubeagora_operator_intent_slo_met", "1 when the intent's last window met its SLO.",
                              ["namespace", "intent"], registry=self.registry)
+        self.failed_in_a_row = Gauge("kubeagora_operator_failed_ticks_in_a_row", "Consecutive failed ticks.",
+                                     registry=self.registry)
+        self.leader = Gauge("kubeagora_operator_leader", "1 while this replica holds the leader Lease and acts.",
+                            registry=self.registry)
         self.last_tick = 0.0
+        self.failures = 0
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -49,6 +59,8 @@ class Telemetry:
             return web.Response(body=self.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
         async def healthz(_: web.Request) -> web.Response:
+            if self.failing():
+                return web.Response(text=f"the control loop failed its last {self.failures} ticks", status=503)
             ok = healthy()
             return web.Response(text="ok" if ok else "the control loop is not ticking", status=200 if ok else 503)
 
@@ -61,5 +73,18 @@ class Telemetry:
         app.add_routes([web.get("/metrics", metrics), web.get("/healthz", healthz), web.get("/readyz", readyz)])
         return app
 
-    def ticked(self) -> None:
+    def ticked(self, failed: bool = False) -> None:
         self.last_tick = time.monotonic()
+        self.leader.set(1)
+        self.failures = self.failures + 1 if failed else 0
+        self.failed_in_a_row.set(self.failures)
+
+    def standby(self) -> None:
+        """Not leading: alive and waiting (a standby replica is healthy)."""
+        self.last_tick = time.monotonic()
+        self.failures = 0
+        self.leader.set(0)
+
+    def failing(self) -> bool:
+        """Whether the last ``UNHEALTHY_AFTER_FAILED_TICKS`` ticks all failed."""
+        return self.failures >= UNHEALTHY_AFTER_FAILED_TICKS

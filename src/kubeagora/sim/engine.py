@@ -32,6 +32,7 @@ from kubeagora.model import (
     BoolArray,
     FloatArray,
     IntArray,
+    LiftQuarantine,
     Migrate,
     NodeClass,
     Observation,
@@ -439,6 +440,13 @@ class Engine:
         """Enact actions; returns why any action was refused (unknown names, impossible moves)."""
         st, refused = self.state, []
         for a in actions:
+            if isinstance(a, LiftQuarantine):
+                n = self.index_of_node.get(a.node)
+                if n is None:
+                    refused.append(f"{a}: unknown node")
+                else:
+                    st.node_quarantined[n] = False
+                continue
             if isinstance(a, QuarantineNode):
                 n = self.index_of_node.get(a.node)
                 if n is None:
