@@ -116,6 +116,7 @@ def test_applying_again_changes_nothing(installed: DevCluster) -> None:
         ("update", "orchestrationintents.kubeagora.io", ("--subresource=status", "-n", "default")),
         ("create", "agentactions.kubeagora.io", ("-n", "default")),
         ("get", "orchestrationpolicies.kubeagora.io", ()),
+        ("patch", "deployments", ("-n", "default")),  # residency: the pod template's node affinity
         ("create", "subjectaccessreviews.authorization.k8s.io", ()),
         ("get", "secrets/kubeagora-record-key", ("-n", NAMESPACE)),
         ("update", "leases.coordination.k8s.io/kubeagora-operator", ("-n", NAMESPACE)),
@@ -136,7 +137,7 @@ def test_operator_may_do_what_its_actions_need(
         ("get", "secrets", ("-A",)),
         ("create", "pods", ("-n", "default")),
         ("delete", "pods", ("-n", "default")),
-        ("patch", "deployments", ("-n", "default")),
+        ("create", "deployments", ("-n", "default")),
         ("delete", "customresourcedefinitions", ()),
         ("patch", "orchestrationpolicies.kubeagora.io", ()),
         ("delete", "validatingwebhookconfigurations", ()),

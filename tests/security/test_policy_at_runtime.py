@@ -32,7 +32,7 @@ pytest.importorskip("kopf")
 pytestmark = pytest.mark.integration
 
 
-def workload(ns: str, name: str, prefix: str, replicas: int = 1, **spec: Any) -> list[dict[str, Any]]:
+def workload(ns: str, name: str, prefix: str, **spec: Any) -> list[dict[str, Any]]:
     labels = {"app": name}
     return [
         {"apiVersion": "kubeagora.io/v1alpha1", "kind": "OrchestrationIntent",
@@ -41,7 +41,7 @@ def workload(ns: str, name: str, prefix: str, replicas: int = 1, **spec: Any) ->
                   "slo": {"p95Ms": 150, "p99Ms": 250}, "replicas": {"min": 1, "max": 10},
                   "workload": {"template": "web"}, **spec}},
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
-         "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+         "spec": {"replicas": 1, "selector": {"matchLabels": labels},
                   "template": {"metadata": {"labels": labels},
                                "spec": {"tolerations": [{"key": TAINT_KEY, "value": prefix.rstrip("-"),
                                                          "effect": "NoSchedule"}],
@@ -76,8 +76,14 @@ def test_a_restarted_operator_still_counts_the_last_hours_quarantine(kubelet: An
     apply(cluster, *workload(ns, "web", prefix))
     ready(cluster, ns, "web")
     silent = [unique("sec-silent") for _ in range(2)]
-    for name in silent:
+    for i, name in enumerate(silent):
         apply(cluster, {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}})
+        # a managed replica bound to each silent node (a node holding nothing is an orphan the agents skip)
+        pinned = workload(ns, f"pinned-{i}", prefix, replicas={"min": 1, "max": 1})
+        template = pinned[1]["spec"]["template"]["spec"]
+        template["nodeName"] = name
+        template["tolerations"] = [{"operator": "Exists"}]
+        apply(cluster, *pinned)
 
     def quarantined() -> list[str]:
         return sorted(n["metadata"]["name"] for n in kubectl_json(cluster, "get", "nodes")["items"]
