@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.integration.kube import apply
+from tests.integration.kube import TAINT_KEY, apply
 
 from kubeagora.devcluster import DevCluster
 from kubeagora.kubeapi.client import Api
@@ -37,6 +37,31 @@ def unique(stem: str) -> str:
 def namespace(cluster: DevCluster, name: str) -> str:
     apply(cluster, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     return name
+
+
+def workload(ns: str, name: str, prefix: str, pods: int = 1, requests: Mapping[str, str] | None = None,
+             **intent_spec: Any) -> list[dict[str, Any]]:
+    """An intent and its web Deployment of ``pods`` replicas whose pods tolerate the mock kubelet's taint of ``prefix``
+    (``kube.mock_kubelet``); ``intent_spec`` adds to or replaces fields of the intent's spec."""
+    labels = {"app": name}
+    requests = dict(requests or {"cpu": "100m"})
+    gpus = {k: v for k, v in requests.items() if k == "nvidia.com/gpu"}
+    resources: dict[str, Any] = {"requests": requests, **({"limits": gpus} if gpus else {})}
+    return [
+        {"apiVersion": "kubeagora.io/v1alpha1", "kind": "OrchestrationIntent",
+         "metadata": {"name": name, "namespace": ns},
+         "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                  "slo": {"p95Ms": 150, "p99Ms": 250}, "replicas": {"min": 1, "max": 10},
+                  "workload": {"template": "web"}, **intent_spec}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
+         "spec": {"replicas": pods, "selector": {"matchLabels": labels},
+                  "template": {"metadata": {"labels": labels},
+                               "spec": {"tolerations": [{"key": TAINT_KEY, "value": prefix.rstrip("-"),
+                                                         "effect": "NoSchedule"}],
+                                        "terminationGracePeriodSeconds": 1,
+                                        "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10",
+                                                        "resources": resources}]}}}},
+    ]
 
 
 @dataclass

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.kube import TAINT_KEY, apply, kubectl_json, mock_kubelet, wait_for
-from tests.security.live import LiveLoop, namespace, unique
+from tests.integration.kube import apply, kubectl_json, mock_kubelet, wait_for
+from tests.security.live import LiveLoop, namespace, unique, workload
 
 from kubeagora.devcluster import DevCluster
 from kubeagora.operator.loop import LoopSettings
@@ -30,23 +30,6 @@ pytest.importorskip("kopf")
 pytestmark = pytest.mark.integration
 
 
-def workload(ns: str, name: str, prefix: str, replicas: int, autonomy: str = "auto") -> list[dict[str, Any]]:
-    labels = {"app": name}
-    return [
-        {"apiVersion": "kubeagora.io/v1alpha1", "kind": "OrchestrationIntent",
-         "metadata": {"name": name, "namespace": ns},
-         "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-                  "slo": {"p95Ms": 150, "p99Ms": 250}, "replicas": {"min": 1, "max": 10}, "autonomy": autonomy,
-                  "workload": {"template": "web"}}},
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
-         "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
-                  "template": {"metadata": {"labels": labels},
-                               "spec": {"tolerations": [{"key": TAINT_KEY, "value": prefix.rstrip("-"),
-                                                         "effect": "NoSchedule"}],
-                                        "terminationGracePeriodSeconds": 1,
-                                        "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10",
-                                                        "resources": {"requests": {"cpu": "100m"}}}]}}}},
-    ]
 
 
 def forged(ns: str, name: str, run: str, rollback: list[dict[str, Any]], state: str = "Canary",
@@ -73,7 +56,7 @@ def put(cluster: DevCluster, obj: dict[str, Any]) -> None:
 def world(crds: DevCluster, tmp_path: Path) -> Any:
     shop, attacker, ops = (namespace(crds, unique(s)) for s in ("sec-shop", "sec-attacker", "sec-ops"))
     with mock_kubelet(crds, tmp_path, "sec-forge", 2) as kubelet:
-        apply(crds, *workload(shop, "checkout", kubelet.prefix, replicas=3))
+        apply(crds, *workload(shop, "checkout", kubelet.prefix, pods=3))
         wait_for("checkout's pods to be Ready", lambda: kubectl_json(
             crds, "get", "deployment", "checkout", "-n", shop)["status"].get("readyReplicas") == 3, timeout_s=90)
         nodes = [n["metadata"]["name"] for n in kubectl_json(crds, "get", "nodes")["items"]
@@ -108,7 +91,7 @@ def test_a_forged_canary_in_a_tenants_namespace_is_not_rolled_back(world: Any) -
 def test_an_approval_on_a_look_alike_in_another_namespace_approves_nothing(world: Any) -> None:
     cluster, shop, attacker, ops, nodes, prefix = world
     gated = unique("gated")
-    apply(cluster, *workload(shop, gated, prefix, replicas=1, autonomy="approve"))
+    apply(cluster, *workload(shop, gated, prefix, autonomy="approve"))
 
     async def scenario() -> dict[str, Any]:
         async with LiveLoop(cluster, [shop, attacker], nodes, LoopSettings(namespace=ops)) as live:

@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tests.integration.kube import TAINT_KEY, apply, kubectl_json, mock_kubelet, wait_for
-from tests.security.live import LiveLoop, namespace, unique
+from tests.integration.kube import apply, kubectl_json, mock_kubelet, wait_for
+from tests.security.live import LiveLoop, namespace, unique, workload
 
 from kubeagora.devcluster import DevCluster
 from kubeagora.model import Observation
@@ -32,23 +32,6 @@ pytest.importorskip("kopf")
 pytestmark = pytest.mark.integration
 
 
-def workload(ns: str, name: str, prefix: str, **spec: Any) -> list[dict[str, Any]]:
-    labels = {"app": name}
-    return [
-        {"apiVersion": "kubeagora.io/v1alpha1", "kind": "OrchestrationIntent",
-         "metadata": {"name": name, "namespace": ns},
-         "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-                  "slo": {"p95Ms": 150, "p99Ms": 250}, "replicas": {"min": 1, "max": 10},
-                  "workload": {"template": "web"}, **spec}},
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
-         "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-                  "template": {"metadata": {"labels": labels},
-                               "spec": {"tolerations": [{"key": TAINT_KEY, "value": prefix.rstrip("-"),
-                                                         "effect": "NoSchedule"}],
-                                        "terminationGracePeriodSeconds": 1,
-                                        "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10",
-                                                        "resources": {"requests": {"cpu": "100m"}}}]}}}},
-    ]
 
 
 def policy(name: str, **spec: Any) -> dict[str, Any]:

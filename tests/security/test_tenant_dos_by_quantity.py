@@ -11,43 +11,23 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
-from tests.integration.kube import TAINT_KEY, apply, kubectl_json, mock_kubelet, wait_for
-from tests.security.live import LiveLoop, namespace, unique
+from tests.integration.kube import apply, kubectl_json, mock_kubelet, wait_for
+from tests.security.live import LiveLoop, namespace, unique, workload
 
 from kubeagora.devcluster import DevCluster
 
 pytest.importorskip("kopf")
 pytestmark = pytest.mark.integration
 
-def service(ns: str, name: str, prefix: str, requests: dict[str, Any], replicas: int = 1) -> list[dict[str, Any]]:
-    labels = {"app": name}
-    return [
-        {"apiVersion": "kubeagora.io/v1alpha1", "kind": "OrchestrationIntent",
-         "metadata": {"name": name, "namespace": ns},
-         "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-                  "slo": {"p95Ms": 150, "p99Ms": 250}, "replicas": {"min": 1, "max": 10},
-                  "workload": {"template": "web"}}},
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": ns},
-         "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
-                  "template": {"metadata": {"labels": labels},
-                               "spec": {"tolerations": [{"key": TAINT_KEY, "value": prefix.rstrip("-"),
-                                                         "effect": "NoSchedule"}],
-                                        "terminationGracePeriodSeconds": 1,
-                                        "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10",
-                                                        "resources": {"requests": requests,
-                                                                      "limits": {k: v for k, v in requests.items()
-                                                                                 if k == "nvidia.com/gpu"}}}]}}}},
-    ]
 
 
 def test_a_thousand_gpus_stored_as_1k_degrade_only_the_tenant_that_asked(crds: DevCluster, tmp_path: Path) -> None:
     greedy_ns, shop_ns = namespace(crds, unique("sec-greedy")), namespace(crds, unique("sec-shop"))
     with mock_kubelet(crds, tmp_path, "sec-dos", 2) as kubelet:
-        apply(crds, *service(shop_ns, "checkout", kubelet.prefix, {"cpu": "250m"}))
-        apply(crds, *service(greedy_ns, "greedy", kubelet.prefix, {"cpu": "250m", "nvidia.com/gpu": "1000"}))
+        apply(crds, *workload(shop_ns, "checkout", kubelet.prefix, requests={"cpu": "250m"}))
+        apply(crds, *workload(greedy_ns, "greedy", kubelet.prefix, requests={"cpu": "250m", "nvidia.com/gpu": "1000"}))
         stored = kubectl_json(crds, "get", "deployment", "greedy", "-n", greedy_ns)
         requests = stored["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]
         assert requests["nvidia.com/gpu"] == "1k"  # what the operator reads back
