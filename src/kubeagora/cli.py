@@ -454,12 +454,14 @@ def _mount_cluster_commands(cli: typer.Typer) -> None:
     from kubeagora.kubelet.cli import mock_kubelet
     from kubeagora.operator.cli import operator_app
     from kubeagora.scheduler_plugin.cli import scheduler_extender
+    from kubeagora.trust.cli import intent_app
 
     cli.add_typer(devcluster_app, name="devcluster")
     cli.command("mock-kubelet")(mock_kubelet)
     cli.add_typer(operator_app, name="operator")
     cli.command("scheduler-extender")(scheduler_extender)
     cli.command("demo")(demo)
+    cli.add_typer(intent_app, name="intent")
 
 
 _mount_cluster_commands(app)

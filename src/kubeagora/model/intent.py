@@ -114,6 +114,10 @@ class Placement:
     """Data residency: replicas only in these regions."""
     node_classes: frozenset[NodeClass] | None = None
     """Accelerators are used only when gpu or tpu is listed."""
+    min_trust: float | None = None
+    """Only nodes the operator trusts at least this much (0..1, from attestation and cross-checks)."""
+    require_attestation: bool = False
+    """Only nodes whose last attestation the operator verified."""
 
     def allows(self, site: NodeSite) -> bool:
         """Whether a replica may run on a node at this site (a node without a label fails a constraint on it)."""
@@ -172,6 +176,21 @@ class Approvers:
 
     def admit(self, namespace: str, user: str, groups: Iterable[str]) -> bool:
         return namespace in self.namespaces and (user in self.users or not self.groups.isdisjoint(groups))
+class TenantSigning:
+    """A tenant's intent-signing keys and whether its intents must be signed."""
+
+    public_keys: tuple[str, ...] = ()
+    """ed25519 public keys, PEM (``openssl pkey -pubout``); any of them may sign."""
+    required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IntentSigning:
+    """Which intents must carry a valid signature (``kubeagora.io/signature``) and whose keys verify it."""
+
+    require_all: bool = False
+    """Every intent must be signed by a key of its tenant."""
+    tenants: Mapping[str, TenantSigning] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +223,7 @@ class OrchestrationPolicy:
         """Whether the policy names this user (or one of the groups) an approver in ``namespace``."""
         groups = tuple(groups)
         return any(a.admit(namespace, user, groups) for a in self.approvers)
+    intent_signing: IntentSigning = IntentSigning()
 
     def min_available_replicas(self, replicas: int) -> int:
         """Ready replicas of a workload with `replicas` that a disruptive action must leave."""
@@ -403,8 +423,12 @@ def _placement(value: Any) -> Placement:
     if value is None:
         return Placement()
     obj = _mapping(value, "spec.placement")
-    _only_known(obj, "spec.placement", ("tiers", "regions", "nodeClasses"))
+    _only_known(obj, "spec.placement", ("tiers", "regions", "nodeClasses", "minTrust", "requireAttestation"))
     tiers = obj.get("tiers")
+    min_trust = obj.get("minTrust")
+    attested = obj.get("requireAttestation", False)
+    if not isinstance(attested, bool):
+        raise IntentError("spec.placement.requireAttestation", f"must be true or false, got {_show(attested)}")
     regions = obj.get("regions")
     classes = obj.get("nodeClasses")
     return Placement(
@@ -417,6 +441,8 @@ def _placement(value: Any) -> Placement:
         None if classes is None else frozenset(
             _choice(c, f"spec.placement.nodeClasses[{i}]", NodeClass, [x.value for x in NodeClass])
             for i, c in enumerate(_list(classes, "spec.placement.nodeClasses"))),
+        None if min_trust is None else _number(min_trust, "spec.placement.minTrust", at_least=0, at_most=1),
+        attested,
     )
 
 
@@ -447,7 +473,9 @@ def _template(value: Any) -> str | None:
 
 
 _POLICY_FIELDS = ("energyCapWatts", "carbonCapGPerKwh", "maxReplicasPerIntent", "tenantWeights", "disruptionBudget",
-                  "rateLimits", "maxPriority", "tenantPriorityCaps", "tenantNamespaces", "approvers")
+                  "rateLimits", "maxPriority", "tenantPriorityCaps", "tenantNamespaces", "approvers", "intentSigning")
+MAX_KEYS_PER_TENANT = 8
+_PEM_PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----"
 
 
 def parse_orchestration_policy(obj: Mapping[str, Any]) -> OrchestrationPolicy:
@@ -499,6 +527,7 @@ def parse_orchestration_policy(obj: Mapping[str, Any]) -> OrchestrationPolicy:
             _string(ns, f"spec.tenantNamespaces.{t}[{i}]", max_length=63)
             for i, ns in enumerate(_list(v, f"spec.tenantNamespaces.{t}"))) for t, v in tenant_namespaces.items()},
         approvers=tuple(_approvers(a, f"spec.approvers[{i}]") for i, a in enumerate(approvers)),
+        intent_signing=_intent_signing(spec.get("intentSigning")),
     )
 
 
@@ -512,6 +541,35 @@ def _approvers(value: Any, path: str) -> Approvers:
     if not users and not groups:
         raise IntentError(path, "must name at least one of users or groups")
     return Approvers(namespaces, users, groups)
+
+
+def _intent_signing(value: Any) -> IntentSigning:
+    """spec.intentSigning: the keys are checked for shape here; that each is an ed25519 key, by the webhook."""
+    if value is None:
+        return IntentSigning()
+    obj = _mapping(value, "spec.intentSigning")
+    _only_known(obj, "spec.intentSigning", ("requireAll", "tenants"))
+    require_all = obj.get("requireAll", False)
+    if not isinstance(require_all, bool):
+        raise IntentError("spec.intentSigning.requireAll", f"must be true or false, got {_show(require_all)}")
+    tenants: dict[str, TenantSigning] = {}
+    for name, raw in _mapping(obj.get("tenants") or {}, "spec.intentSigning.tenants").items():
+        path = f"spec.intentSigning.tenants.{name}"
+        _string(name, path, max_length=63)
+        entry = _mapping(raw, path)
+        _only_known(entry, path, ("publicKeys", "required"))
+        keys = entry.get("publicKeys") or []
+        if not isinstance(keys, list) or len(keys) > MAX_KEYS_PER_TENANT:
+            raise IntentError(f"{path}.publicKeys", f"must be a list of at most {MAX_KEYS_PER_TENANT} PEM public keys")
+        for i, key in enumerate(keys):
+            if not isinstance(key, str) or not key.strip().startswith(_PEM_PUBLIC_KEY) or len(key) > 1024:
+                raise IntentError(f"{path}.publicKeys[{i}]", "must be a PEM public key (-----BEGIN PUBLIC KEY-----, "
+                                  "as `openssl pkey -pubout` writes it)")
+        required = entry.get("required", False)
+        if not isinstance(required, bool):
+            raise IntentError(f"{path}.required", f"must be true or false, got {_show(required)}")
+        tenants[name] = TenantSigning(tuple(keys), required)
+    return IntentSigning(require_all, tenants)
 
 
 # --------------------------------------------------------------------------------- policy-level rules

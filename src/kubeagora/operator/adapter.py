@@ -360,6 +360,8 @@ class Unbound:
     degraded: bool = False
     """Something in the intent or its Deployment is wrong (not merely absent yet): the intent's
     ``Degraded`` condition says what, while every other intent is managed as usual."""
+    reason: str = "NotManaged"
+    """The Ready condition's reason (``SignatureRejected`` where the policy's signing rule refused it)."""
 
 
 def service_key(namespace: str, workload: str) -> str:

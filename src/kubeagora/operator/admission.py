@@ -1,6 +1,8 @@
 """The admission webhooks for OrchestrationIntents, OrchestrationPolicies and AgentActions (kopf handlers, thin).
 
 The CRD schema already refuses malformed objects; the webhook adds what needs the cluster: the
+signature the policy's ``intentSigning`` requires (``trust.intent_signing``; a refusal names
+``metadata.annotations[kubeagora.io/signature]``), the
 OrchestrationPolicy `default` (replica cap, tenants, energy cap) and the nodes' regions, tiers and classes
 (an intent whose placement no node satisfies, or a region no node is in), and the autoscalers already on
 the intent's Deployment (a HorizontalPodAutoscaler or a KEDA ScaledObject would fight the operator over its
@@ -50,6 +52,7 @@ from kubeagora.model.intent import (
 )
 from kubeagora.operator import autoscalers
 from kubeagora.sim.catalog import TEMPLATES
+from kubeagora.trust import intent_signing
 
 WEBHOOK_PORT = 9443
 MANAGED_CONFIGURATION = "kubeagora.io"
@@ -122,7 +125,12 @@ def _sites(index: kopf.Index[str, NodeSite] | None) -> Iterable[NodeSite]:
 
 
 def _spec_unchanged(operation: str | None, old: kopf.Body | None, body: kopf.Body) -> bool:
-    return operation == "UPDATE" and old is not None and old.get("spec") == body.get("spec")
+    """An update that changes neither the spec nor its signature (labels, finalizers, other annotations)."""
+    def signature(obj: kopf.Body) -> object:
+        return ((obj.get("metadata") or {}).get("annotations") or {}).get(intent_signing.SIGNATURE_ANNOTATION)
+
+    return operation == "UPDATE" and old is not None and old.get("spec") == body.get("spec") \
+        and signature(old) == signature(body)
 
 
 # ----------------------------------------------------------------------------------------- handlers
@@ -144,8 +152,12 @@ def validate_orchestration_intent(
         intent = parse_intent(body)
     except IntentError as e:
         raise kopf.AdmissionError(str(e), code=UNPROCESSABLE) from None
-    messages = [str(e) for e in validate_intent(intent, _policy(kubeagora_cluster_policies),
-                                                _sites(kubeagora_node_sites), known_templates=TEMPLATES)]
+    policy = _policy(kubeagora_cluster_policies)
+    unsigned = intent_signing.check(body, policy)
+    if unsigned is not None:  # a spec nobody with the key vouched for is judged on nothing else
+        raise kopf.AdmissionError(unsigned, code=UNPROCESSABLE)
+    messages = [str(e) for e in validate_intent(intent, policy, _sites(kubeagora_node_sites),
+                                                known_templates=TEMPLATES)]
     namespace = str((body.get("metadata") or {}).get("namespace") or "")
     others = _autoscalers_of(namespace, intent.target.name, kubeagora_hpas, kubeagora_scaled_objects)
     if others:
@@ -162,9 +174,12 @@ def validate_orchestration_policy(
     if _spec_unchanged(operation, old, body):
         return
     try:
-        parse_orchestration_policy(body)
+        policy = parse_orchestration_policy(body)
     except IntentError as e:
         raise kopf.AdmissionError(str(e), code=UNPROCESSABLE) from None
+    bad_keys = intent_signing.key_problems(policy)
+    if bad_keys:
+        raise kopf.AdmissionError("; ".join(bad_keys), code=UNPROCESSABLE)
     if name != _enforced_policy:
         warnings.append(f"the operator enforces only the OrchestrationPolicy named {_enforced_policy!r}; "
                         f"{name!r} has no effect")

@@ -59,6 +59,7 @@ from kubeagora.operator.metrics_source import MetricsUnavailable, NodeSignals, P
 from kubeagora.operator.signing import RecordSigner, load_or_create_signer
 from kubeagora.operator.telemetry import Telemetry
 from kubeagora.operator.view import ClusterView, key_of
+from kubeagora.trust import intent_signing
 
 log = logging.getLogger("kubeagora.operator")
 
@@ -310,9 +311,12 @@ class ControlLoop:
         regions = sorted({str(((n.get("metadata") or {}).get("labels") or {}).get(adapter.LABEL_REGION, ""))
                           for n in node_objs} - {""})
         policy = self._policy()
-        bindings, unbound = adapter.bind(list(intents.values()), deployments, regions, policy)
+        # a policy enforcement point: an intent whose spec its tenant's key does not vouch for (edited while the
+        # webhook was down, or past it) is not acted on, and its condition says why
+        admitted, refused = intent_signing.gate(list(intents.values()), policy)
+        bindings, unbound = adapter.bind(admitted, deployments, regions, policy)
         bindings, too_big = adapter.unplaceable(bindings, [adapter.node_from_object(n) for n in node_objs])
-        unbound = [*unbound, *too_big]
+        unbound = [*unbound, *too_big, *(adapter.Unbound(r.key, r.why, reason="SignatureRejected") for r in refused)]
         self.telemetry.intents.set(len(bindings))
         pod_objs = [p for p in self.view.all("pods") if key_of(p) not in placed.evicted]
         node_objs, orphaned = orphans.split(node_objs, self._managed_pods(bindings, deployments, pod_objs))
@@ -570,7 +574,7 @@ class ControlLoop:
                                                False, not metrics_error, metrics_error,
                                                findings=self._findings(u.key),
                                                degraded=u.why if u.degraded else "")
-            patch["status"]["conditions"][0].update(reason="NotManaged", message=u.why[:1000])
+            patch["status"]["conditions"][0].update(reason=u.reason, message=u.why[:1000])
             await self._patch_intent_status(ns, name, patch)
 
     def _autoscaler_conflict(self, namespace: str, deployment: str) -> tuple[bool, str, str]:
