@@ -9,6 +9,7 @@ every object lives in a namespace of this module's own.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -228,6 +229,58 @@ def test_the_webhook_admits_a_good_intent_and_metadata_changes_after_the_policy_
                         "-p", '{"spec": {"replicas": {"max": 8}}}')
     assert proc.returncode != 0
     assert "spec.replicas.max: 8 is above the cluster cap" in proc.stderr, proc.stderr
+
+
+def _sign_with_the_cli(tmp_path: Path, obj: dict[str, Any]) -> dict[str, Any]:
+    source = tmp_path / "intent.yaml"
+    source.write_text(yaml.safe_dump(obj))
+    proc = subprocess.run([str(Path(sys.executable).parent / "kubeagora"), "intent", "sign", "--key",
+                           str(tmp_path / "t.key"), str(source)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    signed: dict[str, Any] = yaml.safe_load(proc.stdout)
+    return signed
+
+
+def test_a_signed_intent_is_admitted_and_an_edit_without_the_key_is_refused(
+        crds: DevCluster, webhook: Webhook, tmp_path: Path) -> None:
+    """What `kubeagora intent sign` writes survives the API server's defaulting and storage (the stored
+    object's canonical payload is the signed one), and an edit made without the key is refused naming the
+    annotation. The signing rule binds a namespace of this test's own, so the module's other intents are
+    not asked for signatures."""
+    pytest.importorskip("cryptography")
+    from kubeagora.trust import intent_signing as signing
+
+    ns = f"ka-signed-{uuid.uuid4().hex[:6]}"
+    apply(crds, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    private_pem, public_pem = signing.generate_keypair()
+    (tmp_path / "t.key").write_bytes(private_pem)
+    rule = {"spec": {"intentSigning": {"tenants": {"signers": {
+        "publicKeys": [public_pem.decode()], "required": True, "namespaces": [ns]}}}}}
+    proc = crds.kubectl("patch", "orchestrationpolicy", webhook.policy, "--type=merge", "-p", json.dumps(rule))
+    assert proc.returncode == 0, proc.stderr
+    try:
+        unsigned = intent(ns, "signed-checkout", replicas={"max": 5}, rollout={"canarySeconds": 90.0})
+        wait_for("the webhook to require signatures in the namespace", lambda: "signature]: missing" in try_apply(
+            crds, unsigned, "--dry-run=server").stderr, timeout_s=30)
+        signed = _sign_with_the_cli(tmp_path, unsigned)
+        proc = try_apply(crds, signed)
+        assert proc.returncode == 0, proc.stderr
+        stored = kubectl_json(crds, "get", "intent", "signed-checkout", "-n", ns)
+        assert stored["spec"]["rollout"] == {"shadowSeconds": 30, "canarySeconds": 90, "canaryFraction": 0.25}
+        assert signing.verifies(stored, [public_pem.decode()]), "the stored object's payload is not the signed one"
+
+        proc = crds.kubectl("patch", "intent", "signed-checkout", "-n", ns, "--type=merge",
+                            "-p", '{"spec": {"priority": 1000}}')
+        assert proc.returncode != 0
+        assert "denied the request: metadata.annotations[kubeagora.io/signature]: does not verify" in proc.stderr, \
+            proc.stderr
+        assert kubectl_json(crds, "get", "intent", "signed-checkout", "-n", ns)["spec"]["priority"] == 1
+        changed = {**signed, "spec": {**signed["spec"], "replicas": {"max": 4}}}  # the signer's own change
+        assert try_apply(crds, _sign_with_the_cli(tmp_path, changed)).returncode == 0
+    finally:
+        crds.kubectl("patch", "orchestrationpolicy", webhook.policy, "--type=json",
+                     "-p", '[{"op": "remove", "path": "/spec/intentSigning"}]')
+        crds.kubectl("delete", "namespace", ns, "--wait=false")
 
 
 def test_the_webhook_warns_that_a_policy_of_another_name_has_no_effect(
