@@ -245,8 +245,8 @@ def test_a_signed_intent_is_admitted_and_an_edit_without_the_key_is_refused(
         crds: DevCluster, webhook: Webhook, tmp_path: Path) -> None:
     """What `kubeagora intent sign` writes survives the API server's defaulting and storage (the stored
     object's canonical payload is the signed one), and an edit made without the key is refused naming the
-    annotation. The signing rule binds a namespace of this test's own, so the module's other intents are
-    not asked for signatures."""
+    annotation. The signing tenant owns a namespace of this test's own (tenantNamespaces), so the module's
+    other intents are not asked for signatures."""
     pytest.importorskip("cryptography")
     from kubeagora.trust import intent_signing as signing
 
@@ -254,8 +254,8 @@ def test_a_signed_intent_is_admitted_and_an_edit_without_the_key_is_refused(
     apply(crds, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     private_pem, public_pem = signing.generate_keypair()
     (tmp_path / "t.key").write_bytes(private_pem)
-    rule = {"spec": {"intentSigning": {"tenants": {"signers": {
-        "publicKeys": [public_pem.decode()], "required": True, "namespaces": [ns]}}}}}
+    rule = {"spec": {"tenantNamespaces": {"signers": [ns]}, "intentSigning": {"tenants": {"signers": {
+        "publicKeys": [public_pem.decode()], "required": True}}}}}
     proc = crds.kubectl("patch", "orchestrationpolicy", webhook.policy, "--type=merge", "-p", json.dumps(rule))
     assert proc.returncode == 0, proc.stderr
     try:
@@ -278,8 +278,8 @@ def test_a_signed_intent_is_admitted_and_an_edit_without_the_key_is_refused(
         changed = {**signed, "spec": {**signed["spec"], "replicas": {"max": 4}}}  # the signer's own change
         assert try_apply(crds, _sign_with_the_cli(tmp_path, changed)).returncode == 0
     finally:
-        crds.kubectl("patch", "orchestrationpolicy", webhook.policy, "--type=json",
-                     "-p", '[{"op": "remove", "path": "/spec/intentSigning"}]')
+        crds.kubectl("patch", "orchestrationpolicy", webhook.policy, "--type=json", "-p", json.dumps(
+            [{"op": "remove", "path": "/spec/intentSigning"}, {"op": "remove", "path": "/spec/tenantNamespaces"}]))
         crds.kubectl("delete", "namespace", ns, "--wait=false")
 
 

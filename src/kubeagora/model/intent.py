@@ -176,6 +176,9 @@ class Approvers:
 
     def admit(self, namespace: str, user: str, groups: Iterable[str]) -> bool:
         return namespace in self.namespaces and (user in self.users or not self.groups.isdisjoint(groups))
+
+
+@dataclass(frozen=True, slots=True)
 class TenantSigning:
     """A tenant's intent-signing keys and whether its intents must be signed."""
 

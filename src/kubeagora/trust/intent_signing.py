@@ -18,10 +18,10 @@ without padding. Keys are PEM files (``kubeagora intent keygen``, or ``openssl g
 ed25519`` and ``openssl pkey -pubout``).
 
 The rule (``check``) under an OrchestrationPolicy's ``intentSigning``: the tenants an intent answers
-to are the tenant it names and every tenant whose namespaces (``spec.tenantNamespaces``) hold it. Where one of them requires
-signatures (or ``requireAll``), the annotation must be present and verify under a key of each such
-tenant; a signature that is present must verify wherever the tenants hold keys, required or not (a
-stale signature says the spec changed without the key). Verification results are cached by
+to are the tenant it names and every tenant whose namespaces (``spec.tenantNamespaces``) hold it.
+Where one of them requires signatures (or ``requireAll``), the annotation must be present and verify
+under a key of each such tenant; a signature that is present must verify wherever the tenants hold
+keys, required or not (a stale signature says the spec changed without the key). Verification results are cached by
 (payload, signature, key), so an operator tick re-checking unchanged intents costs a dict lookup.
 """
 
