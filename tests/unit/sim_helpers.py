@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from kubeagora.model import NODE_CLASSES, WorldParameters
 from kubeagora.sim.scenario import CompiledScenario, ScenarioModel, compile_scenario
 
 SMALL_TOPOLOGY: dict[str, Any] = {
@@ -21,3 +24,12 @@ def small_scenario(*, duration_s: float = 120, total_rps: float = 300, services:
         "workload": {"total_rps": total_rps, **workload}, "faults": faults or [], "warm_start": False,
     })
     return compile_scenario(model, "small")
+
+
+def uniform_world(scenario: CompiledScenario, *, service_time: float = 1.0, cold_start: float = 1.0,
+                  interference: float = 1.0, node_speed: float | np.ndarray = 1.0) -> WorldParameters:
+    """A true world for `scenario` that strays from its specs by these factors everywhere (node speeds
+    may be given per node)."""
+    n_s, n_n, n_c = len(scenario.services), len(scenario.nodes), len(NODE_CLASSES)
+    return WorldParameters(np.full((n_s, n_c), service_time), np.full((n_s, n_c), cold_start),
+                           np.full(n_c, interference), np.broadcast_to(np.asarray(node_speed, float), (n_n,)).copy())

@@ -8,12 +8,12 @@ from itertools import pairwise
 import numpy as np
 import pytest
 from tests.unit.observations import cpu_node, observation, web_service
-from tests.unit.sim_helpers import small_scenario
+from tests.unit.sim_helpers import small_scenario, uniform_world
 
 from kubeagora.controllers.mpc import MpcController, MpcControllerState
 from kubeagora.controllers.registry import make_controller
 from kubeagora.decision import calibration as cal
-from kubeagora.model import NODE_CLASSES, NodeClass, Observation, Scale, WorldParameters
+from kubeagora.model import NODE_CLASSES, NodeClass, Observation, Scale
 from kubeagora.sim.engine import Engine
 from kubeagora.sim.scenario import compile_scenario, load_scenario
 
@@ -125,10 +125,7 @@ def test_calibration_on_the_engine_finds_the_world_it_runs() -> None:
     """A world where every service is 40 % slower and starts 2× slower than declared: the calibration
     reads it off the engine's CPU counters and pod timestamps, within a few per cent."""
     nominal = small_scenario(services=3, mix={"web": 1, "api": 1}, total_rps=600, duration_s=400)
-    n_s, n_n = len(nominal.services), len(nominal.nodes)
-    world = WorldParameters(np.full((n_s, len(NODE_CLASSES)), 1.4), np.full((n_s, len(NODE_CLASSES)), 2.0),
-                            np.ones(len(NODE_CLASSES)), np.ones(n_n))
-    engine = Engine(replace(nominal, world=world, model_error=0.3))
+    engine = Engine(replace(nominal, world=uniform_world(nominal, service_time=1.4, cold_start=2.0), model_error=0.3))
     state = cal.initial_state(engine.observe())
     for step in range(400):
         if step == 100:
@@ -190,17 +187,14 @@ def test_a_slow_node_is_found_from_its_utilisation_and_shows_in_the_calibrated_o
     """Two CPU nodes are half as fast as declared: the calibration reads it off their CPU utilisation (the
     services on them burn twice the CPU per request there), and the calibrated observation reports them slow."""
     nominal = small_scenario(services=4, mix={"web": 1, "api": 1}, total_rps=900, duration_s=300)
-    n_s, n_n = len(nominal.services), len(nominal.nodes)
     enough = [Scale(s.name, 6) for s in nominal.services]  # no replica saturated, even on a slow node
     engine0 = Engine(nominal)
     engine0.apply(enough)
     hosts = np.unique(engine0.observe().replica_node)
     slow = hosts[:2]
-    speed = np.ones(n_n)
+    speed = np.ones(len(nominal.nodes))
     speed[slow] = 0.5
-    world = WorldParameters(np.ones((n_s, len(NODE_CLASSES))), np.ones((n_s, len(NODE_CLASSES))),
-                            np.ones(len(NODE_CLASSES)), speed)
-    engine = Engine(replace(nominal, world=world, model_error=0.3))
+    engine = Engine(replace(nominal, world=uniform_world(nominal, node_speed=speed), model_error=0.3))
     engine.apply(enough)
     state = cal.initial_state(engine.observe())
     for step in range(300):

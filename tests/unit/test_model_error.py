@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.unit.sim_helpers import small_scenario
+from tests.unit.sim_helpers import small_scenario, uniform_world
 from typer.testing import CliRunner
 
 from kubeagora.cli import app
@@ -61,9 +61,7 @@ def test_the_world_is_drawn_apart_from_the_scenario_so_everything_else_stays() -
 
 def test_the_engine_runs_the_true_world_but_observes_only_the_declared_one() -> None:
     nominal = small_scenario(services=2, mix={"web": 1}, total_rps=200)
-    n_s, n_n = len(nominal.services), len(nominal.nodes)
-    slow = WorldParameters(np.full((n_s, len(NODE_CLASSES)), 2.0), np.full((n_s, len(NODE_CLASSES)), 1.5),
-                           np.full(len(NODE_CLASSES), 2.0), np.full(n_n, 0.8))
+    slow = uniform_world(nominal, service_time=2.0, cold_start=1.5, interference=2.0, node_speed=0.8)
     wrong = replace(nominal, world=slow, model_error=0.3)
     exact_engine, wrong_engine = Engine(nominal), Engine(wrong)
     cpu = NODE_CLASSES.index(NodeClass.CPU)
@@ -89,10 +87,7 @@ def test_the_engine_runs_the_true_world_but_observes_only_the_declared_one() -> 
 
 def test_a_pod_takes_the_true_cold_start_to_become_ready() -> None:
     nominal = small_scenario(services=1, mix={"web": 1}, total_rps=50)
-    n_s, n_n = len(nominal.services), len(nominal.nodes)
-    slow_start = WorldParameters(np.ones((n_s, len(NODE_CLASSES))), np.full((n_s, len(NODE_CLASSES)), 3.0),
-                                 np.ones(len(NODE_CLASSES)), np.ones(n_n))
-    engine = Engine(replace(nominal, world=slow_start))
+    engine = Engine(replace(nominal, world=uniform_world(nominal, cold_start=3.0)))
     name, declared_s = nominal.services[0].name, nominal.services[0].cold_start_on(NodeClass.CPU)
     engine.apply([Scale(name, int(engine.observe().desired_replicas[0]) + 1)])
     steps_to_ready = 0
@@ -149,9 +144,7 @@ def test_concurrency_autoscalers_count_requests_in_flight_not_a_declared_service
     as slow as declared they see twice the requests in service, and provision about twice the replicas."""
     # started with the replicas the load needs in either world, so that neither begins with a backlog
     nominal = replace(small_scenario(services=2, mix={"web": 1}, total_rps=600, duration_s=400), warm_start=True)
-    n_s, n_n = len(nominal.services), len(nominal.nodes)
-    slow = WorldParameters(np.full((n_s, len(NODE_CLASSES)), 2.0), np.ones((n_s, len(NODE_CLASSES))),
-                           np.ones(len(NODE_CLASSES)), np.ones(n_n))
+    slow = uniform_world(nominal, service_time=2.0)
     replicas = {}
     for label, scenario in (("declared", nominal), ("slow", replace(nominal, world=slow, model_error=0.3))):
         result = simulate(scenario, make_controller(name, scenario))

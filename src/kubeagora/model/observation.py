@@ -46,7 +46,9 @@ class Observation:
     p99_ms: FloatArray
     """Latency percentiles of the last completed 10-second window (NaN when nothing was served)."""
     capacity_rps: FloatArray
-    """What the Ready replicas can serve per second at the current speeds."""
+    """What the Ready replicas can serve per second by the declared service times at `node_speed`
+    (`ready_capacity_rps`): what a cluster can tell, not what the world does (no interference, no
+    deviation of the machines from their specs)."""
     shed_fraction: FloatArray
 
     # per node: gauges
@@ -60,7 +62,8 @@ class Observation:
     node_utilization: FloatArray
     node_power_w: FloatArray
     node_speed: FloatArray
-    """Current speed factor (lower under a GPU power cap)."""
+    """The declared speed factor × a known throttle (lower under a GPU power cap); a machine's true speed
+    is not reported."""
     region_carbon_g_per_kwh: dict[str, float]
 
     # the network as probes measure it (static unless the topology changes)
