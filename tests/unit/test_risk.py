@@ -40,6 +40,20 @@ def test_less_slack_means_more_risk_for_the_same_move() -> None:
     assert risks[0] < risks[-1]
 
 
+def test_a_service_the_model_knows_less_well_counts_on_less_slack() -> None:
+    """The calibration's uncertainty feeds the risk: the same scale-down on a service whose service time is
+    known to ±30 % is judged against a capacity 1.6× smaller (2 sd), so it is riskier; a scale-up stays free."""
+    obs = busy(60.0, 350.0)
+    known = assess(obs, Scale("web", 2), uncertainty=np.array([0.0]))
+    unknown = assess(obs, Scale("web", 2), uncertainty=np.array([0.3]))
+    assert unknown.model_uncertainty == 0.3
+    assert unknown.slo_slack < known.slo_slack
+    assert unknown.risk > known.risk
+    assert assess(obs, Scale("web", 8), uncertainty=np.array([0.3])).risk < 0.1
+    proposal = Proposal("scaling", Scale("web", 2), "less load")
+    assert with_risk(obs, proposal, uncertainty=np.array([0.3])).risk == unknown.risk
+
+
 def test_a_node_quarantine_touches_the_share_of_all_capacity_on_that_node() -> None:
     nodes = (cpu_node("node-0"), cpu_node("node-1"))
     obs = observation(services=(web_service("a"), web_service("b")), nodes=nodes, ready=2, capacity_rps=320.0,
