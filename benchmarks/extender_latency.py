@@ -10,13 +10,17 @@ three pods per node, and three kinds of request in turn — a resident web pod (
 LLM pod (one GPU, intent: cloud tier), a web pod of no intent — each offered every node (the worst
 case: kube-scheduler offers at most the feasible nodes it found, ~420 of 1,000 and ~500 of 5,000 by
 its default ``percentageOfNodesToScore``). "pure" times ``filter_pod`` + ``prioritize_pod`` on the
-parsed pod; "http" times each verb's round trip (JSON both ways, keep-alive) to the aiohttp app
-serving the same cache in a child process.
+parsed pod; the HTTP paths time each verb's round trip (JSON both ways, keep-alive) to a server of the
+same cache in a child process, side by side in one run: "before" is the server as it was before its
+hardening (each verb parsed and answered on the event loop, plain HTTP), "after" the one
+``kubeagora scheduler-extender`` runs now (the verbs in a worker process of their own with the body
+checks, HTTPS, the client presenting the scheduler's certificate).
 
 Throughput: for each mode a fresh control plane (the scheduler's client at qps 1000 / burst 2000, as
 in ``kubelet_scale.py``), ``--cluster-nodes`` mock nodes, an intent restricting a Deployment to two
 regions, then the Deployment scaled to ``--cluster-pods``; the time from the scale until every pod is
-bound. "with" configures the scheduler from ``manifests/devcluster/scheduler-config.yaml``.
+bound. "with" configures the scheduler from ``manifests/devcluster/scheduler-config.yaml`` (HTTPS, the
+scheduler's client certificate, both from the devcluster's PKI).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import http.client
 import json
 import multiprocessing
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -40,14 +45,17 @@ import yaml
 
 from kubeagora.devcluster import DevCluster, Settings
 from kubeagora.devcluster.cluster import free_ports
+from kubeagora.devcluster.pki import SCHEDULER, Pki, ensure_pki
 from kubeagora.devcluster.stack import stop_process
+from kubeagora.kubelet import nodes as nodes_mod
+from kubeagora.kubelet.plan import make_plan
 from kubeagora.scheduler_plugin.bids import BidSettings
 from kubeagora.scheduler_plugin.cache import DEPLOYMENTS, INTENTS, NODES, PODS, ClusterCache
 from kubeagora.scheduler_plugin.filtering import filter_pod
 from kubeagora.scheduler_plugin.scoring import prioritize_pod
+from kubeagora.scheduler_plugin.verbs import answer_request
+from kubeagora.scheduler_plugin.watch import CacheUpdates
 from kubeagora.scheduler_plugin.workload import pod_demand
-from kubeagora.kubelet import nodes as nodes_mod
-from kubeagora.kubelet.plan import make_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_BY_CLASS = {"cpu": "web", "mcu": "iot-ingest", "gpu": "llm", "tpu": "ml-inference"}
@@ -73,7 +81,8 @@ def intent(name: str, **placement: list[str]) -> dict[str, Any]:
             "spec": {"targetRef": {"kind": "Deployment", "name": name}, "placement": placement}}
 
 
-def synthetic_cache(n: int) -> tuple[ClusterCache, list[str]]:
+def synthetic_cache(n: int, updates: CacheUpdates | None = None) -> tuple[ClusterCache, list[str]]:
+    """A watch cache of the ``--nodes n`` topology (or those lists handed to ``updates``)."""
     plan = make_plan(None, n, seed=1)
     now = "2026-01-01T00:00:00Z"
     nodes = [nodes_mod.manifest(node, name, i, now) for i, (node, name) in enumerate(zip(plan.topology.nodes,
@@ -85,12 +94,13 @@ def synthetic_cache(n: int) -> tuple[ClusterCache, list[str]]:
             pods.append(pod(f"{name}-{k}", f"bg-{cls}", TEMPLATE_BY_CLASS[cls], name,
                             gpus=int(cls == "gpu" and k == 0), tpus=int(cls == "tpu" and k == 0)))
     cache = ClusterCache()
-    cache.replace(NODES, nodes)
-    cache.replace(PODS, pods)
-    cache.replace(DEPLOYMENTS, [{"metadata": {"name": a, "namespace": "bench"},
-                                 "spec": {"selector": {"matchLabels": {"app": a}}}} for a in ("resident", "llm")])
+    target: CacheUpdates = updates or cache
+    target.replace(NODES, nodes)
+    target.replace(PODS, pods)
+    target.replace(DEPLOYMENTS, [{"metadata": {"name": a, "namespace": "bench"},
+                                  "spec": {"selector": {"matchLabels": {"app": a}}}} for a in ("resident", "llm")])
     regions = sorted({nd.region for nd in plan.topology.nodes})[:2]
-    cache.replace(INTENTS, [intent("resident", regions=regions), intent("llm", tiers=["cloud"])])
+    target.replace(INTENTS, [intent("resident", regions=regions), intent("llm", tiers=["cloud"])])
     return cache, list(plan.names)
 
 
@@ -120,30 +130,74 @@ def pure_latency(cache: ClusterCache, names: list[str], requests: int) -> dict[s
     return {k: percentiles_ms(v) for k, v in out.items()}
 
 
-def _serve(n: int, port: int) -> None:
+def _inline_app(cache: ClusterCache) -> Any:
+    """The server as it was before its hardening: each verb parsed and answered on the event loop, plain
+    HTTP (the baseline of the before/after comparison; the same pure functions answer)."""
     from aiohttp import web
 
+    async def verb(request: web.Request) -> web.Response:
+        verdict = answer_request(cache, request.path.strip("/"), await request.read(), BidSettings())
+        return web.Response(body=verdict.body, status=verdict.status, content_type="application/json")
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application(client_max_size=64 * 2**20)
+    app.add_routes([web.post("/filter", verb), web.post("/prioritize", verb), web.get("/healthz", healthz)])
+    return app
+
+
+def _serve(n: int, port: int, mode: str, pki_dir: str) -> None:
+    from aiohttp import web
+
+    from kubeagora.scheduler_plugin.run import server_tls_context
     from kubeagora.scheduler_plugin.server import make_app
+    from kubeagora.scheduler_plugin.verbs import ProcessVerbs
+    from kubeagora.scheduler_plugin.watch import Replicated
 
-    cache, _ = synthetic_cache(n)
-    web.run_app(make_app(cache), host="127.0.0.1", port=port, access_log=None, print=None)
+    if mode == "before":
+        cache, _ = synthetic_cache(n)
+        web.run_app(_inline_app(cache), host="127.0.0.1", port=port, access_log=None, print=None)
+        return
+    pki = Pki(Path(pki_dir))
+    cache, verbs = ClusterCache(), ProcessVerbs()
+    synthetic_cache(n, Replicated(cache, verbs))  # the server's cache and the worker's replica
+    tls = server_tls_context(pki.extender_cert, pki.extender_key, pki.ca_cert)
+    web.run_app(make_app(cache, verbs, client_auth=True), host="127.0.0.1", port=port, access_log=None, print=None,
+                ssl_context=tls)
 
 
-def http_latency(n: int, names: list[str], requests: int) -> dict[str, tuple[float, float]]:
+def http_latency(n: int, names: list[str], requests: int, mode: str, pki: Pki) -> dict[str, tuple[float, float]]:
+    """Each verb's round trip to the server in a child process: ``before`` (inline, plain HTTP) or
+    ``after`` (as ``kubeagora scheduler-extender`` serves: verbs in a worker process, HTTPS, the
+    client presenting the scheduler's certificate)."""
     (port,) = free_ports(1)
-    child = multiprocessing.get_context("fork").Process(target=_serve, args=(n, port), daemon=True)
+    child = multiprocessing.get_context("spawn").Process(target=_serve, args=(n, port, mode, str(pki.dir)))
     child.start()
+    tls = None
+    if mode == "after":
+        tls = ssl.create_default_context(cafile=str(pki.ca_cert))
+        tls.load_cert_chain(pki.client_cert(SCHEDULER), pki.client_key(SCHEDULER))
+
+    def connect() -> http.client.HTTPConnection:
+        if tls is None:
+            return http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        return http.client.HTTPSConnection("127.0.0.1", port, timeout=30, context=tls)
+
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                probe = connect()
+                probe.request("GET", "/healthz")
+                if probe.getresponse().status == 200:
                     break
             except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the {mode} server did not become healthy")
+            time.sleep(0.2)
+        conn = connect()
         out: dict[str, list[float]] = {"filter": [], "prioritize": [], "both": []}
 
         def call(verb: str, body: bytes) -> Any:
@@ -219,7 +273,7 @@ def scheduling_run(with_extender: bool, nodes: int, pods: int, work: Path) -> di
                                                   "kind": "KubeSchedulerConfiguration"})
     cfg["clientConnection"] = {"qps": 1000, "burst": 2000}
     if with_extender:
-        cfg["extenders"][0]["urlPrefix"] = f"http://127.0.0.1:{ext_port}"
+        cfg["extenders"][0]["urlPrefix"] = f"https://127.0.0.1:{ext_port}"
     (work / f"{mode}-scheduler.yaml").write_text(yaml.safe_dump(cfg))
     cluster = DevCluster(state, settings=Settings(scheduler_config=work / f"{mode}-scheduler.yaml", extra_args={
         "kube-controller-manager": ("--kube-api-qps=1000", "--kube-api-burst=2000")}))
@@ -229,18 +283,21 @@ def scheduling_run(with_extender: bool, nodes: int, pods: int, work: Path) -> di
         kc = str(cluster.kubeconfig)
         procs.append(start(["mock-kubelet", "--kubeconfig", kc, "--nodes", str(nodes), "--metrics-port",
                             str(kubelet_port), "--no-faults"], work / f"{mode}-kubelet.log"))
+        pki = Pki(cluster.layout.pki_dir)
+        trust = ssl.create_default_context(cafile=str(pki.ca_cert))
         if with_extender:
-            procs.append(start(["scheduler-extender", "--kubeconfig", kc, "--port", str(ext_port)],
-                               work / f"{mode}-extender.log"))
+            procs.append(start(["scheduler-extender", "--kubeconfig", kc, "--port", str(ext_port),
+                                "--tls-cert-file", str(pki.extender_cert), "--tls-key-file", str(pki.extender_key),
+                                "--client-ca-file", str(pki.ca_cert)], work / f"{mode}-extender.log"))
 
-        def healthy(port: int) -> bool:
+        def healthy(url: str) -> bool:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=2, context=trust) as r:
                     return r.status == 200
             except OSError:
                 return False
 
-        wait("the mock kubelet", lambda: healthy(kubelet_port), 300)
+        wait("the mock kubelet", lambda: healthy(f"http://127.0.0.1:{kubelet_port}"), 300)
         kubectl(cluster, "apply", "-f", "-", data=yaml.safe_dump(MINIMAL_CRD))
         wait("the CRD", lambda: cluster.kubectl("get", "orchestrationintents").returncode == 0, 60)
         regions = ["region-0", "region-1"]
@@ -260,7 +317,8 @@ def scheduling_run(with_extender: bool, nodes: int, pods: int, work: Path) -> di
         if with_extender:
             def sees_intent() -> bool:
                 try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{ext_port}/metrics", timeout=2) as r:
+                    with urllib.request.urlopen(f"https://127.0.0.1:{ext_port}/metrics", timeout=2,
+                                                context=trust) as r:
                         return 'kubeagora_extender_cache_objects{kind="intents"} 1.0' in r.read().decode()
                 except OSError:
                     return False
@@ -299,16 +357,23 @@ def main() -> None:
     results: dict[str, Any] = {"latency": [], "scheduling": []}
     print("| nodes | path | filter p50 / p99 (ms) | prioritize p50 / p99 (ms) | both p50 / p99 (ms) |")
     print("|--:|---|--:|--:|--:|")
-    for n in (int(x) for x in args.nodes.split(",")):
-        log(f"synthetic cache of ~{n} nodes")
-        cache, names = synthetic_cache(n)
-        for path, fn in (("pure", lambda c=cache, nm=names: pure_latency(c, nm, args.requests)),
-                         ("http", lambda n=n, nm=names: http_latency(n, nm, args.requests))):
+    with tempfile.TemporaryDirectory(prefix="extender-pki-") as pki_dir:
+        pki = ensure_pki(Path(pki_dir))
+        for n in (int(x) for x in args.nodes.split(",")):
+            log(f"synthetic cache of ~{n} nodes")
+            cache, names = synthetic_cache(n)
             pure_latency(cache, names, 30)  # warm-up (imports, caches)
-            got = fn()
-            results["latency"].append({"nodes": len(names), "path": path, **{k: list(v) for k, v in got.items()}})
-            cells = " | ".join(f"{got[k][0]:.2f} / {got[k][1]:.2f}" for k in ("filter", "prioritize", "both"))
-            print(f"| {len(names):,} | {path} | {cells} |", flush=True)
+            rows: dict[str, dict[str, tuple[float, float]]] = {"pure": pure_latency(cache, names, args.requests)}
+            for mode in ("before", "after"):
+                rows[f"http {mode}"] = http_latency(n, names, args.requests, mode, pki)
+            for path, got in rows.items():
+                results["latency"].append({"nodes": len(names), "path": path,
+                                           **{k: list(v) for k, v in got.items()}})
+                cells = " | ".join(f"{got[k][0]:.2f} / {got[k][1]:.2f}" for k in ("filter", "prioritize", "both"))
+                print(f"| {len(names):,} | {path} | {cells} |", flush=True)
+            before, after = rows["http before"], rows["http after"]
+            ratios = ", ".join(f"{k} {after[k][1] / before[k][1]:.2f}×" for k in ("filter", "prioritize", "both"))
+            print(f"| {len(names):,} | after / before, p99 | {ratios} | | |", flush=True)
     if not args.skip_cluster:
         with tempfile.TemporaryDirectory(prefix="extender-bench-") as tmp:
             for with_extender in (False, True):

@@ -2,9 +2,9 @@
 
 This module runs a control plane of its own (the session one's scheduler has no extender): its
 kube-scheduler is configured from ``manifests/devcluster/scheduler-config.yaml`` with the extender's URL moved to a
-free port. One extender and one mock kubelet (the two-region ``gpu-throttle`` topology, faults off)
-run as subprocesses for the module; the last test kills the extender and checks that pods still
-schedule.
+free port, and calls it over HTTPS with its client certificate (the devcluster's PKI). One extender and
+one mock kubelet (the two-region ``gpu-throttle`` topology, faults off) run as subprocesses for the
+module; the last test kills the extender and checks that pods still schedule.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import urllib.error
@@ -28,6 +29,7 @@ from tests.integration.kube import apply, kubectl_json, wait_for
 
 from kubeagora.devcluster import DevCluster, Settings
 from kubeagora.devcluster.cluster import free_ports
+from kubeagora.devcluster.pki import SCHEDULER, Pki
 
 pytest.importorskip("aiohttp")
 pytestmark = pytest.mark.integration
@@ -55,10 +57,12 @@ class Service:
     url: str
     proc: subprocess.Popen[bytes]
     log: Path
+    tls: ssl.SSLContext | None = None
+    """How to reach an HTTPS service (whom to trust, which client certificate to present)."""
 
     def get(self, path: str) -> tuple[int, bytes]:
         try:
-            with urllib.request.urlopen(self.url + path, timeout=10) as resp:
+            with urllib.request.urlopen(self.url + path, timeout=10, context=self.tls) as resp:
                 return resp.status, resp.read()
         except urllib.error.HTTPError as e:
             return e.code, e.read()
@@ -67,7 +71,7 @@ class Service:
         req = urllib.request.Request(self.url + path, data=body, method="POST",
                                      headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
+            with urllib.request.urlopen(req, timeout=10, context=self.tls) as resp:
                 return resp.status, resp.read()
         except urllib.error.HTTPError as e:
             return e.code, e.read()
@@ -92,11 +96,22 @@ class Service:
                 self.proc.wait()
 
 
-def start(args: list[str], port: int, log: Path) -> Service:
+def start(args: list[str], port: int, log: Path, tls: ssl.SSLContext | None = None) -> Service:
     cmd = [sys.executable, "-c", "from kubeagora.cli import app; app()", *args]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    return Service(f"http://127.0.0.1:{port}", proc, log)
+    return Service(f"{'https' if tls else 'http'}://127.0.0.1:{port}", proc, log, tls)
+
+
+def start_extender(cluster: DevCluster, port: int, log: Path, *extra: str) -> Service:
+    """The extender on HTTPS with the devcluster's serving certificate, answering the verbs only to the
+    cluster CA's client certificates; the returned Service calls it as the scheduler does."""
+    pki = Pki(cluster.layout.pki_dir)
+    as_scheduler = ssl.create_default_context(cafile=str(pki.ca_cert))
+    as_scheduler.load_cert_chain(pki.client_cert(SCHEDULER), pki.client_key(SCHEDULER))
+    return start(["scheduler-extender", "--kubeconfig", str(cluster.kubeconfig), "--port", str(port),
+                  "--tls-cert-file", str(pki.extender_cert), "--tls-key-file", str(pki.extender_key),
+                  "--client-ca-file", str(pki.ca_cert), *extra], port, log, as_scheduler)
 
 
 @dataclass
@@ -107,9 +122,9 @@ class World:
     namespace: str
 
 
-def scheduler_config(port: int, directory: Path) -> Path:
-    cfg = yaml.safe_load(CONFIG.read_text())
-    cfg["extenders"][0]["urlPrefix"] = f"http://127.0.0.1:{port}"
+def scheduler_config(port: int, directory: Path, config: Path = CONFIG) -> Path:
+    cfg = yaml.safe_load(config.read_text())
+    cfg["extenders"][0]["urlPrefix"] = f"https://127.0.0.1:{port}"
     path = directory / "scheduler-config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -125,8 +140,7 @@ def world(controlplane_binary: Path, tmp_path_factory: pytest.TempPathFactory) -
     try:
         cluster.up()
         kubeconfig = str(cluster.kubeconfig)
-        extender = start(["scheduler-extender", "--kubeconfig", kubeconfig, "--port", str(extender_port)],
-                         extender_port, tmp / "extender.log")
+        extender = start_extender(cluster, extender_port, tmp / "extender.log")
         services.append(extender)
         kubelet = start(["mock-kubelet", "--kubeconfig", kubeconfig, "--scenario", "gpu-throttle", "--no-faults",
                          "--metrics-port", str(kubelet_port)], kubelet_port, tmp / "mock-kubelet.log")

@@ -87,5 +87,5 @@ well_formed_pods = st.fixed_dictionaries({
     "spec": st.fixed_dictionaries({"containers": st.lists(st.fixed_dictionaries({"resources": st.fixed_dictionaries(
         {}, optional={"requests": extreme_resources, "limits": extreme_resources})}), max_size=3)})})
 extreme_args = st.fixed_dictionaries({"Pod": well_formed_pods,
-                                      "NodeNames": st.lists(st.sampled_from(NAMES), max_size=6)})
+                                      "NodeNames": st.lists(st.sampled_from(NAMES), max_size=6, unique=True)})
 """Well-formed ExtenderArgs whose quantities run from a nano-unit to 2^63: the scoring's arithmetic."""

@@ -19,7 +19,8 @@ from tests.unit.extender_objects import cache_of, deployment, intent, node, pod
 from kubeagora.scheduler_plugin.bids import BidSettings
 from kubeagora.scheduler_plugin.cache import ClusterCache
 from kubeagora.scheduler_plugin.protocol import MalformedRequest, parse_extender_args
-from kubeagora.scheduler_plugin.server import answer_filter, answer_prioritize, make_app
+from kubeagora.scheduler_plugin.server import make_app
+from kubeagora.scheduler_plugin.verbs import answer_filter, answer_prioritize
 
 
 def fuzz_cache() -> ClusterCache:

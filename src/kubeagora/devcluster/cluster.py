@@ -228,8 +228,12 @@ def kubeconfig_dict(server: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes,
     }
 
 
-def scheduler_config_dict(kubeconfig: Path, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A KubeSchedulerConfiguration for the devcluster, optionally built on a user's one."""
+def scheduler_config_dict(kubeconfig: Path, base: Mapping[str, Any] | None = None,
+                          pki: pki_mod.Pki | None = None) -> dict[str, Any]:
+    """A KubeSchedulerConfiguration for the devcluster, optionally built on a user's one. An extender with
+    ``enableHTTPS`` and no ``tlsConfig`` gets the devcluster's own (with ``pki``): it verifies the extender
+    with the cluster CA (which signed ``scheduler-extender.crt``) and presents the scheduler's client
+    certificate, which an extender run with ``--client-ca-file`` the CA requires."""
     cfg: dict[str, Any] = dict(base) if base else {}
     cfg.setdefault("apiVersion", SCHEDULER_CONFIG_API)
     cfg.setdefault("kind", "KubeSchedulerConfiguration")
@@ -237,7 +241,17 @@ def scheduler_config_dict(kubeconfig: Path, base: Mapping[str, Any] | None = Non
     election = dict(cfg.get("leaderElection") or {})
     election.setdefault("leaderElect", False)
     cfg["leaderElection"] = election
+    extenders = cfg.get("extenders")
+    if pki is not None and isinstance(extenders, list):
+        cfg["extenders"] = [_with_devcluster_tls(ext, pki) for ext in extenders]
     return cfg
+
+
+def _with_devcluster_tls(extender: Any, pki: pki_mod.Pki) -> Any:
+    if not isinstance(extender, dict) or not extender.get("enableHTTPS") or extender.get("tlsConfig"):
+        return extender
+    return {**extender, "tlsConfig": {"caFile": str(pki.ca_cert), "certFile": str(pki.client_cert(pki_mod.SCHEDULER)),
+                                      "keyFile": str(pki.client_key(pki_mod.SCHEDULER))}}
 
 
 def load_scheduler_config(path: Path) -> dict[str, Any]:
@@ -551,7 +565,7 @@ class DevCluster:
         previous = state.get("ports")
         ports = pick_ports(Ports.from_dict(previous) if isinstance(previous, dict) else None)
         self._write_kubeconfigs(pki, ports)
-        cfg = scheduler_config_dict(layout.component_kubeconfig("kube-scheduler"), scheduler_base)
+        cfg = scheduler_config_dict(layout.component_kubeconfig("kube-scheduler"), scheduler_base, pki)
         layout.scheduler_config.write_text(yaml.safe_dump(cfg, sort_keys=False))
         state = {"binary": str(binary), "ports": ports.as_dict(), "pids": {}, "server": apiserver_url(ports)}
         self._write_state(state)

@@ -10,6 +10,8 @@ restarted cluster keeps its CA and every kubeconfig written earlier stays valid.
     kube-scheduler.crt kube-scheduler.key          CN=system:kube-scheduler
     kube-controller-manager.crt ...key             CN=system:kube-controller-manager
     front-proxy-client.crt ...key                  CN=front-proxy-client (aggregation layer)
+    scheduler-extender.crt ...key                  the scheduler extender's serving cert (HTTPS; the scheduler
+                                                   verifies it with ca.crt and presents kube-scheduler.crt)
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ APISERVER_DNS = (
     "kubernetes.default.svc.cluster.local",
 )
 APISERVER_IPS = ("127.0.0.1", "10.0.0.1")
+#: Names the scheduler extender's serving certificate is valid for: on this machine, and as its in-cluster
+#: Service (manifests/scheduler-extender.yaml).
+EXTENDER_DNS = ("localhost", "kubeagora-scheduler-extender.kubeagora-system.svc")
+EXTENDER_IPS = ("127.0.0.1",)
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,14 @@ class Pki:
         return self.dir / "apiserver.key"
 
     @property
+    def extender_cert(self) -> Path:
+        return self.dir / "scheduler-extender.crt"
+
+    @property
+    def extender_key(self) -> Path:
+        return self.dir / "scheduler-extender.key"
+
+    @property
     def sa_key(self) -> Path:
         return self.dir / "sa.key"
 
@@ -91,7 +105,8 @@ class Pki:
         return self.dir / f"{who.stem}.key"
 
     def all_files(self) -> list[Path]:
-        files = [self.ca_cert, self.ca_key, self.apiserver_cert, self.apiserver_key, self.sa_key, self.sa_pub]
+        files = [self.ca_cert, self.ca_key, self.apiserver_cert, self.apiserver_key, self.sa_key, self.sa_pub,
+                 self.extender_cert, self.extender_key]
         for who in CLIENTS:
             files += [self.client_cert(who), self.client_key(who)]
         return files
@@ -103,7 +118,7 @@ def subject(common_name: str, organizations: tuple[str, ...] = ()) -> str:
 
 
 def apiserver_sans(dns: tuple[str, ...] = APISERVER_DNS, ips: tuple[str, ...] = APISERVER_IPS) -> str:
-    """The subjectAltName value of the API server's serving certificate."""
+    """The subjectAltName value of the API server's serving certificate (and, with other names, of another)."""
     return ",".join([f"DNS:{d}" for d in dns] + [f"IP:{ip}" for ip in ips])
 
 
@@ -151,15 +166,19 @@ def ensure_pki(directory: Path) -> Pki:
             "-out", str(pki.ca_cert),
         )  # fmt: skip
         # A new CA invalidates every leaf signed by an old one.
-        for leaf in (pki.apiserver_cert, *(pki.client_cert(w) for w in CLIENTS)):
+        for leaf in (pki.apiserver_cert, pki.extender_cert, *(pki.client_cert(w) for w in CLIENTS)):
             leaf.unlink(missing_ok=True)
-    if not (pki.apiserver_cert.exists() and pki.apiserver_key.exists()):
-        _ec_key(pki.apiserver_key)
-        _sign(
-            pki, pki.apiserver_key, pki.apiserver_cert, subject("kube-apiserver"),
-            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
-            f"extendedKeyUsage=serverAuth\nsubjectAltName={apiserver_sans()}\n",
-        )  # fmt: skip
+    for cert, key, name, sans in (
+            (pki.apiserver_cert, pki.apiserver_key, "kube-apiserver", apiserver_sans()),
+            (pki.extender_cert, pki.extender_key, "kubeagora-scheduler-extender",
+             apiserver_sans(EXTENDER_DNS, EXTENDER_IPS))):
+        if not (cert.exists() and key.exists()):
+            _ec_key(key)
+            _sign(
+                pki, key, cert, subject(name),
+                "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+                f"extendedKeyUsage=serverAuth\nsubjectAltName={sans}\n",
+            )  # fmt: skip
     for who in CLIENTS:
         cert, key = pki.client_cert(who), pki.client_key(who)
         if not (cert.exists() and key.exists()):

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -31,6 +32,7 @@ import yaml
 
 from kubeagora.devcluster.cluster import DevCluster, Settings, free_ports
 from kubeagora.devcluster.errors import DevClusterError
+from kubeagora.devcluster.pki import Pki
 from kubeagora.devcluster.prometheus import PrometheusServer
 
 Progress = Callable[[str], None]
@@ -83,9 +85,9 @@ def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 60.0, sig: in
         proc.wait()
 
 
-def http_ok(url: str, timeout_s: float = 3.0) -> bool:
+def http_ok(url: str, timeout_s: float = 3.0, context: ssl.SSLContext | None = None) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+        with urllib.request.urlopen(url, timeout=timeout_s, context=context) as resp:
             return bool(resp.status == 200)
     except (urllib.error.URLError, OSError):
         return False
@@ -184,9 +186,11 @@ class Stack:
         return self
 
     def _scheduler_config(self) -> Path:
+        """The devcluster's scheduler config with the extender on this stack's port (the devcluster fills
+        in its TLS settings from its PKI)."""
         cfg = yaml.safe_load((ROOT / "manifests" / "devcluster" / "scheduler-config.yaml").read_text())
         for ext in cfg.get("extenders") or ():
-            ext["urlPrefix"] = f"http://127.0.0.1:{self.ports['extender']}"
+            ext["urlPrefix"] = f"https://127.0.0.1:{self.ports['extender']}"
         path = self.state_dir / "scheduler-config.yaml"
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         return path
@@ -206,10 +210,14 @@ class Stack:
         wait_until("the mock kubelet to register its nodes", lambda: http_ok(kubelet.url + "/healthz"), 120, kubelet)
         if self.options.extender:
             self.progress("scheduler extender")
-            ext = self.spawn("scheduler-extender", ["scheduler-extender", "--kubeconfig", kc, "--host", "127.0.0.1",
-                                                    "--port", str(self.ports["extender"])],
-                             f"http://127.0.0.1:{self.ports['extender']}")
-            wait_until("the scheduler extender", lambda: http_ok(ext.url + "/healthz"), 60, ext)
+            assert self.cluster is not None
+            pki = Pki(self.cluster.layout.pki_dir)
+            ext = self.spawn("scheduler-extender", [
+                "scheduler-extender", "--kubeconfig", kc, "--host", "127.0.0.1", "--port", str(self.ports["extender"]),
+                "--tls-cert-file", str(pki.extender_cert), "--tls-key-file", str(pki.extender_key),
+                "--client-ca-file", str(pki.ca_cert)], f"https://127.0.0.1:{self.ports['extender']}")
+            trust = ssl.create_default_context(cafile=str(pki.ca_cert))
+            wait_until("the scheduler extender", lambda: http_ok(ext.url + "/healthz", context=trust), 60, ext)
         self.progress("Prometheus")
         targets = {"mock-kubelet": [f"127.0.0.1:{self.ports['kubelet']}"]}
         if self.options.operator:

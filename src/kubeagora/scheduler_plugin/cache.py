@@ -299,5 +299,11 @@ class ClusterCache:
                 out.append(s)
         return out
 
+    def intent_snapshot(self) -> tuple[Intent, ...]:
+        """The intents as of now. The verbs read the cache from the server's worker thread while the watch
+        loops update it on the event loop: copying the values is one C-level step (atomic under the GIL),
+        where iterating the live dict could meet an update half-way."""
+        return tuple(self.intents.values())
+
     def healthy(self) -> bool:
         return NODES in self.synced and PODS in self.synced

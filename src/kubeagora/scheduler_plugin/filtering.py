@@ -77,7 +77,7 @@ def filter_pod(cache: ClusterCache, demand: PodDemand, names: Sequence[str],
                offered: Mapping[str, NodeInfo] | None = None) -> FilterOutcome:
     """The nodes among ``names`` that may host the pod. ``offered``: nodes as the scheduler sent them
     in full (they take precedence over the cache's copy)."""
-    intents = intents_of(demand, cache.intents.values(), cache.selectors)
+    intents = intents_of(demand, cache.intent_snapshot(), cache.selectors)
     placement = combined(i.placement for i in intents)
     restricted = placement.restricts()
     if not restricted and demand.accelerators <= 0:

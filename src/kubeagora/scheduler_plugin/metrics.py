@@ -1,7 +1,9 @@
 """Prometheus metrics of the extender, in a registry of their own (one per app, so tests do not clash).
 
     kubeagora_extender_request_duration_seconds{verb}      handling time of filter/prioritize (histogram)
-    kubeagora_extender_requests_total{verb,outcome}        requests by outcome: ok, bad_request, error
+    kubeagora_extender_requests_total{verb,outcome}        requests by outcome: ok, bad_request, error,
+                                                           too_large, busy (queue full), stale (waited too long),
+                                                           forbidden (no client certificate)
     kubeagora_extender_cache_objects{kind}                 nodes, pods, deployments, intents in the cache
 """
 

@@ -54,6 +54,7 @@ def parse_extender_args(body: bytes) -> ExtenderArgs:
     if names is not None:
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise MalformedRequest("field NodeNames must be a list of strings")
+        _once_each(names, "NodeNames")
         return ExtenderArgs(pod, tuple(names), None)
     if node_list is None:
         raise MalformedRequest("one of NodeNames or Nodes is required")
@@ -66,7 +67,16 @@ def parse_extender_args(body: bytes) -> ExtenderArgs:
         raise MalformedRequest("every item of Nodes.items must be a Node with metadata.name")
     for i, n in enumerate(nodes):
         check_node(n, f"Nodes.items[{i}]")
-    return ExtenderArgs(pod, tuple(n["metadata"]["name"] for n in nodes), nodes)
+    names = [n["metadata"]["name"] for n in nodes]
+    _once_each(names, "Nodes.items")
+    return ExtenderArgs(pod, tuple(names), nodes)
+
+
+def _once_each(names: Sequence[str], where: str) -> None:
+    """The scheduler offers each feasible node once; a repeated name is a forged body (and would make
+    the verbs' work grow with the body, not with the cluster)."""
+    if len(set(names)) != len(names):
+        raise MalformedRequest(f"field {where} names a node more than once")
 
 
 # --- the shapes of the fields the extender reads ---------------------------------------------------

@@ -37,7 +37,7 @@ class OfferedBids:
 def bids_for(cache: ClusterCache, demand: PodDemand, annotations: Mapping[str, str], names: Sequence[str],
              settings: BidSettings) -> OfferedBids | None:
     """Every known offered node's bid for the pod; None when the extender knows nothing of the pod."""
-    intents = intents_of(demand, cache.intents.values(), cache.selectors)
+    intents = intents_of(demand, cache.intent_snapshot(), cache.selectors)
     if not intents and demand.template is None and demand.accelerators <= 0:
         return None
     placement = combined(i.placement for i in intents)

@@ -4,22 +4,48 @@ One loop per kind: list (paginated), hand the items to ``ClusterCache.replace``,
 list's resourceVersion, hand each event to ``ClusterCache.apply``; list again when the watch ends
 with 410 Gone, and after any other error (with a pause). OrchestrationIntents may not exist yet —
 the CRD is installed after the extender, or never — so a 404 there means "no intents" and the loop
-retries every ``missing_retry_s``.
+retries every ``missing_retry_s``. ``Replicated`` hands every update to the server's cache and to the
+verbs' replica of it (``verbs.ProcessVerbs``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import aiohttp
 
 from kubeagora.kubeapi.client import Api, ApiError, WatchExpired
 from kubeagora.scheduler_plugin.cache import DEPLOYMENTS, INTENTS, NODES, PODS, ClusterCache
+from kubeagora.scheduler_plugin.verbs import Verbs
 
 log = logging.getLogger("kubeagora.scheduler_extender")
+
+
+class CacheUpdates(Protocol):
+    def apply(self, kind: str, event: str, obj: Mapping[str, Any]) -> None: ...
+
+    def replace(self, kind: str, items: Iterable[Mapping[str, Any]]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Replicated:
+    """Updates applied to ``local`` and forwarded to the cache ``verbs`` reads."""
+
+    local: ClusterCache
+    verbs: Verbs
+
+    def apply(self, kind: str, event: str, obj: Mapping[str, Any]) -> None:
+        self.local.apply(kind, event, obj)
+        self.verbs.apply(kind, event, obj)
+
+    def replace(self, kind: str, items: Iterable[Mapping[str, Any]]) -> None:
+        items = list(items)
+        self.local.replace(kind, items)
+        self.verbs.replace(kind, items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +64,7 @@ SOURCES = (
 )
 
 
-async def follow(api: Api, cache: ClusterCache, source: Source, missing_retry_s: float = 10.0,
+async def follow(api: Api, cache: CacheUpdates, source: Source, missing_retry_s: float = 10.0,
                  error_pause_s: float = 2.0, watch_timeout_s: int = 300) -> None:
     """Keep ``source``'s kind in ``cache`` current, forever (cancel the task to stop)."""
     while True:
@@ -62,5 +88,5 @@ async def follow(api: Api, cache: ClusterCache, source: Source, missing_retry_s:
         await asyncio.sleep(error_pause_s)
 
 
-def start(api: Api, cache: ClusterCache, sources: tuple[Source, ...] = SOURCES) -> list[asyncio.Task[None]]:
+def start(api: Api, cache: CacheUpdates, sources: tuple[Source, ...] = SOURCES) -> list[asyncio.Task[None]]:
     return [asyncio.create_task(follow(api, cache, s), name=f"watch-{s.kind}") for s in sources]
