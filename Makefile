@@ -69,5 +69,11 @@ chart: helm
 prometheus: install
 	$(BIN)/python -c "from kubeagora.devcluster.prometheus import resolve_prometheus; print(resolve_prometheus())"
 
+# the image's Python dependencies, pinned with their hashes (the Dockerfile installs from this file only)
+lock: install
+	$(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml requirements/build.in --extra operator --extra cluster --generate-hashes \
+	  --universal --python-version 3.11 --custom-compile-command "make lock" -o requirements/image.lock
+
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

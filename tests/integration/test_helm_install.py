@@ -13,10 +13,12 @@ What this proves, and what it does not. There is no container runtime here, so:
   ConfigMap's KubeSchedulerConfiguration.
 - Replaced, and said so: what a pod gets from its node -- listening ports (free ones) and addresses
   (127.0.0.1), in-cluster credentials (a kubeconfig with the ServiceAccount's token), the webhook's serving
-  certificate (a self-signed one given to the chart, instead of cert-manager's), and cluster DNS (the
-  extender's Service URL in the scheduler configuration becomes the local extender's address, and the
-  webhook configurations name the local operator's URL; no kube-proxy or CoreDNS runs here). Images,
-  probes and Services are not exercised.
+  certificate (a self-signed one given to the chart, instead of cert-manager's), the mounted Secrets (the
+  installed Secrets' files, written locally: the extender's serving certificate, the scheduler's client
+  certificate), and cluster DNS (the extender's Service URL in the scheduler configuration becomes the
+  local extender's address, the certificate still checked against the Service name, and the webhook
+  configurations name the local operator's URL; no kube-proxy or CoreDNS runs here). Images, probes and
+  Services are not exercised.
 Then: pods that name `schedulerName: kubeagora-scheduler` are placed by that scheduler through the extender
 (the extender answers filter calls; the intent's region holds), pods that name no scheduler are left to the
 cluster's own, and the operator manages the intent (status written, the webhook refusing a bad intent).
@@ -27,6 +29,7 @@ from __future__ import annotations
 import base64
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import urllib.error
@@ -76,6 +79,25 @@ class Installed:
     tmp: Path
     extender_url: str
     processes: dict[str, Process]
+    extender_tls: ssl.SSLContext
+
+
+EXTENDER_SERVICE = f"kubeagora-scheduler-extender.{NAMESPACE}.svc"
+
+
+def secret_files(cluster: DevCluster, name: str, directory: Path) -> dict[str, Path]:
+    """The installed Secret's keys as files: what its volume mount gives a pod."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for key, value in kubectl_json(cluster, "get", "secret", name, "-n", NAMESPACE)["data"].items():
+        files[key] = directory / key
+        files[key].write_bytes(base64.b64decode(value))
+    return files
+
+
+def mounted(args: list[str], mount: str, files: dict[str, Path]) -> list[str]:
+    """`args` with paths under the Secret's mount point replaced by the local files."""
+    return [str(files[a.removeprefix(mount + "/")]) if a.startswith(mount + "/") else a for a in args]
 
 
 def _helm_binary() -> Path:
@@ -129,9 +151,9 @@ def spawn(name: str, cmd: list[str], log: Path) -> Process:
     return Process(name, proc, log)
 
 
-def http_ok(url: str) -> bool:
+def http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=5) as resp:
+        with urllib.request.urlopen(url, timeout=5, context=context) as resp:
             return bool(resp.status == 200)
     except (urllib.error.URLError, OSError):
         return False
@@ -168,10 +190,18 @@ def installed(controlplane_binary: Path, tmp_path_factory: pytest.TempPathFactor
         wait_for("the ServiceAccounts' token controller",
                  lambda: cluster.kubectl("create", "token", "kubeagora-operator", "-n", NAMESPACE).returncode == 0, 60)
 
-        extender_url = f"http://127.0.0.1:{extender_port}"
+        extender_url = f"https://127.0.0.1:{extender_port}"
         cli = [sys.executable, "-c", "from kubeagora.cli import app; app()"]
-        extender_args = locally(container_args(cluster, "kubeagora-scheduler-extender"),
-                                {"--host": "127.0.0.1", "--port": str(extender_port)})
+        server_tls = secret_files(cluster, "kubeagora-scheduler-extender-tls", tmp / "extender-tls")
+        client_tls = secret_files(cluster, "kubeagora-scheduler-client-tls", tmp / "scheduler-tls")
+        extender_args = mounted(locally(container_args(cluster, "kubeagora-scheduler-extender"),
+                                        {"--host": "127.0.0.1", "--port": str(extender_port)}),
+                                "/etc/kubeagora-tls", server_tls)
+        assert "--client-ca-file" in extender_args
+        # the test calls the extender as the scheduler does, its certificate checked for the Service's name
+        as_scheduler = ssl.create_default_context(cafile=str(client_tls["ca.crt"]))
+        as_scheduler.load_cert_chain(client_tls["tls.crt"], client_tls["tls.key"])
+        as_scheduler.check_hostname = False
         processes["extender"] = spawn("extender", [*cli, *extender_args, "--kubeconfig", str(
             service_account_kubeconfig(cluster, "kubeagora-scheduler-extender", tmp / "extender.kubeconfig"))],
             tmp / "extender.log")
@@ -187,8 +217,12 @@ def installed(controlplane_binary: Path, tmp_path_factory: pytest.TempPathFactor
         # kube-scheduler with the installed configuration; only the extender's address is local.
         config = yaml.safe_load(kubectl_json(cluster, "get", "configmap", "kubeagora-scheduler-config", "-n",
                                              NAMESPACE)["data"]["scheduler-config.yaml"])
-        assert config["extenders"][0]["urlPrefix"] == f"http://kubeagora-scheduler-extender.{NAMESPACE}.svc:8888"
+        assert config["extenders"][0]["urlPrefix"] == f"https://{EXTENDER_SERVICE}:8888"
         config["extenders"][0]["urlPrefix"] = extender_url
+        tls_config = config["extenders"][0]["tlsConfig"]
+        for key in ("caFile", "certFile", "keyFile"):
+            tls_config[key] = mounted([tls_config[key]], "/etc/kubeagora-client", client_tls)[0]
+        tls_config["serverName"] = EXTENDER_SERVICE
         scheduler_kubeconfig = service_account_kubeconfig(cluster, SCHEDULER, tmp / "scheduler.kubeconfig")
         config["clientConnection"] = {"kubeconfig": str(scheduler_kubeconfig)}
         (tmp / "scheduler-config.yaml").write_text(yaml.safe_dump(config))
@@ -205,10 +239,11 @@ def installed(controlplane_binary: Path, tmp_path_factory: pytest.TempPathFactor
         def running() -> bool:
             for p in processes.values():
                 p.alive()
-            return http_ok(f"{extender_url}/healthz") and http_ok(f"http://127.0.0.1:{operator_port}/healthz")
+            return (http_ok(f"{extender_url}/healthz", as_scheduler)
+                    and http_ok(f"http://127.0.0.1:{operator_port}/healthz"))
 
         wait_for("the extender and the operator, as their ServiceAccounts", running, timeout_s=120)
-        yield Installed(cluster, binary, tmp, extender_url, processes)
+        yield Installed(cluster, binary, tmp, extender_url, processes, as_scheduler)
     finally:
         for p in reversed(list(processes.values())):
             p.stop()
@@ -251,7 +286,8 @@ def test_the_chart_pods_pass_the_restricted_pod_security_standard(installed: Ins
 
 # --------------------------------------------------------------------------------- the second scheduler
 def _extender_filter_calls(installed: Installed) -> float:
-    with urllib.request.urlopen(f"{installed.extender_url}/metrics", timeout=5) as resp:
+    with urllib.request.urlopen(f"{installed.extender_url}/metrics", timeout=5,
+                                context=installed.extender_tls) as resp:
         text = resp.read().decode()
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("kubeagora_extender_requests_total{") and 'verb="filter"' in line)

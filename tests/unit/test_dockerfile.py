@@ -1,4 +1,5 @@
-"""The Dockerfile, read as text: the image installs no learning stack and does not run as root.
+"""The Dockerfile, read as text: the image installs no learning stack, does not run as root, and takes its
+base by digest and every Python package from a lock file with hashes.
 
 No Docker engine is needed: this parses the instructions (continuations joined, comments dropped)
 and checks what a reviewer would check by eye, so a careless edit cannot slip torch into the image
@@ -51,15 +52,60 @@ def test_parser_joins_continuations_and_drops_comments() -> None:
     assert instructions(text) == [("FROM", "x"), ("RUN", "a  && b"), ("USER", "1")]
 
 
-def test_base_image_is_python_311_slim(steps: list[tuple[str, str]]) -> None:
-    assert _args(steps, "FROM") == ["python:3.11-slim"]
+LOCK = ROOT / "requirements" / "image.lock"
+
+
+def test_base_image_is_python_311_slim_pinned_by_digest(steps: list[tuple[str, str]]) -> None:
+    (base,) = _args(steps, "FROM")
+    image, _, digest = base.partition("@")
+    assert image == "python:3.11-slim"
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), f"FROM {base}: pin the base image by its digest"
+
+
+def pip_installs(steps: list[tuple[str, str]]) -> list[list[str]]:
+    return [words[words.index("install"):] for run in _args(steps, "RUN")
+            for words in (shlex.split(run.split("&&")[0]),) if "pip" in words and "install" in words]
+
+
+def test_every_package_comes_from_the_lock_file_with_hashes(steps: list[tuple[str, str]]) -> None:
+    locked, project = pip_installs(steps)
+    assert "--require-hashes" in locked
+    assert locked[locked.index("-r") + 1] == str(LOCK.relative_to(ROOT))
+    assert "--only-binary" in locked  # no sdist is built: nothing runs a package's setup code
+    assert {"--no-deps", "--no-build-isolation"} <= set(project), "the project build must fetch nothing unhashed"
+    for words in (locked, project):
+        assert "--no-cache-dir" in words
+
+
+def locked_packages() -> dict[str, list[str]]:
+    """name → hashes, from requirements/image.lock (pip's hash-checking format)."""
+    out: dict[str, list[str]] = {}
+    name = ""
+    for line in LOCK.read_text().splitlines():
+        if m := re.match(r"^([A-Za-z0-9_.-]+)==\S+", line):
+            name = m.group(1).lower().replace("_", "-")
+            out.setdefault(name, [])
+        elif name and (h := re.search(r"--hash=sha256:([0-9a-f]{64})", line)):
+            out[name].append(h.group(1))
+    return out
+
+
+def test_the_lock_pins_every_dependency_of_the_image_with_hashes() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    wanted = [*pyproject["project"]["dependencies"], *pyproject["project"]["optional-dependencies"]["operator"],
+              *pyproject["project"]["optional-dependencies"]["cluster"], *pyproject["build-system"]["requires"]]
+    packages = locked_packages()
+    for requirement in wanted:
+        name = re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        assert name in packages, f"{requirement}: not in {LOCK.name} (run make lock)"
+    assert all(packages.values()), [name for name, hashes in packages.items() if not hashes]
+    assert not {"torch", "pettingzoo"} & packages.keys(), "the learning stack is not the image's"
 
 
 def test_installs_the_operator_and_cluster_extras_only(steps: list[tuple[str, str]]) -> None:
-    installs = [words for run in _args(steps, "RUN") if "pip" in (words := shlex.split(run)) and "install" in words]
-    assert len(installs) == 1, installs
-    (words,) = installs
-    assert "--no-cache-dir" in words
+    installs = pip_installs(steps)
+    assert len(installs) == 2, installs
+    words = installs[1]
     targets = [w for w in words if w.startswith(".[")]
     assert targets == [".[operator,cluster]"]
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())

@@ -162,9 +162,12 @@ def test_second_scheduler_mode_runs_kube_scheduler_with_the_extender(helm: Path)
     assert [p["schedulerName"] for p in config["profiles"]] == ["kubeagora-scheduler"]
     (extender,) = config["extenders"]
     ours = yaml.safe_load((ROOT / "manifests" / "devcluster" / "scheduler-config.yaml").read_text())["extenders"][0]
-    assert extender["urlPrefix"] == "http://kubeagora-scheduler-extender.ka.svc:8888"
-    assert {k: v for k, v in extender.items() if k != "urlPrefix"} == {
-        k: v for k, v in ours.items() if k != "urlPrefix"}
+    assert extender["urlPrefix"] == "https://kubeagora-scheduler-extender.ka.svc:8888"
+    assert extender["tlsConfig"] == {"caFile": "/etc/kubeagora-client/ca.crt",
+                                     "certFile": "/etc/kubeagora-client/tls.crt",
+                                     "keyFile": "/etc/kubeagora-client/tls.key"}
+    assert {k: v for k, v in extender.items() if k not in ("urlPrefix", "tlsConfig")} == {
+        k: v for k, v in ours.items() if k not in ("urlPrefix", "tlsConfig")}
     assert config["leaderElection"] == {"leaderElect": True, "resourceName": "kubeagora-scheduler",
                                         "resourceNamespace": "ka"}
     pod = find(rendered, "Deployment", "kubeagora-scheduler")["spec"]["template"]["spec"]

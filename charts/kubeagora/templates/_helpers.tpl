@@ -26,5 +26,5 @@ http://prometheus.{{ .Release.Namespace }}.svc:9090
 {{- end }}
 
 {{- define "kubeagora.extenderUrl" -}}
-http://kubeagora-scheduler-extender.{{ .Release.Namespace }}.svc:{{ .Values.extender.port }}
+https://kubeagora-scheduler-extender.{{ .Release.Namespace }}.svc:{{ .Values.extender.port }}
 {{- end }}
