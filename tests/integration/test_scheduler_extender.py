@@ -130,6 +130,19 @@ def scheduler_config(port: int, directory: Path, config: Path = CONFIG) -> Path:
     return path
 
 
+def intents_and_a_namespace(cluster: DevCluster, prefix: str) -> str:
+    """The OrchestrationIntent CRD served and a fresh namespace with its default ServiceAccount."""
+    apply(cluster, yaml.safe_load(CRD.read_text()) if CRD.is_file() else MINIMAL_CRD)
+    wait_for("the OrchestrationIntent CRD to be served",
+             lambda: cluster.kubectl("get", "orchestrationintents", "-A").returncode == 0, timeout_s=60)
+    namespace = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    apply(cluster, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    wait_for(f"serviceaccount default in {namespace}",
+             lambda: cluster.kubectl("get", "serviceaccount", "default", "-n", namespace).returncode == 0,
+             timeout_s=90)
+    return namespace
+
+
 @pytest.fixture(scope="module")
 def world(controlplane_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("extender")
@@ -147,15 +160,7 @@ def world(controlplane_binary: Path, tmp_path_factory: pytest.TempPathFactory) -
         services.append(kubelet)
         wait_for("the mock kubelet to register its nodes", kubelet.healthy, timeout_s=90)
         wait_for("the extender to list nodes and pods", extender.healthy, timeout_s=60)
-        apply(cluster, yaml.safe_load(CRD.read_text()) if CRD.is_file() else MINIMAL_CRD)
-        wait_for("the OrchestrationIntent CRD to be served",
-                 lambda: cluster.kubectl("get", "orchestrationintents", "-A").returncode == 0, timeout_s=60)
-        namespace = f"ext-{uuid.uuid4().hex[:6]}"
-        apply(cluster, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-        wait_for(f"serviceaccount default in {namespace}",
-                 lambda: cluster.kubectl("get", "serviceaccount", "default", "-n", namespace).returncode == 0,
-                 timeout_s=90)
-        yield World(cluster, extender, kubelet, namespace)
+        yield World(cluster, extender, kubelet, intents_and_a_namespace(cluster, "ext"))
     finally:
         for s in reversed(services):
             s.stop()

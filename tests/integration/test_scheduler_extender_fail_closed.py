@@ -11,22 +11,19 @@ than its ``--max-body-bytes``) waits in Pending while the other pods go on being
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from tests.integration.kube import apply, kubectl_json, wait_for
 from tests.integration.test_scheduler_extender import (
-    CRD,
-    MINIMAL_CRD,
     ROOT,
     Service,
     deployment,
     intent,
+    intents_and_a_namespace,
     label,
     scheduler_config,
     start,
@@ -64,15 +61,7 @@ def fail_closed(controlplane_binary: Path, tmp_path_factory: pytest.TempPathFact
         kubelet = start(["mock-kubelet", "--kubeconfig", str(cluster.kubeconfig), "--scenario", "gpu-throttle",
                          "--no-faults", "--metrics-port", str(kubelet_port)], kubelet_port, tmp / "mock-kubelet.log")
         wait_for("the mock kubelet to register its nodes", kubelet.healthy, timeout_s=90)
-        apply(cluster, yaml.safe_load(CRD.read_text()) if CRD.is_file() else MINIMAL_CRD)
-        wait_for("the OrchestrationIntent CRD to be served",
-                 lambda: cluster.kubectl("get", "orchestrationintents", "-A").returncode == 0, timeout_s=60)
-        namespace = f"closed-{uuid.uuid4().hex[:6]}"
-        apply(cluster, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-        wait_for(f"serviceaccount default in {namespace}",
-                 lambda: cluster.kubectl("get", "serviceaccount", "default", "-n", namespace).returncode == 0,
-                 timeout_s=90)
-        yield Cluster(cluster, namespace, extender_port, tmp)
+        yield Cluster(cluster, intents_and_a_namespace(cluster, "closed"), extender_port, tmp)
     finally:
         if kubelet is not None:
             kubelet.stop()

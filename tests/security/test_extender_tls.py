@@ -94,37 +94,26 @@ def test_a_client_without_a_certificate_gets_403_but_the_probes_answer(pkis: tup
     serve_tls(cluster, check)
 
 
-def test_a_certificate_from_another_ca_fails_the_handshake(pkis: tuple[Pki, Pki]) -> None:
-    cluster, impostor = pkis
+@pytest.mark.parametrize(("server", "client", "scheme", "refusal"), [
+    ("cluster", "impostor", "https", aiohttp.ClientError),  # a client certificate from another CA
+    ("cluster", None, "http", aiohttp.ClientError),  # plain HTTP
+    # the other half of TLS: the scheduler, trusting only the cluster's CA, refuses an impostor's extender
+    ("impostor", "cluster", "https", aiohttp.ClientConnectorCertificateError),
+], ids=["client-from-another-ca", "plain-http", "server-from-another-ca"])
+def test_what_fails_the_connection(pkis: tuple[Pki, Pki], server: str, client: str | None, scheme: str,
+                                   refusal: type[Exception]) -> None:
+    by_name = dict(zip(("cluster", "impostor"), pkis, strict=True))
+    cluster = by_name["cluster"]
 
     async def check(address: str) -> None:
-        ctx = client_context(cluster.ca_cert, impostor.client_cert(SCHEDULER), impostor.client_key(SCHEDULER))
-        with pytest.raises(aiohttp.ClientError):
-            await call(f"https://{address}", ctx)
+        ctx: ssl.SSLContext | bool = False
+        if client is not None:
+            who = by_name[client]
+            ctx = client_context(cluster.ca_cert, who.client_cert(SCHEDULER), who.client_key(SCHEDULER))
+        with pytest.raises(refusal):
+            await call(f"{scheme}://{address}", ctx)
 
-    serve_tls(cluster, check)
-
-
-def test_plain_http_is_not_served(pkis: tuple[Pki, Pki]) -> None:
-    cluster, _ = pkis
-
-    async def check(address: str) -> None:
-        with pytest.raises(aiohttp.ClientError):
-            await call(f"http://{address}", False)
-
-    serve_tls(cluster, check)
-
-
-def test_the_scheduler_would_refuse_an_extender_it_cannot_verify(pkis: tuple[Pki, Pki]) -> None:
-    """The other half of TLS: a client that trusts only the cluster's CA refuses an impostor's server."""
-    cluster, impostor = pkis
-
-    async def check(address: str) -> None:
-        ctx = client_context(cluster.ca_cert, cluster.client_cert(SCHEDULER), cluster.client_key(SCHEDULER))
-        with pytest.raises(aiohttp.ClientConnectorCertificateError):
-            await call(f"https://{address}", ctx)
-
-    serve_tls(impostor, check)
+    serve_tls(by_name[server], check)
 
 
 def test_without_a_client_ca_any_tls_client_is_answered(pkis: tuple[Pki, Pki]) -> None:
