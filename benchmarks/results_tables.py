@@ -8,22 +8,30 @@ The files' runs are merged (each scenario, controller and seed once) and the sum
 and comparisons at equal replica-seconds are computed again over all of them. Printed: per
 scenario the shipped defaults, mpc, mas and the clairvoyant planner with 95 % intervals; each
 baseline's frontier; mas (and mpc) against each tuned baseline at equal replica-seconds, paired
-by seed; mas against the clairvoyant planner; the faults table; the issue's targets, met or not.
+by seed; with `--chosen` (what `trace_split.py --choose --write` wrote), mas against each baseline at
+the setting chosen on train and validation; mas against the clairvoyant planner; the faults table;
+the issue's targets, met or not.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
 from typing import Any
 
 from kubeagora.bench.document import BenchDocument, merge_documents, read_document, write_document
-from kubeagora.bench.stats import Interval, median_ratio_interval, paired_ratio_interval
+from kubeagora.bench.stats import (
+    Interval,
+    median_ratio_interval,
+    paired_difference_interval,
+    paired_ratio_interval,
+)
 from kubeagora.bench.tables import COMPARISON_HEADERS, comparison_cells, display_name, format_ratio
 from kubeagora.controllers.registry import CLAIRVOYANT
-from kubeagora.controllers.tuning import KNOBS, parse_label
+from kubeagora.controllers.tuning import KNOBS, checked_label, parse_label
 
 FAULTS = ("node-zone-failure", "region-partition", "gpu-throttle")
 CONTENDERS = ("mpc", "mas")
@@ -64,6 +72,20 @@ def cores_per_1k(document: BenchDocument, scenario: str, controller: str) -> flo
     return None if cores is None or not services else cores * 1000.0 / services
 
 
+def seed_values(document: BenchDocument, scenario: str, controller: str, metric: str) -> dict[int, float]:
+    return {
+        int(r["seed"]): float(r["metrics"][metric])
+        for r in document["runs"]
+        if r["scenario"] == scenario and r["controller"] == controller and r["metrics"].get(metric) is not None
+    }
+
+
+def per_seed(document: BenchDocument, scenario: str, controller: str) -> str:
+    """The violations of each seed in seed order: the spread the interval summarises."""
+    values = seed_values(document, scenario, controller, "slo_violation_pct")
+    return " / ".join(fmt(values[seed], 2) for seed in sorted(values)) or "–"
+
+
 def scenario_tables(document: BenchDocument) -> None:
     print("### Per scenario: shipped defaults, mpc, mas and the clairvoyant planner\n")
     print("Means over seeds with the 95 % bootstrap interval in brackets.\n")
@@ -73,16 +95,17 @@ def scenario_tables(document: BenchDocument) -> None:
         if info.get("capacity_warning"):
             print(f"> Warning: {info['capacity_warning']}.\n")
         print(
-            "| controller | SLO viol. % | replica-s | p95 ms | p99 ms | lost per 10⁶ | overhead µs/req | "
-            "cores per 1,000 services |"
+            "| controller | SLO viol. % | viol. % per seed | replica-s | p95 ms | p99 ms | lost per 10⁶ | "
+            "overhead µs/req | cores per 1,000 services |"
         )
-        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for controller, entry in by_controller.items():
             if not parse_label(controller).is_default:
                 continue
             name = display_name(controller)
             cells = [
                 with_ci(entry, "slo_violation_pct", 2),
+                per_seed(document, scenario, controller),
                 with_ci(entry, "replica_seconds", 0),
                 fmt(entry["mean"]["p95_ms"], 0),
                 fmt(entry["mean"]["p99_ms"], 0),
@@ -194,16 +217,46 @@ def versus_clairvoyant(document: BenchDocument) -> list[tuple[str, bool, str]]:
     return [(name, met, ratio_text(median))]
 
 
-def paired_values(document: BenchDocument, scenario: str, a: str, b: str) -> list[tuple[float, float]]:
-    def by_seed(controller: str) -> dict[int, float]:
-        return {
-            r["seed"]: float(r["metrics"]["slo_violation_pct"])
-            for r in document["runs"]
-            if r["scenario"] == scenario and r["controller"] == controller
-        }
-
-    left, right = by_seed(a), by_seed(b)
+def paired_values(
+    document: BenchDocument, scenario: str, a: str, b: str, metric: str = "slo_violation_pct"
+) -> list[tuple[float, float]]:
+    left, right = seed_values(document, scenario, a, metric), seed_values(document, scenario, b, metric)
     return [(left[s], right[s]) for s in sorted(set(left) & set(right))]
+
+
+def at_chosen_settings(document: BenchDocument, chosen: dict[str, float]) -> None:
+    """mas against each baseline at the one setting chosen on train and validation, paired by seed."""
+    print("### At the settings chosen on train and validation (ratio mas / baseline, paired by seed)\n")
+    print("| scenario | baseline (chosen target) | baseline viol. % | mas viol. % | violations ratio (95 % CI) | "
+          "replica-s ratio (95 % CI) | beats |")
+    print("|---|---|---:|---:|---:|---:|---|")
+    groups: dict[str, list[tuple[list[float], list[float]]]] = {}
+    for scenario, by_controller in document["summary"].items():
+        if "mas" not in by_controller:
+            continue
+        for family, target in chosen.items():
+            label = checked_label(family, target, where=f"chosen setting of {family}").text
+            pairs = paired_values(document, scenario, "mas", label)
+            if not pairs:
+                continue
+            mine, theirs = [a for a, _ in pairs], [b for _, b in pairs]
+            groups.setdefault(family, []).append((mine, theirs))
+            cost = paired_values(document, scenario, "mas", label, "replica_seconds")
+            difference = paired_difference_interval(mine, theirs)
+            verdict = "yes" if difference.high < 0 else ("**loses**" if difference.low > 0 else "no difference shown")
+            print(
+                f"| {scenario} | {family} ({target:g}) | {fmt(sum(theirs) / len(theirs), 2)} | "
+                f"{fmt(sum(mine) / len(mine), 2)} | {ratio_text(paired_ratio_interval(mine, theirs))} | "
+                f"{ratio_text(paired_ratio_interval([a for a, _ in cost], [b for _, b in cost]))} | {verdict} |"
+            )
+    print()
+    for family, family_groups in groups.items():
+        try:
+            median = median_ratio_interval(family_groups)
+        except ValueError:
+            continue
+        print(f"- mas / {family} at target {chosen[family]:g}, median over scenarios: {ratio_text(median)}")
+    print()
 
 
 def ratio_text(interval: Interval) -> str:
@@ -229,10 +282,26 @@ def faults_table(document: BenchDocument) -> None:
     print()
 
 
+def read_chosen(path: Path) -> dict[str, float]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"error: --chosen {path}: {error}") from None
+    if not isinstance(data, dict) or not all(
+        k in KNOBS and isinstance(v, int | float) and not isinstance(v, bool) for k, v in data.items()
+    ):
+        expected = f"expected {{baseline: target}} with baselines among {', '.join(KNOBS)}"
+        raise SystemExit(f"error: --chosen {path}: {expected}")
+    return {k: float(v) for k, v in data.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("files", nargs="+", type=Path)
     ap.add_argument("--json", type=Path, help="write the merged document here")
+    ap.add_argument(
+        "--chosen", type=Path, help="JSON of each baseline's chosen target (trace_split.py --choose --write)"
+    )
     ap.add_argument("--report", type=Path, help="write the HTML report of the merged document into this directory")
     args = ap.parse_args()
     documents = [read_document(p) for p in args.files]
@@ -243,6 +312,8 @@ def main() -> None:
     scenario_tables(document)
     frontier_tables(document)
     targets = equal_cost_tables(document)
+    if args.chosen:
+        at_chosen_settings(document, read_chosen(args.chosen))
     targets += versus_clairvoyant(document)
     faults_table(document)
     if targets:

@@ -1,10 +1,14 @@
 """Generalisation: a train / validation / test split of public traces, and the bench over one part of it.
 
     python benchmarks/trace_split.py --traces DIR --list                        # the split, as a table
+    python benchmarks/trace_split.py --traces DIR --part train --controllers heuristic,hpa,keda,rayserve,knative \
+        --seeds 2 --json out/train.json                                         # the same for validation
+    python benchmarks/trace_split.py --choose out/train.json out/validation.json --write out/chosen.json
     python benchmarks/trace_split.py --traces DIR --part test --seeds 5 --json out/test.json
-    python benchmarks/results_tables.py out/test.json
+    python benchmarks/results_tables.py out/test.json --chosen out/chosen.json
 
-DIR holds the public files under their published names (see docs/benchmarks.md, "Generalisation"):
+DIR holds the public files under their published names, at its top or in folders below it (see
+docs/benchmarks.md, "Generalisation"):
 `nasa_http_1995_requests_per_second.txt` (NASA-HTTP 1995 as requests per second) and
 `AzureLLMInferenceTrace_code.csv`, `AzureLLMInferenceTrace_conv.csv` (Azure LLM inference 2023).
 Nothing of them is copied into the repository.
@@ -24,6 +28,7 @@ before the split was fixed, and nothing is chosen on it.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -86,11 +91,22 @@ SEGMENTS = (
 PARTS = ("train", "validation", "test")
 
 
+def trace_path(traces: Path, name: str) -> Path:
+    """`name` at the top of `traces` or in a folder below it (the datasets' own layouts)."""
+    if not traces.is_dir():
+        raise SystemExit(f"error: --traces {traces}: not a directory")
+    top = traces / name
+    if top.is_file():
+        return top
+    found = sorted(p for p in traces.rglob(name) if p.is_file())
+    if not found:
+        raise SystemExit(f"error: {name}: not found in {traces} or below (--traces names the directory holding it)")
+    return found[0]
+
+
 def segment_scale(segment: Segment, traces: Path) -> tuple[float, float, float]:
     """(scale that makes the segment's 60-s peak PEAK_RPS, the raw mean req/s, the raw 60-s peak req/s)."""
-    path = traces / segment.file
-    if not path.is_file():
-        raise SystemExit(f"error: {path}: not found (--traces names the directory holding {segment.file})")
+    path = trace_path(traces, segment.file)
     counts = load_trace(path, segment.format)[segment.offset_s : segment.offset_s + segment.duration_s]
     peak = float(moving_average(counts, 60).max())
     if peak <= 0:
@@ -102,7 +118,7 @@ def scenario_file(segment: Segment, traces: Path, directory: Path) -> Path:
     model, _ = load_scenario(DEFAULT_SCENARIO)
     scale, mean, _ = segment_scale(segment, traces)
     trace = {
-        "path": str((traces / segment.file).resolve()),
+        "path": str(trace_path(traces, segment.file).resolve()),
         "format": segment.format,
         "scale": round(scale, 3),
         "offset_s": segment.offset_s,
@@ -138,15 +154,22 @@ def run_part(
         workers = jobs or default_jobs(len(plan.runs))
         with matrix_progress_bar(plan.runs) as progress:
             results = run_matrix(plan.runs, jobs=workers, progress=progress)
-        command = f"python benchmarks/trace_split.py --traces TRACES --part {part} --seeds {seeds} --json {out}"
+        command = (
+            f"python benchmarks/trace_split.py --traces TRACES --part {part} --controllers {controllers} "
+            f"--seeds {seeds} --json {out}"
+        )
         write_document(bench_document(results, plan.scenarios, command), out)
     print(f"wrote {out} ({len(plan.runs)} runs)", file=sys.stderr)
 
 
-def choose_settings(documents: list[Path]) -> None:
+def choose_settings(documents: list[Path]) -> dict[str, float]:
     """Per baseline, the setting chosen on train and validation: the cheapest whose mean violations over
     every segment and seed are within 1 percentage point of the family's best setting."""
     runs = [r for p in documents for r in read_document(p)["runs"]]
+    parts = {r["scenario"] for r in runs} - {s.name for s in SEGMENTS if s.part in ("train", "validation")}
+    if parts:
+        raise SystemExit(f"error: --choose reads train and validation only; these are not: {', '.join(sorted(parts))}")
+    chosen: dict[str, float] = {}
     print("| baseline | chosen target | mean violations % | mean replica-s | best setting's violations % |")
     print("|---|---:|---:|---:|---:|")
     for family in KNOBS:
@@ -164,12 +187,16 @@ def choose_settings(documents: list[Path]) -> None:
         label, (violations, cost) = min(
             ((lab, vc) for lab, vc in means.items() if vc[0] <= best + 1.0), key=lambda item: item[1][1]
         )
-        print(f"| {family} | {parse_label(label).target_value():g} | {violations:.2f} | {cost:,.0f} | {best:.2f} |")
+        target = parse_label(label).target_value()
+        assert target is not None
+        chosen[family] = target
+        print(f"| {family} | {target:g} | {violations:.2f} | {cost:,.0f} | {best:.2f} |")
+    return chosen
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--traces", type=Path, required=True, help="directory holding the public trace files")
+    ap.add_argument("--traces", type=Path, help="directory holding the public trace files (for --list and --part)")
     ap.add_argument("--list", action="store_true", help="print the split and exit")
     ap.add_argument("--part", choices=PARTS)
     ap.add_argument("--seeds", type=int, default=5)
@@ -180,11 +207,18 @@ def main() -> None:
         "--duration", type=float, help="simulated seconds per run (default: the segment's; for a smoke test)"
     )
     ap.add_argument("--choose", type=Path, nargs="+", help="bench JSON of train and validation: pick each setting")
+    ap.add_argument("--write", type=Path, help="with --choose: write the chosen settings here as JSON")
     args = ap.parse_args()
+    if (args.list or args.part) and args.traces is None:
+        ap.error("--list and --part need --traces DIR")
     if args.list:
         print_split(args.traces)
     elif args.choose:
-        choose_settings(args.choose)
+        chosen = choose_settings(args.choose)
+        if args.write:
+            args.write.parent.mkdir(parents=True, exist_ok=True)
+            args.write.write_text(json.dumps(chosen, indent=2) + "\n")
+            print(f"wrote {args.write}", file=sys.stderr)
     elif args.part and args.json:
         run_part(args.part, args.traces, args.seeds, args.jobs, args.json, args.controllers, args.duration)
     else:

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The tables of docs/benchmarks.md, "How we compare", from nothing: `make evidence TRACES=DIR`.
+#
+#   benchmarks/evidence.sh TRACES_DIR [OUT_DIR]        (OUT_DIR defaults to out/evidence)
+#   SEEDS=5 TUNE_SEEDS=2 JOBS=2 KUBEAGORA=.venv/bin/kubeagora PYTHON=.venv/bin/python   (the defaults)
+#   STEPS="tune test table1 model-error"   (the default: all four, in this order)
+#   DURATION=60   (simulated seconds per run instead of each scenario's own: a smoke test only)
+#
+# TRACES_DIR holds the public traces under their published names, at its top or below it
+# (nasa_http_1995_requests_per_second.txt, AzureLLMInferenceTrace_code.csv, AzureLLMInferenceTrace_conv.csv).
+#
+#   tune         each baseline's knob swept on the train and validation segments of the traces
+#                (baselines only), and one setting per baseline chosen there: chosen.json
+#   test         every controller and every baseline setting on the test segments, never used for
+#                tuning: tables with 95 % intervals, the frontiers, mas at equal replica-seconds and
+#                at the chosen settings, mas against the clairvoyant planner
+#   table1       the six built-in scenarios, every controller, every baseline setting (Table 1)
+#   model-error  the same scenarios in a world that strays from its specs (σ 0.3): HPA's sweep, mpc,
+#                mas, the clairvoyant planner; and how much worse each got than in Table 1's world
+#
+# Each bench run writes one JSON per scenario and is skipped when its JSON exists, so an interrupted
+# run resumes where it stopped (delete OUT_DIR to start over). Tables go to OUT_DIR/*.md, the HTML
+# reports (with the frontier plots) to OUT_DIR/*-report/. Wall times go to OUT_DIR/times.txt with
+# the machine's load average.
+set -euo pipefail
+
+if [ $# -lt 1 ] || [ ! -d "$1" ]; then
+    echo "usage: $0 TRACES_DIR [OUT_DIR]   (TRACES_DIR: a directory holding the public traces)" >&2
+    exit 2
+fi
+TRACES=$1
+OUT=${2:-out/evidence}
+SEEDS=${SEEDS:-5}
+TUNE_SEEDS=${TUNE_SEEDS:-2}
+JOBS=${JOBS:-2}
+KUBEAGORA=${KUBEAGORA:-.venv/bin/kubeagora}
+PYTHON=${PYTHON:-.venv/bin/python}
+STEPS=${STEPS:-tune test table1 model-error}
+SCENARIOS="steady-drift burst-hotspot diurnal-mixed gpu-throttle node-zone-failure region-partition"
+BASELINES=heuristic,hpa,keda,rayserve,knative
+SHORT=()
+[ -n "${DURATION:-}" ] && SHORT=(--duration "$DURATION")
+mkdir -p "$OUT"
+
+timed() {  # timed NAME OUTPUT_JSON COMMAND...: run unless OUTPUT_JSON exists; log wall time and load
+    local name=$1 json=$2 start
+    shift 2
+    if [ -s "$json" ]; then
+        echo "$name: $json exists, skipped" >&2
+        return
+    fi
+    start=$(date +%s)
+    echo "$name: started $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/times.txt"
+    "$@"
+    echo "$name: $(($(date +%s) - start)) s, done $(date -u +%FT%TZ), load $(cut -d' ' -f1-3 /proc/loadavg)" \
+        >>"$OUT/times.txt"
+}
+
+for step in $STEPS; do
+    case $step in
+    tune)
+        for part in train validation; do
+            timed "traces $part" "$OUT/traces-$part.json" \
+                "$PYTHON" benchmarks/trace_split.py --traces "$TRACES" --part "$part" --controllers "$BASELINES" \
+                --seeds "$TUNE_SEEDS" --jobs "$JOBS" --json "$OUT/traces-$part.json" "${SHORT[@]}"
+        done
+        "$PYTHON" benchmarks/trace_split.py --choose "$OUT/traces-train.json" "$OUT/traces-validation.json" \
+            --write "$OUT/chosen.json" >"$OUT/chosen.md"
+        ;;
+    test)
+        timed "traces test" "$OUT/traces-test.json" \
+            "$PYTHON" benchmarks/trace_split.py --traces "$TRACES" --part test --seeds "$SEEDS" --jobs "$JOBS" \
+            --json "$OUT/traces-test.json" "${SHORT[@]}"
+        chosen=()
+        [ -s "$OUT/chosen.json" ] && chosen=(--chosen "$OUT/chosen.json")
+        "$PYTHON" benchmarks/results_tables.py "$OUT/traces-test.json" "${chosen[@]}" \
+            --report "$OUT/test-report" >"$OUT/test.md"
+        ;;
+    table1)
+        for s in $SCENARIOS; do
+            timed "table1 $s" "$OUT/t1-$s.json" \
+                "$KUBEAGORA" bench --scenarios "$s" --controllers "$BASELINES,mpc,mas,clairvoyant" --sweep standard \
+                --seeds "$SEEDS" --jobs "$JOBS" --json "$OUT/t1-$s.json" "${SHORT[@]}" >/dev/null
+        done
+        "$PYTHON" benchmarks/results_tables.py "$OUT"/t1-*.json --report "$OUT/table1-report" >"$OUT/table1.md"
+        ;;
+    model-error)
+        for s in $SCENARIOS; do
+            timed "model error $s" "$OUT/me-$s.json" \
+                "$KUBEAGORA" bench --scenarios "$s" --controllers hpa,mpc,mas,clairvoyant --sweep hpa.target=0.5:0.9:0.1 \
+                --model-error 0.3 --seeds "$SEEDS" --jobs "$JOBS" --json "$OUT/me-$s.json" "${SHORT[@]}" >/dev/null
+        done
+        "$PYTHON" benchmarks/results_tables.py "$OUT"/me-*.json --json "$OUT/model-error.json" \
+            --report "$OUT/model-error-report" >"$OUT/model-error.md"
+        if ls "$OUT"/t1-*.json >/dev/null 2>&1; then
+            "$PYTHON" benchmarks/results_tables.py "$OUT"/t1-*.json --json "$OUT/table1.json" >/dev/null
+            "$PYTHON" benchmarks/model_error_table.py "$OUT/table1.json" "$OUT/model-error.json" \
+                >>"$OUT/model-error.md"
+        fi
+        ;;
+    *)
+        echo "$0: unknown step '$step' in STEPS (tune, test, table1, model-error)" >&2
+        exit 2
+        ;;
+    esac
+done
+echo "tables in $OUT/*.md; times in $OUT/times.txt" >&2
