@@ -4,19 +4,22 @@
 #   benchmarks/evidence.sh TRACES_DIR [OUT_DIR]        (OUT_DIR defaults to out/evidence)
 #   SEEDS=5 TUNE_SEEDS=2 JOBS=2 KUBEAGORA=.venv/bin/kubeagora PYTHON=.venv/bin/python   (the defaults)
 #   STEPS="tune test table1 model-error"   (the default: all four, in this order)
+#   MODEL_ERROR=0.3   (the traces' worlds stray from their specs by this log-sd; Table 1 runs at 0)
 #   DURATION=60   (simulated seconds per run instead of each scenario's own: a smoke test only)
 #
 # TRACES_DIR holds the public traces under their published names, at its top or below it
 # (nasa_http_1995_requests_per_second.txt, AzureLLMInferenceTrace_code.csv, AzureLLMInferenceTrace_conv.csv).
 #
 #   tune         each baseline's knob swept on the train and validation segments of the traces
-#                (baselines only), and one setting per baseline chosen there: chosen.json
+#                (baselines only), and one setting per baseline chosen there: chosen.json (the traces'
+#                worlds stray from their declared specs by MODEL_ERROR, here and in test)
 #   test         every controller and every baseline setting on the test segments, never used for
 #                tuning: tables with 95 % intervals, the frontiers, mas at equal replica-seconds and
 #                at the chosen settings, mas against the clairvoyant planner
 #   table1       the six built-in scenarios, every controller, every baseline setting (Table 1)
-#   model-error  the same scenarios in a world that strays from its specs (σ 0.3): HPA's sweep, mpc,
-#                mas, the clairvoyant planner; and how much worse each got than in Table 1's world
+#   model-error  the same scenarios in a world that strays from its specs (σ 0.3 whatever MODEL_ERROR
+#                is): HPA's sweep, mpc, mas, the clairvoyant planner; how much worse each got than in
+#                Table 1's world
 #
 # Each bench run writes one JSON per scenario and is skipped when its JSON exists, so an interrupted
 # run resumes where it stopped (delete OUT_DIR to start over). Tables go to OUT_DIR/*.md, the HTML
@@ -36,6 +39,7 @@ JOBS=${JOBS:-2}
 KUBEAGORA=${KUBEAGORA:-.venv/bin/kubeagora}
 PYTHON=${PYTHON:-.venv/bin/python}
 STEPS=${STEPS:-tune test table1 model-error}
+MODEL_ERROR=${MODEL_ERROR:-0.3}
 SCENARIOS="steady-drift burst-hotspot diurnal-mixed gpu-throttle node-zone-failure region-partition"
 BASELINES=heuristic,hpa,keda,rayserve,knative
 SHORT=()
@@ -62,6 +66,7 @@ for step in $STEPS; do
         for part in train validation; do
             timed "traces $part" "$OUT/traces-$part.json" \
                 "$PYTHON" benchmarks/trace_split.py --traces "$TRACES" --part "$part" --controllers "$BASELINES" \
+                --model-error "$MODEL_ERROR" \
                 --seeds "$TUNE_SEEDS" --jobs "$JOBS" --json "$OUT/traces-$part.json" "${SHORT[@]}"
         done
         "$PYTHON" benchmarks/trace_split.py --choose "$OUT/traces-train.json" "$OUT/traces-validation.json" \
@@ -70,6 +75,7 @@ for step in $STEPS; do
     test)
         timed "traces test" "$OUT/traces-test.json" \
             "$PYTHON" benchmarks/trace_split.py --traces "$TRACES" --part test --seeds "$SEEDS" --jobs "$JOBS" \
+            --model-error "$MODEL_ERROR" \
             --json "$OUT/traces-test.json" "${SHORT[@]}"
         chosen=()
         [ -s "$OUT/chosen.json" ] && chosen=(--chosen "$OUT/chosen.json")

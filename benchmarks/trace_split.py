@@ -114,7 +114,7 @@ def segment_scale(segment: Segment, traces: Path) -> tuple[float, float, float]:
     return PEAK_RPS / peak, float(counts.mean()), peak
 
 
-def scenario_file(segment: Segment, traces: Path, directory: Path) -> Path:
+def scenario_file(segment: Segment, traces: Path, directory: Path, model_error: float = 0.0) -> Path:
     model, _ = load_scenario(DEFAULT_SCENARIO)
     scale, mean, _ = segment_scale(segment, traces)
     trace = {
@@ -127,6 +127,7 @@ def scenario_file(segment: Segment, traces: Path, directory: Path) -> Path:
     data["name"] = segment.name
     data["description"] = f"{segment.part}: {segment.when}, {segment.file} × {scale:,.0f} (raw mean {mean:.2f} req/s)"
     data["duration_s"] = segment.duration_s
+    data["model_error"] = model_error
     data["workload"]["trace"] = trace
     path = directory / f"{segment.name}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -142,11 +143,18 @@ def print_split(traces: Path) -> None:
 
 
 def run_part(
-    part: str, traces: Path, seeds: int, jobs: int | None, out: Path, controllers: str, duration_s: float | None
+    part: str,
+    traces: Path,
+    seeds: int,
+    jobs: int | None,
+    out: Path,
+    controllers: str,
+    duration_s: float | None,
+    model_error: float,
 ) -> None:
     segments = [s for s in SEGMENTS if s.part == part]
     with tempfile.TemporaryDirectory() as tmp:
-        files = [str(scenario_file(s, traces, Path(tmp))) for s in segments]
+        files = [str(scenario_file(s, traces, Path(tmp), model_error)) for s in segments]
         labels = expand_sweeps(
             controllers.split(","), ["standard"] if any(c in KNOBS for c in controllers.split(",")) else []
         )
@@ -156,7 +164,7 @@ def run_part(
             results = run_matrix(plan.runs, jobs=workers, progress=progress)
         command = (
             f"python benchmarks/trace_split.py --traces TRACES --part {part} --controllers {controllers} "
-            f"--seeds {seeds} --json {out}"
+            f"--model-error {model_error:g} --seeds {seeds} --json {out}"
         )
         write_document(bench_document(results, plan.scenarios, command), out)
     print(f"wrote {out} ({len(plan.runs)} runs)", file=sys.stderr)
@@ -206,6 +214,12 @@ def main() -> None:
     ap.add_argument(
         "--duration", type=float, help="simulated seconds per run (default: the segment's; for a smoke test)"
     )
+    ap.add_argument(
+        "--model-error",
+        type=float,
+        default=0.0,
+        help="log-sd σ of the world's departure from the declared specs (docs/benchmarks.md; default 0)",
+    )
     ap.add_argument("--choose", type=Path, nargs="+", help="bench JSON of train and validation: pick each setting")
     ap.add_argument("--write", type=Path, help="with --choose: write the chosen settings here as JSON")
     args = ap.parse_args()
@@ -220,7 +234,11 @@ def main() -> None:
             args.write.write_text(json.dumps(chosen, indent=2) + "\n")
             print(f"wrote {args.write}", file=sys.stderr)
     elif args.part and args.json:
-        run_part(args.part, args.traces, args.seeds, args.jobs, args.json, args.controllers, args.duration)
+        if not 0.0 <= args.model_error <= 1.0:
+            ap.error(f"--model-error must lie in [0, 1] (got {args.model_error:g})")
+        run_part(
+            args.part, args.traces, args.seeds, args.jobs, args.json, args.controllers, args.duration, args.model_error
+        )
     else:
         ap.error("give --list, --choose FILES, or --part PART --json FILE")
 
