@@ -20,7 +20,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from kubeagora.bench.document import BenchDocument, merge_documents, read_document, write_document
 from kubeagora.bench.stats import (
@@ -39,6 +39,12 @@ TARGET_RATIO = 0.5
 """mas ≤ 0.5 × each tuned baseline at equal replica-seconds (median over scenarios)."""
 CLAIRVOYANT_TARGET = 2.0
 """mas ≤ 2 × the clairvoyant planner's violations (on the test traces)."""
+
+
+def fail(message: str) -> NoReturn:
+    """Bad input: one line naming what was wrong, exit status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def fmt(value: float | None, digits: int = 1) -> str:
@@ -286,12 +292,11 @@ def read_chosen(path: Path) -> dict[str, float]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise SystemExit(f"error: --chosen {path}: {error}") from None
+        fail(f"--chosen {path}: {error}")
     if not isinstance(data, dict) or not all(
         k in KNOBS and isinstance(v, int | float) and not isinstance(v, bool) for k, v in data.items()
     ):
-        expected = f"expected {{baseline: target}} with baselines among {', '.join(KNOBS)}"
-        raise SystemExit(f"error: --chosen {path}: {expected}")
+        fail(f"--chosen {path}: expected {{baseline: target}} with baselines among {', '.join(KNOBS)}")
     return {k: float(v) for k, v in data.items()}
 
 
@@ -304,6 +309,7 @@ def main() -> None:
     )
     ap.add_argument("--report", type=Path, help="write the HTML report of the merged document into this directory")
     args = ap.parse_args()
+    chosen = read_chosen(args.chosen) if args.chosen else None
     documents = [read_document(p) for p in args.files]
     command = " ; ".join(d["command"] for d in documents)
     document = merge_documents(documents, command)
@@ -312,8 +318,8 @@ def main() -> None:
     scenario_tables(document)
     frontier_tables(document)
     targets = equal_cost_tables(document)
-    if args.chosen:
-        at_chosen_settings(document, read_chosen(args.chosen))
+    if chosen:
+        at_chosen_settings(document, chosen)
     targets += versus_clairvoyant(document)
     faults_table(document)
     if targets:

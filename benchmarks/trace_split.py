@@ -33,6 +33,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NoReturn
 
 import yaml
 
@@ -52,6 +53,12 @@ NASA_AUGUST_1 = 2_381_545
 """Index of 1995-08-01 00:00 in the NASA series: the Hurricane Erin outage (zeros from index 2,435,065)
 began at 14:52 that day; the July log ends on the 28th and the gap to August is not in the series."""
 CONTROLLERS = "heuristic,hpa,keda,rayserve,knative,mas,clairvoyant"
+
+
+def fail(message: str) -> NoReturn:
+    """Bad input: one line naming what was wrong, exit status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def _july(day: int, hour: int) -> int:
@@ -94,13 +101,13 @@ PARTS = ("train", "validation", "test")
 def trace_path(traces: Path, name: str) -> Path:
     """`name` at the top of `traces` or in a folder below it (the datasets' own layouts)."""
     if not traces.is_dir():
-        raise SystemExit(f"error: --traces {traces}: not a directory")
+        fail(f"--traces {traces}: not a directory")
     top = traces / name
     if top.is_file():
         return top
     found = sorted(p for p in traces.rglob(name) if p.is_file())
     if not found:
-        raise SystemExit(f"error: {name}: not found in {traces} or below (--traces names the directory holding it)")
+        fail(f"{name}: not found in {traces} or below (--traces names the directory holding it)")
     return found[0]
 
 
@@ -110,7 +117,7 @@ def segment_scale(segment: Segment, traces: Path) -> tuple[float, float, float]:
     counts = load_trace(path, segment.format)[segment.offset_s : segment.offset_s + segment.duration_s]
     peak = float(moving_average(counts, 60).max())
     if peak <= 0:
-        raise SystemExit(f"error: {segment.name}: no requests in {segment.file} at offset {segment.offset_s} s")
+        fail(f"{segment.name}: no requests in {segment.file} at offset {segment.offset_s} s")
     return PEAK_RPS / peak, float(counts.mean()), peak
 
 
@@ -170,16 +177,19 @@ def run_part(
     print(f"wrote {out} ({len(plan.runs)} runs)", file=sys.stderr)
 
 
-def choose_settings(documents: list[Path]) -> dict[str, float]:
-    """Per baseline, the setting chosen on train and validation: the cheapest whose mean violations over
-    every segment and seed are within 1 percentage point of the family's best setting."""
-    runs = [r for p in documents for r in read_document(p)["runs"]]
-    parts = {r["scenario"] for r in runs} - {s.name for s in SEGMENTS if s.part in ("train", "validation")}
-    if parts:
-        raise SystemExit(f"error: --choose reads train and validation only; these are not: {', '.join(sorted(parts))}")
-    chosen: dict[str, float] = {}
-    print("| baseline | chosen target | mean violations % | mean replica-s | best setting's violations % |")
-    print("|---|---:|---:|---:|---:|")
+ChoiceRow = tuple[float, float, float, float]
+"""(chosen target, its mean violations %, its mean replica-seconds, the family's best mean violations %)."""
+
+
+def choose(runs: list[dict[str, Any]], slack_points: float = 1.0) -> dict[str, ChoiceRow]:
+    """Per baseline, the setting chosen on train and validation runs: the cheapest (mean replica-seconds)
+    whose mean violations over every segment and seed are within `slack_points` of the family's best
+    setting. Refuses runs of any segment that is not train or validation."""
+    tuning = {s.name for s in SEGMENTS if s.part in ("train", "validation")}
+    others = {r["scenario"] for r in runs} - tuning
+    if others:
+        raise ValueError(f"settings are chosen on train and validation only; not on {', '.join(sorted(others))}")
+    chosen: dict[str, ChoiceRow] = {}
     for family in KNOBS:
         by_label: dict[str, list[tuple[float, float]]] = {}
         for r in runs:
@@ -193,13 +203,26 @@ def choose_settings(documents: list[Path]) -> dict[str, float]:
         }
         best = min(v for v, _ in means.values())
         label, (violations, cost) = min(
-            ((lab, vc) for lab, vc in means.items() if vc[0] <= best + 1.0), key=lambda item: item[1][1]
+            ((lab, vc) for lab, vc in means.items() if vc[0] <= best + slack_points), key=lambda item: item[1][1]
         )
         target = parse_label(label).target_value()
         assert target is not None
-        chosen[family] = target
-        print(f"| {family} | {target:g} | {violations:.2f} | {cost:,.0f} | {best:.2f} |")
+        chosen[family] = (target, violations, cost, best)
     return chosen
+
+
+def choose_settings(documents: list[Path]) -> dict[str, float]:
+    """Print and return each baseline's setting chosen on these train and validation documents."""
+    runs = [r for p in documents for r in read_document(p)["runs"]]
+    try:
+        chosen = choose(runs)
+    except ValueError as error:
+        fail(f"--choose: {error}")
+    print("| baseline | chosen target | mean violations % | mean replica-s | best setting's violations % |")
+    print("|---|---:|---:|---:|---:|")
+    for family, (target, violations, cost, best) in chosen.items():
+        print(f"| {family} | {target:g} | {violations:.2f} | {cost:,.0f} | {best:.2f} |")
+    return {family: row[0] for family, row in chosen.items()}
 
 
 def main() -> None:
