@@ -1,18 +1,20 @@
 """The seed paper's Table 2 on a real local control plane, over several runs: one burst, the real
-Kubernetes HPA and kubeagora's operator side by side (time to scale, cold-start p99 delta, SLO
-violations in the burst).
+Kubernetes HPA at several CPU targets and kubeagora's operator side by side (time to scale, cold-start
+p99 delta, SLO violations in the burst, replica-seconds).
 
     .venv/bin/python benchmarks/burst_table2.py                                  # 3 runs, ~5 min each
     .venv/bin/python benchmarks/burst_table2.py --runs 1 --burst-seconds 40 --warm-seconds 25   # smoke run
 
 Each run brings up a fresh stack (``kubeagora.devcluster.stack``: control plane, mock kubelet,
-Prometheus, scheduler extender, operator) with its state under ``--out/run-K/``, applies the two
-identical Deployments of ``kubeagora.bench.cluster_burst`` (one under a real HPA, one under an
-OrchestrationIntent), holds the base load ``--warm-seconds``, multiplies it by ``--factor`` for
-``--burst-seconds``, writes ``run-K.json`` (plan, figures, per-second timeline) and ``run-K.png``, and
-tears the stack down (the logs stay in ``run-K/stack/logs``). At the end it prints a markdown table of
-each figure's mean (min–max) over the runs per autoscaler with the paper's figures beside them, and
-writes it to ``--out/table.md``. The figures' definitions are in the module's docstring.
+Prometheus, scheduler extender, operator) with its state under ``--out/run-K/``, applies the identical
+Deployments of ``kubeagora.bench.cluster_burst`` (one under a real HPA per ``--hpa-targets`` target, one
+under an OrchestrationIntent; Burstable pods, no CPU limit unless ``--cpu-limit``), holds the base load
+``--warm-seconds``, multiplies it by ``--factor`` for ``--burst-seconds``, writes ``run-K.json`` (plan,
+the signal each side read, the machine's load average over the run, figures, per-second timeline) and
+``run-K.png``, and tears the stack down (the logs stay in ``run-K/stack/logs``). At the end it prints a
+markdown table of each figure's mean (min–max) over the runs per autoscaler with the paper's figures
+beside them, and the operator against the best HPA target on time to scale and violations, and
+writes both to ``--out/table.md``. The figures' definitions are in the module's docstring.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from kubeagora.bench import cluster_burst as cb
 from kubeagora.devcluster.cluster import Layout
 from kubeagora.devcluster.errors import DevClusterError
 from kubeagora.devcluster.stack import Stack, StackOptions
+from kubeagora.kubeapi.quantity import checked_quantity, quantity
 
 USAGE_ERROR = 2
 err = Console(stderr=True)
@@ -55,6 +58,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--factor", type=float, default=default.factor, help="the burst multiplies the base load")
     p.add_argument("--base-rps", type=float, default=default.base_rps, help="base load of each Deployment")
     p.add_argument("--nodes", type=int, default=24, help="mock nodes (≥ 4)")
+    p.add_argument("--hpa-targets", default=",".join(map(str, default.hpa_targets_pct)),
+                   help="the real HPA's CPU utilisation targets in %%, one Deployment each (default 50,70,80)")
+    p.add_argument("--cpu-limit", default=None,
+                   help="the pods' CPU limit (a quantity, e.g. 1 or 1000m); none by default: Burstable pods")
     p.add_argument("--out", type=Path, default=Path("out/burst-table2"), help="where runs, plots and table go")
     args = p.parse_args(argv)
     if args.runs < 1:
@@ -67,6 +74,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error(f"--warm-seconds must be at least 20, for a steady baseline (got {args.warm_seconds:g})")
     if args.nodes < 4:
         p.error(f"--nodes must be at least 4 (got {args.nodes})")
+    try:
+        targets = tuple(int(t) for t in args.hpa_targets.split(",") if t.strip())
+    except ValueError:
+        p.error(f"--hpa-targets must be whole percentages separated by commas (got {args.hpa_targets!r})")
+    if not targets or any(not 1 <= t <= 100 for t in targets) or len(set(targets)) < len(targets):
+        p.error(f"--hpa-targets must be distinct percentages in 1..100 (got {args.hpa_targets!r})")
+    args.hpa_targets = targets
+    if args.cpu_limit is not None:
+        try:
+            limit = checked_quantity(args.cpu_limit)
+        except ValueError:
+            p.error(f"--cpu-limit must be a CPU quantity such as 1 or 1000m (got {args.cpu_limit!r})")
+        if not limit >= quantity(default.cpu_request):
+            p.error(f"--cpu-limit must be at least the request {default.cpu_request} (got {args.cpu_limit})")
     return args
 
 
@@ -87,9 +108,13 @@ def one_run(k: int, args: argparse.Namespace, plan: cb.BurstPlan, bar: Progress,
         stack.down()
         shutil.rmtree(Layout(stack.state_dir / "cluster").etcd_dir, ignore_errors=True)
     results = cb.summarize_timeline(timeline, plan)
-    cb.write_json(args.out / f"run-{k}.json", cb.result_document(plan, results, timeline))
+    doc = cb.result_document(plan, results, timeline)
+    cb.write_json(args.out / f"run-{k}.json", doc)
     cb.plot(args.out / f"run-{k}.png", timeline, plan)
-    err.print(f"{label}: done in {time.monotonic() - started:.0f} s: {args.out / f'run-{k}.json'}")
+    load = doc["conditions"]["load_1m"] or {}
+    err.print(f"{label}: done in {time.monotonic() - started:.0f} s: {args.out / f'run-{k}.json'} "
+              f"(load average {load.get('mean', float('nan')):.1f} on {doc['conditions']['cpus']} CPUs, "
+              f"longest gap between samples {doc['conditions']['max_sample_gap_s'] or 0:.1f} s)")
     return results
 
 
@@ -97,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     args.out = args.out.resolve()
     plan = cb.BurstPlan(base_rps=args.base_rps, factor=args.factor, warm_s=args.warm_seconds,
-                        burst_s=args.burst_seconds)
+                        burst_s=args.burst_seconds, hpa_targets_pct=args.hpa_targets, cpu_limit=args.cpu_limit)
     per_arm: dict[str, list[cb.ArmResult]] = {}
     failed: str | None = None
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err) as bar:
@@ -119,13 +144,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not per_arm:
         return 1
     done = len(next(iter(per_arm.values())))
+    limit = f"CPU limit {plan.cpu_limit}" if plan.cpu_limit else "no CPU limit"
     title = (f"Burst ×{plan.factor:g} of {plan.base_rps:g} rps for {plan.burst_s:g} s after {plan.warm_s:g} s, "
-             f"{args.nodes} mock nodes, {done} run(s); mean (min–max) over the runs")
+             f"{args.nodes} mock nodes, pods requesting {plan.cpu_request} CPU with {limit}, {done} run(s); "
+             "mean (min–max) over the runs")
     table = cb.markdown_table(per_arm)
-    (args.out / "table.md").write_text(f"{title}\n\n{table}\n")
+    verdicts = cb.verdicts_markdown(cb.verdicts(per_arm, plan.burst_s))
+    (args.out / "table.md").write_text(f"{title}\n\n{table}\n\n{verdicts}\n")
     print(title)
     print()
     print(table)
+    print()
+    print(verdicts)
     return 1 if failed else 0
 
 

@@ -316,16 +316,18 @@ def test_summarize_timeline_per_arm() -> None:
 # workloads --------------------------------------------------------------------------------------
 
 
-def test_workloads_two_identical_deployments_one_hpa_one_intent() -> None:
-    plan = cb.BurstPlan(app="shop", namespace="burst", replicas=3, max_replicas=12)
-    ns, dep_hpa, hpa, dep_mas, intent = cb.workloads(plan)
+def test_workloads_identical_deployments_one_hpa_per_target_and_one_intent() -> None:
+    plan = cb.BurstPlan(app="shop", namespace="burst", replicas=3, max_replicas=12, hpa_targets_pct=(50, 80))
+    assert plan.arms == ("hpa-50", "hpa-80", "mas")
+    ns, dep_50, hpa_50, dep_80, hpa_80, dep_mas, intent = cb.workloads(plan)
     assert ns == {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "burst"}}
-    for obj in (dep_hpa, hpa, dep_mas, intent):
+    deps = {"shop-hpa-50": dep_50, "shop-hpa-80": dep_80, "shop-mas": dep_mas}
+    for obj in (*deps.values(), hpa_50, hpa_80, intent):
         assert obj["metadata"]["namespace"] == "burst"
-    assert (dep_hpa["metadata"]["name"], dep_mas["metadata"]["name"]) == ("shop-hpa", "shop-mas")
+    assert [d["metadata"]["name"] for d in deps.values()] == list(deps)
     # identical but for their names
-    assert (json.dumps(dep_hpa).replace("shop-hpa", "NAME") == json.dumps(dep_mas).replace("shop-mas", "NAME"))
-    for dep in (dep_hpa, dep_mas):
+    assert len({json.dumps(d).replace(name, "NAME") for name, d in deps.items()}) == 1
+    for dep in deps.values():
         assert dep["apiVersion"] == "apps/v1"
         assert dep["kind"] == "Deployment"
         spec = dep["spec"]
@@ -338,17 +340,20 @@ def test_workloads_two_identical_deployments_one_hpa_one_intent() -> None:
         assert float(annotations["kubeagora.io/cold-start-s"]) == plan.cold_start_s
         (container,) = spec["template"]["spec"]["containers"]
         assert container["resources"]["requests"]["cpu"] == plan.cpu_request  # the HPA's utilisation needs it
+        assert "limits" not in container["resources"]  # Burstable: may use more than the request
     # each selector picks its own pods only
-    for one, other in ((dep_hpa, dep_mas), (dep_mas, dep_hpa)):
+    for (a, one), (b, other) in itertools.permutations(deps.items(), 2):
         assert not one["spec"]["selector"]["matchLabels"].items() <= other["spec"]["template"]["metadata"][
-            "labels"].items()
+            "labels"].items(), (a, b)
 
-    assert (hpa["apiVersion"], hpa["kind"]) == ("autoscaling/v2", "HorizontalPodAutoscaler")
-    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "shop-hpa"}
-    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 12)
-    (metric,) = hpa["spec"]["metrics"]
-    assert metric["resource"]["name"] == "cpu"
-    assert metric["resource"]["target"] == {"type": "Utilization", "averageUtilization": plan.hpa_target_pct}
+    for hpa, target in ((hpa_50, 50), (hpa_80, 80)):
+        assert (hpa["apiVersion"], hpa["kind"]) == ("autoscaling/v2", "HorizontalPodAutoscaler")
+        assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                                 "name": f"shop-hpa-{target}"}
+        assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 12)
+        (metric,) = hpa["spec"]["metrics"]
+        assert metric["resource"]["name"] == "cpu"
+        assert metric["resource"]["target"] == {"type": "Utilization", "averageUtilization": target}
 
     assert (intent["apiVersion"], intent["kind"]) == ("kubeagora.io/v1alpha1", "OrchestrationIntent")
     parsed = parse_intent(intent)
@@ -358,6 +363,26 @@ def test_workloads_two_identical_deployments_one_hpa_one_intent() -> None:
     assert (parsed.replicas.min_replicas, parsed.replicas.max_replicas) == (3, 12)
     assert (parsed.slo.p95_ms, parsed.slo.p99_ms) == (plan.slo_p95_ms, plan.slo_p99_ms)
     assert parsed.template == "web"
+
+
+def test_a_cpu_limit_when_asked_for() -> None:
+    plan = cb.BurstPlan(cpu_limit="1", hpa_targets_pct=(70,))
+    for obj in cb.workloads(plan):
+        if obj["kind"] == "Deployment":
+            (container,) = obj["spec"]["template"]["spec"]["containers"]
+            assert container["resources"]["limits"] == {"cpu": "1"}
+
+
+def test_arm_names_and_labels() -> None:
+    assert cb.hpa_target("hpa-70") == 70
+    assert cb.hpa_target("mas") is None
+    assert cb.hpa_target("hpa") is None
+    assert cb.kind_of("hpa-70") == "hpa"
+    assert cb.kind_of("mas") == "mas"
+    assert cb.arm_label("hpa-70") == "Kubernetes HPA, 70 % CPU target"
+    assert cb.arm_label("mas") == "kubeagora operator"
+    assert set(cb.SIGNALS) == {"hpa", "mas"}
+    assert cb.BEST_HPA_TARGET_PCT in cb.BurstPlan().hpa_targets_pct
 
 
 def test_pod_capacity_is_the_templates_concurrency_over_its_service_time() -> None:
@@ -377,13 +402,17 @@ def _strict_json(text: str) -> Any:
 
 
 def test_result_document_is_strict_json(tmp_path: Path) -> None:
-    timeline = cb.Timeline(BOUNDS, {"hpa": tuple(record(SECONDS, burst(ready_at=None))),
+    timeline = cb.Timeline(BOUNDS, {"hpa-50": tuple(record(SECONDS, burst(ready_at=None))),
                                     "mas": tuple(record(SECONDS, burst(ready_at=15.0)))})
     results = cb.summarize_timeline(timeline, PLAN)
     cb.write_json(tmp_path / "run.json", cb.result_document(PLAN, results, timeline))
     doc = _strict_json((tmp_path / "run.json").read_text())
     assert doc["bounds_s"] == [0.1, 0.2, 0.5, 1.0, "+Inf"]
-    assert doc["results"]["hpa"]["time_to_scale_s"] is None
+    assert doc["results"]["hpa-50"]["time_to_scale_s"] is None
+    assert doc["signals"]["hpa-50"] == cb.SIGNALS["hpa"]
+    assert doc["signals"]["mas"] == cb.SIGNALS["mas"]
+    assert doc["conditions"]["max_sample_gap_s"] == pytest.approx(1.0)
+    assert doc["conditions"]["load_1m"] is None  # the synthetic samples carry no load average
     assert doc["results"]["mas"]["time_to_scale_s"] == 15.0
     assert len(doc["timeline"]["mas"]) == len(SECONDS)
     assert doc["plan"]["factor"] == PLAN.factor
@@ -398,13 +427,15 @@ def test_over_runs() -> None:
 
 
 def test_markdown_table_one_run_and_several() -> None:
-    one = cb.summarize_timeline(cb.Timeline(BOUNDS, {"hpa": tuple(record(SECONDS, burst(ready_at=None))),
+    one = cb.summarize_timeline(cb.Timeline(BOUNDS, {"hpa-80": tuple(record(SECONDS, burst(ready_at=None))),
                                                       "mas": tuple(record(SECONDS, burst(ready_at=20.0)))}), PLAN)
     table = cb.markdown_table(one).splitlines()
     assert len(table) == 4
     assert all(row.count("|") == table[0].count("|") for row in table)
     hpa_row, mas_row = table[2], table[3]
-    assert "Kubernetes HPA" in hpa_row
+    assert "Kubernetes HPA, 80 % CPU target" in hpa_row
+    assert cb.SIGNALS["hpa"] in hpa_row
+    assert cb.SIGNALS["mas"] in mas_row
     assert "| never |" in hpa_row
     assert "45 / +85" in hpa_row
     assert "kubeagora" in mas_row
@@ -414,7 +445,7 @@ def test_markdown_table_one_run_and_several() -> None:
     runs = [cb.summarize("mas", record(SECONDS, burst(ready_at=float(r))), PLAN, BOUNDS) for r in (10, 20, 30)]
     several = cb.markdown_table({"mas": runs, "other": runs[:1]}).splitlines()
     assert "| 3 | 20.0 (10.0–30.0) |" in several[2]
-    assert several[3].startswith("| other | 1 | 10.0 |")
+    assert several[3].startswith("| other | – | 1 | 10.0 |")
     assert several[3].endswith("| – |")
 
 
@@ -446,3 +477,44 @@ def test_demo_bad_input_is_one_line_exit_2_and_starts_nothing(
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert started == []
     assert not (tmp_path / "out").exists()
+
+
+# the operator against the best-tuned HPA ---------------------------------------------------------
+
+
+def _result(arm: str, tts: float | None, viol: float) -> cb.ArmResult:
+    return cb.ArmResult(arm, tts, None, viol, None, None, 6, 500.0, 0.0)
+
+
+def test_verdicts_compare_the_operator_with_the_best_target_on_each_figure() -> None:
+    results = {"hpa-50": [_result("hpa-50", 40.0, 10.0), _result("hpa-50", 50.0, 12.0)],
+               "hpa-80": [_result("hpa-80", 30.0, 30.0), _result("hpa-80", None, 40.0)],
+               "mas": [_result("mas", 20.0, 4.0), _result("mas", 24.0, 6.0)]}
+    tts, viol = cb.verdicts(results, burst_s=150.0)
+    # time to scale: hpa-80's never counts as the whole burst (90 s), so hpa-50 (45 s) is the best
+    assert (tts.best_arm, tts.best, tts.operator) == ("hpa-50", pytest.approx(45.0), pytest.approx(22.0))
+    assert tts.ratio == pytest.approx(22.0 / 45.0)
+    assert tts.met
+    assert not tts.censored
+    assert (viol.best_arm, viol.best, viol.ratio) == ("hpa-50", pytest.approx(11.0), pytest.approx(5.0 / 11.0))
+    assert viol.met
+    table = cb.verdicts_markdown([tts, viol]).splitlines()
+    assert len(table) == 4
+    assert "| 0.49 | met |" in table[2]
+
+
+def test_verdicts_missed_censored_and_both_zero() -> None:
+    results = {"hpa-70": [_result("hpa-70", None, 0.0)], "mas": [_result("mas", 100.0, 0.0)]}
+    tts, viol = cb.verdicts(results, burst_s=150.0)
+    assert tts.censored
+    assert tts.best == 150.0
+    assert tts.ratio == pytest.approx(100 / 150)
+    assert not tts.met
+    assert viol.ratio is None
+    assert viol.met
+    assert "(≥: a run never scaled)" in cb.verdicts_markdown([tts])
+    assert "– (both 0)" in cb.verdicts_markdown([viol])
+    assert cb.verdicts({"mas": [_result("mas", 1.0, 0.0)]}, 150.0) == []
+    worse = cb.verdicts({"hpa-50": [_result("hpa-50", 10.0, 0.0)], "mas": [_result("mas", 5.0, 1.0)]}, 150.0)
+    assert worse[1].ratio == math.inf
+    assert not worse[1].met
