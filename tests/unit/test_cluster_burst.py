@@ -95,7 +95,8 @@ def test_quantile_agrees_with_prometheus_on_random_histograms() -> None:
 
 
 def _serving_model() -> TrafficModel:
-    """Two services of the burst (2 Ready pods at 100 rps, 1 Ready pod overloaded at 300 rps), 5 ticks."""
+    """Two services of the burst (2 Ready pods at 100 rps, 1 Ready pod overloaded at 300 rps, its CPU
+    limited to its request), 5 ticks."""
     topo = build_topology(nodes_mod.topology_for_nodes(20), np.random.default_rng(3))
     model = TrafficModel(topo.nodes, topo.ingress_rtt_ms, seed=4)
     model.set_profile(profile_from_template("burst/shop-hpa", "web", 100.0))
@@ -103,7 +104,7 @@ def _serving_model() -> TrafficModel:
     table = PodTable(capacity=2)
     cpu = [j for j, n in enumerate(topo.nodes) if n.node_class == NodeClass.CPU]
     for key, svc, node in (("a0", 0, cpu[0]), ("a1", 0, cpu[1]), ("b0", 1, cpu[2])):
-        table.add(f"burst/{key}", svc, node, cpu=0.5)
+        table.add(f"burst/{key}", svc, node, cpu=0.5, cpu_limit=0.5)
         table.set_ready(f"burst/{key}", True)
     n = len(model.nodes)
     for _ in range(5):

@@ -8,7 +8,7 @@ import pytest
 
 from kubeagora.kubelet import cpu_share as cs
 from kubeagora.kubelet import resource_metrics as rm
-from kubeagora.kubelet.traffic import IDLE_CPU_FRACTION, PodTable, TrafficModel, profile_from_template
+from kubeagora.kubelet.traffic import BUCKETS_S, IDLE_CPU_FRACTION, PodTable, TrafficModel, profile_from_template
 from kubeagora.model import Node, NodeClass, Tier
 from kubeagora.sim.catalog import TEMPLATES
 
@@ -28,13 +28,11 @@ def test_cores_follow_the_load_from_idle_through_the_request_and_beyond() -> Non
     assert cs.load_ratio_served(arr(0.0), arr(1.0), IDLE) == pytest.approx([0.0])
 
 
-def test_wanted_cores_stop_at_the_limit_and_at_one_core_per_in_flight_request() -> None:
-    request, conc = arr(0.5, 0.5, 0.5, 8.0), arr(4, 4, 4, 4)
-    wanted = cs.wanted_cores(request, arr(INF, 1.0, INF, INF), conc, arr(3.0, 3.0, 20.0, 2.0), IDLE)
-    assert wanted[0] == pytest.approx(cs.cores_for_load(arr(0.5), arr(3.0), IDLE)[0])  # no limit: what the load needs
-    assert wanted[1] == pytest.approx(1.0)  # its limit
-    assert wanted[2] == pytest.approx(cs.cores_for_load(arr(0.5), arr(8.0), IDLE)[0])  # 4 busy cores = 8 × 0.5
-    assert wanted[3] == pytest.approx(8.0)  # a request above the workers' cores is never cut below itself
+def test_wanted_cores_are_what_the_work_needs_up_to_the_limit() -> None:
+    request = arr(0.5, 0.5, 0.5)
+    wanted = cs.wanted_cores(request, arr(INF, 1.0, 1.0), arr(3.0, 3.0, 0.5), IDLE)
+    assert wanted == pytest.approx([cs.cores_for_load(arr(0.5), arr(3.0), IDLE)[0], 1.0,
+                                    cs.cores_for_load(arr(0.5), arr(0.5), IDLE)[0]])
 
 
 def test_a_node_with_room_gives_every_pod_what_it_wants() -> None:
@@ -81,11 +79,23 @@ def test_fair_shares_hold_their_invariants(seed: int) -> None:
             assert np.all(wanted[satisfied] / request[satisfied] <= per_weight[0] + 1e-9)
 
 
-def test_speedup_only_past_the_request_and_slowdown_only_when_starved() -> None:
+def test_the_ceiling_is_what_a_pod_uses_plus_the_idle_cores_up_to_its_limit() -> None:
+    # node 0 (4 cores): two pods using 1 core each, one limited to 1.5; node 1 (2 cores) full: held pods
+    wanted, limit = arr(1.0, 1.0, 3.0, 3.0), arr(INF, 1.5, INF, INF)
+    node, cores = np.array([0, 0, 1, 1]), arr(4.0, 2.0)
+    granted = cs.share_node(wanted, cs.cfs_weight(arr(0.5, 0.5, 0.5, 0.5)), node, cores)
+    assert granted == pytest.approx([1.0, 1.0, 1.0, 1.0])
+    assert cs.ceiling_cores(wanted, granted, limit, node, cores) == pytest.approx([3.0, 1.5, 1.0, 1.0])
+
+
+def test_capacity_ratio_only_above_nominal_unless_starved() -> None:
     request = arr(0.5, 0.5, 0.5, 0.0)
     wanted = cs.cores_for_load(request, arr(0.4, 3.0, 3.0, 1.0), IDLE)
-    granted = np.array([wanted[0], wanted[1], cs.cores_for_load(arr(0.5), arr(0.5), IDLE)[0], 0.0])
-    assert cs.speedup(request, wanted, granted, IDLE) == pytest.approx([1.0, 3.0, 0.5, 1.0])
+    half = cs.cores_for_load(arr(0.5), arr(0.5), IDLE)[0]
+    granted = np.array([wanted[0], wanted[1], half, 0.0])
+    ceiling = np.array([wanted[0], cs.cores_for_load(arr(0.5), arr(4.0), IDLE)[0], half, 0.0])
+    # below nominal: nominal; room for 4 ×: 4 ×; starved to half its request: half; no request: nominal
+    assert cs.capacity_ratio(request, wanted, granted, ceiling, IDLE) == pytest.approx([1.0, 4.0, 0.5, 1.0])
 
 
 def node(cores: float) -> Node:
@@ -120,12 +130,20 @@ def run(cores: float, rps: float, pods: dict[str, tuple[float, float]], seconds:
     return model, table, util
 
 
+def p99_ms(model: TrafficModel) -> float:
+    counts = model.bucket_counts[0]
+    cum = np.cumsum(counts)
+    return float(1000 * np.array([*BUCKETS_S, np.inf])[np.searchsorted(cum, 0.99 * cum[-1])])
+
+
 def test_an_overloaded_pod_without_a_limit_uses_the_node_and_keeps_up() -> None:
     cap = web_capacity_rps()
+    calm, _, _ = run(16.0, 0.3 * cap, {"a": (0.5, INF)})
     model, table, util = run(16.0, 3 * cap, {"a": (0.5, INF)})
     assert util["a"] == pytest.approx(IDLE + (1 - IDLE) * 3.0, rel=0.08)  # ~290 % of its request
     assert model.dropped.sum() == 0
-    assert table.backlog.max() < cap  # it serves the load: no backlog builds
+    assert table.backlog.max() < 1.0  # it serves the load: no backlog builds
+    assert p99_ms(model) <= p99_ms(calm)  # nor a queue: the idle cores serve the burst at once
 
 
 def test_an_overloaded_pod_with_a_limit_stops_there_and_falls_behind() -> None:
@@ -133,6 +151,7 @@ def test_an_overloaded_pod_with_a_limit_stops_there_and_falls_behind() -> None:
     model, table, util = run(16.0, 3 * cap, {"a": (0.5, 1.0)})
     assert util["a"] == pytest.approx(2.0, rel=0.02)  # 1 core of a 0.5 request
     assert table.backlog.max() + model.dropped.sum() > 10 * cap  # a third of the load is left each second
+    assert p99_ms(model) >= 1000.0  # and waits in the queue
 
 
 def test_overloaded_pods_on_a_full_node_share_it_by_request() -> None:

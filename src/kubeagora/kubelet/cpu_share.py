@@ -1,23 +1,24 @@
 """How many cores each mock pod gets: Burstable pods sharing a node as Linux's CFS shares it (pure).
 
 On a real node a container's CPU request is a weight, not a cap (``cpu.weight`` ∝ the request); only
-a CPU limit caps it (a CFS quota). So a pod with a request and no limit (Burstable QoS) that is
-offered more work than its request serves uses the node's idle cores, and one with a limit uses up
-to the limit. When the busy pods of a node want more than its cores, CFS splits them in proportion
-to the weights, and what a pod does not want goes to the others: a weighted max-min fair share
-(``share_node``). Since the scheduler places pods by their requests (Σ requests ≤ allocatable), every
-pod gets at least its request whenever it wants it.
+a CPU limit caps it (a CFS quota). So a pod with a request and no limit (Burstable QoS) that has more
+work than its request serves uses the node's idle cores, and one with a limit uses up to the limit.
+When the busy pods of a node want more than its cores, CFS splits them in proportion to the weights,
+and what a pod does not want goes to the others: a weighted max-min fair share (``share_node``).
+Since the scheduler places pods by their requests (Σ requests ≤ allocatable), every pod gets at
+least its request whenever it wants it.
 
-The traffic model's calibration, kept: a pod granted its request serves its nominal capacity
+The traffic model's calibration, kept: a pod at its request serves its nominal capacity
 (concurrency / service time at the node's speed) and at that load uses its request; idle, it uses
-``idle_fraction`` of it; in between, in proportion to the work it does (``cores_for_load``). A pod
-offered ``load_ratio`` times its nominal capacity (arrivals plus backlog over the tick) therefore
-*wants* ``cores_for_load(load_ratio)`` cores. Its in-flight requests share what it is granted
-(processor sharing), so granted more than its request they run faster, in proportion
-(``load_ratio_served``), with at most one core per in-flight request: a pod never wants more than
-``concurrency`` busy cores. Below its request a pod keeps the nominal service time (the figure the
-simulator's engine and the operator's model share); only a pod starved below what it wants of its
-request (a node oversubscribed by pods without requests) runs slower than nominal.
+``idle_fraction`` of it; in between and beyond, in proportion to the work it does
+(``cores_for_load``). Each request keeps its service time (most of it is not CPU: the request's CPU
+time is request / concurrency × service time); what more CPU buys is parallelism: a pod that can
+get ``k`` times the cores its nominal capacity needs serves ``k`` times as many requests at once
+(``capacity_ratio``). What it can get (``ceiling_cores``) is what it uses plus the node's idle cores,
+up to its limit: CFS runs a runnable thread on an idle core at once. So on a node with room a burst
+is served without queueing at the request's capacity, and the CPU used shows the whole burst; on a
+full node, or at the limit, the pod saturates there and queues. Only a pod starved below what it
+wants of its own request (a node oversubscribed by pods without requests) serves less than nominal.
 
 The resource metrics API reports the cores used, so under overload the real HPA sees utilisation
 above 100 % of the request, as on a cluster of Burstable pods.
@@ -33,8 +34,8 @@ from kubeagora.model import FloatArray
 IntArray = npt.NDArray[np.int64]
 MIN_WEIGHT_CORES = 0.002
 """The weight of a pod without a CPU request: CFS's minimum of 2 shares (= 2 millicores)."""
-MIN_SPEEDUP = 0.01
-"""A pod starved to nothing still crawls (keeps the service time finite)."""
+MIN_CAPACITY_RATIO = 0.01
+"""A pod starved to nothing still crawls (keeps its service rate above zero)."""
 
 
 def cores_for_load(request: FloatArray, load_ratio: FloatArray, idle_fraction: float) -> FloatArray:
@@ -46,21 +47,18 @@ def cores_for_load(request: FloatArray, load_ratio: FloatArray, idle_fraction: f
 
 def load_ratio_served(request: FloatArray, cores: FloatArray, idle_fraction: float) -> FloatArray:
     """The inverse of ``cores_for_load``: the load ratio ``cores`` can serve (0 for a pod without a
-    request: such a pod is outside the model and keeps its nominal speed, see ``speedup``)."""
+    request: such a pod is outside the model and keeps its nominal capacity, see ``capacity_ratio``)."""
     busy = np.maximum(cores - request * idle_fraction, 0.0)
     scale = request * (1.0 - idle_fraction)
     out: FloatArray = np.divide(busy, scale, out=np.zeros_like(busy), where=scale > 0)
     return out
 
 
-def wanted_cores(request: FloatArray, limit: FloatArray, concurrency: FloatArray, load_ratio: FloatArray,
-                 idle_fraction: float) -> FloatArray:
-    """What each pod would use if the node had the cores: the cores its offered load needs, at most
-    one busy core per in-flight request (``concurrency``, never below the request) and at most its
-    CPU limit (``inf`` for none)."""
-    most = np.maximum(concurrency, request)
-    ratio = np.minimum(load_ratio, np.divide(most, request, out=np.full_like(most, np.inf), where=request > 0))
-    out: FloatArray = np.minimum(cores_for_load(request, ratio, idle_fraction), limit)
+def wanted_cores(request: FloatArray, limit: FloatArray, load_ratio: FloatArray, idle_fraction: float
+                 ) -> FloatArray:
+    """The cores each pod's work needs (``load_ratio`` × its nominal capacity), at most its CPU limit
+    (``inf`` for none)."""
+    out: FloatArray = np.minimum(cores_for_load(request, load_ratio, idle_fraction), limit)
     return out
 
 
@@ -97,12 +95,23 @@ def cfs_weight(request: FloatArray) -> FloatArray:
     return out
 
 
-def speedup(request: FloatArray, wanted: FloatArray, granted: FloatArray, idle_fraction: float) -> FloatArray:
-    """How much faster than nominal a pod's requests run with ``granted`` cores: the load ratio the
-    cores serve when that is above 1; 1 when the pod got what it wanted of its request; below 1 only
-    when it was starved of its own request. A pod without a request keeps its nominal speed."""
-    served = load_ratio_served(request, granted, idle_fraction)
+def ceiling_cores(wanted: FloatArray, granted: FloatArray, limit: FloatArray, node: IntArray,
+                  node_cores: FloatArray) -> FloatArray:
+    """What each pod could use this tick: a pod that got what it wanted could also take its node's idle
+    cores, up to its limit; a pod held to its fair share has no more to take."""
+    idle = np.maximum(node_cores - np.bincount(node, granted, minlength=node_cores.shape[0]), 0.0)
+    satisfied = granted >= wanted - 1e-9
+    out: FloatArray = np.where(satisfied, np.minimum(granted + idle[node], limit), granted)
+    return out
+
+
+def capacity_ratio(request: FloatArray, wanted: FloatArray, granted: FloatArray, ceiling: FloatArray,
+                   idle_fraction: float) -> FloatArray:
+    """The pod's capacity over its nominal capacity: the load its ceiling cores can serve, never below
+    nominal, except for a pod starved of its own request (then what its granted cores serve). A pod
+    without a request keeps its nominal capacity."""
     starved = granted < np.minimum(wanted, request) - 1e-9
-    out: FloatArray = np.where(request <= 0, 1.0,
-                               np.where(starved, np.maximum(served, MIN_SPEEDUP), np.maximum(served, 1.0)))
+    could = np.maximum(load_ratio_served(request, ceiling, idle_fraction), 1.0)
+    got = np.maximum(load_ratio_served(request, granted, idle_fraction), MIN_CAPACITY_RATIO)
+    out: FloatArray = np.where(request <= 0, 1.0, np.where(starved, got, could))
     return out

@@ -222,16 +222,16 @@ class TrafficModel:
         idx = np.flatnonzero(ready) if n_svc else np.zeros(0, dtype=np.intp)
         arrivals, svc_ms = self._arrivals(dt, pods, idx, throttle)
         slots = pods.live.shape[0]
-        concurrency = self.svc_conc[pods.service] if n_svc else np.ones(slots)
         load_ratio = np.zeros(slots)
-        load_ratio[idx] = (pods.backlog[idx] + arrivals) * svc_ms / 1000.0 / (concurrency[idx] * dt)
-        wanted = np.where(running, cpu_share.wanted_cores(pods.cpu, pods.cpu_limit, concurrency, load_ratio,
-                                                          IDLE_CPU_FRACTION), 0.0)
+        load_ratio[idx] = (pods.backlog[idx] + arrivals) * svc_ms / 1000.0 / (self.svc_conc[pods.service[idx]] * dt)
+        wanted = np.where(running, cpu_share.wanted_cores(pods.cpu, pods.cpu_limit, load_ratio, IDLE_CPU_FRACTION),
+                          0.0)
         granted = cpu_share.share_node(wanted, cpu_share.cfs_weight(pods.cpu), pods.node, self.node_cores)
-        speed = cpu_share.speedup(pods.cpu[idx], wanted[idx], granted[idx], IDLE_CPU_FRACTION)
+        ceiling = cpu_share.ceiling_cores(wanted, granted, pods.cpu_limit, pods.node, self.node_cores)
+        ratio = cpu_share.capacity_ratio(pods.cpu[idx], wanted[idx], granted[idx], ceiling[idx], IDLE_CPU_FRACTION)
         busy_share = np.zeros(slots)
         if idx.size:
-            busy_share[idx] = self._serve(dt, pods, idx, arrivals, svc_ms, speed)
+            busy_share[idx] = self._serve(dt, pods, idx, arrivals, svc_ms, ratio)
         cpu_used = np.where(running, cpu_share.cores_for_load(pods.cpu, busy_share, IDLE_CPU_FRACTION), 0.0)
         pods.cpu_seconds += cpu_used * dt
         n = len(self.nodes)
@@ -256,14 +256,15 @@ class TrafficModel:
         return arrivals, svc_ms
 
     def _serve(self, dt: float, pods: PodTable, idx: npt.NDArray[np.intp], arrivals: FloatArray,
-               nominal_ms: FloatArray, speed: FloatArray) -> FloatArray:
-        """Serve the Ready pods ``idx`` at ``speed`` × nominal; returns the work served over the
-        nominal capacity (above 1 for a pod bursting past its request)."""
+               svc_ms: FloatArray, capacity_ratio: FloatArray) -> FloatArray:
+        """Serve the Ready pods ``idx``, each with ``capacity_ratio`` × its concurrency in parallel
+        (``cpu_share``); returns the work served over the nominal capacity (above 1 for a pod
+        bursting past its request)."""
         svc, node = pods.service[idx], pods.node[idx]
         lam = self.svc_rps[svc] / np.maximum(self.ready_pods[svc], 1)
-        svc_ms = nominal_ms / speed
         conc = self.svc_conc[svc]
-        mu = conc * 1000.0 / svc_ms
+        servers = conc * capacity_ratio
+        mu = servers * 1000.0 / svc_ms
         q0 = pods.backlog[idx]
         total = q0 + arrivals
         served = np.minimum(total, mu * dt)
@@ -275,7 +276,7 @@ class TrafficModel:
         accepted = (arrivals - dropped).astype(np.int64)
         self.dropped += np.bincount(svc, dropped, minlength=len(self.profiles))
 
-        pwait, wait_ms, fluid_ms = lat.queueing(lam, mu, conc, svc_ms, self.svc_cv[svc], (q0 + q1) / 2.0)
+        pwait, wait_ms, fluid_ms = lat.queueing(lam, mu, servers, svc_ms, self.svc_cv[svc], (q0 + q1) / 2.0)
         offset = self.ingress_rtt_ms[self.svc_origin[svc], node] + fluid_ms
         ridx = lat.ratio_index(wait_ms / svc_ms).astype(np.int64)
         no_wait = offset[:, None] + svc_ms[:, None] * self.svc_z[svc]
@@ -295,7 +296,7 @@ class TrafficModel:
             self.requests += np.bincount(s_some, accepted[some], minlength=len(self.profiles))
             self.latency_sum_s += np.bincount(s_some, (counts * lat_some).sum(axis=1) / 1000.0,
                                               minlength=len(self.profiles))
-        busy: FloatArray = served * nominal_ms / 1000.0 / (conc * dt)
+        busy: FloatArray = served * svc_ms / 1000.0 / (conc * dt)
         return busy
 
 
