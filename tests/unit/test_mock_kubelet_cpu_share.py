@@ -178,3 +178,15 @@ def test_a_pod_has_a_cpu_limit_only_if_every_container_has_one() -> None:
     assert limits(pod({"limits": {"cpu": "500m"}}, {"limits": {"cpu": "1"}}), "cpu") == pytest.approx(1.5)
     assert limits(pod({"limits": {"cpu": "500m"}}, {"requests": {"cpu": "1"}}), "cpu") == INF
     assert limits(pod({}), "cpu") == INF
+
+
+def test_a_model_without_services_or_ready_pods_ticks() -> None:
+    model = TrafficModel([node(4.0)], np.zeros((1, 1)), seed=1)
+    table = PodTable(4)
+    serving, throttle = np.ones(1, dtype=bool), np.ones(1)
+    model.tick(1.0, table, serving, throttle)  # nothing at all
+    s = model.set_profile(profile_from_template("ns/web", "web", 50.0))
+    table.add("starting", s, 0, cpu=0.5)  # running, not Ready: idle CPU only
+    model.tick(1.0, table, serving, throttle)
+    assert table.used_cpu_seconds("starting") == pytest.approx(0.5 * IDLE)
+    assert model.dropped[s] > 0  # no endpoints: its arrivals are lost

@@ -223,7 +223,8 @@ class TrafficModel:
         arrivals, svc_ms = self._arrivals(dt, pods, idx, throttle)
         slots = pods.live.shape[0]
         load_ratio = np.zeros(slots)
-        load_ratio[idx] = (pods.backlog[idx] + arrivals) * svc_ms / 1000.0 / (self.svc_conc[pods.service[idx]] * dt)
+        if idx.size:
+            load_ratio[idx] = (pods.backlog[idx] + arrivals) * svc_ms / 1000.0 / (self.svc_conc[pods.service[idx]] * dt)
         wanted = np.where(running, cpu_share.wanted_cores(pods.cpu, pods.cpu_limit, load_ratio, IDLE_CPU_FRACTION),
                           0.0)
         granted = cpu_share.share_node(wanted, cpu_share.cfs_weight(pods.cpu), pods.node, self.node_cores)
