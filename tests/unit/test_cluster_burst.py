@@ -309,6 +309,7 @@ def test_summarize_timeline_per_arm() -> None:
     timeline = cb.Timeline(BOUNDS, {"hpa": tuple(record(SECONDS, burst(ready_at=40.0))),
                                     "mas": tuple(record(SECONDS, burst(ready_at=15.0)))})
     results = cb.summarize_timeline(timeline, PLAN)
+    assert results["hpa"].replicas_at_burst == 2
     assert results["hpa"].time_to_scale_s == 40.0
     assert results["mas"].time_to_scale_s == 15.0
     assert results["mas"].slo_violation_pct < results["hpa"].slo_violation_pct
