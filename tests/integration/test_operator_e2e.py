@@ -49,6 +49,12 @@ def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
     return next((c for c in (obj.get("status") or {}).get("conditions") or () if c["type"] == kind), {})
 
 
+def state(action: dict[str, Any]) -> str | None:
+    """An AgentAction's state; None until the operator has written its first status (a fresh one has none)."""
+    value: str | None = (action.get("status") or {}).get("state")
+    return value
+
+
 def agentactions(stack: Stack, intent: str | None = None) -> list[dict[str, Any]]:
     items = get(stack, "agentactions", "-n", "default")["items"]
     return [a for a in items if intent is None or a["spec"]["intentRef"]["name"] == intent]
@@ -109,7 +115,7 @@ def test_a_burst_makes_the_operator_scale_up_and_say_why(applied: Stack) -> None
         applied.set_load("checkout", 1.0)
     assert reaction_s < 45, f"the operator took {reaction_s:.0f} s to scale"
     assert scaled["spec"]["replicas"] <= 20  # the intent's bound
-    applied_actions = [a for a in agentactions(applied, "checkout") if a["status"]["state"] == "Applied"]
+    applied_actions = [a for a in agentactions(applied, "checkout") if state(a) == "Applied"]
     assert applied_actions, "no AgentAction records the scale-up"
     assert all(a["spec"]["reason"] for a in applied_actions)
     events = get(applied, "events", "-n", "default", "--field-selector", "involvedObject.name=checkout")["items"]
@@ -144,7 +150,7 @@ def test_killing_the_operator_mid_canary_loses_nothing(applied: Stack) -> None:
     the operator is killed with SIGKILL while one is in Canary and a new one takes over."""
     applied.apply(*idle_service())
     canary = wait_for("an AgentAction in Canary", lambda: next(
-        (a for a in agentactions(applied) if (a.get("status") or {}).get("state") == "Canary"), None),
+        (a for a in agentactions(applied) if state(a) == "Canary"), None),
         timeout_s=300, every_s=0.3)
     old = applied.children["operator"]
     old.stop(sig=signal.SIGKILL)
@@ -161,7 +167,7 @@ def test_killing_the_operator_mid_canary_loses_nothing(applied: Stack) -> None:
     assert rolled_back["status"]["transitions"][-1]["from"] == "Canary"
     left = [a["metadata"]["name"] for a in agentactions(applied)
             if a["metadata"]["labels"]["kubeagora.io/operator-run"] == run
-            and (a.get("status") or {}).get("state") in IN_FLIGHT]
+            and state(a) in IN_FLIGHT]
     assert not left, f"the earlier run's rollouts still in flight: {left}"
     undo = rolled_back["status"].get("rollback") or []
     for action in undo:
@@ -175,7 +181,7 @@ def test_with_autonomy_approve_nothing_happens_until_a_person_approves_with_kube
     """A service that needs more replicas than it has, under an intent with autonomy approve."""
     applied.apply(*service("gated", replicas=1, rps=400, autonomy="approve"))
     held = wait_for("a decision on gated to wait for a person", lambda: next(
-        (a for a in agentactions(applied, "gated") if a["status"].get("state") == "AwaitingApproval"), None),
+        (a for a in agentactions(applied, "gated") if state(a) == "AwaitingApproval"), None),
         timeout_s=120)
     assert held["spec"]["approval"] == "Pending"
     time.sleep(10)  # two more ticks: still nothing enacted
