@@ -17,11 +17,11 @@ SMALL_TOPOLOGY: dict[str, Any] = {
 
 def small_scenario(*, duration_s: float = 120, total_rps: float = 300, services: int = 4,
                    mix: dict[str, float] | None = None, faults: list[dict[str, Any]] | None = None,
-                   seed: int = 7, **workload: Any) -> CompiledScenario:
+                   seed: int = 7, warm_start: bool = False, **workload: Any) -> CompiledScenario:
     model = ScenarioModel.model_validate({
         "name": "small", "seed": seed, "duration_s": duration_s, "topology": SMALL_TOPOLOGY,
         "services": {"count": services, "mix": mix or {"web": 1, "api": 1}},
-        "workload": {"total_rps": total_rps, **workload}, "faults": faults or [], "warm_start": False,
+        "workload": {"total_rps": total_rps, **workload}, "faults": faults or [], "warm_start": warm_start,
     })
     return compile_scenario(model, "small")
 
