@@ -6,10 +6,11 @@ of `kubeagora.sim.latency`), evaluated for a plan instead of the live state:
 - every listed replica receives an equal share of the service's arrivals (even routing);
 - a replica's service time is the class time / node speed × (1 + β·u²), u its node's utilisation;
 - per replica, `latency.queueing` gives P(wait) and the mean wait given waiting at the expected load;
-- the service's latency distribution mixes the replicas the way the engine does (traffic-weighted
-  mean service time, P(wait), wait and network offset), takes the strata of `service_time_table(cv)`
-  for service time with and without an exponential wait, adds the retransmission timeout for the lost
-  share, and reads p95 and p99 from the same log-binned histogram the recorder uses.
+- the service's latency distribution mixes the replicas the way the engine does for a service whose
+  replicas are alike (one group: traffic-weighted mean service time, P(wait), wait and network
+  offset), takes the knots of `mixture_knot_table(cv)` for service time with and without an
+  exponential wait, adds the retransmission timeout for the lost share, and reads p95 and p99 from
+  the same log-binned histogram the recorder uses (`latency.knot_histogram`).
 
 Node utilisation depends on the service times it inflates, so `node_utilisation` solves that small
 fixed point for a whole plan (all services on all nodes).
@@ -84,25 +85,11 @@ def predict_latency_batch_ms(
     wait_given_waiting_ms = (p_wait * wait_ms).sum(axis=1) / np.maximum(p_wait.sum(axis=1), 1e-12)
     offset_ms = (network_ms + fluid_ms).mean(axis=1)
 
-    z_strata, wait_strata = lat.service_time_table(round(float(service_time_cv), 3))
-    ratio_row = lat.ratio_index(wait_given_waiting_ms / np.maximum(mean_ms, 1e-9)).astype(np.int64)
-    values_ms = np.concatenate(
-        [mean_ms[:, None] * z_strata[None, :], mean_ms[:, None] * wait_strata[ratio_row],
-         (mean_ms + lat.RTO_MS)[:, None]],
-        axis=1,
-    ) + offset_ms[:, None]
-    delivered = 1.0 - loss_fraction
-    weights = np.concatenate(
-        [
-            delivered * (1.0 - p_wait_mean)[:, None] * lat.STRATUM_MASS[None, :],
-            delivered * p_wait_mean[:, None] * lat.STRATUM_MASS[None, :],
-            np.full((plans, 1), loss_fraction),
-        ],
-        axis=1,
-    )
-    bins = lat.bin_index(values_ms).astype(np.int64) + lat.BINS * np.arange(plans)[:, None]
-    histogram: FloatArray = np.bincount(bins.ravel(), weights.ravel(), minlength=plans * lat.BINS).astype(np.float64)
-    quantiles = lat.percentiles(histogram.reshape(plans, lat.BINS), (0.95, 0.99))
+    knots = lat.mixture_knots_ms(lat.mixture_knot_table(round(float(service_time_cv), 3)), p_wait_mean,
+                                 wait_given_waiting_ms, mean_ms, offset_ms)
+    histogram = lat.knot_histogram(knots, np.ones(plans), np.full(plans, float(loss_fraction)),
+                                   mean_ms + offset_ms + lat.RTO_MS)
+    quantiles = lat.percentiles(histogram, (0.95, 0.99))
     p95 = np.where(overloaded, np.inf, quantiles[:, 0])
     p99 = np.where(overloaded, np.inf, quantiles[:, 1])
     return p95, p99

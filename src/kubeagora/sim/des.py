@@ -16,13 +16,20 @@ For small scenarios (tens of services, up to about a million requests) every req
   same per-region Gilbert–Elliott loss process, one state per second) waits one 200 ms retransmission
   timeout more.
 
-Everything that is not per request is taken from an `Engine` built on the same scenario: topology,
-service parameters, rates and the replica placement at t = 0. The replica plan is fixed (the
-services' `min_replicas`, see `with_replica_plan`), so there is no pod lifecycle; faults and
-service-to-service calls are not modelled here and are refused.
+Everything that is not per request is taken from an `Engine` built on the same scenario (or handed
+in, placed as the caller wants): topology, service parameters, rates and the replica placement at
+t = 0. The replica plan is fixed (the services' `min_replicas`, see `with_replica_plan`), so there is
+no pod lifecycle; faults and service-to-service calls are not modelled here and are refused.
+
+What is exogenous to the queues can be replayed from an engine run (`Exogenous`): the arrival count
+of each service in each second and the packet-loss state of each region in each second. Compared
+with the engine on the same draws, the two differ only in what they model (the queues and the
+latency), not in the weather: a loss burst is rare and decides a window on its own.
 
 A request's latency is recorded when it completes, in the 10-second window of its completion, as
-the engine's recorder does. Same seed, same result.
+the engine's recorder does, into the recorder's log-binned histograms; the window's p95/p99 verdicts
+and the run's percentiles use the recorder's estimator (log-linear inside a bin), so both sides
+measure the same thing. Exact order statistics are kept beside them. Same seed, same result.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ import numpy as np
 from kubeagora.model import Action, FloatArray, Observation, Scale, Service
 from kubeagora.sim import latency as lat
 from kubeagora.sim.engine import READY, Engine, PlatformDefaults
-from kubeagora.sim.recorder import METRIC_KEYS, WINDOW_S
+from kubeagora.sim.recorder import METRIC_KEYS, WINDOW_S, window_shares_above
 from kubeagora.sim.scenario import CompiledScenario
 
 # event kinds, in the order they are handled when they fall on the same instant
@@ -83,12 +90,31 @@ class FixedPlanController:
 
 
 @dataclass(frozen=True)
+class Exogenous:
+    """What is outside the queues, per second: replayed so that two simulations see the same draws."""
+
+    arrivals: FloatArray
+    """[second, service] requests arriving (whole numbers)."""
+    loss_bad: np.ndarray
+    """[second, region] True while the region's access network is in its lossy state."""
+
+
+@dataclass(frozen=True)
 class DesResult:
     metrics: dict[str, Any]
-    """The engine's metric keys; those the DES does not model (energy, recovery, ...) are None."""
+    """The engine's metric keys; those the DES does not model (energy, recovery, ...) are None.
+    Percentiles and SLO verdicts by the recorder's histogram estimator."""
     service_p95_ms: FloatArray
     service_p99_ms: FloatArray
-    """Over the whole run, per service (NaN where nothing was served)."""
+    """Over the whole run, per service (NaN where nothing was served), by the histogram estimator."""
+    window_hist: FloatArray
+    """[service, window, bin] latency histogram of the requests completed in each 10-second window."""
+    window_violated: np.ndarray
+    """[service, window] the window's p95 or p99 above target (histogram estimator)."""
+    window_violated_exact: np.ndarray
+    """[service, window] the same verdict from exact order statistics (numpy's linear interpolation)."""
+    exact_metrics: dict[str, float]
+    """p50/p95/p99 and slo_violation_pct from exact order statistics."""
     latency_ms: FloatArray
     """Every completed request's latency, in completion order of its arrival index."""
     arrived: int
@@ -103,7 +129,9 @@ class RequestSimulator:
     """One run of the per-request simulation of a compiled scenario with a fixed replica plan."""
 
     def __init__(self, scenario: CompiledScenario, seed: int | None = None,
-                 platform: PlatformDefaults | None = None) -> None:
+                 platform: PlatformDefaults | None = None, exogenous: Exogenous | None = None,
+                 engine: Engine | None = None) -> None:
+        """`engine`: a fresh engine of this scenario whose t = 0 placement to use (default: built here)."""
         if scenario.faults:
             raise ValueError(f"{scenario.name}: the per-request simulation does not model faults")
         if scenario.downstream:
@@ -111,8 +139,9 @@ class RequestSimulator:
                              "service-to-service calls")
         self.scenario = scenario
         self.seed = scenario.seed if seed is None else seed
-        eng = Engine(scenario, seed=self.seed, platform=platform)
+        eng = engine if engine is not None else Engine(scenario, seed=self.seed, platform=platform)
         self.engine = eng
+        self.exogenous = exogenous
         r = eng.state.replicas
         placed = np.flatnonzero(r.state == READY)
         order = np.lexsort((placed, r.service[placed]))
@@ -137,8 +166,10 @@ class RequestSimulator:
         eng = self.engine
         dt = self.scenario.step_s
         steps = round(self.duration_s / dt)
-        rates = self.scenario.workload.rates(0.0, steps, dt)
-        counts = rng.poisson(rates * dt)
+        if self.exogenous is not None:
+            counts = np.rint(self.exogenous.arrivals[:steps]).astype(np.int64)
+        else:
+            counts = rng.poisson(self.scenario.workload.rates(0.0, steps, dt) * dt)
         counts[:, self.replicas_per_service == 0] = 0  # nowhere to go: held and timed out in the engine
         step_of = np.repeat(np.arange(steps), counts.sum(axis=1))
         service = np.concatenate([np.repeat(np.arange(eng.n_services), row) for row in counts]) \
@@ -165,6 +196,8 @@ class RequestSimulator:
         """[second, region] packet-loss probability: the engine's Gilbert–Elliott chain per region."""
         topo = self.scenario.topology
         n_regions = len(topo.regions)
+        if self.exogenous is not None:
+            return np.where(self.exogenous.loss_bad[: self.n_seconds], topo.loss_bad, topo.loss_good)
         flips = rng.random((self.n_seconds, n_regions))
         bad = np.zeros(n_regions, bool)
         out = np.empty((self.n_seconds, n_regions))
@@ -280,38 +313,50 @@ class RequestSimulator:
         lat_ms, svc, done = latency[served_mask], self.request_service[served_mask], done_s[served_mask]
         arrived, served, dropped = len(self._arrival_s), int(served_mask.sum()), self._dropped
         window = np.floor(done / WINDOW_S + 1e-9).astype(np.int64)
+        n_w = int(np.ceil(self.duration_s / WINDOW_S - 1e-9))
+        window = np.minimum(window, n_w - 1)
         slo95 = np.array([s.slo_p95_ms for s in eng.scenario.services])
         slo99 = np.array([s.slo_p99_ms for s in eng.scenario.services])
-        violating = 0
-        p95_s, p99_s = np.full(n_s, np.nan), np.full(n_s, np.nan)
-        order = np.lexsort((window, svc))
-        bounds = np.flatnonzero(np.diff(svc[order] * (window.max(initial=0) + 1) + window[order])) + 1
+        cell = svc * n_w + window
+        bins = lat.bin_index(lat_ms).astype(np.int64)
+        window_hist = np.bincount(cell * lat.BINS + bins, minlength=n_s * n_w * lat.BINS).astype(np.float64)
+        window_hist = window_hist.reshape(n_s, n_w, lat.BINS)
+        in_window = window_hist.sum(axis=2)
+        share95, share99 = window_shares_above(window_hist, lat.mass_below_weights(slo95),
+                                               lat.mass_below_weights(slo99))
+        violated = (in_window > 0) & ((share95 > 0.05) | (share99 > 0.01))
+        violated_exact = np.zeros((n_s, n_w), bool)
+        order = np.argsort(cell, kind="stable")
+        bounds = np.flatnonzero(np.diff(cell[order])) + 1
         for group in np.split(order, bounds):
-            if group.size == 0:
-                continue
-            s = int(svc[group[0]])
-            p95, p99 = np.percentile(lat_ms[group], (95.0, 99.0))
-            if p95 > slo95[s] or p99 > slo99[s]:
-                violating += group.size
-        for s in range(n_s):
-            mine = lat_ms[svc == s]
-            if mine.size:
-                p95_s[s], p99_s[s] = np.percentile(mine, (95.0, 99.0))
+            if group.size:
+                s, w = divmod(int(cell[group[0]]), n_w)
+                p95, p99 = np.percentile(lat_ms[group], (95.0, 99.0))
+                violated_exact[s, w] = p95 > slo95[s] or p99 > slo99[s]
+        service_hist = window_hist.sum(axis=1)
+        pct = lat.percentiles(service_hist, (0.95, 0.99))
+        p95_s, p99_s = pct[:, 0], pct[:, 1]
         metrics: dict[str, Any] = dict.fromkeys(METRIC_KEYS)
+        exact: dict[str, float] = {}
         if served:
-            p50, p95, p99 = np.percentile(lat_ms, (50.0, 95.0, 99.0))
-            metrics.update(p50_ms=round(float(p50), 4), p95_ms=round(float(p95), 4),
-                           p99_ms=round(float(p99), 4))
+            p50, p95, p99 = lat.percentiles(service_hist.sum(axis=0), (0.5, 0.95, 0.99))
+            metrics.update(p50_ms=round(float(p50), 4), p95_ms=round(float(p95), 4), p99_ms=round(float(p99), 4))
+            e50, e95, e99 = np.percentile(lat_ms, (50.0, 95.0, 99.0))
+            exact.update(p50_ms=float(e50), p95_ms=float(e95), p99_ms=float(e99))
+        violating = float(in_window[violated].sum())
         metrics["slo_violation_pct"] = round(100.0 * (violating + dropped) / max(arrived, 1), 4)
+        exact["slo_violation_pct"] = 100.0 * (float(in_window[violated_exact].sum()) + dropped) / max(arrived, 1)
         metrics["throughput_rps"] = round(served / self.duration_s, 3)
         metrics["lost_per_million"] = round(1e6 * dropped / max(arrived, 1), 2)
         n_sec, n_rep = self.n_seconds, self.n_replicas
         busy = np.array(self._busy_s[: n_sec * n_rep]).reshape(n_sec, n_rep)
         utilisation = busy.sum(axis=0) / (self.duration_s * self.replica_servers)
-        return DesResult(metrics, p95_s, p99_s, latency, arrived, served, dropped, utilisation, wall_s)
+        return DesResult(metrics, p95_s, p99_s, window_hist, violated, violated_exact, exact, latency, arrived,
+                         served, dropped, utilisation, wall_s)
 
 
 def simulate_requests(scenario: CompiledScenario, seed: int | None = None,
-                      platform: PlatformDefaults | None = None) -> DesResult:
+                      platform: PlatformDefaults | None = None, exogenous: Exogenous | None = None,
+                      engine: Engine | None = None) -> DesResult:
     """Run the per-request simulation of `scenario` (its services' `min_replicas` is the replica plan)."""
-    return RequestSimulator(scenario, seed, platform).run()
+    return RequestSimulator(scenario, seed, platform, exogenous, engine).run()

@@ -225,16 +225,12 @@ class Engine:
         self.svc_feasible = feasible
         # network delay (ms) from each service's users to each node, incl. a 1 KiB request's transmission
         self.net_ms = topo.ingress_rtt_ms[self.svc_origin] + 8.0 / topo.access_bandwidth_mbps[self.svc_origin]
-        # per-service latency tables (strata of Z and of Z + r·E), shared by services with the same cv
-        z_rows, w_rows = [], []
-        for cv in self.svc_cv:
-            z, w = lat.service_time_table(round(float(cv), 3))
-            z_rows.append(z)
-            w_rows.append(w)
-        self.z_strata = np.array(z_rows)
-        self.wait_strata = np.array(w_rows)
-        self.wait_strata_flat = self.wait_strata.reshape(-1, self.wait_strata.shape[-1])
-        self.wait_strata_row = np.arange(n_s) * self.wait_strata.shape[1]
+        # latency knot tables (`lat.mixture_knot_table`), one per distinct cv, stacked; a service's rows start at
+        # svc_knot_base
+        cvs = sorted({round(float(cv), 3) for cv in self.svc_cv})
+        self.knot_table = np.concatenate([lat.mixture_knot_table(cv) for cv in cvs]).astype(np.float32)
+        self.svc_knot_base = np.array([cvs.index(round(float(cv), 3)) * lat.KNOT_TABLE_ROWS for cv in self.svc_cv],
+                                      dtype=np.int64)
         self.svc_arange = np.arange(n_s)
         self.callers = np.array([a for a, _ in scenario.downstream], dtype=np.int64)
         self.callees = np.array([b for _, b in scenario.downstream], dtype=np.int64)
@@ -659,19 +655,13 @@ class Engine:
         st.node_util = np.clip(np.maximum(node_cpu, node_accu), 0.0, 1.0)
         power_w = self.node_power_w()
 
-        # latency strata per service (traffic-weighted over its replicas)
-        w = a_r
-        w_s = np.bincount(svc, w, minlength=self.n_services)
-        inv = 1.0 / np.maximum(w_s, 1e-12)
-        mean_ms = np.bincount(svc, w * svc_ms, minlength=self.n_services) * inv
+        # latency per replica group (traffic-weighted over a service's replicas, far or slow ones apart)
         # queueing at the expected load (the rate, not this second's Poisson draw; see lat.queueing)
         expected_per_s = ((rate + st.downstream_pending / dt) * (1.0 - st.shed))[svc] * share
-        pwait, cw_ms, fluid_ms = lat.queueing(expected_per_s, mu, conc, svc_ms, self.svc_cv[svc],
-                                              (q0 + q1) / 2.0)
-        offset_ms = r.net_ms + fluid_ms
-        pw_s = np.bincount(svc, w * pwait, minlength=self.n_services) * inv
-        cw_s = np.bincount(svc, w * pwait * cw_ms, minlength=self.n_services) / np.maximum(pw_s * w_s, 1e-12)
-        off_s = np.bincount(svc, w * offset_ms, minlength=self.n_services) * inv
+        pwait, cw_ms, fluid_ms, rho = lat.queueing_at_load(expected_per_s, mu, conc, svc_ms, self.svc_cv[svc],
+                                                           (q0 + q1) / 2.0)
+        groups = lat.replica_groups(svc, a_r, served, served_s, svc_ms, r.net_ms + fluid_ms, pwait, cw_ms, rho,
+                                    self.n_services)
 
         # packet loss (Gilbert–Elliott per region access network)
         topo = self.scenario.topology
@@ -680,14 +670,11 @@ class Engine:
         loss = np.maximum(np.where(st.region_loss_bad, topo.loss_bad, topo.loss_good), st.region_forced_loss)
         loss_s = loss[self.svc_origin]
 
-        ratio = cw_s / np.maximum(mean_ms, 1e-9)
-        ridx = lat.ratio_index(ratio).astype(np.int64)
         self.recorder.record_step(
-            served_s=served_s, mean_ms=mean_ms, off_ms=off_s, pwait=pw_s,
-            ratio_idx=ridx, loss=loss_s,
+            groups=groups, served_s=served_s, loss=loss_s,
             released=released, released_wait_s=released_wait_s, arrivals=arrivals, rate=rate,
             power_w=power_w, slowdown_weighted=np.asarray(
-                np.bincount(svc, w * (1.0 - 1.0 / slowdown), minlength=self.n_services), dtype=np.float64),
+                np.bincount(svc, a_r * (1.0 - 1.0 / slowdown), minlength=self.n_services), dtype=np.float64),
         )
 
         # service-to-service calls arrive at the callees next step

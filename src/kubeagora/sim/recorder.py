@@ -1,8 +1,13 @@
 """What a run measured: latency histograms per 10-second window, SLO accounting, energy, recovery.
 
-The engine hands the recorder each step's latency strata per service; the recorder turns them into
-log-binned histograms, closes a window every `WINDOW_S`, and at the end computes every metric key
-of the bench contract (docs/benchmarks.md defines each one).
+The engine hands the recorder each step's latency description per replica group
+(`latency.ReplicaGroups`); the recorder turns it into log-binned histograms (the knots of each group's
+distribution, mass spread evenly in log-latency between them), closes a window every `WINDOW_S`, and
+at the end computes every metric key of the bench contract (docs/benchmarks.md defines each one).
+
+A window's histogram is the expected distribution of its latencies; whether the window violated its
+SLO is the probability that one draw of it would (`kubeagora.sim.verdict`), so `slo_violation_pct`
+counts each window's requests by that probability.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import numpy as np
 
 from kubeagora.model import FloatArray
 from kubeagora.sim import latency as lat
+from kubeagora.sim import verdict
 
 if TYPE_CHECKING:
     from kubeagora.sim.engine import Engine
@@ -32,6 +38,19 @@ METRIC_KEYS = (
 )
 
 
+def window_shares_above(hist: FloatArray, within95: FloatArray, within99: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Share of the requests of each histogram ([service, ..., bin]) above the service's p95 and p99
+    targets; `within95`/`within99` are `latency.mass_below_weights` of the targets ([service, bin]).
+
+    Inside a bin the mass is taken as spread evenly in log-latency, as `latency.percentiles`
+    interpolates, so "p95 above target" is exactly "share95 > 5 %" (0 where the row is empty)."""
+    served = hist.sum(axis=-1)
+    per = np.where(served > 0, served, 1.0)
+    below95 = np.einsum("s...b,sb->s...", hist, within95)
+    below99 = np.einsum("s...b,sb->s...", hist, within99)
+    return (np.where(served > 0, 1.0 - below95 / per, 0.0), np.where(served > 0, 1.0 - below99 / per, 0.0))
+
+
 class Recorder:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -39,16 +58,31 @@ class Recorder:
         self.n_services = n_s
         self.slo95 = np.array([s.slo_p95_ms for s in engine.scenario.services])
         self.slo99 = np.array([s.slo_p99_ms for s in engine.scenario.services])
-        self.mass = lat.STRATUM_MASS
-        self.row_offset = (np.arange(n_s, dtype=np.int32) * lat.BINS)[:, None]
-        self.n_strata = lat.STRATUM_MASS.shape[0]
-        points = 2 * self.n_strata + 2
+        # density entries per group row: two per knot, and a point mass (two entries) for lost packets
+        self.entries_per_row = 2 * lat.N_KNOTS + 2
+        self.row_stride = lat.BINS
         steps = int(np.ceil(WINDOW_S / engine.dt)) + 1
         # preallocated float32/int32 buffers: fresh arrays this size each step cost more than the maths
-        self._values = np.zeros((n_s, points), np.float32)
-        self._weights = np.zeros((steps, n_s, points), np.float32)
-        self._bins = np.zeros((steps, n_s, points), np.int32)
+        capacity = steps * (2 * n_s * self.entries_per_row + 2 * n_s)
+        self._weights = np.zeros(capacity)
+        self._bins = np.zeros(capacity, np.int64)
+        self._knots = np.zeros(lat.N_KNOTS * 2 * n_s, np.float32)
+        self.row_offset = (np.arange(n_s) * self.row_stride).astype(np.float32)
+        self._cursor = 0
         self.pending_steps = 0
+        # per group (service, or its second group at n_s + service), summed over the window's steps: requests n,
+        # then n × each mean of `lat.GROUP_STATS` (service ms, offset ms, P(wait), P(wait)·wait ms, relaxation s,
+        # replicas)
+        self._group_window = np.zeros((len(lat.GROUP_STATS), 2 * n_s))
+        self.group_service = np.arange(2 * n_s) % n_s
+        self.window_violation_probability = np.zeros(n_s)
+        no_wait = engine.knot_table[engine.svc_knot_base + lat.knot_row(np.zeros(n_s), np.ones(n_s))].T
+        self._log_no_wait = np.log(np.maximum(no_wait, 1e-12))
+        """[knot, service] log quantiles of the service time alone (no request waits)."""
+        cvs = sorted({round(float(cv), 3) for cv in engine.svc_cv})
+        self._pair_tail = np.concatenate([verdict.pair_tail_table(cv).ravel() for cv in cvs])
+        self._pair_base = np.array([cvs.index(round(float(cv), 3)) for cv in engine.svc_cv]) * verdict.pair_tail_table(
+            cvs[0]).size
         self.within_slo95 = lat.mass_below_weights(self.slo95)
         self.within_slo99 = lat.mass_below_weights(self.slo99)
         self.window_latency_sum = np.zeros(n_s)
@@ -102,9 +136,9 @@ class Recorder:
 
     def pending_histogram(self) -> FloatArray:
         """[service, bin] latency histogram of the window still open (not yet closed)."""
-        j, n_s = self.pending_steps, self.n_services
-        hist = np.bincount(self._bins[:j].ravel(), self._weights[:j].ravel(), minlength=n_s * lat.BINS)
-        return np.asarray(hist, dtype=np.float64).reshape(n_s, lat.BINS)
+        c, n_s = self._cursor, self.n_services
+        density = np.bincount(self._bins[:c], self._weights[:c], minlength=n_s * self.row_stride).astype(np.float64)
+        return lat.density_to_histogram(density.reshape(n_s, self.row_stride))
 
     def last_window_percentiles(self) -> tuple[FloatArray, FloatArray]:
         """Per-service p95 and p99 (ms) of the last completed window; NaN where nothing was served."""
@@ -117,31 +151,58 @@ class Recorder:
         self.faults.append((fault.at_s, fault.label))
 
     # ------------------------------------------------------------------ per step
-    def record_step(self, *, served_s: FloatArray, mean_ms: FloatArray, off_ms: FloatArray, pwait: FloatArray,
-                    ratio_idx: np.ndarray, loss: FloatArray, released: FloatArray, released_wait_s: FloatArray,
-                    arrivals: FloatArray, rate: FloatArray, power_w: FloatArray, slowdown_weighted: FloatArray) -> None:
+    def record_step(self, *, groups: lat.ReplicaGroups, served_s: FloatArray, loss: FloatArray,
+                    released: FloatArray, released_wait_s: FloatArray, arrivals: FloatArray, rate: FloatArray,
+                    power_w: FloatArray, slowdown_weighted: FloatArray) -> None:
         eng = self.engine
         dt = eng.dt
+        g, n_s = groups, self.n_services
+        rows = g.service.shape[0]
+        mean_ms, offset_ms, p_wait = g.mean_ms, g.offset_ms, g.p_wait
+        # requests released from a buffer come out of the service's first group (columns 0 … n_s − 1)
         rel = np.minimum(released, served_s)
-        base = served_s - rel
-        k = self.n_strata
-        j = self.pending_steps
-        vals, wts, idx = self._values, self._weights[j], self._bins[j]
-        # strata: [0, k) no wait, [k, 2k) with a wait, 2k: a lost packet's retransmission, 2k+1: held in a buffer
-        np.multiply(mean_ms[:, None], eng.z_strata, out=vals[:, :k], casting="same_kind")
-        np.multiply(mean_ms[:, None], eng.wait_strata_flat.take(eng.wait_strata_row + ratio_idx, axis=0),
-                    out=vals[:, k:2 * k], casting="same_kind")
-        vals[:, 2 * k] = mean_ms + lat.RTO_MS
-        vals[:, 2 * k + 1] = mean_ms + released_wait_s * 1000.0
-        vals += off_ms[:, None].astype(np.float32)
-        no_loss = base * (1 - loss)
-        np.multiply((no_loss * (1 - pwait))[:, None], self.mass[None, :], out=wts[:, :k], casting="same_kind")
-        np.multiply((no_loss * pwait)[:, None], self.mass[None, :], out=wts[:, k:2 * k], casting="same_kind")
-        wts[:, 2 * k] = base * loss
-        wts[:, 2 * k + 1] = rel
-        self.window_latency_sum += np.einsum("ij,ij->i", vals, wts)
-        lat.bin_index_into(vals, idx)
-        idx += self.row_offset
+        base = g.served.copy()
+        base[:n_s] -= rel
+        np.maximum(base, 0.0, out=base)
+        loss_g = loss[g.service]
+        k2 = 2 * lat.N_KNOTS
+        c = self._cursor
+        # knot-major blocks: [entry, row]
+        bins = self._bins[c: c + rows * k2].reshape(k2, rows)
+        wts = self._weights[c: c + rows * k2].reshape(k2, rows)
+        knots = self._knots[: lat.N_KNOTS * rows].reshape(lat.N_KNOTS, rows)
+        column = eng.svc_knot_base[g.service] + lat.knot_row(p_wait, g.stats[4] / np.maximum(p_wait * mean_ms, 1e-12))
+        knots[:] = eng.knot_table[column].T
+        np.multiply(knots, mean_ms[None, :], out=knots, casting="same_kind")
+        np.add(knots, offset_ms[None, :], out=knots, casting="same_kind")  # as lat.mixture_knots_ms
+        row_offset = self.row_offset[g.service]
+        # a lost packet adds a retransmission timeout: a point mass, where the loss is large enough to matter
+        # (the 0.01 % of a quiet access network would only cost entries)
+        lossy = np.flatnonzero(loss_g >= lat.LOSS_POINT_MASS_MIN)
+        lost = base[lossy] * loss_g[lossy]
+        delivered = base.copy()
+        delivered[lossy] -= lost
+        lat.spread_entries(knots, delivered, row_offset, bins, wts)
+        c += rows * k2
+        if lossy.size:
+            b = lat.point_bin(mean_ms[lossy] + offset_ms[lossy] + lat.RTO_MS) + row_offset[lossy]
+            c = self._add_points(c, b, lost)
+        mean_latency_ms = offset_ms + mean_ms + g.stats[4]
+        self.window_latency_sum += np.bincount(g.service, base * (mean_latency_ms + loss_g * lat.RTO_MS), minlength=n_s)
+        if rel.any():
+            s = np.flatnonzero(rel > 0)
+            held_ms = mean_ms[s] + offset_ms[s] + released_wait_s[s] * 1000.0
+            c = self._add_points(c, lat.point_bin(held_ms) + s * self.row_stride, rel[s])
+            self.window_latency_sum[s] += rel[s] * held_ms
+        self._cursor = c
+        # the window's sums per group for the scatter of its verdict: n, then n × each mean
+        acc = self._group_window
+        acc[0, :n_s] += base[:n_s]
+        acc[1:, :n_s] += base[:n_s] * g.stats[1:, :n_s]
+        if rows > n_s:
+            far = g.group[n_s:]
+            acc[0, far] += base[n_s:]
+            acc[1:, far] += base[n_s:] * g.stats[1:, n_s:]
         self.pending_steps += 1
         self.window_served += served_s
 
@@ -175,18 +236,24 @@ class Recorder:
     # ------------------------------------------------------------------ per window
     def close_window(self, t_end: float) -> None:
         hist = self.pending_histogram()
+        span_s = max(self.pending_steps, 1) * self.engine.dt
+        self._cursor = 0
         self.pending_steps = 0
         # row and column sums as matrix-vector products: BLAS is several times faster than .sum(axis)
         served = hist @ self.ones_bins
-        # p95 > target  <=>  less than 95 % of the window's requests finished within the target
-        violated = (served > 0) & ((np.einsum("ij,ij->i", hist, self.within_slo95) < 0.95 * served)
-                                   | (np.einsum("ij,ij->i", hist, self.within_slo99) < 0.99 * served))
+        # p95 > target  <=>  more than 5 % of the window's requests took longer than the target
+        has = served > 0
+        per = np.where(has, served, 1.0)
+        share95, share99 = window_shares_above(hist, self.within_slo95, self.within_slo99)
+        probability = np.where(has, self._violation_probability(share95, share99, per, span_s), 0.0)
+        self.window_violation_probability = probability
+        violated = probability > 0.5
         c = self.engine.state.counters
         bad_now = c.dropped + c.lost
         bad_in_window = bad_now - self.window_bad_start
         self.window_bad_start = bad_now.copy()
-        self.violating_served += float(served[violated].sum())
-        self.good_served += np.where(violated, 0.0, served)
+        self.violating_served += float(served @ probability)
+        self.good_served += served * (1.0 - probability)
         ok = bool(not violated.any() and bad_in_window.sum() < 1e-6 * max(served.sum(), 1.0) + 0.5)
         self.window_ok.append((self.window_start, ok))
         self.last_window_hist = hist
@@ -225,6 +292,48 @@ class Recorder:
         self._acc_arrivals = self._acc_served = self._acc_power = 0.0
         self._acc_steps = 0
         self.window_start = t_end
+
+    def _add_points(self, cursor: int, flat_bin: FloatArray, mass: FloatArray) -> int:
+        """Density entries of point masses (`lat.point_bin` + row offset) at the cursor; the new cursor."""
+        n = int(flat_bin.shape[0])
+        b = flat_bin.astype(np.int64)
+        self._bins[cursor: cursor + n] = b
+        self._bins[cursor + n: cursor + 2 * n] = b + 1
+        self._weights[cursor: cursor + n] = mass
+        self._weights[cursor + n: cursor + 2 * n] = -mass
+        return cursor + 2 * n
+
+    def _violation_probability(self, share95: FloatArray, share99: FloatArray, served: FloatArray,
+                               span_s: float) -> FloatArray:
+        """P(the window's p95 or p99 exceeded target) per service, from the expected shares above the
+        targets and their scatter (`kubeagora.sim.verdict`); resets the window's group sums."""
+        eng, acc = self.engine, self._group_window
+        active = np.flatnonzero(acc[0] > 0)
+        sums = acc[:, active]
+        acc[:] = 0.0
+        n = sums[0]
+        mean_ms = np.maximum(sums[1] / n, 1e-9)
+        offset_ms, p_wait = sums[2] / n, sums[3] / n
+        wait_ms = sums[4] / np.maximum(sums[3], 1e-12)
+        relaxation_s, replicas = sums[5] / n, sums[6] / n
+        svc = self.group_service[active]
+        with_wait = eng.knot_table[eng.svc_knot_base[svc] + lat.knot_row(p_wait, wait_ms / mean_ms)].T
+        log_with_wait = np.log(np.maximum(with_wait, 1e-12))
+        # the latency targets in units of the group's mean service time, past its offset
+        level = (np.stack([self.slo95[svc], self.slo99[svc]]) - offset_ms) / mean_ms
+        log_x = np.log(np.maximum(level, 1e-12))
+        share = lat.tail_share(log_with_wait, log_x)
+        share_no_wait = lat.tail_share(self._log_no_wait[:, svc], log_x)
+        ratio = wait_ms / mean_ms
+        pair_tail = verdict.pair_tail(self._pair_tail, self._pair_base[svc], ratio, level)
+        variance_g = verdict.stationary_variance(share, share_no_wait, p_wait, pair_tail)
+        queue_var = verdict.queue_share_variance(variance_g, share - share_no_wait, relaxation_s, span_s, replicas)
+        queue_var *= (n / served[svc]) ** 2
+        share = np.stack([share95, share99])
+        variance = share * (1.0 - share) / served
+        variance[0] += np.bincount(svc, queue_var[0], minlength=self.n_services)
+        variance[1] += np.bincount(svc, queue_var[1], minlength=self.n_services)
+        return verdict.violation_probability(share95, variance[0], share99, variance[1])
 
     # ------------------------------------------------------------------ the end
     def metrics(self, duration_s: float, controller_cpu_s: float, rollback_pct: float | None) -> dict[str, Any]:
