@@ -135,10 +135,15 @@ def test_clairvoyant_planner_violates_less_than_static_and_hpa(ten_minute_runs: 
     assert not any(d["kind"] == "Refused" for d in ten_minute_runs["clairvoyant"].decisions)
 
 
-def test_no_controller_violates_less_than_the_clairvoyant_planner(default_runs: dict[str, RunResult]) -> None:
-    """In five minutes the only violations are one packet-loss spell on region 1's access network,
-    which no placement avoids (its retransmission timeout alone takes the p99 past 250 ms): the
-    planner ties the best there and must not do worse."""
-    planner = default_runs["clairvoyant"].metrics["slo_violation_pct"]
-    for name, run in default_runs.items():
-        assert planner <= run.metrics["slo_violation_pct"] + 1e-9, name
+def test_the_packet_loss_spell_dominates_five_minutes(default_runs: dict[str, RunResult]) -> None:
+    """In five minutes most violations come from one packet-loss spell on region 1's access network,
+    which no placement avoids (its retransmission timeout alone takes the p99 past 250 ms). Beyond it,
+    windows close to their targets tip over now and then (a window's verdict is a probability,
+    `sim/verdict.py`), more often in a leaner fleet: every controller that drops nothing is within a
+    point of the best, the clairvoyant planner (the leanest) included."""
+    no_drops = {name: run for name, run in default_runs.items() if run.metrics["lost_per_million"] == 0}
+    assert "clairvoyant" in no_drops
+    best = min(run.metrics["slo_violation_pct"] for run in no_drops.values())
+    assert best > 1.0  # the spell is in everyone's figure
+    for name, run in no_drops.items():
+        assert run.metrics["slo_violation_pct"] <= best + 1.0, name

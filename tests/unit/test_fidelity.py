@@ -8,18 +8,115 @@ import numpy as np
 import pytest
 
 from kubeagora.model import NodeClass, Scale
+from kubeagora.sim import fidelity
+from kubeagora.sim import latency as lat
 from kubeagora.sim.des import FixedPlanController, RequestSimulator, simulate_requests, with_replica_plan
 from kubeagora.sim.engine import READY, Engine
-from kubeagora.sim.fidelity import CASES, TOLERANCE, FidelityCase, compare
+from kubeagora.sim.fidelity import (
+    CASES,
+    CI_CASE,
+    CI_SEEDS,
+    KEYS,
+    Comparison,
+    FidelityCase,
+    compare,
+    summary_of,
+    within_tolerance,
+)
 from kubeagora.sim.scenario import CompiledScenario, ScenarioModel, compile_scenario
 
+ORIGINAL_CASES = CASES[:4]
+"""The cases of the first fidelity check (built-in workloads, ceil replica plans)."""
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_engine_tail_latency_is_within_tolerance_of_the_per_request_simulation(case: FidelityCase) -> None:
+
+@pytest.mark.parametrize("case", ORIGINAL_CASES, ids=[c.name for c in ORIGINAL_CASES])
+def test_engine_tail_latency_is_within_ten_percent_of_the_per_request_simulation(case: FidelityCase) -> None:
     c = compare(case)
     assert 0.3 < c.mean_utilisation < 0.85, "the replica plan should load the replicas realistically"
-    assert abs(c.error("p95_ms")) <= TOLERANCE, (c.engine.metrics["p95_ms"], c.des.metrics["p95_ms"])
-    assert abs(c.error("p99_ms")) <= TOLERANCE, (c.engine.metrics["p99_ms"], c.des.metrics["p99_ms"])
+    assert abs(c.error("p95_ms")) <= 0.10, (c.engine.metrics["p95_ms"], c.des.metrics["p95_ms"])
+    assert abs(c.error("p99_ms")) <= 0.10, (c.engine.metrics["p99_ms"], c.des.metrics["p99_ms"])
+
+
+@pytest.fixture(scope="module")
+def ci_runs() -> list[Comparison]:
+    return [compare(CI_CASE, seed) for seed in CI_SEEDS]
+
+
+def test_violation_metric_agrees_with_the_per_request_simulation(ci_runs: list[Comparison]) -> None:
+    """Eight web/API services at utilisation 0.85, where about half the requests are served in windows
+    whose p95 or p99 is over target and the verdict is decided window by window by the queues' own
+    fluctuations: the engine's slo_violation_pct, p95 and p99 within ±15 % of the per-request truth."""
+    summary = summary_of(CI_CASE.name, ci_runs)
+    assert summary.des["slo_violation_pct"] > 20.0, "the case should sit near the SLO"
+    for key in KEYS:
+        assert summary.agrees(key), (key, summary.engine[key], summary.des[key])
+
+
+def test_window_verdict_probabilities_are_calibrated_against_the_per_request_simulation(
+        ci_runs: list[Comparison]) -> None:
+    """Window by window, the per-request verdicts (requests in violating windows) scatter around the
+    engine's probabilities as independent coins would: |z| < 3."""
+    diff = var = 0.0
+    for c in ci_runs:
+        n_w = min(c.engine.window_violation_probability.shape[1], c.des.window_violated.shape[1])
+        p = c.engine.window_violation_probability[:, :n_w]
+        served = c.des.window_hist[:, :n_w].sum(axis=2)
+        diff += float((served * (c.des.window_violated[:, :n_w] - p)).sum())
+        var += float((served**2 * p * (1.0 - p)).sum())
+    assert abs(diff) / np.sqrt(var) < 3.0
+
+
+def test_per_request_simulation_replays_the_engine_arrivals_and_loss_states() -> None:
+    sc = one_queue(30.0, duration_s=60.0)
+    lossy = dataclasses.replace(sc, topology=dataclasses.replace(sc.topology, p_good_to_bad=0.3, loss_bad=0.5))
+    run = fidelity.run_engine(lossy, {"q": 1})
+    assert run.exogenous.loss_bad.any()
+    assert not run.exogenous.loss_bad.all()
+    sim = RequestSimulator(lossy, exogenous=run.exogenous)
+    result = sim.run()
+    per_second = np.bincount(sim.arrival_s.astype(np.int64), minlength=60)
+    np.testing.assert_array_equal(per_second, run.exogenous.arrivals[:, 0])
+    # half the requests of a lossy second meet a retransmission timeout, almost none of a quiet one
+    late = result.latency_ms - sim.replica_net_ms[0] > lat.RTO_MS
+    bad = run.exogenous.loss_bad[sim.arrival_s.astype(np.int64), 0]
+    assert late[bad].mean() > 0.3 > 0.01 > late[~bad].mean()
+
+
+def test_the_histogram_estimator_matches_exact_order_statistics() -> None:
+    """Both sides judge windows from 5 %-wide log bins; on exact latencies that moves nothing that matters."""
+    result = simulate_requests(one_queue(400.0, duration_s=120.0, concurrency=4, cv=0.8))
+    assert result.metrics["p95_ms"] == pytest.approx(result.exact_metrics["p95_ms"], rel=0.02)
+    assert result.metrics["p99_ms"] == pytest.approx(result.exact_metrics["p99_ms"], rel=0.02)
+    assert result.metrics["slo_violation_pct"] == pytest.approx(result.exact_metrics["slo_violation_pct"], abs=2.0)
+    agree = (result.window_violated == result.window_violated_exact).mean()
+    assert agree >= 0.9
+
+
+def test_exact_utilisation_cases_load_the_busiest_replica_at_the_target() -> None:
+    case = next(c for c in CASES if c.name == "utilisation-0.90")
+    planned, _ = fidelity.planned_scenario(case, 1)
+    eng = fidelity.prepared_engine(case, planned)
+    capacity = fidelity._capacity_rps(eng)
+    assert fidelity._mean_rps(planned) / capacity == pytest.approx(np.full(eng.n_services, 0.9))
+
+
+def test_near_far_case_moves_one_replica_of_each_multi_replica_service_farther_away() -> None:
+    case = next(c for c in CASES if c.name == "near-far")
+    planned, plan = fidelity.planned_scenario(case, 1)
+    eng = fidelity.prepared_engine(case, planned)
+    r = eng.state.replicas
+    for s, service in enumerate(planned.services):
+        net = np.sort(r.net_ms[(r.service == s) & (r.state == READY)])
+        assert net.size == plan[service.name]
+        if net.size >= 2:
+            assert net[-1] - net[0] >= 20.0, service.name
+
+
+def test_tolerance_is_relative_or_in_points_below_five_percent() -> None:
+    assert within_tolerance(11.4, 10.0)
+    assert not within_tolerance(11.6, 10.0)
+    assert within_tolerance(2.9, 2.0, points_below=5.0)
+    assert not within_tolerance(3.1, 2.0, points_below=5.0)
 
 
 def one_queue(rate_rps: float, duration_s: float = 600.0, concurrency: int = 1, cv: float = 1.0,
