@@ -6,8 +6,13 @@ states. Per case, over the seeds: the SLO violation share, the tail latency over
 the engine's relative error; window by window, the share of (service, window) verdicts that agree and
 the mean absolute relative error of the windows' p95/p99. docs/benchmarks.md cites its output. Usage:
 
-    python benchmarks/fidelity.py                       # every case, seeds 1–3
+    python benchmarks/fidelity.py                       # every case (and the unit tests' case), seeds 1–3
     python benchmarks/fidelity.py --seeds 1,2,3,4,5 --cases utilisation-0.90,near-far
+    python benchmarks/fidelity.py --ablate scatter      # the engine judging its expected histogram instead
+    python benchmarks/fidelity.py --ablate groups       # a service's replicas merged into one group
+
+The ablations switch one part of the engine's model off for the run (they exist to show what each
+part contributes; the engine itself has no such switch).
 """
 
 from __future__ import annotations
@@ -16,16 +21,36 @@ import argparse
 import sys
 import time
 
-from kubeagora.sim.fidelity import CASES, TOLERANCE, TOLERANCE_POINTS, summarise
+import numpy as np
+
+from kubeagora.model import FloatArray
+from kubeagora.sim import latency, verdict
+from kubeagora.sim.fidelity import CASES, CI_CASE, TOLERANCE, TOLERANCE_POINTS, summarise
+
+
+def _expected_histogram_verdict(share95: FloatArray, variance95: FloatArray, share99: FloatArray,
+                                variance99: FloatArray) -> FloatArray:
+    """The window violates iff its expected histogram does (no scatter)."""
+    return np.asarray((share95 > verdict.P95_LEVEL) | (share99 > verdict.P99_LEVEL), dtype=np.float64)
+
+
+ABLATIONS = {
+    "scatter": lambda: setattr(verdict, "violation_probability", _expected_histogram_verdict),
+    "groups": lambda: setattr(latency, "FAR_LATENCY_FACTOR", np.inf),
+}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="1,2,3", help="comma-separated seeds")
     ap.add_argument("--cases", default="", help="comma-separated case names (default: all)")
+    ap.add_argument("--ablate", choices=sorted(ABLATIONS), help="switch one part of the engine's model off")
     args = ap.parse_args()
+    if args.ablate:
+        ABLATIONS[args.ablate]()
     seeds: tuple[int | None, ...] = tuple(int(s) for s in args.seeds.split(","))
-    names = [c.name for c in CASES]
+    cases = (*CASES, CI_CASE)
+    names = [c.name for c in cases]
     wanted = args.cases.split(",") if args.cases else names
     unknown = [w for w in wanted if w not in names]
     if unknown:
@@ -36,7 +61,7 @@ def main() -> None:
           "| verdicts agree | window p95 / p99 MAE | engine s / DES s |")
     print("|---|---|---|---|---|---:|---|---|")
     misses: list[str] = []
-    for case in CASES:
+    for case in cases:
         if case.name not in wanted:
             continue
         c = summarise(case, seeds)
@@ -50,7 +75,8 @@ def main() -> None:
         mae = f"{100 * c.window_p95_error:.0f} / {100 * c.window_p99_error:.0f} %"
         print(f"| {case.name} | {c.utilisation[0]:.2f} / {c.utilisation[1]:.2f} | {' | '.join(cells)} "
               f"| {100 * c.verdict_agreement:.0f} % | {mae} | {c.engine_s:.1f} / {c.des_s:.1f} |", flush=True)
-    print(f"\nseeds {','.join(str(s) for s in seeds)}; tolerance ±{100 * TOLERANCE:.0f} % "
+    ablated = f"; ablation: {args.ablate}" if args.ablate else ""
+    print(f"\nseeds {','.join(str(s) for s in seeds)}{ablated}; tolerance ±{100 * TOLERANCE:.0f} % "
           f"(±{TOLERANCE_POINTS:.0f} point where the per-request SLO violation share is under 5 %); "
           f"{time.perf_counter() - started:.0f} s")
     print("outside: " + (", ".join(misses) if misses else "none"))

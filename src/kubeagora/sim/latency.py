@@ -254,17 +254,15 @@ def mixture_knot_table(cv: float, samples: int = 100_000, grid_points: int = 102
     return out.reshape(KNOT_TABLE_ROWS, N_KNOTS)
 
 
+_KNOT_RATIO_BOUNDS = np.sqrt(KNOT_RATIO_GRID[1:] * KNOT_RATIO_GRID[:-1])
+"""Geometric midpoints between tabulated ratios: searching them finds the nearest ratio in one call."""
+
+
 def knot_row(p_wait: FloatArray, ratio: FloatArray) -> npt.NDArray[np.int64]:
     """Row of `mixture_knot_table` nearest to each (P(wait) in [0, 1], wait/service ratio)."""
-    r_pos = np.log10(np.maximum(ratio, 1e-12))
-    r_pos -= KNOT_RATIO_LOG10_MIN
-    r_pos *= KNOT_RATIOS_PER_DECADE
-    r_pos += 0.5
-    np.maximum(r_pos, 0.0, out=r_pos)
-    np.minimum(r_pos, KNOT_RATIO_GRID.shape[0] - 0.5, out=r_pos)
     row = (p_wait * P_WAIT_STEPS + 0.5).astype(np.int64)
     row *= KNOT_RATIO_GRID.shape[0]
-    row += r_pos.astype(np.int64)
+    row += np.searchsorted(_KNOT_RATIO_BOUNDS, ratio)
     return row
 
 
@@ -274,10 +272,10 @@ knots fall together (a service with no traffic this step, or latencies clipped a
 _MAX_POSITION = BINS - 1.02
 """Knots stay below the top bin, so a knot's second entry (in the next bin) stays in its own histogram row;
 the top bin (latencies ≥ 190 s) is left empty."""
-_KNOT_SPACING = MIN_SEGMENT_BINS * np.arange(N_KNOTS, dtype=np.float32)
+_KNOT_SPACING = MIN_SEGMENT_BINS * np.arange(N_KNOTS, dtype=np.float64)
 
 
-def spread_entries(knots_ms: npt.NDArray[np.float32], mass: FloatArray, row_offset: npt.NDArray[np.float32],
+def spread_entries(knots_ms: npt.NDArray[np.float32], mass: FloatArray, row_offset: FloatArray,
                    bins_out: npt.NDArray[np.int64], weights_out: FloatArray) -> None:
     """Histogram entries for columns of knots ([knot, row], non-decreasing down each column): row i puts
     `mass[i] × SEGMENT_MASS[j]` evenly (in log-latency) between its knots j and j + 1.
@@ -289,12 +287,12 @@ def spread_entries(knots_ms: npt.NDArray[np.float32], mass: FloatArray, row_offs
     Knot-major so that every operation runs along the rows (long, contiguous).
     """
     k = N_KNOTS
-    x = knots_ms
-    np.maximum(x, np.float32(HIST_MIN_MS), out=x)
-    np.log(x, out=x)
-    x -= np.float32(LOG_MIN)
-    x *= np.float32(1.0 / LOG_STEP)
-    np.minimum(x, np.float32(_MAX_POSITION), out=x)  # and ≥ 0: the latencies are ≥ HIST_MIN_MS
+    np.maximum(knots_ms, np.float32(HIST_MIN_MS), out=knots_ms)
+    np.log(knots_ms, out=knots_ms)  # in float32 (a bin is 5 % wide; float32 logs are twice as fast)
+    x = knots_ms.astype(np.float64)  # the rest in float64, like the weights: mixed types cost a cast per op
+    x *= 1.0 / LOG_STEP
+    x -= LOG_MIN / LOG_STEP
+    np.minimum(x, _MAX_POSITION, out=x)  # and ≥ 0: the latencies are ≥ HIST_MIN_MS
     x += _KNOT_SPACING[:, None]
     # density of each segment, then its steps: + at its first knot, − at its last
     step = weights_out[k:]
@@ -346,7 +344,7 @@ def knot_histogram(knots_ms: npt.NDArray[np.float32], served: FloatArray, loss: 
     lost = served[lossy] * loss[lossy]
     delivered = served.copy()
     delivered[lossy] -= lost
-    row_offset = (np.arange(rows) * BINS).astype(np.float32)
+    row_offset = (np.arange(rows) * BINS).astype(np.float64)
     bins = np.empty((2 * N_KNOTS, rows), np.int64)
     weights = np.empty((2 * N_KNOTS, rows))
     spread_entries(knots_ms, delivered, row_offset, bins, weights)
@@ -452,15 +450,14 @@ def replica_groups(service: npt.NDArray[np.int64], weight: FloatArray, served: F
     sums = np.bincount((service + _TERM_OFFSET[:-1, None] * n_services).ravel(), terms[1:].ravel(),
                        minlength=len(GROUP_STATS) * n_services).astype(np.float64).reshape(len(GROUP_STATS), n_services)
     sums = np.concatenate([served_s[None, :], sums])
-    service_latency_ms = np.bincount(service, weight * mean_latency_ms, minlength=n_services) / np.maximum(
-        sums[-1], 1e-12)
+    # traffic-weighted mean latency per service: Σ w·(service + offset + P(wait)·wait) / Σ w
+    service_latency_ms = (sums[1] + sums[2] + sums[4]) / np.maximum(sums[-1], 1e-12)
     far = (mean_latency_ms > FAR_LATENCY_FACTOR * service_latency_ms[service]) & (weight > 0)
     if far.any():
         # the far replicas are few: sum them apart and take them out of their services' first groups
         terms[0] = served
         k = np.flatnonzero(far)
-        far_services = np.flatnonzero(np.bincount(service[k], minlength=n_services))
-        slot = np.searchsorted(far_services, service[k])
+        far_services, slot = np.unique(service[k], return_inverse=True)
         n_far = far_services.shape[0]
         far_sums = np.bincount((slot + _TERM_OFFSET[:, None] * n_far).ravel(), terms[:, k].ravel(),
                                minlength=terms.shape[0] * n_far).astype(np.float64).reshape(terms.shape[0], n_far)

@@ -67,7 +67,7 @@ class Recorder:
         self._weights = np.zeros(capacity)
         self._bins = np.zeros(capacity, np.int64)
         self._knots = np.zeros(lat.N_KNOTS * 2 * n_s, np.float32)
-        self.row_offset = (np.arange(n_s) * self.row_stride).astype(np.float32)
+        self.row_offset = (np.arange(n_s) * self.row_stride).astype(np.float64)
         self._cursor = 0
         self.pending_steps = 0
         # per group (service, or its second group at n_s + service), summed over the window's steps: requests n,
@@ -188,7 +188,11 @@ class Recorder:
             b = lat.point_bin(mean_ms[lossy] + offset_ms[lossy] + lat.RTO_MS) + row_offset[lossy]
             c = self._add_points(c, b, lost)
         mean_latency_ms = offset_ms + mean_ms + g.stats[4]
-        self.window_latency_sum += np.bincount(g.service, base * (mean_latency_ms + loss_g * lat.RTO_MS), minlength=n_s)
+        latency_sum = base * (mean_latency_ms + loss_g * lat.RTO_MS)
+        if rows == n_s:
+            self.window_latency_sum += latency_sum
+        else:
+            self.window_latency_sum += np.bincount(g.service, latency_sum, minlength=n_s)
         if rel.any():
             s = np.flatnonzero(rel > 0)
             held_ms = mean_ms[s] + offset_ms[s] + released_wait_s[s] * 1000.0
