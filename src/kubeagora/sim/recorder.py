@@ -58,17 +58,12 @@ class Recorder:
         self.n_services = n_s
         self.slo95 = np.array([s.slo_p95_ms for s in engine.scenario.services])
         self.slo99 = np.array([s.slo_p99_ms for s in engine.scenario.services])
-        # density entries per group row: two per knot, and a point mass (two entries) for lost packets
-        self.entries_per_row = 2 * lat.N_KNOTS + 2
-        self.row_stride = lat.BINS
+        # a window's latency mass as density entries: per step, a knot per group row, point masses for lost
+        # packets (≤ one per row) and for requests released from a buffer (≤ one per service)
         steps = int(np.ceil(WINDOW_S / engine.dt)) + 1
-        # preallocated float32/int32 buffers: fresh arrays this size each step cost more than the maths
-        capacity = steps * (2 * n_s * self.entries_per_row + 2 * n_s)
-        self._weights = np.zeros(capacity)
-        self._bins = np.zeros(capacity, np.int64)
+        self._entries = lat.DensityEntries(n_s, 2 * steps * (2 * n_s * (lat.N_KNOTS + 1) + n_s))
         self._knots = np.zeros(lat.N_KNOTS * 2 * n_s, np.float32)
-        self.row_offset = (np.arange(n_s) * self.row_stride).astype(np.float64)
-        self._cursor = 0
+        self.row_offset = np.arange(n_s, dtype=np.float64) * lat.BINS
         self.pending_steps = 0
         # per group (service, or its second group at n_s + service), summed over the window's steps: requests n,
         # then n × each mean of `lat.GROUP_STATS` (service ms, offset ms, P(wait), P(wait)·wait ms, relaxation s,
@@ -135,10 +130,9 @@ class Recorder:
         return self.carbon_base * (1.0 + 0.25 * np.sin(2 * np.pi * (t_s / 86_400.0 + self.carbon_phase)))
 
     def pending_histogram(self) -> FloatArray:
-        """[service, bin] latency histogram of the window still open (not yet closed)."""
-        c, n_s = self._cursor, self.n_services
-        density = np.bincount(self._bins[:c], self._weights[:c], minlength=n_s * self.row_stride).astype(np.float64)
-        return lat.density_to_histogram(density.reshape(n_s, self.row_stride))
+        """[service, bin] latency histogram of the window still open; the window's entries are consumed
+        (`close_window` calls it once)."""
+        return self._entries.histograms()
 
     def last_window_percentiles(self) -> tuple[FloatArray, FloatArray]:
         """Per-service p95 and p99 (ms) of the last completed window; NaN where nothing was served."""
@@ -158,55 +152,55 @@ class Recorder:
         dt = eng.dt
         g, n_s = groups, self.n_services
         rows = g.service.shape[0]
-        mean_ms, offset_ms, p_wait = g.mean_ms, g.offset_ms, g.p_wait
-        # requests released from a buffer come out of the service's first group (columns 0 … n_s − 1)
+        split = rows > n_s  # some services have a second group (columns n_s …)
+        stats = g.stats
+        mean_ms, offset_ms, p_wait = stats[1], stats[2], stats[3]
+        # requests released from a buffer come out of the service's first group
         rel = np.minimum(released, served_s)
-        base = g.served.copy()
-        base[:n_s] -= rel
-        np.maximum(base, 0.0, out=base)
-        loss_g = loss[g.service]
-        k2 = 2 * lat.N_KNOTS
-        c = self._cursor
-        # knot-major blocks: [entry, row]
-        bins = self._bins[c: c + rows * k2].reshape(k2, rows)
-        wts = self._weights[c: c + rows * k2].reshape(k2, rows)
+        held = bool(rel.any())
+        base = stats[0]
+        if held:
+            base = base.copy()
+            base[:n_s] -= rel
+            np.maximum(base, 0.0, out=base)
+        loss_g = loss[g.service] if split else loss
+        row_offset = self.row_offset[g.service] if split else self.row_offset
+        knot_base = eng.svc_knot_base[g.service] if split else eng.svc_knot_base
         knots = self._knots[: lat.N_KNOTS * rows].reshape(lat.N_KNOTS, rows)
-        column = eng.svc_knot_base[g.service] + lat.knot_row(p_wait, g.stats[4] / np.maximum(p_wait * mean_ms, 1e-12))
+        column = knot_base + lat.knot_row(p_wait, stats[4] / np.maximum(p_wait * mean_ms, 1e-12))
         knots[:] = eng.knot_table[column].T
         np.multiply(knots, mean_ms[None, :], out=knots, casting="same_kind")
         np.add(knots, offset_ms[None, :], out=knots, casting="same_kind")  # as lat.mixture_knots_ms
-        row_offset = self.row_offset[g.service]
         # a lost packet adds a retransmission timeout: a point mass, where the loss is large enough to matter
         # (the 0.01 % of a quiet access network would only cost entries)
-        lossy = np.flatnonzero(loss_g >= lat.LOSS_POINT_MASS_MIN)
-        lost = base[lossy] * loss_g[lossy]
-        delivered = base.copy()
-        delivered[lossy] -= lost
-        lat.spread_entries(knots, delivered, row_offset, bins, wts)
-        c += rows * k2
-        if lossy.size:
-            b = lat.point_bin(mean_ms[lossy] + offset_ms[lossy] + lat.RTO_MS) + row_offset[lossy]
-            c = self._add_points(c, b, lost)
-        mean_latency_ms = offset_ms + mean_ms + g.stats[4]
-        latency_sum = base * (mean_latency_ms + loss_g * lat.RTO_MS)
-        if rows == n_s:
-            self.window_latency_sum += latency_sum
-        else:
+        lossy = np.flatnonzero(loss_g >= lat.LOSS_POINT_MASS_MIN) if loss.max() >= lat.LOSS_POINT_MASS_MIN else None
+        delivered = base
+        if lossy is not None:
+            lost = base[lossy] * loss_g[lossy]
+            delivered = base.copy()
+            delivered[lossy] -= lost
+        self._entries.add_knots(knots, delivered, row_offset)
+        if lossy is not None:
+            self._entries.add_points(lat.point_bin(mean_ms[lossy] + offset_ms[lossy] + lat.RTO_MS) + row_offset[lossy],
+                                     lost)
+        latency_sum = base * (offset_ms + mean_ms + stats[4] + loss_g * lat.RTO_MS)
+        if split:
             self.window_latency_sum += np.bincount(g.service, latency_sum, minlength=n_s)
-        if rel.any():
+        else:
+            self.window_latency_sum += latency_sum
+        if held:
             s = np.flatnonzero(rel > 0)
             held_ms = mean_ms[s] + offset_ms[s] + released_wait_s[s] * 1000.0
-            c = self._add_points(c, lat.point_bin(held_ms) + s * self.row_stride, rel[s])
+            self._entries.add_points(lat.point_bin(held_ms) + s * float(lat.BINS), rel[s])
             self.window_latency_sum[s] += rel[s] * held_ms
-        self._cursor = c
         # the window's sums per group for the scatter of its verdict: n, then n × each mean
         acc = self._group_window
         acc[0, :n_s] += base[:n_s]
-        acc[1:, :n_s] += base[:n_s] * g.stats[1:, :n_s]
-        if rows > n_s:
+        acc[1:, :n_s] += base[:n_s] * stats[1:, :n_s]
+        if split:
             far = g.group[n_s:]
             acc[0, far] += base[n_s:]
-            acc[1:, far] += base[n_s:] * g.stats[1:, n_s:]
+            acc[1:, far] += base[n_s:] * stats[1:, n_s:]
         self.pending_steps += 1
         self.window_served += served_s
 
@@ -241,7 +235,6 @@ class Recorder:
     def close_window(self, t_end: float) -> None:
         hist = self.pending_histogram()
         span_s = max(self.pending_steps, 1) * self.engine.dt
-        self._cursor = 0
         self.pending_steps = 0
         # row and column sums as matrix-vector products: BLAS is several times faster than .sum(axis)
         served = hist @ self.ones_bins
@@ -296,16 +289,6 @@ class Recorder:
         self._acc_arrivals = self._acc_served = self._acc_power = 0.0
         self._acc_steps = 0
         self.window_start = t_end
-
-    def _add_points(self, cursor: int, flat_bin: FloatArray, mass: FloatArray) -> int:
-        """Density entries of point masses (`lat.point_bin` + row offset) at the cursor; the new cursor."""
-        n = int(flat_bin.shape[0])
-        b = flat_bin.astype(np.int64)
-        self._bins[cursor: cursor + n] = b
-        self._bins[cursor + n: cursor + 2 * n] = b + 1
-        self._weights[cursor: cursor + n] = mass
-        self._weights[cursor + n: cursor + 2 * n] = -mass
-        return cursor + 2 * n
 
     def _violation_probability(self, share95: FloatArray, share99: FloatArray, served: FloatArray,
                                span_s: float) -> FloatArray:
