@@ -226,13 +226,13 @@ KNOT_TABLE_ROWS = (P_WAIT_STEPS + 1) * KNOT_RATIO_GRID.shape[0]
 
 
 @lru_cache(maxsize=32)
-def mixture_knot_table(cv: float, samples: int = 100_000, grid_points: int = 1024) -> FloatArray:
+def mixture_knot_table(cv: float, samples: int = 50_000, grid_points: int = 1024) -> FloatArray:
     """[P(wait) step × ratio, knot]: quantiles at `KNOT_LEVELS` of Z with probability 1 − p, Z + r·E with
     probability p (Z lognormal with mean 1 and this cv, E ~ Exp(1)), in units of the mean service time.
 
     Built from a stratified sample (each of Z and E takes one draw in each of `samples` equal-probability
-    strata, paired at random): its knots are within 1 % of a 4-million-draw sample's. Row
-    `p_step × len(KNOT_RATIO_GRID) + ratio_index` (`knot_row`).
+    strata, paired at random): its knots are within 2 % of a 400,000-draw sample's (99 % of them within
+    0.7 %), in a quarter of a second. Row `p_step × len(KNOT_RATIO_GRID) + ratio_index` (`knot_row`).
     """
     rng = np.random.default_rng(20_240_601)
     sigma = lognormal_sigma(cv)
@@ -241,7 +241,6 @@ def mixture_knot_table(cv: float, samples: int = 100_000, grid_points: int = 102
     e = -np.log1p(-rng.permutation((strata + rng.random(samples)) / samples))
     z_sorted = np.sort(z)
     p = np.linspace(0.0, 1.0, P_WAIT_STEPS + 1)
-    rows = np.arange(p.shape[0])
     out = np.empty((p.shape[0], KNOT_RATIO_GRID.shape[0], N_KNOTS))
     for j, ratio in enumerate(KNOT_RATIO_GRID):
         w_sorted = np.sort(z + ratio * e)
@@ -250,11 +249,10 @@ def mixture_knot_table(cv: float, samples: int = 100_000, grid_points: int = 102
         cdf_z = np.searchsorted(z_sorted, grid, side="right") / samples
         cdf_w = np.searchsorted(w_sorted, grid, side="right") / samples
         cdf = (1.0 - p)[:, None] * cdf_z[None, :] + p[:, None] * cdf_w[None, :]
-        for k, q in enumerate(_KNOT_QUANTILES):
-            hi = np.clip((cdf < q).sum(axis=1), 1, grid_points - 1)
-            below, above = cdf[rows, hi - 1], cdf[rows, hi]
-            frac = np.clip((q - below) / np.maximum(above - below, 1e-12), 0.0, 1.0)
-            out[:, j, k] = np.exp(log_grid[hi - 1] + frac * (log_grid[hi] - log_grid[hi - 1]))
+        hi = np.clip(np.array([np.searchsorted(row, _KNOT_QUANTILES) for row in cdf]), 1, grid_points - 1)
+        below, above = np.take_along_axis(cdf, hi - 1, axis=1), np.take_along_axis(cdf, hi, axis=1)
+        frac = np.clip((_KNOT_QUANTILES[None, :] - below) / np.maximum(above - below, 1e-12), 0.0, 1.0)
+        out[:, j, :] = np.exp(log_grid[hi - 1] + frac * (log_grid[hi] - log_grid[hi - 1]))
     return out.reshape(KNOT_TABLE_ROWS, N_KNOTS)
 
 

@@ -59,7 +59,7 @@ PAIR_LEVEL_GRID: FloatArray = np.arange(0.0, PAIR_LEVEL_MAX + 1e-9, 1.0 / PAIR_L
 
 
 @lru_cache(maxsize=32)
-def pair_tail_table(cv: float, points: int = 2_000) -> FloatArray:
+def pair_tail_table(cv: float, points: int = 1_000) -> FloatArray:
     """[ratio, level]: P(r·E + min(Z₁, Z₂) > v) with v = level × (1 + r), for Z lognormal with mean 1 and
     this cv and E ~ Exp(1): the exponential part exact, min(Z₁, Z₂) at `points` equal-probability
     midpoints (its survival is P(Z > y)²)."""
