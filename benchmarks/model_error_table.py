@@ -6,11 +6,16 @@
         --jobs 2 --model-error 0.3 --json out/sigma03.json
     python benchmarks/model_error_table.py out/sigma0.json out/sigma03.json
 
+Several documents per world (e.g. one bench run per scenario) are given as
+`--exact A.json B.json --erring C.json D.json`.
+
 Prints markdown: per controller, the SLO violations and replica-seconds (means over scenarios of the
 means over seeds) in both worlds, and how much worse the erring world is: the ratio of the means over
 every (scenario, seed) pair with its 95 % paired bootstrap interval (a pair is the same arrivals, services
-and faults; only the world differs), and the median over scenarios of the per-scenario ratios. Then the
-violations per scenario.
+and faults; only the world differs), and the median over scenarios of the per-scenario ratios. Then, per
+scenario, each controller's violations and replica-seconds in both worlds with their 95 % intervals over
+seeds and the seeds' range, and mas's lead over every other controller in both worlds: mas's violations
+over the other's, paired by seed, so "how much of mas's lead survives" is read off one row.
 """
 
 from __future__ import annotations
@@ -23,18 +28,32 @@ from typing import Any
 
 import numpy as np
 
-from kubeagora.bench.stats import median_ratio_interval, paired_ratio_interval
+from kubeagora.bench.stats import Interval, mean_interval, median_ratio_interval, paired_ratio_interval
 
 METRICS = ("slo_violation_pct", "replica_seconds")
+Runs = dict[tuple[str, str, int], dict[str, Any]]
 
 
-def load(path: Path) -> tuple[dict[tuple[str, str, int], dict[str, Any]], float]:
-    document = json.loads(path.read_text())
-    errors = {round(float(s.get("model_error", 0.0)), 6) for s in document["scenarios"].values()}
+def load(paths: list[Path]) -> tuple[Runs, float]:
+    """The runs of one world, from one or several bench documents, and that world's model error."""
+    runs: Runs = {}
+    errors: set[float] = set()
+    for path in paths:
+        document = json.loads(path.read_text())
+        errors |= {round(float(s.get("model_error", 0.0)), 6) for s in document["scenarios"].values()}
+        for r in document["runs"]:
+            key = (r["scenario"], r["controller"], int(r["seed"]))
+            if key in runs:
+                raise SystemExit(f"{path}: run {key} appears in more than one document")
+            runs[key] = r["metrics"]
     if len(errors) != 1:
-        raise SystemExit(f"{path}: the scenarios ran at different model errors ({sorted(errors)})")
-    runs = {(r["scenario"], r["controller"], int(r["seed"])): r["metrics"] for r in document["runs"]}
+        raise SystemExit(f"{', '.join(map(str, paths))}: the scenarios ran at different model errors "
+                         f"({sorted(errors)})")
     return runs, errors.pop()
+
+
+def interval_text(interval: Interval, digits: int = 2) -> str:
+    return f"{fmt(interval.estimate, digits)} [{fmt(interval.low, digits)}, {fmt(interval.high, digits)}]"
 
 
 def fmt(value: float, digits: int = 2) -> str:
@@ -43,11 +62,19 @@ def fmt(value: float, digits: int = 2) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("exact", type=Path, help="bench JSON without model error")
-    parser.add_argument("erring", type=Path, help="bench JSON of the same runs with --model-error")
+    parser.add_argument("documents", type=Path, nargs="*",
+                        help="two bench JSONs: without model error, then the same runs with --model-error")
+    parser.add_argument("--exact", type=Path, nargs="+", default=[], help="bench JSONs without model error")
+    parser.add_argument("--erring", type=Path, nargs="+", default=[],
+                        help="bench JSONs of the same runs with --model-error")
     args = parser.parse_args()
-    exact, sigma0 = load(args.exact)
-    erring, sigma = load(args.erring)
+    by_option = bool(args.exact or args.erring)
+    if args.documents and (by_option or len(args.documents) != 2):
+        parser.error("give two documents (without and with model error), or --exact FILE... --erring FILE...")
+    if not args.documents and not (args.exact and args.erring):
+        parser.error("give two documents (without and with model error), or --exact FILE... --erring FILE...")
+    exact, sigma0 = load([args.documents[0]] if args.documents else args.exact)
+    erring, sigma = load([args.documents[1]] if args.documents else args.erring)
     pairs = sorted(set(exact) & set(erring))
     if not pairs:
         raise SystemExit("the two documents share no (scenario, controller, seed) run")
@@ -92,6 +119,47 @@ def main() -> None:
             b = float(np.mean(values(erring, c, s, "slo_violation_pct")))
             table[c].append(f"{a:.2f} → {b:.2f}")
         print(f"| {c} | " + " | ".join(table[c]) + " |")
+
+    for s in scenarios:
+        n_seeds = len({p[2] for p in pairs if p[0] == s})
+        print(f"\n**{s}**, {n_seeds} seeds: mean [95 % interval over seeds]; replica-seconds in thousands\n")
+        print(f"| controller | viol. % σ {sigma0:g} | viol. % σ {sigma:g} | replica-s σ {sigma0:g} | "
+              f"replica-s σ {sigma:g} |")
+        print("|---|---:|---:|---:|---:|")
+        for c in controllers:
+            cells = []
+            for metric, scale, digits in (("slo_violation_pct", 1.0, 2), ("replica_seconds", 1e-3, 0)):
+                for runs in (exact, erring):
+                    cells.append(interval_text(mean_interval([scale * x for x in values(runs, c, s, metric)]),
+                                               digits))
+            print(f"| {c} | " + " | ".join(cells) + " |")
+
+    if "mas" in controllers:
+        others = [c for c in controllers if c != "mas"]
+        print(f"\n**mas's lead, σ {sigma0:g} → σ {sigma:g}**: mas's violations / the other's, paired by seed "
+              "[95 % interval] (below 1: mas violates less; 1 = no lead left)\n")
+        print("| against | " + " | ".join(scenarios) + " | all pairs | median over scenarios |")
+        print("|---|" + "---:|" * (len(scenarios) + 2))
+        for c in others:
+            cells = []
+            for s in scenarios:
+                parts = [paired_ratio_interval(values(runs, "mas", s, "slo_violation_pct"),
+                                               values(runs, c, s, "slo_violation_pct")) for runs in (exact, erring)]
+                cells.append(" → ".join(interval_text(i) for i in parts))
+            flat = [paired_ratio_interval([x for s in scenarios for x in values(runs, "mas", s, "slo_violation_pct")],
+                                          [x for s in scenarios for x in values(runs, c, s, "slo_violation_pct")])
+                    for runs in (exact, erring)]
+            cells.append(" → ".join(interval_text(i) for i in flat))
+            medians = []
+            for runs in (exact, erring):
+                try:
+                    medians.append(interval_text(median_ratio_interval(
+                        [(values(runs, "mas", s, "slo_violation_pct"), values(runs, c, s, "slo_violation_pct"))
+                         for s in scenarios])))
+                except ValueError:
+                    medians.append("–")
+            cells.append(" → ".join(medians))
+            print(f"| {c} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
