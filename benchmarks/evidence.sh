@@ -64,22 +64,26 @@ for step in $STEPS; do
     case $step in
     tune)
         for part in train validation; do
-            timed "traces $part" "$OUT/traces-$part.json" \
-                "$PYTHON" benchmarks/trace_split.py --traces "$TRACES" --part "$part" --controllers "$BASELINES" \
-                --model-error "$MODEL_ERROR" \
-                --seeds "$TUNE_SEEDS" --jobs "$JOBS" --json "$OUT/traces-$part.json" "${SHORT[@]}"
+            for seed in $(seq 1 "$TUNE_SEEDS"); do
+                timed "traces $part seed $seed" "$OUT/traces-$part-s$seed.json" \
+                    "$PYTHON" benchmarks/trace_split.py --traces "$TRACES" --part "$part" --controllers "$BASELINES" \
+                    --model-error "$MODEL_ERROR" --first-seed "$seed" --seeds 1 --jobs "$JOBS" \
+                    --json "$OUT/traces-$part-s$seed.json" "${SHORT[@]}"
+            done
         done
-        "$PYTHON" benchmarks/trace_split.py --choose "$OUT/traces-train.json" "$OUT/traces-validation.json" \
+        "$PYTHON" benchmarks/trace_split.py --choose "$OUT"/traces-train-s*.json "$OUT"/traces-validation-s*.json \
             --write "$OUT/chosen.json" >"$OUT/chosen.md"
         ;;
     test)
-        timed "traces test" "$OUT/traces-test.json" \
-            "$PYTHON" benchmarks/trace_split.py --traces "$TRACES" --part test --seeds "$SEEDS" --jobs "$JOBS" \
-            --model-error "$MODEL_ERROR" \
-            --json "$OUT/traces-test.json" "${SHORT[@]}"
+        # one seed at a time, so that an interrupted run leaves whole seeds behind
+        for seed in $(seq 1 "$SEEDS"); do
+            timed "traces test seed $seed" "$OUT/traces-test-s$seed.json" \
+                "$PYTHON" benchmarks/trace_split.py --traces "$TRACES" --part test --model-error "$MODEL_ERROR" \
+                --first-seed "$seed" --seeds 1 --jobs "$JOBS" --json "$OUT/traces-test-s$seed.json" "${SHORT[@]}"
+        done
         chosen=()
         [ -s "$OUT/chosen.json" ] && chosen=(--chosen "$OUT/chosen.json")
-        "$PYTHON" benchmarks/results_tables.py "$OUT/traces-test.json" "${chosen[@]}" \
+        "$PYTHON" benchmarks/results_tables.py "$OUT"/traces-test-s*.json "${chosen[@]}" \
             --report "$OUT/test-report" >"$OUT/test.md"
         ;;
     table1)

@@ -158,6 +158,7 @@ def run_part(
     controllers: str,
     duration_s: float | None,
     model_error: float,
+    first_seed: int = 1,
 ) -> None:
     segments = [s for s in SEGMENTS if s.part == part]
     with tempfile.TemporaryDirectory() as tmp:
@@ -165,13 +166,13 @@ def run_part(
         labels = expand_sweeps(
             controllers.split(","), ["standard"] if any(c in KNOBS for c in controllers.split(",")) else []
         )
-        plan = plan_matrix(files, labels, n_seeds=seeds, first_seed=1, duration_s=duration_s)
+        plan = plan_matrix(files, labels, n_seeds=seeds, first_seed=first_seed, duration_s=duration_s)
         workers = jobs or default_jobs(len(plan.runs))
         with matrix_progress_bar(plan.runs) as progress:
             results = run_matrix(plan.runs, jobs=workers, progress=progress)
         command = (
             f"python benchmarks/trace_split.py --traces TRACES --part {part} --controllers {controllers} "
-            f"--model-error {model_error:g} --seeds {seeds} --json {out}"
+            f"--model-error {model_error:g} --first-seed {first_seed} --seeds {seeds} --json {out}"
         )
         write_document(bench_document(results, plan.scenarios, command), out)
     print(f"wrote {out} ({len(plan.runs)} runs)", file=sys.stderr)
@@ -231,6 +232,7 @@ def main() -> None:
     ap.add_argument("--list", action="store_true", help="print the split and exit")
     ap.add_argument("--part", choices=PARTS)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=1, help="seeds count up from this one (default 1)")
     ap.add_argument("--jobs", type=int)
     ap.add_argument("--controllers", default=CONTROLLERS)
     ap.add_argument("--json", type=Path)
@@ -257,10 +259,14 @@ def main() -> None:
             args.write.write_text(json.dumps(chosen, indent=2) + "\n")
             print(f"wrote {args.write}", file=sys.stderr)
     elif args.part and args.json:
+        if args.seeds < 1 or args.first_seed < 0:
+            ap.error(f"--seeds must be ≥ 1 and --first-seed ≥ 0 (got {args.seeds} and {args.first_seed})")
         if not 0.0 <= args.model_error <= 1.0:
             ap.error(f"--model-error must lie in [0, 1] (got {args.model_error:g})")
         run_part(
-            args.part, args.traces, args.seeds, args.jobs, args.json, args.controllers, args.duration, args.model_error
+            args.part, args.traces, args.seeds, args.jobs, args.json, args.controllers, args.duration,
+            args.model_error,
+            args.first_seed,
         )
     else:
         ap.error("give --list, --choose FILES, or --part PART --json FILE")
