@@ -20,7 +20,7 @@ $(BIN)/kubeagora: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	@$(BIN)/python -c "$$PIP_CHECK"
-	$(BIN)/pip install --quiet -e '.[cluster,operator]' --group dev
+	$(BIN)/pip install --quiet -e '.[cluster,operator,ray]' --group dev
 	@touch $@
 
 install: $(BIN)/kubeagora

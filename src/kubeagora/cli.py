@@ -65,6 +65,13 @@ class UsageError(ValueError):
     """Bad input found by the CLI itself (as opposed to a scenario or trace file)."""
 
 
+class Executor(StrEnum):
+    """Where `kubeagora bench` runs its matrix; the results are the same either way."""
+
+    PROCESSES = "processes"
+    RAY = "ray"
+
+
 class TraceFormat(StrEnum):
     """`kubeagora.sim.trace.TRACE_FORMATS`, as choices (a unit test keeps the two equal)."""
 
@@ -313,6 +320,23 @@ def bench(
             show_default=False,
         ),
     ] = None,
+    executor: Annotated[
+        Executor,
+        typer.Option(
+            "--executor",
+            help="processes: --jobs worker processes on this machine; ray: Ray tasks on a local Ray with --jobs "
+            "CPUs, or on the cluster at --ray-address (the 'ray' extra). Same results either way.",
+        ),
+    ] = Executor.PROCESSES,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="With --executor ray: the Ray cluster to run on (ray://HOST:10001, or 'auto' for the one this "
+            "machine belongs to); default: start a local Ray for this bench.",
+            show_default=False,
+        ),
+    ] = None,
     output: Output = OutputFormat.TABLE,
 ) -> None:
     """Run scenarios × controllers × seeds; print a table per scenario, optionally write JSON and a report.
@@ -337,12 +361,28 @@ def bench(
         workers = default_jobs(len(plan.runs)) if jobs is None else jobs
         if workers < 1:
             raise UsageError(f"--jobs must be at least 1 (got {workers})")
+        if ray_address is not None and executor is not Executor.RAY:
+            raise UsageError("--ray-address needs --executor ray")
+        if ray_address is not None and not ray_address.strip():
+            raise UsageError("--ray-address is empty (ray://HOST:10001, or auto)")
         if report is not None:
             _prepare_report_dir(report)
         if json_path is not None:
             _check_output_file(json_path, "--json")
-    with matrix_progress_bar(plan.runs, _err) as progress:
-        results = run_matrix(plan.runs, jobs=workers, progress=progress)
+    if executor is Executor.RAY:
+        from kubeagora.extras import needs_extra
+
+        with needs_extra("ray", "bench --executor ray"):
+            from kubeagora.bench.ray_executor import RayExecutorError, run_matrix_on_ray
+        try:
+            with matrix_progress_bar(plan.runs, _err) as progress:
+                results = run_matrix_on_ray(plan.runs, jobs=workers, address=ray_address, progress=progress)
+        except RayExecutorError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(USAGE_ERROR) from None
+    else:
+        with matrix_progress_bar(plan.runs, _err) as progress:
+            results = run_matrix(plan.runs, jobs=workers, progress=progress)
     command = _command_line(
         "bench",
         ("--scenarios", ",".join(scenario_names)),

@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from kubeagora.bench.capacity import CapacityCheck, check_capacity
 from kubeagora.controllers.registry import controller_label, make_controller
 from kubeagora.sim.run import RunResult, simulate
-from kubeagora.sim.scenario import ScenarioError, TraceModel, compile_scenario, load_scenario
+from kubeagora.sim.scenario import CompiledScenario, ScenarioError, TraceModel, compile_scenario, load_scenario
 
 RunProgress = Callable[[int, float], None]
 """Called with (index of the run in the plan, fraction of that run done)."""
@@ -128,14 +128,28 @@ def plan_matrix(
     return MatrixPlan(tuple(infos), tuple(runs))
 
 
-def run_one(spec: RunSpec, progress: Callable[[float], None] | None = None) -> RunResult:
-    """Compile the scenario for this seed and run the controller against it (the worker's whole job)."""
+def compile_run(spec: RunSpec) -> CompiledScenario:
+    """The world a run simulates: its scenario compiled for its seed, duration, trace and model error.
+
+    Every run of one (scenario, seed, duration, trace, model error) compiles to the same world, whoever
+    compiles it: the Ray executor compiles once here and ships the result to the cluster's workers.
+    """
     model, source = load_scenario(spec.scenario)
-    scenario = compile_scenario(model, source, seed=spec.seed, duration_s=spec.duration_s, trace=spec.trace,
-                                model_error=spec.model_error)
+    return compile_scenario(model, source, seed=spec.seed, duration_s=spec.duration_s, trace=spec.trace,
+                            model_error=spec.model_error)
+
+
+def run_compiled(spec: RunSpec, scenario: CompiledScenario,
+                 progress: Callable[[float], None] | None = None) -> RunResult:
+    """Run the spec's controller against its compiled scenario."""
     result = simulate(scenario, make_controller(spec.controller, scenario), progress=progress)
     result.controller = spec.controller  # the label, setting included, not the family's name
     return result
+
+
+def run_one(spec: RunSpec, progress: Callable[[float], None] | None = None) -> RunResult:
+    """Compile the scenario for this seed and run the controller against it (the worker's whole job)."""
+    return run_compiled(spec, compile_run(spec), progress)
 
 
 def default_jobs(n_runs: int) -> int:
