@@ -45,7 +45,8 @@ def _run_task(spec: RunSpec, scenario: CompiledScenario, driver_version: str) ->
 def _connect(address: str | None, jobs: int) -> None:
     quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
     if address is None:
-        ray.init(num_cpus=jobs, include_dashboard=False, **quiet)
+        # "local": a Ray of its own, even where `ray start` left one on this machine to join
+        ray.init(address="local", num_cpus=jobs, include_dashboard=False, **quiet)
         return
     package = Path(kubeagora.__file__).parent
     try:
