@@ -31,8 +31,9 @@ from kubeagora.coordination.contract_net import (
     NodeBid,
     NodeLedger,
     PlacementTask,
-    announce,
-    award,
+    bid_at,
+    bid_columns,
+    cheapest_index,
     commit,
     ledger_from_observation,
     place_by_contract_net,
@@ -102,12 +103,15 @@ class PlacementAgent:
                             "trust": bid.trust},
                     predicted_effect={"replicas": 1.0}, risk=0.05, lane=lane))
         moved = dict(state.last_migration_s)
+        ledger: NodeLedger | None = None  # the bidders' view of the cluster: one per tick, shared by every service
         for s, service in enumerate(obs.services):
             if service.name in targets and int(targets[service.name]) > int(obs.desired_replicas[s]):
                 continue  # growing this tick: its new replicas already go to the best nodes
             if obs.pending_replicas[s] > 0 or obs.time_s - moved.get(service.name, -np.inf) < cfg.migrate_cooldown_s:
                 continue
-            move = self._best_move(obs, s, context.trust)
+            if ledger is None:
+                ledger = ledger_from_observation(obs, context.trust)
+            move = self._best_move(obs, s, ledger)
             if move is None:
                 continue
             current, best = move
@@ -129,21 +133,21 @@ class PlacementAgent:
             moved[service.name] = obs.time_s
         return proposals, PlacementState(moved, tuple(bids))
 
-    def _best_move(self, obs: Observation, s: int,
-                   trust: Mapping[str, float]) -> tuple[NodeBid, NodeBid] | None:
+    def _best_move(self, obs: Observation, s: int, ledger: NodeLedger) -> tuple[NodeBid, NodeBid] | None:
         """(current node's bid, best other bid) for the replica whose move gains most; None if none can."""
         task = task_from_observation(obs, s)
-        ledger = ledger_from_observation(obs, trust)
         hosts = np.unique(obs.replica_node[obs.replica_ready & (obs.replica_service == s)])
         best_pair: tuple[NodeBid, NodeBid] | None = None
-        for n in hosts:
-            bids = announce(task, _without_one_replica(task, ledger, int(n)), self.settings.bid_weights)
-            current = bids[int(n)]
-            if not current.feasible:
+        for n in (int(h) for h in hosts):
+            without = _without_one_replica(task, ledger, n)
+            columns = bid_columns(task, without, self.settings.bid_weights)
+            if columns.infeasible_reasons[n]:
                 continue  # a quarantined or misplaced host is reliability's and the data steward's case
-            best = award([b for b in bids if b.node_index != int(n)])
-            if best is None:
+            # the bids of the host and of the best other node, as `announce` and `award` would give them
+            best_index = cheapest_index(columns, excluding=n)
+            if best_index is None:
                 continue
+            current, best = bid_at(columns, without, n), bid_at(columns, without, best_index)
             if best_pair is None or current.cost_ms - best.cost_ms > best_pair[0].cost_ms - best_pair[1].cost_ms:
                 best_pair = (current, best)
         return best_pair

@@ -268,16 +268,31 @@ def bid_columns(task: PlacementTask, ledger: NodeLedger, weights: BidWeights | N
                       markup_ms, cost_ms, reasons)
 
 
+def bid_at(columns: BidColumns, ledger: NodeLedger, node_index: int) -> NodeBid:
+    """One node's bid, read from the columns."""
+    c, n = columns, node_index
+    reason = c.infeasible_reasons[n]
+    return NodeBid(n, ledger.names[n], not reason, reason, float(c.interference_ms[n]), float(c.carbon_g_per_h[n]),
+                   float(c.network_ms[n]), float(c.slowness_ms[n]), float(ledger.trust[n]), float(c.markup_ms[n]),
+                   float(c.cost_ms[n]))
+
+
+def cheapest_index(columns: BidColumns, excluding: int | None = None) -> int | None:
+    """What `award` picks among the columns' bids (optionally without one node), without building them."""
+    feasible = np.array([not r for r in columns.infeasible_reasons], dtype=np.bool_)
+    if excluding is not None:
+        feasible[excluding] = False
+    candidates = np.flatnonzero(feasible)
+    if candidates.size == 0:
+        return None
+    # argmin takes the first of equal costs: the lowest node index, as `award` breaks ties
+    return int(candidates[np.argmin(columns.cost_ms[candidates])])
+
+
 def announce(task: PlacementTask, ledger: NodeLedger, weights: BidWeights | None = None) -> tuple[NodeBid, ...]:
     """Every node's bid for the task, in node order (infeasible nodes included, with the reason)."""
     c = bid_columns(task, ledger, weights)
-    reasons = c.infeasible_reasons
-    return tuple(
-        NodeBid(n, ledger.names[n], not reasons[n], reasons[n], float(c.interference_ms[n]),
-                float(c.carbon_g_per_h[n]), float(c.network_ms[n]), float(c.slowness_ms[n]), float(ledger.trust[n]),
-                float(c.markup_ms[n]), float(c.cost_ms[n]))
-        for n in range(len(ledger.names))
-    )
+    return tuple(bid_at(c, ledger, n) for n in range(len(ledger.names)))
 
 
 def award(bids: Sequence[NodeBid]) -> NodeBid | None:
@@ -314,9 +329,11 @@ def run_contract_net(task: PlacementTask, ledger: NodeLedger, count: int,
     """`count` rounds of announce → bid → award for the same task; stops early when no node can bid."""
     awards: list[tuple[int, NodeBid]] = []
     for _ in range(count):
-        winner = award(announce(task, ledger, weights))
-        if winner is None:
+        columns = bid_columns(task, ledger, weights)
+        index = cheapest_index(columns)  # `award` over `announce`'s bids, without building the losers' bids
+        if index is None:
             break
+        winner = bid_at(columns, ledger, index)
         awards.append((winner.node_index, winner))
         ledger = commit(task, ledger, winner.node_index)
     return awards, ledger

@@ -83,16 +83,28 @@ class Observation:
     Ready. With `replica_started_s`, what a pod's cold start measured."""
 
     def service_index(self, name: str) -> int:
-        for i, s in enumerate(self.services):
-            if s.name == name:
-                return i
-        raise KeyError(name)
+        return _index_by_name(self.services)[name]
 
     def node_index(self, name: str) -> int:
-        for i, n in enumerate(self.nodes):
-            if n.name == name:
-                return i
-        raise KeyError(name)
+        return _index_by_name(self.nodes)[name]
+
+
+_NAME_INDEXES: dict[int, tuple[tuple[Node | Service, ...], dict[str, int]]] = {}
+"""id(tuple) → (the tuple, name → first index). Observations of one run share their services and nodes
+tuples, so a lookup is a dict access instead of a scan of 1,000 names (the MAS makes thousands a tick)."""
+
+
+def _index_by_name(items: tuple[Node | Service, ...]) -> dict[str, int]:
+    cached = _NAME_INDEXES.get(id(items))
+    if cached is not None and cached[0] is items:  # the tuple is held in the entry: its id is not reused
+        return cached[1]
+    index: dict[str, int] = {}
+    for i, item in enumerate(items):
+        index.setdefault(item.name, i)
+    if len(_NAME_INDEXES) >= 64:
+        _NAME_INDEXES.clear()
+    _NAME_INDEXES[id(items)] = (items, index)
+    return index
 
 
 def class_service_time_ms(services: Sequence[Service], node_classes: Sequence[NodeClass]) -> FloatArray:
