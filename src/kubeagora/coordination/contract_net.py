@@ -27,12 +27,14 @@ placement agent can explain it ("node-3: 21 ms RTT, 2.4 ms interference, 0.7 g/h
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
-from kubeagora.model import BoolArray, FloatArray, NodeClass, Observation, Service
+from kubeagora.model import BoolArray, FloatArray, IntArray, NodeClass, Observation, Service
 from kubeagora.sim.latency import INTERFERENCE
 
 INTERFERENCE_BETA: Mapping[NodeClass, float] = INTERFERENCE
@@ -188,13 +190,41 @@ def task_from_observation(observation: Observation, service_index: int) -> Place
     return PlacementTask(service_index, service, origin, float(np.clip(busy, 0.0, 1.0)))
 
 
+_CODES: dict[int, tuple[tuple[Any, ...], tuple[Any, ...], IntArray]] = {}
+"""id(tuple) → (the tuple, its distinct values in order of first appearance, each entry's position among them).
+A tick bids thousands of times over one ledger, whose node classes and regions are the same tuples."""
+
+
+_Value = TypeVar("_Value", bound=Hashable)
+
+
+def _codes(values: tuple[_Value, ...]) -> tuple[tuple[_Value, ...], IntArray]:
+    cached = _CODES.get(id(values))
+    if cached is not None and cached[0] is values:  # the tuple is held in the entry: its id is not reused
+        return cached[1], cached[2]
+    distinct = tuple(dict.fromkeys(values))
+    position = {v: k for k, v in enumerate(distinct)}
+    codes = np.array([position[v] for v in values], dtype=np.int64)
+    if len(_CODES) >= 64:
+        _CODES.clear()
+    _CODES[id(values)] = (values, distinct, codes)
+    return distinct, codes
+
+
+def _per_node(ledger_values: tuple[_Value, ...], value_of: Callable[[_Value], object],
+              dtype: type) -> npt.NDArray[Any]:
+    """[value_of(v) for v in ledger_values] as an array, computing value_of once per distinct value."""
+    distinct, codes = _codes(ledger_values)
+    return np.array([value_of(v) for v in distinct], dtype=dtype)[codes]
+
+
 def _replica_footprint(task: PlacementTask, ledger: NodeLedger) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Per node: the replica's service time (ms, NaN where its class cannot run it), accelerators it
     takes, and the utilisation it adds."""
     service = task.service
-    base_ms = np.array([service.service_time_ms.get(c, np.nan) for c in ledger.node_classes], dtype=np.float64)
+    base_ms = _per_node(ledger.node_classes, lambda c: service.service_time_ms.get(c, np.nan), np.float64)
     service_ms = base_ms / ledger.speed
-    is_accelerator = np.array([c in ACCELERATOR_CLASSES for c in ledger.node_classes], dtype=np.bool_)
+    is_accelerator = _per_node(ledger.node_classes, lambda c: c in ACCELERATOR_CLASSES, np.bool_)
     accelerators = np.where(is_accelerator, float(service.accelerator_request), 0.0)
     # slots busy on this node: the reference load scaled by how much slower or faster the node serves
     reference_ms = np.nanmin(base_ms) if np.isfinite(base_ms).any() else 1.0
@@ -212,7 +242,7 @@ def _infeasible_reasons(task: PlacementTask, ledger: NodeLedger, service_ms: Flo
     allowed = service.allowed_regions
     checks: Sequence[tuple[BoolArray, str]] = (
         (~np.isfinite(service_ms), "node class cannot run the service"),
-        (np.array([allowed is not None and r not in allowed for r in ledger.regions], dtype=np.bool_),
+        (_per_node(ledger.regions, lambda r: allowed is not None and r not in allowed, np.bool_),
          "data residency: region not allowed"),
         (~ledger.schedulable, "node not ready or quarantined"),
         (ledger.trust < weights.min_trust, "node not trusted"),
