@@ -100,11 +100,10 @@ for step in $STEPS; do
                 "$KUBEAGORA" bench --scenarios "$s" --controllers hpa,mpc,mas,clairvoyant --sweep hpa.target=0.5:0.9:0.1 \
                 --model-error 0.3 --seeds "$SEEDS" --jobs "$JOBS" --json "$OUT/me-$s.json" "${SHORT[@]}" >/dev/null
         done
-        "$PYTHON" benchmarks/results_tables.py "$OUT"/me-*.json --json "$OUT/model-error.json" \
-            --report "$OUT/model-error-report" >"$OUT/model-error.md"
+        "$PYTHON" benchmarks/results_tables.py "$OUT"/me-*.json --report "$OUT/model-error-report" \
+            >"$OUT/model-error.md"
         if ls "$OUT"/t1-*.json >/dev/null 2>&1; then
-            "$PYTHON" benchmarks/results_tables.py "$OUT"/t1-*.json --json "$OUT/table1.json" >/dev/null
-            "$PYTHON" benchmarks/model_error_table.py "$OUT/table1.json" "$OUT/model-error.json" \
+            "$PYTHON" benchmarks/model_error_table.py --exact "$OUT"/t1-*.json --erring "$OUT"/me-*.json \
                 >>"$OUT/model-error.md"
         fi
         ;;
