@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kubeagora.model import NodeClass, Scale
-from kubeagora.sim import fidelity
+from kubeagora.sim import fidelity, verdict
 from kubeagora.sim import latency as lat
 from kubeagora.sim.des import FixedPlanController, RequestSimulator, simulate_requests, with_replica_plan
 from kubeagora.sim.engine import READY, Engine
@@ -23,6 +23,7 @@ from kubeagora.sim.fidelity import (
     summary_of,
     within_tolerance,
 )
+from kubeagora.sim.recorder import window_shares_above
 from kubeagora.sim.scenario import CompiledScenario, ScenarioModel, compile_scenario
 
 ORIGINAL_CASES = CASES[:4]
@@ -50,6 +51,32 @@ def test_violation_metric_agrees_with_the_per_request_simulation(ci_runs: list[C
     assert summary.des["slo_violation_pct"] > 20.0, "the case should sit near the SLO"
     for key in KEYS:
         assert summary.agrees(key), (key, summary.engine[key], summary.des[key])
+
+
+def test_the_violation_check_rejects_judging_the_expected_histogram(ci_runs: list[Comparison]) -> None:
+    """The check above can fail: on the same engine windows, the all-or-nothing verdict of the expected
+    histogram (how the engine judged a window before `sim/verdict.py`) puts slo_violation_pct far
+    outside the tolerance of the per-request truth."""
+    hard_pct, engine_pct, des_pct = [], [], []
+    for c in ci_runs:
+        planned, _ = fidelity.planned_scenario(CI_CASE, c.seed)
+        slo95 = np.array([s.slo_p95_ms for s in planned.services])
+        slo99 = np.array([s.slo_p99_ms for s in planned.services])
+        hist = c.engine.window_hist
+        served = hist.sum(axis=2)
+        share95, share99 = window_shares_above(hist, lat.mass_below_weights(slo95), lat.mass_below_weights(slo99))
+        hard = (share95 > verdict.P95_LEVEL) | (share99 > verdict.P99_LEVEL)
+        arrived = float(c.engine.exogenous.arrivals.sum())
+        dropped_or_lost = float(c.engine.metrics["lost_per_million"]) * arrived / 1e6
+        # the decomposition reproduces the engine's own figure from its window probabilities
+        by_probability = 100.0 * (float((served * c.engine.window_violation_probability).sum()) + dropped_or_lost)
+        assert by_probability / arrived == pytest.approx(float(c.engine.metrics["slo_violation_pct"]), abs=0.01)
+        hard_pct.append(100.0 * (float((served * hard).sum()) + dropped_or_lost) / arrived)
+        engine_pct.append(float(c.engine.metrics["slo_violation_pct"]))
+        des_pct.append(float(c.des.metrics["slo_violation_pct"]))
+    truth = float(np.mean(des_pct))
+    assert within_tolerance(float(np.mean(engine_pct)), truth, points_below=5.0)
+    assert not within_tolerance(float(np.mean(hard_pct)), truth, points_below=5.0), (hard_pct, des_pct)
 
 
 def test_window_verdict_probabilities_are_calibrated_against_the_per_request_simulation(

@@ -318,14 +318,32 @@ class CaseSummary:
     window_p99_error: float
     engine_s: float
     des_s: float
+    per_seed: tuple[tuple[dict[str, float], dict[str, float]], ...] = ()
+    """Each seed's (engine, DES) figures, for the spread."""
 
     def error(self, key: str) -> float:
-        """Relative error (0 where both are 0, infinite where only the truth is)."""
-        diff, truth = self.engine[key] - self.des[key], self.des[key]
-        return diff / truth if truth else (0.0 if diff == 0 else float("inf"))
+        """Relative error of the means over seeds (0 where both are 0, infinite where only the truth is)."""
+        return relative_error(self.engine[key], self.des[key])
 
     def agrees(self, key: str) -> bool:
-        return within_tolerance(self.engine[key], self.des[key], 5.0 if key == "slo_violation_pct" else None)
+        """The means over seeds within tolerance."""
+        return within_tolerance(self.engine[key], self.des[key], _points_below(key))
+
+    def seed_errors(self, key: str) -> list[float]:
+        return [relative_error(e[key], d[key]) for e, d in self.per_seed]
+
+    def seeds_outside(self, key: str) -> int:
+        """Seeds whose own figures are outside the tolerance."""
+        return sum(not within_tolerance(e[key], d[key], _points_below(key)) for e, d in self.per_seed)
+
+
+def relative_error(engine_value: float, truth: float) -> float:
+    diff = engine_value - truth
+    return diff / truth if truth else (0.0 if diff == 0 else float("inf"))
+
+
+def _points_below(key: str) -> float | None:
+    return 5.0 if key == "slo_violation_pct" else None
 
 
 KEYS = ("slo_violation_pct", "p95_ms", "p99_ms")
@@ -346,5 +364,7 @@ def summary_of(case: str, runs: list[Comparison]) -> CaseSummary:
         {k: mean([float(c.des.metrics[k]) for c in runs]) for k in KEYS},
         mean([c.verdict_agreement() for c in runs]), mean([c.window_error(0) for c in runs]),
         mean([c.window_error(1) for c in runs]), sum(c.engine.wall_s for c in runs), sum(c.des.wall_s for c in runs),
+        tuple(({k: float(c.engine.metrics[k]) for k in KEYS}, {k: float(c.des.metrics[k]) for k in KEYS})
+              for c in runs),
     )
 
