@@ -263,6 +263,9 @@ class Comparison:
     max_utilisation: float
     engine: EngineRun
     des: DesResult
+    des_again: DesResult | None = None
+    """A second per-request draw of the same case (other request-level draws, the same arrival counts and
+    loss states): how far one draw of the truth is from another, the floor under any model's error."""
 
     def error(self, key: str) -> float:
         """Relative error of the engine's metric against the per-request simulation's."""
@@ -286,19 +289,36 @@ class Comparison:
         return float((engine_says == self.des.window_violated[:, :n_w])[mask].mean())
 
     def window_error(self, quantile: int) -> float:
-        """Request-weighted mean absolute relative error of the windows' p95 (0) or p99 (1)."""
-        mask, served, e95, e99, d95, d99 = self.windows()
-        e, d = (e95, d95) if quantile == 0 else (e99, d99)
-        err = np.abs(e - d) / d
-        return float((err * served)[mask].sum() / served[mask].sum())
+        """Request-weighted mean absolute relative error of the engine windows' p95 (0) or p99 (1)."""
+        return window_error(self.engine.window_hist, self.des.window_hist, quantile)
 
 
-def compare(case: FidelityCase, seed: int | None = None) -> Comparison:
+def window_error(model_hist: FloatArray, truth_hist: FloatArray, quantile: int) -> float:
+    """Request-weighted mean absolute relative error of the p95 (0) or p99 (1) of `model_hist`'s windows
+    against `truth_hist`'s ([service, window, bin]; windows with requests on both sides)."""
+    n_w = min(model_hist.shape[1], truth_hist.shape[1])
+    mh, th = model_hist[:, :n_w], truth_hist[:, :n_w]
+    served = th.sum(axis=2)
+    mask = (served > 0) & (mh.sum(axis=2) > 0)
+    q = (0.95, 0.99)[quantile]
+    m, t = lat.percentiles(mh, (q,))[..., 0], lat.percentiles(th, (q,))[..., 0]
+    err = np.abs(m - t) / np.where(mask, t, 1.0)
+    return float((err * served)[mask].sum() / served[mask].sum())
+
+
+SECOND_DRAW_SEED_OFFSET = 1_000
+
+
+def compare(case: FidelityCase, seed: int | None = None, second_draw: bool = False) -> Comparison:
+    """The engine and the per-request simulation on the case; `second_draw` adds another per-request run
+    (request-level seed + `SECOND_DRAW_SEED_OFFSET`)."""
     planned, plan = planned_scenario(case, seed)
     engine_run = run_engine(planned, plan, prepared_engine(case, planned))
     des = simulate_requests(planned, exogenous=engine_run.exogenous, engine=prepared_engine(case, planned))
+    again = simulate_requests(planned, planned.seed + SECOND_DRAW_SEED_OFFSET, exogenous=engine_run.exogenous,
+                              engine=prepared_engine(case, planned)) if second_draw else None
     return Comparison(case.name, planned.seed, des.arrived, float(des.replica_utilisation.mean()),
-                      float(des.replica_utilisation.max()), engine_run, des)
+                      float(des.replica_utilisation.max()), engine_run, des, again)
 
 
 @dataclass(frozen=True)
@@ -320,6 +340,9 @@ class CaseSummary:
     des_s: float
     per_seed: tuple[tuple[dict[str, float], dict[str, float]], ...] = ()
     """Each seed's (engine, DES) figures, for the spread."""
+    second_draw: tuple[float, float, float, float] | None = None
+    """With a second per-request draw: its mean slo_violation_pct, the largest relative difference of a
+    seed's two draws, and the window p95 / p99 error of the second draw against the first."""
 
     def error(self, key: str) -> float:
         """Relative error of the means over seeds (0 where both are 0, infinite where only the truth is)."""
@@ -329,8 +352,13 @@ class CaseSummary:
         """The means over seeds within tolerance."""
         return within_tolerance(self.engine[key], self.des[key], _points_below(key))
 
-    def seed_errors(self, key: str) -> list[float]:
-        return [relative_error(e[key], d[key]) for e, d in self.per_seed]
+    def seed_errors(self, key: str) -> tuple[list[float], bool]:
+        """Each seed's error as the tolerance judges it: relative, or in points (then True) where some
+        seed's per-request figure is under the points threshold."""
+        below = _points_below(key)
+        if below is not None and any(d[key] < below for _, d in self.per_seed):
+            return [e[key] - d[key] for e, d in self.per_seed], True
+        return [relative_error(e[key], d[key]) for e, d in self.per_seed], False
 
     def seeds_outside(self, key: str) -> int:
         """Seeds whose own figures are outside the tolerance."""
@@ -349,8 +377,19 @@ def _points_below(key: str) -> float | None:
 KEYS = ("slo_violation_pct", "p95_ms", "p99_ms")
 
 
-def summarise(case: FidelityCase, seeds: tuple[int | None, ...]) -> CaseSummary:
-    return summary_of(case.name, [compare(case, seed) for seed in seeds])
+def summarise(case: FidelityCase, seeds: tuple[int | None, ...], second_draw: bool = False) -> CaseSummary:
+    return summary_of(case.name, [compare(case, seed, second_draw) for seed in seeds])
+
+
+def _second_draw(runs: list[Comparison]) -> tuple[float, float, float, float] | None:
+    pairs = [(c.des, c.des_again) for c in runs if c.des_again is not None]
+    if not pairs:
+        return None
+    key = "slo_violation_pct"
+    return (float(np.mean([b.metrics[key] for _, b in pairs])),
+            max(abs(relative_error(float(b.metrics[key]), float(a.metrics[key]))) for a, b in pairs),
+            float(np.mean([window_error(b.window_hist, a.window_hist, 0) for a, b in pairs])),
+            float(np.mean([window_error(b.window_hist, a.window_hist, 1) for a, b in pairs])))
 
 
 def summary_of(case: str, runs: list[Comparison]) -> CaseSummary:
@@ -366,5 +405,6 @@ def summary_of(case: str, runs: list[Comparison]) -> CaseSummary:
         mean([c.window_error(1) for c in runs]), sum(c.engine.wall_s for c in runs), sum(c.des.wall_s for c in runs),
         tuple(({k: float(c.engine.metrics[k]) for k in KEYS}, {k: float(c.des.metrics[k]) for k in KEYS})
               for c in runs),
+        _second_draw(runs),
     )
 
