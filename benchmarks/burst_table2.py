@@ -4,6 +4,7 @@ p99 delta, SLO violations in the burst, replica-seconds).
 
     .venv/bin/python benchmarks/burst_table2.py                                  # 3 runs, ~5 min each
     .venv/bin/python benchmarks/burst_table2.py --runs 1 --burst-seconds 40 --warm-seconds 25   # smoke run
+    .venv/bin/python benchmarks/burst_table2.py --scrape-interval 15   # Prometheus at a usual interval
 
 Each run brings up a fresh stack (``kubeagora.devcluster.stack``: control plane, mock kubelet,
 Prometheus, scheduler extender, operator) with its state under ``--out/run-K/``, applies the identical
@@ -62,6 +63,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="the real HPA's CPU utilisation targets in %%, one Deployment each (default 50,70,80)")
     p.add_argument("--cpu-limit", default=None,
                    help="the pods' CPU limit (a quantity, e.g. 1 or 1000m); none by default: Burstable pods")
+    p.add_argument("--scrape-interval", type=float, default=2.0,
+                   help="seconds between Prometheus scrapes (the operator's windows span four)")
+    p.add_argument("--cold-start-seconds", type=float, default=default.cold_start_s,
+                   help="seconds from a pod's start to Ready")
     p.add_argument("--out", type=Path, default=Path("out/burst-table2"), help="where runs, plots and table go")
     args = p.parse_args(argv)
     if args.runs < 1:
@@ -72,6 +77,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             p.error(f"{flag} must be positive (got {value:g})")
     if not args.warm_seconds >= 20:
         p.error(f"--warm-seconds must be at least 20, for a steady baseline (got {args.warm_seconds:g})")
+    if not args.scrape_interval > 0:
+        p.error(f"--scrape-interval must be positive (got {args.scrape_interval:g})")
+    if not args.cold_start_seconds >= 0:
+        p.error(f"--cold-start-seconds must be ≥ 0 (got {args.cold_start_seconds:g})")
     if args.nodes < 4:
         p.error(f"--nodes must be at least 4 (got {args.nodes})")
     try:
@@ -95,7 +104,8 @@ def one_run(k: int, args: argparse.Namespace, plan: cb.BurstPlan, bar: Progress,
             ) -> dict[str, cb.ArmResult]:
     """Run ``k``: a fresh stack, the burst, run-K.json and run-K.png; the stack is down on return."""
     label = f"run {k}/{args.runs}"
-    stack = Stack(args.out / f"run-{k}" / "stack", StackOptions(nodes=args.nodes))
+    stack = Stack(args.out / f"run-{k}" / "stack", StackOptions(nodes=args.nodes,
+                                                               scrape_interval_s=args.scrape_interval))
     stack.progress = lambda line: bar.update(task, description=f"{label}: stack: {escape(line)}")
     started = time.monotonic()
     try:
@@ -122,7 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     args.out = args.out.resolve()
     plan = cb.BurstPlan(base_rps=args.base_rps, factor=args.factor, warm_s=args.warm_seconds,
-                        burst_s=args.burst_seconds, hpa_targets_pct=args.hpa_targets, cpu_limit=args.cpu_limit)
+                        burst_s=args.burst_seconds, hpa_targets_pct=args.hpa_targets, cpu_limit=args.cpu_limit,
+                        cold_start_s=args.cold_start_seconds)
     per_arm: dict[str, list[cb.ArmResult]] = {}
     failed: str | None = None
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err) as bar:
@@ -146,7 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     done = len(next(iter(per_arm.values())))
     limit = f"CPU limit {plan.cpu_limit}" if plan.cpu_limit else "no CPU limit"
     title = (f"Burst ×{plan.factor:g} of {plan.base_rps:g} rps for {plan.burst_s:g} s after {plan.warm_s:g} s, "
-             f"{args.nodes} mock nodes, pods requesting {plan.cpu_request} CPU with {limit}, {done} run(s); "
+             f"{args.nodes} mock nodes, Prometheus scraping every {args.scrape_interval:g} s, pods requesting "
+             f"{plan.cpu_request} CPU with {limit}, cold start {plan.cold_start_s:g} s, {done} run(s); "
              "mean (min–max) over the runs")
     table = cb.markdown_table(per_arm)
     verdicts = cb.verdicts_markdown(cb.verdicts(per_arm, plan.burst_s))

@@ -155,24 +155,32 @@ def scrape(mock: MockKubelet) -> dict[str, list[tuple[dict[str, str], float]]]:
     return out
 
 
-def test_metrics_histograms_give_quantiles(mock: MockKubelet, web: str) -> None:
+def test_metrics_histograms_give_quantiles(mock: MockKubelet, web: str, namespace: str) -> None:
+    def mine(labels: dict[str, str], code: str = "200") -> bool:
+        return (labels.get("k8s_deployment_name") == web and labels.get("k8s_namespace_name") == namespace
+                and labels.get("http_response_status_code") == code)
+
+    otel = "http_server_request_duration_seconds"
+
     def served() -> dict[str, list[tuple[dict[str, str], float]]] | None:
         m = scrape(mock)
-        counts = [v for labels, v in m.get("kubeagora_requests_total", []) if labels.get("workload") == web]
+        counts = [v for labels, v in m.get(f"{otel}_count", []) if mine(labels)]
         return m if counts and counts[0] > 200 else None
 
     metrics = wait_for("requests served by the web pods", served, timeout_s=30)
-    buckets = [(float(labels["le"]), v) for labels, v in metrics["kubeagora_request_duration_seconds_bucket"]
-               if labels.get("workload") == web]
+    buckets = [(float(labels["le"]), v) for labels, v in metrics[f"{otel}_bucket"] if mine(labels)]
     assert len(buckets) > 10
     p50, p95 = histogram_quantile(0.5, buckets), histogram_quantile(0.95, buckets)
     assert 0.005 < p50 <= p95 < 2.0  # 25 ms service time plus tens of ms of network
-    count = [v for labels, v in metrics["kubeagora_request_duration_seconds_count"] if labels.get("workload") == web]
+    count = [v for labels, v in metrics[f"{otel}_count"] if mine(labels)]
     assert count[0] == max(v for _, v in buckets)
+    istio = [v for labels, v in metrics["istio_requests_total"] if labels.get("destination_workload") == web
+             and labels.get("destination_workload_namespace") == namespace and labels.get("response_code") == "200"]
+    assert istio == count  # the mesh preset's counter sees the same requests
     power = metrics["kubeagora_node_power_watts"]
     assert len(power) >= 17
     assert all(v > 0 for _, v in power)
-    assert any(v > 0 for _, v in metrics["kubeagora_node_utilization"])
+    assert any(v > 0 for _, v in metrics["kubeagora_node_utilization_ratio"])
 
 
 def test_terminated_node_goes_not_ready_and_its_pods_are_replaced(

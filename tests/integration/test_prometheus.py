@@ -33,7 +33,7 @@ from kubeagora.devcluster.prometheus import (
     resolve_prometheus,
     scrape_config,
 )
-from kubeagora.operator.metrics_source import MetricsUnavailable, PrometheusSignals, ServiceSignals
+from kubeagora.operator.metrics_source import MetricsUnavailable, PrometheusSignals, ServiceSignals, Windows
 
 pytest.importorskip("aiohttp")
 pytest.importorskip("prometheus_api_client")
@@ -121,10 +121,10 @@ def test_reader_sees_the_offered_rate_and_finite_percentiles(
     prometheus: PrometheusServer, service: str, mock: tuple[str, str]
 ) -> None:
     assert prometheus.url is not None
-    reader = PrometheusSignals(prometheus.url)
+    reader = PrometheusSignals(prometheus.url, Windows.for_scrape_interval(2.0))
 
     def settled() -> ServiceSignals | None:
-        signals = reader.services().get(service)
+        signals = reader.services().services.get(service)
         if signals is None or not math.isfinite(signals.p99_ms):
             return None
         return signals if abs(signals.served_rps - OFFERED_RPS) <= 0.3 * OFFERED_RPS else None
@@ -133,13 +133,14 @@ def test_reader_sees_the_offered_rate_and_finite_percentiles(
     assert abs(signals.offered_rps - OFFERED_RPS) <= 0.3 * OFFERED_RPS
     assert signals.dropped_rps < 0.05 * OFFERED_RPS  # 3 pods of a web service are far from saturated
     assert 0 < signals.p95_ms <= signals.p99_ms < 2000  # tens of ms of network plus ~25 ms of service
-    assert signals.ready_pods == REPLICAS
+    # the mesh preset reads the same requests from the Istio series
+    istio = reader.services({service: reader.source("istio")}).services[service]
+    assert abs(istio.offered_rps - signals.offered_rps) <= 0.3 * OFFERED_RPS
 
     prefix, _ = mock
     nodes = {name: n for name, n in reader.nodes().items() if name.startswith(prefix)}
     assert len(nodes) >= 5
-    assert all(n.heartbeat and n.power_w > 0 and n.tier in {"edge", "fog", "cloud"} for n in nodes.values())
-    assert any(n.utilization > 0 for n in nodes.values())
+    assert all(n.power_w > 0 for n in nodes.values())
 
 
 def test_a_stopped_prometheus_raises_one_clear_error(prometheus_binary: Path,
@@ -148,7 +149,7 @@ def test_a_stopped_prometheus_raises_one_clear_error(prometheus_binary: Path,
     with server:
         url = server.url
         assert url is not None
-        assert PrometheusSignals(url).services() == {}
+        assert PrometheusSignals(url).services().services == {}
     with pytest.raises(MetricsUnavailable, match=url):
         PrometheusSignals(url, timeout_s=2).services()
 

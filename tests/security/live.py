@@ -20,7 +20,8 @@ from kubeagora.devcluster import DevCluster
 from kubeagora.kubeapi.client import Api
 from kubeagora.kubeapi.kubeconfig import load_or_in_cluster
 from kubeagora.operator.loop import ControlLoop, LoopSettings
-from kubeagora.operator.metrics_source import NodeSignals, ServiceSignals
+from kubeagora.operator.metric_presets import DEFAULT_PRESET, PRESETS
+from kubeagora.operator.metrics_source import NodeSignals, Reading, ServiceSignals, Source
 from kubeagora.operator.telemetry import Telemetry
 from kubeagora.operator.view import ClusterView
 
@@ -70,12 +71,14 @@ class StaticSignals:
 
     table: dict[str, ServiceSignals] = field(default_factory=dict)
 
-    def set(self, service: str, offered_rps: float, p95_ms: float = math.nan, p99_ms: float = math.nan,
-            ready_pods: int = 0) -> None:
-        self.table[service] = ServiceSignals(service, offered_rps, offered_rps, 0.0, p95_ms, p99_ms, ready_pods)
+    def set(self, service: str, offered_rps: float, p95_ms: float = math.nan, p99_ms: float = math.nan) -> None:
+        self.table[service] = ServiceSignals(service, offered_rps, offered_rps, 0.0, p95_ms, p99_ms)
 
-    def services(self) -> dict[str, ServiceSignals]:
-        return dict(self.table)
+    def source(self, preset: str | None, queries: Mapping[str, str] | None = None) -> Source:
+        return Source(PRESETS[preset or DEFAULT_PRESET], dict(queries or {}))
+
+    def services(self, sources: Mapping[str, Source] | None = None) -> Reading:
+        return Reading(dict(self.table))
 
     def nodes(self) -> dict[str, NodeSignals]:
         return {}

@@ -95,7 +95,7 @@ def test_an_approval_on_a_look_alike_in_another_namespace_approves_nothing(world
 
     async def scenario() -> dict[str, Any]:
         async with LiveLoop(cluster, [shop, attacker], nodes, LoopSettings(namespace=ops)) as live:
-            live.signals.set(f"{shop}/{gated}", 600.0, p95_ms=900.0, p99_ms=2000.0, ready_pods=1)
+            live.signals.set(f"{shop}/{gated}", 600.0, p95_ms=900.0, p99_ms=2000.0)
             held = None
             for _ in range(20):
                 await live.tick()

@@ -8,10 +8,12 @@ latency from its own series only, and enact on it only what was decided for it.
 
 from __future__ import annotations
 
+import pytest
 from tests.unit.operator_objects import by_key, deployment, intent, node, pod
 
 from kubeagora.model import Scale
 from kubeagora.operator import adapter, enact
+from kubeagora.operator.metric_presets import PRESETS
 from kubeagora.operator.metrics_source import parse_services, service_queries
 
 VICTIM, ATTACKER = "shop", "aaa-attacker"
@@ -36,24 +38,27 @@ def test_a_same_named_deployment_elsewhere_neither_captures_nor_unmanages_the_vi
     assert victim.service.name != rogue.service.name
 
 
-def test_the_attackers_series_do_not_mix_into_the_victims_signals() -> None:
-    # what Prometheus answers when both workloads export under the same workload name
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_the_attackers_series_do_not_mix_into_the_victims_signals(preset: str) -> None:
+    # what Prometheus answers when both tenants' workloads export under the same Deployment name
+    p = PRESETS[preset]
+
     def series(value: float, namespace: str) -> dict[str, object]:
-        return {"metric": {"namespace": namespace, "workload": "checkout", "service": "checkout"},
+        return {"metric": {p.namespace_label: namespace, p.workload_label: "checkout", "service": "checkout"},
                 "value": [1.7e9, str(value)]}
 
-    results = {"served": [series(100.0, VICTIM), series(5000.0, ATTACKER)],
+    results = {"offered": [series(100.0, VICTIM), series(5000.0, ATTACKER)],
                "p99": [series(0.080, VICTIM), series(9.0, ATTACKER)]}
-    signals = parse_services(results)
+    signals = parse_services(results, p)
     intents, deployments, _ = world()
     bound, _ = adapter.bind(intents, deployments, ["region-0"])
     victim = next(b for b in bound if b.namespace == VICTIM)
     mine = signals[victim.service.name]
-    assert mine.served_rps == 100.0
+    assert mine.offered_rps == 100.0
     assert mine.p99_ms == 80.0
     # and the queries keep tenants apart: every aggregation keeps the namespace
-    for promql in service_queries().values():
-        assert "namespace" in promql, promql
+    for promql in service_queries(p).values():
+        assert f"by ({p.namespace_label}, {p.workload_label}" in promql, promql
 
 
 def test_an_action_decided_for_the_victim_scales_the_victims_deployment_only() -> None:

@@ -75,7 +75,7 @@ def test_a_restarted_operator_still_counts_the_last_hours_quarantine(kubelet: An
 
     async def run(name: str) -> None:
         async with LiveLoop(cluster, [ns], [*nodes, *silent], LoopSettings(namespace=ops, run=name)) as live:
-            live.signals.set(f"{ns}/web", 5.0, p95_ms=40.0, p99_ms=60.0, ready_pods=1)
+            live.signals.set(f"{ns}/web", 5.0, p95_ms=40.0, p99_ms=60.0)
             for _ in range(3):
                 await live.tick()
 
@@ -103,7 +103,7 @@ def test_the_carbon_and_energy_caps_hold_a_scale_up_for_a_person(kubelet: Any, s
     async def burst() -> None:
         settings = LoopSettings(namespace=unique("sec-ops"), policy_name=name)
         async with LiveLoop(cluster, [ns], nodes, settings, policies=[name]) as live:
-            live.signals.set(f"{ns}/web", 600.0, p95_ms=900.0, p99_ms=2000.0, ready_pods=1)
+            live.signals.set(f"{ns}/web", 600.0, p95_ms=900.0, p99_ms=2000.0)
             for _ in range(3):
                 await live.tick()
 
@@ -132,7 +132,7 @@ def test_tenants_priorities_weights_and_availability_apply_at_runtime(kubelet: A
     async def tick() -> LiveLoop:
         settings = LoopSettings(namespace=unique("sec-ops"), policy_name=name)
         async with LiveLoop(cluster, [shop, rogue], nodes, settings, policies=[name]) as live:
-            live.signals.set(f"{shop}/web", 5.0, p95_ms=40.0, p99_ms=60.0, ready_pods=1)
+            live.signals.set(f"{shop}/web", 5.0, p95_ms=40.0, p99_ms=60.0)
             assert live.loop is not None
             decide = live.loop.controller.decide
 

@@ -38,7 +38,7 @@ def test_a_thousand_gpus_stored_as_1k_degrade_only_the_tenant_that_asked(crds: D
 
         async def attack() -> list[str]:
             async with LiveLoop(crds, [greedy_ns, shop_ns], nodes) as live:
-                live.signals.set(f"{shop_ns}/checkout", 600.0, p95_ms=900.0, p99_ms=2000.0, ready_pods=1)
+                live.signals.set(f"{shop_ns}/checkout", 600.0, p95_ms=900.0, p99_ms=2000.0)
                 return [await live.tick() for _ in range(3)]
 
         results = asyncio.run(attack())

@@ -115,6 +115,9 @@ EXAMPLE_INTENT_SPEC: dict[str, Any] = {
     "rollout": {"shadowSeconds": 30, "canarySeconds": 60, "canaryFraction": 0.25},
     "autonomy": "auto",
     "workload": {"template": "web"},
+    "metrics": {"preset": "otel", "queries": {"p99Seconds": (
+        'histogram_quantile(0.99, sum by (le) (rate(http_server_request_duration_seconds_bucket{ '
+        'k8s_namespace_name="default", k8s_deployment_name="checkout", http_response_status_code!~"5.."}[1m])))')}},
 }
 """The spec of examples/intent.yaml."""
 
@@ -145,13 +148,13 @@ def by_name(objs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def signals(service: str, offered_rps: float = 0.0, served_rps: float | None = None, dropped_rps: float = 0.0,
-            p95_ms: float = math.nan, p99_ms: float = math.nan, ready_pods: int = 0) -> ServiceSignals:
+            p95_ms: float = math.nan, p99_ms: float = math.nan) -> ServiceSignals:
     return ServiceSignals(service, offered_rps, offered_rps if served_rps is None else served_rps, dropped_rps,
-                          p95_ms, p99_ms, ready_pods)
+                          p95_ms, p99_ms)
 
 
 def node_signals(name: str, utilization: float = math.nan, power_w: float = math.nan) -> NodeSignals:
-    return NodeSignals(name, utilization, power_w, True)
+    return NodeSignals(name, utilization, power_w)
 
 
 def checkout_cluster(replicas: int = 2, autonomy: str = "auto") -> dict[str, Any]:

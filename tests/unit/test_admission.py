@@ -50,6 +50,7 @@ def test_a_good_intent_is_admitted() -> None:
     ({"tenant": "nobody"}, "spec.tenant: tenant 'nobody' has no weight"),
     ({"placement": {"regions": ["eu-1"]}}, "spec.placement.regions[0]: no node is in region 'eu-1'"),
     ({"workload": {"template": "quantum"}}, "spec.workload.template: unknown template 'quantum'"),
+    ({"metrics": {"preset": "zipkin"}}, "spec.metrics.preset: unknown metrics preset 'zipkin'"),
 ])
 def test_a_bad_intent_is_refused_naming_the_field(spec: dict[str, Any], message: str) -> None:
     assert message in refusal(body(**spec))

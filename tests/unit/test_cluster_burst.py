@@ -122,7 +122,6 @@ def test_read_exposition_of_the_mock_kubelets_metrics() -> None:
         got = per[name]
         assert got["requests"] == model.requests[s] > 0
         assert got["dropped"] == model.dropped[s]
-        assert got["offered"] == model.profiles[s].rps
         assert [got["buckets"][b] for b in bounds] == pytest.approx(np.cumsum(model.bucket_counts[s]).tolist())
         assert got["buckets"][INF] == got["requests"]
         per_bucket = np.diff([0.0, *(got["buckets"][b] for b in bounds)]).tolist()
@@ -131,29 +130,35 @@ def test_read_exposition_of_the_mock_kubelets_metrics() -> None:
     # the overloaded service's tail is slower than the one with spare capacity
     assert (cb.quantile_ms(bounds, model.bucket_counts[1].tolist(), 0.99)
             > cb.quantile_ms(bounds, model.bucket_counts[0].tolist(), 0.99))
-    assert per["absent"] == {"requests": 0.0, "dropped": 0.0, "buckets": {}, "offered": 0.0}
+    assert per["absent"] == {"requests": 0.0, "dropped": 0.0, "buckets": {}}
 
 
-def test_read_exposition_ignores_other_services_namespaces_and_metrics() -> None:
+def test_read_exposition_ignores_other_services_namespaces_codes_and_metrics() -> None:
+    def line(suffix: str, value: float, ns: str = "burst", svc: str = "a", code: str = "200", le: str = "") -> str:
+        bound = f',le="{le}"' if le else ""
+        return (f'http_server_request_duration_seconds_{suffix}{{http_response_status_code="{code}",'
+                f'k8s_deployment_name="{svc}",k8s_namespace_name="{ns}"{bound}}} {value}')
+
     text = "\n".join([
-        "# TYPE kubeagora_requests counter",
-        'kubeagora_requests_total{namespace="burst",workload="a"} 12',
-        'kubeagora_requests_total{namespace="burst",workload="b"} 99',
-        'kubeagora_requests_total{namespace="other",workload="a"} 77',
+        "# TYPE http_server_request_duration_seconds histogram",
+        line("bucket", 10, le="0.1"), line("bucket", 12, le="+Inf"), line("count", 12), line("sum", 0.9),
+        line("bucket", 5, code="503", le="0.005"), line("bucket", 5, code="503", le="+Inf"),
+        line("count", 5, code="503"), line("sum", 0, code="503"),
+        line("bucket", 3, svc="b", le="0.05"), line("count", 99, svc="b"),
+        line("bucket", 3, ns="other", le="0.02"), line("count", 77, ns="other"),
         "# TYPE kubeagora_node_power_watts gauge",
-        'kubeagora_node_power_watts{node="n0",namespace="burst",workload="a"} 250',
-        "# TYPE kubeagora_request_duration_seconds histogram",
-        'kubeagora_request_duration_seconds_bucket{le="0.1",namespace="burst",workload="a"} 10',
-        'kubeagora_request_duration_seconds_bucket{le="+Inf",namespace="burst",workload="a"} 12',
-        'kubeagora_request_duration_seconds_count{namespace="burst",workload="a"} 12',
-        'kubeagora_request_duration_seconds_sum{namespace="burst",workload="a"} 0.9',
-        'kubeagora_request_duration_seconds_bucket{le="0.05",namespace="burst",workload="b"} 3',
-        'kubeagora_request_duration_seconds_bucket{le="0.02",namespace="other",workload="a"} 3',
+        'kubeagora_node_power_watts{k8s_deployment_name="a",k8s_namespace_name="burst",node="n0"} 250',
         "",
     ])
     bounds, per = cb.read_exposition(text, ["a"], "burst")
-    assert bounds == (0.1, INF)  # b's bound 0.05 is not a's, nor is other/a's 0.02
-    assert per == {"a": {"requests": 12.0, "dropped": 0.0, "buckets": {0.1: 10.0, INF: 12.0}, "offered": 0.0}}
+    assert bounds == (0.1, INF)  # b's bound 0.05 is not a's, nor other/a's 0.02, nor the 503s' 0.005
+    assert per == {"a": {"requests": 12.0, "dropped": 5.0, "buckets": {0.1: 10.0, INF: 12.0}}}
+
+
+def test_the_offered_rate_comes_from_the_load_endpoint() -> None:
+    load = {"services": {"burst/a": {"rps": 960.0, "base_rps": 120.0, "factor": 8.0},
+                         "other/a": {"rps": 5.0, "base_rps": 5.0, "factor": 1.0}}}
+    assert cb.offered_rps(load, ["a", "b"], "burst") == {"a": 960.0, "b": 0.0}
 
 
 # synthetic timelines ----------------------------------------------------------------------------

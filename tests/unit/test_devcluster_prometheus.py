@@ -10,7 +10,6 @@ import pytest
 import yaml
 
 from kubeagora.devcluster.prometheus import (
-    DEFAULT_SCRAPE_INTERVAL_S,
     JOB_MOCK_KUBELET,
     JOB_OPERATOR,
     JOBS,
@@ -61,14 +60,35 @@ def test_bad_targets_are_refused_with_a_reason(targets: dict[str, list[str]], in
         scrape_config(targets, interval)
 
 
-def test_the_manifest_scrapes_the_same_jobs_at_the_same_interval() -> None:
+def test_the_manifest_scrapes_the_same_jobs_and_the_workloads_at_the_interval_the_operator_is_told() -> None:
     config = manifest_config()
-    assert tuple(sorted(j["job_name"] for j in config["scrape_configs"])) == tuple(sorted(JOBS))
-    assert config["global"]["scrape_interval"] == duration(DEFAULT_SCRAPE_INTERVAL_S)
-    for job in config["scrape_configs"]:
-        component = job["relabel_configs"][0]
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    assert sorted(jobs) == sorted([*JOBS, "workloads"])
+    for name in JOBS:
+        component = jobs[name]["relabel_configs"][0]
         assert component["action"] == "keep"
-        assert component["regex"] == job["job_name"]  # each job keeps only its own component's pods
+        assert component["regex"] == name  # each job keeps only its own component's pods
+    operator = next(d for d in yaml.safe_load_all((MANIFEST.parent / "operator.yaml").read_text())
+                    if d and d["kind"] == "Deployment")
+    args = [str(a) for a in operator["spec"]["template"]["spec"]["containers"][0]["args"]]
+    told = float(args[args.index("--scrape-interval") + 1])
+    assert config["global"]["scrape_interval"] == duration(told)
+
+
+def test_the_workloads_job_labels_series_by_namespace_and_deployment_as_the_default_preset_reads_them() -> None:
+    import re
+
+    from kubeagora.operator.metric_presets import OTEL
+
+    relabels = next(j for j in manifest_config()["scrape_configs"] if j["job_name"] == "workloads")["relabel_configs"]
+    targets = {r.get("target_label"): r for r in relabels}
+    assert targets[OTEL.namespace_label]["source_labels"] == ["__meta_kubernetes_namespace"]
+    deployment = targets[OTEL.workload_label]
+    # Prometheus anchors relabel regexes and joins source labels with ";"
+    found = re.fullmatch(deployment["regex"], "ReplicaSet;checkout-5d9c7b8f6")
+    assert found is not None
+    assert found.expand(deployment.get("replacement", r"\1")) == "checkout"
+    assert re.fullmatch(deployment["regex"], "StatefulSet;db") is None
 
 
 def test_the_manifest_serves_prometheus_where_the_operator_looks() -> None:

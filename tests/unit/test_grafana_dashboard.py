@@ -41,12 +41,8 @@ SUFFIXES = {
 """The series names prometheus_client exposes for each kind of metric it is given a name for."""
 
 REQUIRED = (
-    "kubeagora_request_duration_seconds_bucket",
-    "kubeagora_service_offered_rps",
-    "kubeagora_requests_total",
-    "kubeagora_requests_dropped_total",
-    "kubeagora_service_ready_pods",
-    "kubeagora_node_utilization",
+    "kubeagora_operator_intent_slo_target_seconds",
+    "kubeagora_node_utilization_ratio",
     "kubeagora_node_power_watts",
     "kubeagora_operator_decision_seconds_bucket",
     "kubeagora_operator_actions_total",
@@ -206,3 +202,29 @@ def test_every_series_the_dashboard_queries_is_exported_by_the_code(series: dict
 def test_the_dashboard_covers_services_nodes_operator_and_extender() -> None:
     queried = {name for _, expr, _ in queries(dashboard()) for name in METRIC_NAME.findall(expr)}
     assert set(REQUIRED) <= queried, f"no panel shows {sorted(set(REQUIRED) - queried)}"
+
+
+def test_service_panels_read_the_default_presets_series_as_the_operator_does() -> None:
+    from kubeagora.operator.metric_presets import OTEL
+
+    histogram = OTEL.latency_buckets.removesuffix("_bucket")
+    service_queries = [(where, expr, legend) for where, expr, legend in queries(dashboard()) if histogram in expr]
+    assert len(service_queries) >= 5  # p95, p99, offered, served, failed; and the variables
+    for where, expr, legend in service_queries:
+        assert labels_used(expr, legend) <= {OTEL.namespace_label, OTEL.workload_label, "le",
+                                             "http_response_status_code"}, where
+        if "histogram_quantile" in expr:
+            assert OTEL.succeeded in expr, where  # failed requests do not count in latency, as in the operator
+
+
+def test_every_service_latency_panel_draws_each_intents_own_target() -> None:
+    checked = 0
+    for panel in dashboard()["panels"]:
+        exprs = [t["expr"] for t in panel.get("targets", [])]
+        quantiles = {q for e in exprs if "http_server_request_duration_seconds_bucket" in e
+                     for q in re.findall(r"histogram_quantile\((0\.\d+),", e)}
+        for q in quantiles:
+            target = f'kubeagora_operator_intent_slo_target_seconds{{quantile="{q}"'
+            assert any(target in e for e in exprs), panel["title"]
+            checked += 1
+    assert checked == 2  # p95 and p99

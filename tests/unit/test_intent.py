@@ -35,7 +35,8 @@ from kubeagora.model import (
     shield_policy,
     validate_intent,
 )
-from kubeagora.model.intent import APPROVE_EVERY_RISK, DEFAULT_TENANT, MAX_LATENCY_MS
+from kubeagora.model.intent import APPROVE_EVERY_RISK, DEFAULT_TENANT, MAX_LATENCY_MS, METRIC_QUERIES
+from kubeagora.operator.metric_presets import CUSTOM_QUERIES, PRESETS
 from kubeagora.sim.catalog import TEMPLATES
 from kubeagora.sim.topology import build_topology
 
@@ -143,6 +144,9 @@ def test_crd_enums_are_the_models() -> None:
     assert _enum(schema, "placement", "nodeClasses", "[]") == {c.value for c in NodeClass}
     assert _enum(schema, "autonomy") == {a.value for a in Autonomy}
     assert _enum(schema, "workload", "template") == set(TEMPLATES)
+    assert _enum(schema, "metrics", "preset") == set(PRESETS)
+    assert set(schema["properties"]["metrics"]["properties"]["queries"]["properties"]) == set(METRIC_QUERIES) \
+        == set(CUSTOM_QUERIES)
 
 
 def test_crd_defaults_are_the_parsers() -> None:
@@ -198,6 +202,12 @@ BAD: list[tuple[str, dict[str, Any], str, str]] = [
     ("bad class", {"placement": {"nodeClasses": ["qpu"]}}, "spec.placement.nodeClasses[0]", "mcu, cpu, gpu, tpu"),
     ("empty regions", {"placement": {"regions": []}}, "spec.placement.regions", "non-empty list"),
     ("duplicate region", {"placement": {"regions": ["a", "a"]}}, "spec.placement.regions[1]", "duplicate"),
+    ("preset with capitals", {"metrics": {"preset": "OTel"}}, "spec.metrics.preset", "lower-case"),
+    ("unknown query", {"metrics": {"queries": {"p50Seconds": "x"}}}, "spec.metrics.queries.p50Seconds", "unknown"),
+    ("blank query", {"metrics": {"queries": {"p99Seconds": "  "}}}, "spec.metrics.queries.p99Seconds", "blanks"),
+    ("query not a string", {"metrics": {"queries": {"requestsPerSecond": 5}}},
+     "spec.metrics.queries.requestsPerSecond", "string"),
+    ("long query", {"metrics": {"queries": {"p95Seconds": "x" * 2001}}}, "spec.metrics.queries.p95Seconds", "2000"),
     ("unknown autonomy", {"autonomy": "yolo"}, "spec.autonomy", "auto, approve, observe"),
     ("zero priority", {"priority": 0}, "spec.priority", "greater than 0"),
     ("canary fraction above 1", {"rollout": {"canaryFraction": 1.5}}, "spec.rollout.canaryFraction", "at most 1"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -311,22 +312,46 @@ def test_no_ready_pod_drops_and_down_nodes_draw_nothing() -> None:
     assert "ns/p0" not in table
 
 
-def test_metrics_exposition_has_histograms_for_histogram_quantile() -> None:
-    pytest.importorskip("prometheus_client")
+def _families(model: TrafficModel) -> dict[str, Any]:
+    from prometheus_client.parser import text_string_to_metric_families
+
     from kubeagora.kubelet.metrics import exposition, make_registry
 
-    model, table = _model()
+    n = len(model.nodes)
+    text = exposition(make_registry(model, [f"n{j}" for j in range(n)], lambda: np.ones(n, dtype=bool))).decode()
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def test_the_exposition_is_what_the_otel_and_istio_presets_read() -> None:
+    from kubeagora.operator.metric_presets import ISTIO, OTEL
+
+    model, table = _model(rps=2000.0)  # past six pods' capacity: some requests are dropped
     n = len(model.nodes)
     for _ in range(10):
         model.tick(1.0, table, np.ones(n, dtype=bool), np.ones(n))
-    text = exposition(make_registry(model, [f"n{j}" for j in range(n)], lambda: np.ones(n, dtype=bool))).decode()
-    assert 'kubeagora_requests_total{namespace="default",workload="web"}' in text
-    buckets = [line for line in text.splitlines() if line.startswith("kubeagora_request_duration_seconds_bucket")]
-    assert len(buckets) == len(BUCKETS_S) + 1
-    values = [float(line.rsplit(" ", 1)[1]) for line in buckets]
+    assert model.dropped[0] > 0
+    families = _families(model)
+    for preset in (OTEL, ISTIO):
+        samples = [s for f in families.values() for s in f.samples]
+        mine = {s.name for s in samples if s.labels.get(preset.namespace_label) == "default"
+                and s.labels.get(preset.workload_label) == "web"}
+        assert {preset.requests, preset.latency_buckets} <= mine, preset.name
+    otel = families["http_server_request_duration_seconds"].samples
+    count = {s.labels["http_response_status_code"]: s.value for s in otel if s.name.endswith("_count")}
+    assert count == {"200": model.requests[0], "503": model.dropped[0]}
+    served = [s for s in otel if s.name.endswith("_bucket") and s.labels["http_response_status_code"] == "200"]
+    assert len(served) == len(BUCKETS_S) + 1
+    values = [s.value for s in served]
     assert values == sorted(values)  # cumulative
-    assert "kubeagora_node_power_watts{" in text
-    assert "kubeagora_node_utilization{" in text
+    istio = {(s.name, s.labels["response_code"], s.labels.get("le")): s.value
+             for s in families["istio_request_duration_milliseconds"].samples + families["istio_requests"].samples}
+    assert istio[("istio_requests_total", "503", None)] == model.dropped[0]
+    for s in served:  # the same histogram in milliseconds
+        le = s.labels["le"]
+        assert istio[("istio_request_duration_milliseconds_bucket", "200",
+                      le if le == "+Inf" else f"{1000 * float(le):g}")] == s.value
+    assert {"kubeagora_node_power_watts", "kubeagora_node_utilization_ratio"} <= set(families)
+    assert not any(name.startswith("kubeagora_") for name in families if "node" not in name)
 
 
 def test_parse_traffic() -> None:

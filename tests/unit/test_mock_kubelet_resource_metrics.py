@@ -290,18 +290,6 @@ def test_load_doc() -> None:
         "idle": {"rps": 0.0, "base_rps": 0.0, "factor": None}}}
 
 
-def test_metrics_export_the_offered_load_after_a_change() -> None:
-    from kubeagora.kubelet.metrics import exposition, make_registry
-
-    node = Node("n0", Tier.CLOUD, "r0", "r0-z", NodeClass.CPU, cpu_cores=16, memory_gib=64)
-    model = TrafficModel([node], np.zeros((1, 1)), seed=1)
-    s = model.set_profile(profile_from_template("shop/web", "web", 40.0))
-    registry = make_registry(model, ["n0"], lambda: np.ones(1, dtype=bool))
-    assert 'kubeagora_service_offered_rps{namespace="shop",workload="web"} 40.0' in exposition(registry).decode()
-    model.set_rps(s, 240.0)
-    assert 'kubeagora_service_offered_rps{namespace="shop",workload="web"} 240.0' in exposition(registry).decode()
-
-
 @pytest.mark.parametrize(("args", "what"), [
     (["--metrics-api-port", "70000"], "--metrics-api-port 70000"),
     (["--metrics-api-port", "9443", "--metrics-api-address", "127.0.0.1"], "--metrics-api-address 127.0.0.1"),

@@ -11,13 +11,16 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
 from tests.unit.operator_objects import checkout_cluster as world_of
 from tests.unit.operator_objects import intent, node_signals, signals
 
 from kubeagora.kubeapi.client import ApiError
 from kubeagora.operator import adapter, records
 from kubeagora.operator.loop import ControlLoop, LoopSettings
-from kubeagora.operator.metrics_source import MetricsUnavailable, NodeSignals, ServiceSignals
+from kubeagora.operator.metric_presets import PRESETS
+from kubeagora.operator.metrics_source import MetricsUnavailable, NodeSignals, Reading, ServiceSignals, Source
+from kubeagora.operator.resource_usage import NODE_METRICS_PATH
 from kubeagora.operator.signing import RecordSigner
 from kubeagora.operator.telemetry import Telemetry
 from kubeagora.operator.view import ClusterView
@@ -30,16 +33,21 @@ class FakeApi:
     """Records every write; lists what ``listed`` holds; keeps what was created or replaced (with a
     resourceVersion that a replace must match) and gets it back."""
 
-    def __init__(self, listed: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, listed: list[dict[str, Any]] | None = None,
+                 node_metrics: list[dict[str, Any]] | None = None) -> None:
         self.calls: list[tuple[str, str, Any]] = []
         self.listed = listed or []
         self.stored: dict[str, dict[str, Any]] = {}
         self.version = 0
+        self.node_metrics = node_metrics
+        """``metrics.k8s.io`` NodeMetrics items; None: the API is not there (404)."""
 
     async def list_all(self, path: str, params: Mapping[str, str]) -> tuple[list[Any], str]:
         return self.listed, "1"
 
     async def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        if path == NODE_METRICS_PATH and self.node_metrics is not None:
+            return {"kind": "NodeMetricsList", "items": self.node_metrics}
         if path not in self.stored:
             raise ApiError("GET", path, 404, b'{"message": "not found"}')
         return self.stored[path]
@@ -88,19 +96,26 @@ class FakeApi:
 
 
 class FakeSignals:
-    def __init__(self, services: dict[str, ServiceSignals] | None, nodes: dict[str, NodeSignals] | None = None):
-        self._services, self._nodes = services, nodes or {}
+    def __init__(self, services: dict[str, ServiceSignals] | None, nodes: dict[str, NodeSignals] | None = None,
+                 errors: dict[str, str] | None = None):
+        self._services, self._nodes, self._errors = services, nodes or {}, errors or {}
+        self.sources: Mapping[str, Source] = {}
 
-    def services(self) -> dict[str, ServiceSignals]:
+    def source(self, preset: str | None, queries: Mapping[str, str] | None = None) -> Source:
+        return Source(PRESETS[preset or "otel"], dict(queries or {}))
+
+    def services(self, sources: Mapping[str, Source]) -> Reading:
+        self.sources = sources
         if self._services is None:
             raise MetricsUnavailable("Prometheus at http://prom:9090 did not answer: connection refused")
-        return self._services
+        return Reading(self._services, self._errors)
 
     def nodes(self) -> dict[str, NodeSignals]:
         return self._nodes
 
 
-def loop_over(world: dict[str, Any], sig: FakeSignals, api: FakeApi | None = None) -> tuple[ControlLoop, FakeApi]:
+def loop_over(world: dict[str, Any], sig: FakeSignals, api: FakeApi | None = None,
+              settings: LoopSettings | None = None, **intent_spec: Any) -> tuple[ControlLoop, FakeApi]:
     view = ClusterView()
     for n in world["nodes"]:
         view.apply("nodes", None, n)
@@ -108,10 +123,10 @@ def loop_over(world: dict[str, Any], sig: FakeSignals, api: FakeApi | None = Non
         view.apply("pods", None, p)
     for d in world["deployments"].values():
         view.apply("deployments", None, d)
-    view.apply("intents", None, intent("checkout"))
+    view.apply("intents", None, intent("checkout", **intent_spec))
     api = api or FakeApi()
-    loop = ControlLoop(view, api, LoopSettings(run="run2"), Telemetry(), signals=sig,  # type: ignore[arg-type]
-                       signer=SIGNER)
+    loop = ControlLoop(view, api, settings or LoopSettings(run="run2"), Telemetry(),
+                       signals=sig, signer=SIGNER)  # type: ignore[arg-type]
     return loop, api
 
 
@@ -134,8 +149,7 @@ def test_without_prometheus_the_loop_holds_and_says_so_in_the_intent() -> None:
 
 def test_a_burst_is_scaled_through_the_scale_subresource_and_recorded() -> None:
     world = world_of(replicas=2)
-    burst = FakeSignals({CHECKOUT: signals(CHECKOUT, offered_rps=2000.0, p95_ms=900.0, p99_ms=2000.0,
-                                             ready_pods=2)},
+    burst = FakeSignals({CHECKOUT: signals(CHECKOUT, offered_rps=2000.0, p95_ms=900.0, p99_ms=2000.0)},
                         {n["metadata"]["name"]: node_signals(n["metadata"]["name"], 0.9) for n in world["nodes"]})
     loop, api = loop_over(world, burst)
     results = [asyncio.run(loop.tick()) for _ in range(3)]
@@ -233,9 +247,8 @@ def test_a_new_intent_neither_reuses_rollout_ids_nor_forgets_rollouts_in_flight(
     AgentAction (a checkout record came to carry an undo for another service)."""
     world = world_of(replicas=2)
     cart = adapter.service_key("default", "cart")
-    burst = FakeSignals({CHECKOUT: signals(CHECKOUT, offered_rps=2000.0, p95_ms=900.0, p99_ms=2000.0,
-                                           ready_pods=2),
-                         cart: signals(cart, offered_rps=2000.0, p95_ms=900.0, p99_ms=2000.0, ready_pods=1)},
+    burst = FakeSignals({CHECKOUT: signals(CHECKOUT, offered_rps=2000.0, p95_ms=900.0, p99_ms=2000.0),
+                         cart: signals(cart, offered_rps=2000.0, p95_ms=900.0, p99_ms=2000.0)},
                         {n["metadata"]["name"]: node_signals(n["metadata"]["name"], 0.9) for n in world["nodes"]})
     loop, api = loop_over(world, burst)
     for _ in range(2):
@@ -262,3 +275,69 @@ def test_a_new_intent_neither_reuses_rollout_ids_nor_forgets_rollouts_in_flight(
         assert body["status"]["signature"] == SIGNER.sign(records.payload(
             created["metadata"]["namespace"], created["metadata"]["name"], created["spec"]["intentRef"]["name"],
             created["spec"]["action"], body["status"].get("rollback") or ()))
+
+
+CUSTOM = {"preset": "istio", "queries": {"p99Seconds": 'max(my_latency_p99{app="checkout"})'}}
+
+
+def degraded(api: FakeApi) -> dict[str, Any]:
+    status = api.to("PATCH", "/orchestrationintents/checkout/status")[-1]
+    return dict(next(c for c in status["status"]["conditions"] if c["type"] == "Degraded"))
+
+
+def test_an_intents_spec_metrics_is_where_its_signals_come_from_and_a_failed_query_degrades_it() -> None:
+    world = world_of(replicas=2)
+    fine = signals(CHECKOUT, 100.0, p95_ms=50.0, p99_ms=80.0)
+    sig = FakeSignals({CHECKOUT: fine}, errors={CHECKOUT: "custom query returned 3 series, not one"})
+    loop, api = loop_over(world, sig, metrics=CUSTOM)
+    asyncio.run(loop.tick())
+    assert sig.sources[CHECKOUT] == Source(PRESETS["istio"], CUSTOM["queries"])
+    condition = degraded(api)
+    assert condition["status"] == "True"
+    assert "returned 3 series" in condition["message"]
+    # the same intent without the error is healthy
+    loop, api = loop_over(world, FakeSignals({CHECKOUT: fine}), metrics=CUSTOM)
+    asyncio.run(loop.tick())
+    assert degraded(api)["status"] == "False"
+
+
+def test_an_operator_without_custom_queries_reads_the_preset_and_says_so() -> None:
+    world = world_of(replicas=2)
+    sig = FakeSignals({CHECKOUT: signals(CHECKOUT, 100.0, p95_ms=50.0, p99_ms=80.0)})
+    loop, api = loop_over(world, sig, settings=LoopSettings(run="run2", custom_queries=False), metrics=CUSTOM)
+    asyncio.run(loop.tick())
+    assert sig.sources[CHECKOUT] == Source(PRESETS["istio"], {})
+    assert "--no-custom-queries" in degraded(api)["message"]
+
+
+def test_node_utilisation_comes_from_the_resource_metrics_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    world = world_of(replicas=2)
+    names = [n["metadata"]["name"] for n in world["nodes"]]
+    usage = [{"metadata": {"name": names[0]}, "usage": {"cpu": "1500m", "memory": "1Gi"}}]
+    loop, _ = loop_over(world, FakeSignals({CHECKOUT: signals(CHECKOUT, 10.0)}), FakeApi(node_metrics=usage))
+    seen: list[Any] = []
+    observe = adapter.observe
+
+    def spy(*args: Any) -> Any:
+        seen.append(args[6])  # the node signals
+        return observe(*args)
+
+    monkeypatch.setattr(adapter, "observe", spy)
+    asyncio.run(loop.tick())
+    cores = float(world["nodes"][0]["status"]["allocatable"]["cpu"])
+    assert seen[0][names[0]].utilization == pytest.approx(1.5 / cores)
+    assert names[1] not in seen[0]
+
+
+def test_each_managed_intent_exports_its_own_slo_targets() -> None:
+    world = world_of(replicas=2)
+    sig = FakeSignals({CHECKOUT: signals(CHECKOUT, 10.0)})
+    loop, _ = loop_over(world, sig, slo={"p95Ms": 120, "p99Ms": 300})
+    asyncio.run(loop.tick())
+    text = loop.telemetry.exposition().decode()
+    for quantile, seconds in (("0.95", 0.12), ("0.99", 0.3)):
+        assert (f'kubeagora_operator_intent_slo_target_seconds{{deployment="checkout",intent="checkout",'
+                f'namespace="default",quantile="{quantile}"}} {seconds}') in text
+    loop.view.apply("intents", "DELETED", loop.view.get("intents", "default/checkout") or {})
+    asyncio.run(loop.tick())
+    assert "kubeagora_operator_intent_slo_target_seconds{" not in loop.telemetry.exposition().decode()

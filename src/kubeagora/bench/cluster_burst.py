@@ -9,9 +9,9 @@ default) set no limit, so they are Burstable: overloaded, they use more than the
 their share of the node) and the HPA reads utilisations above 100 %, as on a real cluster. Each
 side reads its own kind of signal (``SIGNALS``). All get the same base load, then the same burst
 (``POST /load`` factor) at the same moment. Once a second the driver reads the mock kubelet's
-``/metrics`` (cumulative request and latency histogram counters per service), every Deployment's
-replicas and the machine's load average; the figures come from that timeline by the bench's own
-definitions (docs/benchmarks.md):
+``/metrics`` (its OpenTelemetry HTTP latency histogram per service, 200s served and 503s dropped), its
+``/load`` (the offered rate), every Deployment's replicas and the machine's load average; the figures
+come from that timeline by the bench's own definitions (docs/benchmarks.md):
 
 - time to scale: from the start of the burst until Ready capacity (Ready pods × the template's
   per-pod capacity at the pod's CPU request) ≥ the offered load; None if it never got there;
@@ -181,29 +181,37 @@ class Timeline:
     """By arm."""
 
 
+OTEL_HISTOGRAM = "http_server_request_duration_seconds"
+
+
 def read_exposition(text: str, services: Sequence[str], namespace: str,
                     ) -> tuple[tuple[float, ...], dict[str, dict[str, Any]]]:
-    """The mock kubelet's ``/metrics`` → (bucket bounds, per service: requests, dropped, buckets, offered);
-    ``services`` are workloads of ``namespace``."""
-    out: dict[str, dict[str, Any]] = {s: {"requests": 0.0, "dropped": 0.0, "buckets": {}, "offered": 0.0}
-                                      for s in services}
+    """The mock kubelet's ``/metrics`` (its OpenTelemetry HTTP histogram) → (bucket bounds, per service:
+    requests served, dropped (the 503s), the served requests' buckets); ``services`` are Deployments
+    of ``namespace``."""
+    out: dict[str, dict[str, Any]] = {s: {"requests": 0.0, "dropped": 0.0, "buckets": {}} for s in services}
     for family in text_string_to_metric_families(text):
+        if family.name != OTEL_HISTOGRAM:
+            continue
         for sample in family.samples:
-            svc = sample.labels.get("workload")
-            if svc not in out or sample.labels.get("namespace") != namespace:
+            svc = sample.labels.get("k8s_deployment_name")
+            if svc not in out or sample.labels.get("k8s_namespace_name") != namespace:
                 continue
-            if sample.name == "kubeagora_requests_total":
-                out[svc]["requests"] = sample.value
-            elif sample.name == "kubeagora_requests_dropped_total":
-                out[svc]["dropped"] = sample.value
-            elif sample.name == "kubeagora_request_duration_seconds_bucket":
+            served = sample.labels.get("http_response_status_code") == "200"
+            if sample.name == f"{OTEL_HISTOGRAM}_count":
+                out[svc]["requests" if served else "dropped"] = sample.value
+            elif sample.name == f"{OTEL_HISTOGRAM}_bucket" and served:
                 out[svc]["buckets"][float(sample.labels["le"])] = sample.value
-            elif sample.name == "kubeagora_service_offered_rps":
-                out[svc]["offered"] = sample.value
     bounds: set[float] = set()
     for v in out.values():
         bounds |= set(v["buckets"])
     return tuple(sorted(bounds)), out
+
+
+def offered_rps(load: Mapping[str, Any], services: Sequence[str], namespace: str) -> dict[str, float]:
+    """The mock kubelet's ``GET /load`` → the rate offered to each Deployment of ``namespace`` (0 if unknown)."""
+    rates = load.get("services") or {}
+    return {s: float((rates.get(f"{namespace}/{s}") or {}).get("rps", 0.0)) for s in services}
 
 
 def quantile_ms(bounds_s: Sequence[float], counts: Sequence[float], q: float) -> float:
@@ -336,9 +344,12 @@ class Driver:
     def sample(self, t: float) -> None:
         with urllib.request.urlopen(self.metrics_url, timeout=5) as resp:
             text = resp.read().decode()
+        with urllib.request.urlopen(self.metrics_url.rsplit("/", 1)[0] + "/load", timeout=5) as resp:
+            load = json.loads(resp.read())
         arms = self.plan.arms
         names = [self.plan.service(a) for a in arms]
         bounds, per = read_exposition(text, names, self.plan.namespace)
+        offered = offered_rps(load, names, self.plan.namespace)
         self.bounds = bounds or self.bounds
         reps = self.replicas()
         load_1m = os.getloadavg()[0]
@@ -346,7 +357,7 @@ class Driver:
             v = per[name]
             buckets = tuple(v["buckets"].get(b, 0.0) for b in self.bounds)
             desired, ready = reps.get(name, (0, 0))
-            self.samples.setdefault(arm, []).append(Sample(t, v["requests"], v["dropped"], buckets, v["offered"],
+            self.samples.setdefault(arm, []).append(Sample(t, v["requests"], v["dropped"], buckets, offered[name],
                                                            desired, ready, load_1m))
 
     def run(self) -> Timeline:

@@ -86,8 +86,9 @@ def scrape_config(targets: Mapping[str, Sequence[str]], scrape_interval_s: float
                   ) -> dict[str, Any]:
     """A ``prometheus.yml`` scraping ``/metrics`` of each job's ``host:port`` targets.
 
-    The interval is short (2 s by default) so that a 10-second ``rate`` window behind the
-    operator's p95/p99 holds several samples; the timeout equals the interval, as Prometheus requires.
+    The interval is short (2 s by default) so that tests and demos see a burst within seconds; the
+    operator is told the interval (``--scrape-interval``) and spans four in its windows; the timeout
+    equals the interval, as Prometheus requires.
     """
     every = duration(scrape_interval_s)
     jobs = []

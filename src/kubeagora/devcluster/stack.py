@@ -250,8 +250,10 @@ class Stack:
         op = self.spawn(name, [
             "operator", "run", "--kubeconfig", str(self.kubeconfig), "--prometheus-url", str(self.prometheus.url),
             "--metrics-host", "127.0.0.1", "--metrics-port", str(port), "--namespace", self.options.operator_namespace,
-            "--identity", name, *flags, *self.options.operator_args, *args], f"http://127.0.0.1:{port}")
-        # ready: it has ticked (or stands by) and, with webhooks, the API server calls them
+            "--identity", name, *flags, "--scrape-interval", f"{self.options.scrape_interval_s:g}",
+            *self.options.operator_args, *args], f"http://127.0.0.1:{port}")
+        # ready: it has ticked (or stands by) and, with webhooks, the API server calls them (pods get the
+        # residency rule)
         wait_until(name, lambda: http_ok(op.url + "/readyz"), 120, op)
         return op
 

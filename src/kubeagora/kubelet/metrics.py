@@ -1,16 +1,25 @@
 """The ``/metrics`` exposition: one Prometheus registry with a collector over the traffic model.
 
-    kubeagora_requests_total{namespace,workload}          requests served (counter)
-    kubeagora_requests_dropped_total{namespace,workload}  no Ready endpoint, or queue full (counter)
-    kubeagora_request_duration_seconds{namespace,workload}   latency histogram (_bucket{le}, _sum, _count)
-    kubeagora_service_ready_pods{namespace,workload}      Ready pods serving it (gauge)
-    kubeagora_service_offered_rps{namespace,workload}     the load offered to it, requests/s (gauge)
-    kubeagora_node_utilization{node,tier,node_class,region,zone}   busy share of CPU or accelerators
-    kubeagora_node_power_watts{node,tier,node_class,region,zone}   wall power (0 when down)
-    kubeagora_node_heartbeat{node}                        1 while the node's Lease is renewed
+Per service, the series a real application and its mesh export, so the operator reads the mock pods
+exactly as it reads real ones (``operator.metric_presets``):
+
+    http_server_request_duration_seconds{k8s_namespace_name, k8s_deployment_name, http_request_method,
+        http_response_status_code}   OpenTelemetry's HTTP server histogram (_bucket{le}, _sum, _count), as
+                                     its Prometheus exporter names it with the k8s resource attributes
+                                     turned into labels
+    istio_requests_total{reporter, destination_workload_namespace, destination_workload, response_code}
+    istio_request_duration_milliseconds{...same}   (_bucket{le}, _sum, _count) Istio's standard metrics
+
+Served requests are status 200 with the latency model's latency; dropped ones (no Ready endpoint, or
+the pod's queue full) are 503s answered at once (the first bucket), as a proxy in front of the pods
+would answer them. Per node, the series no standard exporter gives for a mock node:
+
+    kubeagora_node_utilization_ratio{node,tier,node_class,region,zone}   busy share of CPU or accelerators
+    kubeagora_node_power_watts{node,tier,node_class,region,zone}         wall power (0 when down)
+    kubeagora_node_heartbeat{node}                                        1 while the node's Lease is renewed
 
 A service is a workload (the pods' Deployment) in a namespace: the traffic model's service key
-"namespace/workload" becomes the two labels.
+"namespace/workload" becomes the two labels. The load offered to each service is ``GET /load``'s.
 
 The collector turns the model's numpy arrays into metric families at scrape time, so serving
 traffic costs nothing per request and a scrape costs one pass over services and nodes.
@@ -29,13 +38,15 @@ from kubeagora.kubelet.traffic import BUCKETS_S, TrafficModel
 from kubeagora.model import BoolArray
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-SERVICE_KEYS = ["namespace", "workload"]
+OTEL_LABELS = ["k8s_namespace_name", "k8s_deployment_name", "http_request_method", "http_response_status_code"]
+ISTIO_LABELS = ["reporter", "destination_workload_namespace", "destination_workload", "response_code"]
+SERVED, DROPPED = "200", "503"
 
 
-def service_labels(key: str) -> list[str]:
-    """A traffic-model service key "namespace/workload" → its label values (no namespace: "")."""
+def service_labels(key: str) -> tuple[str, str]:
+    """A traffic-model service key "namespace/workload" → (namespace, workload) (no namespace: "")."""
     namespace, _, workload = key.rpartition("/")
-    return [namespace, workload]
+    return namespace, workload
 
 
 def _le(bound: float) -> str:
@@ -54,32 +65,30 @@ class TrafficCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         m = self.model
-        requests = CounterMetricFamily("kubeagora_requests", "Requests served by the mock pods.", labels=SERVICE_KEYS)
-        dropped = CounterMetricFamily("kubeagora_requests_dropped",
-                                      "Requests dropped: no Ready pod, or the pod's queue was full.",
-                                      labels=SERVICE_KEYS)
-        hist = HistogramMetricFamily("kubeagora_request_duration_seconds",
-                                     "Request latency (network + queueing + service) from the latency model.",
-                                     labels=SERVICE_KEYS)
-        ready = GaugeMetricFamily("kubeagora_service_ready_pods", "Ready pods serving the service.",
-                                  labels=SERVICE_KEYS)
-        offered = GaugeMetricFamily("kubeagora_service_offered_rps",
-                                    "Requests per second offered to the service (its load, see POST /load).",
-                                    labels=SERVICE_KEYS)
+        otel = HistogramMetricFamily("http_server_request_duration_seconds", "Duration of HTTP server requests.",
+                                     labels=OTEL_LABELS, unit="seconds")
+        istio_requests = CounterMetricFamily("istio_requests", "Requests the destination workload's sidecar saw.",
+                                             labels=ISTIO_LABELS)
+        istio_latency = HistogramMetricFamily("istio_request_duration_milliseconds", "Request latency at the "
+                                              "destination sidecar.", labels=ISTIO_LABELS, unit="milliseconds")
         cumulative = np.cumsum(m.bucket_counts, axis=1)
         for s, p in enumerate(m.profiles):
-            labels = service_labels(p.name)
-            requests.add_metric(labels, float(m.requests[s]))
-            dropped.add_metric(labels, float(m.dropped[s]))
-            buckets = [(_le(b), float(cumulative[s, i])) for i, b in enumerate(BUCKETS_S)]
-            buckets.append(("+Inf", float(cumulative[s, -1])))
-            hist.add_metric(labels, buckets, float(m.latency_sum_s[s]))
-            ready.add_metric(labels, float(m.ready_pods[s]) if s < m.ready_pods.shape[0] else 0.0)
-            offered.add_metric(labels, float(p.rps))
-        yield from (requests, dropped, hist, ready, offered)
+            namespace, workload = service_labels(p.name)
+            served = [float(c) for c in cumulative[s]]  # the last is +Inf
+            dropped = float(m.dropped[s])
+            latency_s = float(m.latency_sum_s[s])
+            otel.add_metric([namespace, workload, "GET", SERVED], _buckets(BUCKETS_S, served), latency_s)
+            otel.add_metric([namespace, workload, "GET", DROPPED], _buckets(BUCKETS_S, [dropped] * len(served)), 0.0)
+            for code, count, buckets, total_ms in (
+                    (SERVED, float(m.requests[s]), served, 1000.0 * latency_s),
+                    (DROPPED, dropped, [dropped] * len(served), 0.0)):
+                istio = ["destination", namespace, workload, code]
+                istio_requests.add_metric(istio, count)
+                istio_latency.add_metric(istio, _buckets([1000.0 * b for b in BUCKETS_S], buckets), total_ms)
+        yield from (otel, istio_requests, istio_latency)
 
         node_keys = ["node", "tier", "node_class", "region", "zone"]
-        util = GaugeMetricFamily("kubeagora_node_utilization", "Busy share of the node's CPU or accelerators.",
+        util = GaugeMetricFamily("kubeagora_node_utilization_ratio", "Busy share of the node's CPU or accelerators.",
                                  labels=node_keys)
         power = GaugeMetricFamily("kubeagora_node_power_watts", "Wall power of the node (0 while it is down).",
                                   labels=node_keys)
@@ -91,6 +100,11 @@ class TrafficCollector(Collector):
             power.add_metric(list(key), float(m.node_power_w[j]))
             beat.add_metric([key[0]], 1.0 if heard[j] else 0.0)
         yield from (util, power, beat)
+
+
+def _buckets(bounds: Sequence[float], cumulative: Sequence[float]) -> list[tuple[str, float]]:
+    """``(le, cumulative count)`` pairs of one histogram series, +Inf last."""
+    return [*((_le(b), c) for b, c in zip(bounds, cumulative, strict=False)), ("+Inf", cumulative[-1])]
 
 
 def make_registry(model: TrafficModel, node_names: Sequence[str], heard: Callable[[], BoolArray]) -> CollectorRegistry:

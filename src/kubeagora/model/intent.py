@@ -138,6 +138,17 @@ class RolloutSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSource:
+    """Where the operator reads this workload's load and latency (``spec.metrics``)."""
+
+    preset: str | None = None
+    """A preset of standard series by name (otel, istio, ...); None: the operator's default."""
+    queries: Mapping[str, str] = field(default_factory=dict, hash=False)
+    """Custom PromQL by signal (requestsPerSecond, errorsPerSecond, p95Seconds, p99Seconds), each
+    returning one sample; it replaces the preset's query for that signal."""
+
+
+@dataclass(frozen=True, slots=True)
 class Intent:
     """One OrchestrationIntent: what a Deployment needs and how far the agents may go."""
 
@@ -155,6 +166,7 @@ class Intent:
     autonomy: Autonomy = Autonomy.AUTO
     template: str | None = None
     """The catalog template (web, api, llm, ...) the twin simulates this workload as."""
+    metrics: MetricsSource = MetricsSource()
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,7 +358,10 @@ def _show(value: Any) -> str:
 
 # ------------------------------------------------------------------------------------------ parsing
 _SPEC_FIELDS = ("targetRef", "slo", "replicas", "budget", "placement", "tenant", "priority", "rollout",
-                "autonomy", "workload")
+                "autonomy", "workload", "metrics")
+METRIC_QUERIES = ("requestsPerSecond", "errorsPerSecond", "p95Seconds", "p99Seconds")
+"""The signals ``spec.metrics.queries`` may give as PromQL."""
+MAX_QUERY_LENGTH = 2000
 _TEMPLATE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 
@@ -395,6 +410,7 @@ def parse_intent(obj: Mapping[str, Any]) -> Intent:
         autonomy=_choice(spec.get("autonomy", Autonomy.AUTO.value), "spec.autonomy", Autonomy,
                          [a.value for a in Autonomy]),
         template=_template(spec.get("workload")),
+        metrics=_metrics(spec.get("metrics")),
     )
 
 
@@ -473,6 +489,30 @@ def _template(value: Any) -> str | None:
     if not set(template) <= _TEMPLATE_CHARS:
         raise IntentError("spec.workload.template", f"must be a lower-case name like web or llm, got {_show(template)}")
     return template
+
+
+def _metrics(value: Any) -> MetricsSource:
+    if value is None:
+        return MetricsSource()
+    obj = _mapping(value, "spec.metrics")
+    _only_known(obj, "spec.metrics", ("preset", "queries"))
+    preset = None
+    if obj.get("preset") is not None:
+        preset = _string(obj["preset"], "spec.metrics.preset", max_length=63)
+        if not set(preset) <= _TEMPLATE_CHARS:
+            raise IntentError("spec.metrics.preset",
+                              f"must be a lower-case name like otel or istio, got {_show(preset)}")
+    queries: dict[str, str] = {}
+    if obj.get("queries") is not None:
+        raw = _mapping(obj["queries"], "spec.metrics.queries")
+        _only_known(raw, "spec.metrics.queries", METRIC_QUERIES)
+        for key in METRIC_QUERIES:
+            if raw.get(key) is not None:
+                query = _string(raw[key], f"spec.metrics.queries.{key}", max_length=MAX_QUERY_LENGTH)
+                if not query.strip():
+                    raise IntentError(f"spec.metrics.queries.{key}", "must be a PromQL expression, got blanks")
+                queries[key] = query
+    return MetricsSource(preset, queries)
 
 
 _POLICY_FIELDS = ("energyCapWatts", "carbonCapGPerKwh", "maxReplicasPerIntent", "tenantWeights", "disruptionBudget",
@@ -577,11 +617,12 @@ def _intent_signing(value: Any) -> IntentSigning:
 
 # --------------------------------------------------------------------------------- policy-level rules
 def validate_intent(intent: Intent, policy: OrchestrationPolicy | None, nodes: Iterable[NodeSite] | None = None,
-                    known_templates: Collection[str] | None = None) -> list[FieldError]:
+                    known_templates: Collection[str] | None = None,
+                    known_presets: Collection[str] | None = None) -> list[FieldError]:
     """What the cluster's guardrails and nodes say against an intent that is well-formed on its own.
 
     `nodes` None or empty skips the node rules (a cluster with no nodes yet tells nothing about regions);
-    `known_templates` None skips the template rule.
+    `known_templates` (`known_presets`) None skips the template (metrics preset) rule.
     """
     errors: list[FieldError] = []
     if policy is not None:
@@ -611,6 +652,10 @@ def validate_intent(intent: Intent, policy: OrchestrationPolicy | None, nodes: I
     if known_templates is not None and intent.template is not None and intent.template not in known_templates:
         errors.append(FieldError("spec.workload.template", f"unknown template {intent.template!r} "
                                  f"(known: {', '.join(sorted(known_templates))})"))
+    preset = intent.metrics.preset
+    if known_presets is not None and preset is not None and preset not in known_presets:
+        errors.append(FieldError("spec.metrics.preset", f"unknown metrics preset {preset!r} "
+                                 f"(known: {', '.join(sorted(known_presets))})"))
     return errors
 
 

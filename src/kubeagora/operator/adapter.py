@@ -36,7 +36,7 @@ from kubeagora.model import (
     class_service_time_ms,
     ready_capacity_rps,
 )
-from kubeagora.model.intent import DEFAULT_TENANT, OrchestrationPolicy
+from kubeagora.model.intent import DEFAULT_TENANT, MetricsSource, OrchestrationPolicy
 from kubeagora.operator.metrics_source import NodeSignals, ServiceSignals
 from kubeagora.operator.view import Obj
 from kubeagora.sim.engine import PlatformDefaults
@@ -72,6 +72,8 @@ class Binding:
     autonomy: str = "auto"
     policy_note: str = ""
     """What the OrchestrationPolicy changed in the intent (a capped priority), for its status."""
+    metrics: MetricsSource = field(default_factory=MetricsSource)
+    """Where its load and latency are read (the intent's ``spec.metrics``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +223,7 @@ def pods_of(deployment: Obj, pods: Sequence[Obj]) -> list[Obj]:
 
 # ---------------------------------------------------------------------------------------------- counters
 def _signal(signals: Mapping[str, ServiceSignals], name: str) -> ServiceSignals:
-    return signals.get(name) or ServiceSignals(name, 0.0, 0.0, 0.0, math.nan, math.nan, 0)
+    return signals.get(name) or ServiceSignals(name, 0.0, 0.0, 0.0, math.nan, math.nan)
 
 
 def advance_counters(counters: Counters, now_s: float, signals: Mapping[str, ServiceSignals],
@@ -469,7 +471,8 @@ def _bind_one(key: str, obj: Obj, deployments: Mapping[str, Obj], regions: Seque
     service = replace(service, cpu_request=cpu or service.cpu_request,
                       memory_request_gib=mem or service.memory_request_gib,
                       accelerator_request=acc or service.accelerator_request, priority_weight=priority)
-    return Binding(intent.namespace, intent.name, intent.target.name, service, str(intent.autonomy), note)
+    return Binding(intent.namespace, intent.name, intent.target.name, service, str(intent.autonomy), note,
+                   intent.metrics)
 
 
 def tenant_refusal(namespace: str, tenant: str, policy: OrchestrationPolicy) -> str:

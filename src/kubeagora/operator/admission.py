@@ -51,6 +51,7 @@ from kubeagora.model.intent import (
     validate_intent,
 )
 from kubeagora.operator import autoscalers
+from kubeagora.operator.metric_presets import PRESETS
 from kubeagora.sim.catalog import TEMPLATES
 from kubeagora.trust import intent_signing
 
@@ -157,7 +158,7 @@ def validate_orchestration_intent(
     if unsigned is not None:  # a spec nobody with the key vouched for is judged on nothing else
         raise kopf.AdmissionError(unsigned, code=UNPROCESSABLE)
     messages = [str(e) for e in validate_intent(intent, policy, _sites(kubeagora_node_sites),
-                                                known_templates=TEMPLATES)]
+                                                known_templates=TEMPLATES, known_presets=PRESETS)]
     namespace = str((body.get("metadata") or {}).get("namespace") or "")
     others = _autoscalers_of(namespace, intent.target.name, kubeagora_hpas, kubeagora_scaled_objects)
     if others:

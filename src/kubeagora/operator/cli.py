@@ -17,6 +17,7 @@ from kubeagora.extras import needs_extra
 
 USAGE_ERROR = 2
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 operator_app = typer.Typer(name="operator", help="The kubeagora operator (kopf).", no_args_is_help=True)
 
@@ -73,6 +74,25 @@ def run(
     identity: Annotated[
         str, typer.Option("--identity", envvar="POD_NAME", help="This replica's name in the Lease (default: host "
                                                                  "name and process id).", show_default=False)] = "",
+    metrics_preset: Annotated[
+        str, typer.Option("--metrics-preset", help="Standard series to read load and latency from, for intents "
+                                                   "whose spec.metrics names none: otel (OpenTelemetry HTTP "
+                                                   "semantic conventions), istio, linkerd or ingress-nginx.")
+    ] = "otel",
+    namespace_label: Annotated[
+        str | None, typer.Option("--namespace-label", help="Label carrying the namespace in that preset's series "
+                                                           "(default: the preset's own).", show_default=False)
+    ] = None,
+    workload_label: Annotated[
+        str | None, typer.Option("--workload-label", help="Label carrying the Deployment's name in that preset's "
+                                                          "series (default: the preset's own).", show_default=False)
+    ] = None,
+    scrape_interval: Annotated[
+        float, typer.Option("--scrape-interval", help="Seconds between Prometheus's scrapes of the workloads; "
+                                                      "the query windows span four.")] = 30.0,
+    custom_queries: Annotated[
+        bool, typer.Option("--custom-queries/--no-custom-queries", help="Honour intents' custom PromQL "
+                                                                        "(spec.metrics.queries).")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Watch intents, Deployments, Pods and Nodes; decide with the agents; act; report."""
@@ -82,6 +102,7 @@ def run(
         from kubeagora.operator import handlers  # noqa: F401  (registers the handlers)
         from kubeagora.operator.handlers import OperatorConfig
         from kubeagora.operator.loop import LoopSettings
+        from kubeagora.operator.metric_presets import PRESETS
 
     if interval <= 0:
         raise _fail(f"--interval must be positive (got {interval:g})")
@@ -91,6 +112,13 @@ def run(
     for name, seconds in (("--shadow-seconds", shadow_seconds), ("--canary-seconds", canary_seconds)):
         if seconds is not None and seconds < 0:
             raise _fail(f"{name} must be ≥ 0 (got {seconds:g})")
+    if not scrape_interval > 0:
+        raise _fail(f"--scrape-interval must be positive (got {scrape_interval:g})")
+    if metrics_preset not in PRESETS:
+        raise _fail(f"--metrics-preset {metrics_preset!r}: not a preset (known: {', '.join(PRESETS)})")
+    for name, label in (("--namespace-label", namespace_label), ("--workload-label", workload_label)):
+        if label is not None and not LABEL_NAME.fullmatch(label):
+            raise _fail(f"{name} {label!r}: not a Prometheus label name")
     if not prometheus_url.startswith(("http://", "https://")):
         raise _fail(f"--prometheus-url {prometheus_url!r}: not an http(s) URL")
     if webhook_host is not None and not webhook_manage and (webhook_cert is None or webhook_key is None):
@@ -106,7 +134,9 @@ def run(
         kubeconfig = path
     if not _DNS_LABEL.fullmatch(namespace):
         raise _fail(f"--namespace {namespace!r}: not a namespace name (lower-case letters, digits and '-')")
-    loop = LoopSettings(prometheus_url, interval, namespace, shadow_seconds, canary_seconds)
+    loop = LoopSettings(prometheus_url, interval, namespace, shadow_seconds, canary_seconds,
+                        metrics_preset=metrics_preset, namespace_label=namespace_label, workload_label=workload_label,
+                        scrape_interval_s=scrape_interval, custom_queries=custom_queries)
     config = OperatorConfig(kubeconfig, loop, metrics_host, metrics_port, webhook_host, webhook_port, webhook_listen,
                             leader_election, identity, webhook_cert, webhook_key, webhook_manage)
     if webhook_host is not None:

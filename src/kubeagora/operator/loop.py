@@ -55,7 +55,18 @@ from kubeagora.operator import (
     residency_step,
 )
 from kubeagora.operator.journal import Answer, Journal, describe
-from kubeagora.operator.metrics_source import MetricsUnavailable, NodeSignals, PrometheusSignals, ServiceSignals
+from kubeagora.operator.metric_presets import DEFAULT_PRESET, preset
+from kubeagora.operator.metrics_source import (
+    MetricsUnavailable,
+    NodeSignals,
+    PrometheusSignals,
+    Reading,
+    ServiceSignals,
+    Source,
+    Windows,
+    with_utilization,
+)
+from kubeagora.operator.resource_usage import NodeUsageReader
 from kubeagora.operator.signing import RecordSigner, load_or_create_signer
 from kubeagora.operator.telemetry import Telemetry
 from kubeagora.operator.view import ClusterView, key_of
@@ -86,6 +97,22 @@ class LoopSettings:
     """The OrchestrationPolicy whose guardrails the shield enforces."""
     shield: ShieldPolicy = field(default_factory=ShieldPolicy)
     """The shield's settings where the OrchestrationPolicy says nothing."""
+    metrics_preset: str = DEFAULT_PRESET
+    """The standard series read for intents whose ``spec.metrics`` names no preset (``metric_presets``)."""
+    namespace_label: str | None = None
+    workload_label: str | None = None
+    """Rename the default preset's identifying labels (None: the preset's own)."""
+    scrape_interval_s: float = 30.0
+    """How often Prometheus scrapes the workloads: the query windows span four scrapes."""
+    custom_queries: bool = True
+    """Honour intents' custom PromQL (``spec.metrics.queries``). Prometheus has no tenants: a query can
+    read any series, and its value shows in the intent's status."""
+
+    def signals(self) -> PrometheusSignals:
+        default = preset(self.metrics_preset).with_labels(self.namespace_label, self.workload_label)
+        return PrometheusSignals(self.prometheus_url, Windows.for_scrape_interval(self.scrape_interval_s),
+                                 preset=default)
+
 
 
 @dataclass
@@ -233,7 +260,8 @@ class ControlLoop:
         self.api = api
         self.settings = settings
         self.telemetry = telemetry
-        self.signals = signals or PrometheusSignals(settings.prometheus_url)
+        self.signals = signals or settings.signals()
+        self.node_usage = NodeUsageReader(api)
         self.state = LoopState()
         self.t0 = time.monotonic()
         self.clock = records.Clock(time.time())
@@ -322,11 +350,14 @@ class ControlLoop:
         node_objs, orphaned = orphans.split(node_objs, self._managed_pods(bindings, deployments, pod_objs))
         await self._orphans_changed(bindings, orphaned)
         try:
-            services, nodes = await asyncio.to_thread(self._read_signals)
+            reading, nodes = await asyncio.to_thread(self._read_signals, self._sources(bindings))
         except MetricsUnavailable as e:
             log.warning("holding: %s", e)
             await self.report(bindings, unbound, None, {}, now_iso, metrics_error=str(e))
             return "held"
+        services = reading.services
+        errors = {**self._ignored_queries(bindings), **reading.errors}
+        nodes = with_utilization(nodes, await self.node_usage.utilization(node_objs))
         counters = adapter.advance_counters(self.state.counters, now, services, [b.service for b in bindings])
         self.state.counters = counters
         try:
@@ -340,7 +371,7 @@ class ControlLoop:
                                           nodes, counters, epoch_at_zero_s=self.clock.started_epoch_s)
         names = tuple(b.service.name for b in bindings)
         if not bindings:
-            await self.report(bindings, unbound, observation, {}, now_iso)
+            await self.report(bindings, unbound, observation, {}, now_iso, signal_errors=errors)
             return "idle"
         undo: list[Action] = []
         if self.state.mas is None or self.state.services != names:
@@ -368,7 +399,7 @@ class ControlLoop:
         self._count_rollouts(mas)
         self.state.mas = mas = await journal.retain(mas, now)
         await self.carry_out([*undo, *actions], by_service, deployments)
-        await self.report(bindings, unbound, observation, decisions, now_iso)
+        await self.report(bindings, unbound, observation, decisions, now_iso, signal_errors=errors)
         return "decided"
 
     @staticmethod
@@ -465,8 +496,20 @@ class ControlLoop:
                 good.append(b)
         return good, bad
 
-    def _read_signals(self) -> tuple[dict[str, ServiceSignals], dict[str, NodeSignals]]:
-        return self.signals.services(), self.signals.nodes()
+    def _sources(self, bindings: Sequence[adapter.Binding]) -> dict[str, Source]:
+        """Where each managed service's signals come from: its intent's ``spec.metrics``."""
+        return {b.service.name: self.signals.source(b.metrics.preset,
+                                                    b.metrics.queries if self.settings.custom_queries else None)
+                for b in bindings}
+
+    def _ignored_queries(self, bindings: Sequence[adapter.Binding]) -> dict[str, str]:
+        if self.settings.custom_queries:
+            return {}
+        return {b.service.name: "spec.metrics.queries ignored: this operator runs with --no-custom-queries; "
+                                "the preset's series are read instead" for b in bindings if b.metrics.queries}
+
+    def _read_signals(self, sources: Mapping[str, Source]) -> tuple[Reading, dict[str, NodeSignals]]:
+        return self.signals.services(sources), self.signals.nodes()
 
     # ------------------------------------------------------------------------------------------ restarts
     async def recover(self, now_iso: str) -> None:
@@ -546,9 +589,14 @@ class ControlLoop:
     # ------------------------------------------------------------------------------------------ status
     async def report(self, bindings: Sequence[adapter.Binding], unbound: Sequence[adapter.Unbound],
                      observation: Observation | None, decisions: Mapping[str, list[dict[str, Any]]],
-                     now_iso: str, metrics_error: str = "") -> None:
+                     now_iso: str, metrics_error: str = "", signal_errors: Mapping[str, str] | None = None) -> None:
+        """``signal_errors``: what could not be read for one service (by service name)."""
+        self.telemetry.set_slo_targets({(b.namespace, b.intent, b.deployment): (b.service.slo_p95_ms / 1000.0,
+                                                                                 b.service.slo_p99_ms / 1000.0)
+                                        for b in bindings})
         for i, b in enumerate(bindings):
             key = f"{b.namespace}/{b.intent}"
+            error = metrics_error or (signal_errors or {}).get(b.service.name, "")
             obj = self.view.get("intents", key) or {}
             observed = None
             if observation is not None:
@@ -562,8 +610,8 @@ class ControlLoop:
                     self.telemetry.slo_met.labels(b.namespace, b.intent).set(1.0 if met else 0.0)
             patch = intent_status.status_patch(
                 obj.get("status") or {}, observed, b.service.slo_p95_ms, b.service.slo_p99_ms,
-                self.state.compliance.pct(key), decisions.get(key, []), now_iso, True, not metrics_error,
-                metrics_error, self._autoscaler_conflict(b.namespace, b.deployment),
+                self.state.compliance.pct(key), decisions.get(key, []), now_iso, True, not error, error,
+                self._autoscaler_conflict(b.namespace, b.deployment),
                 findings=self._findings(key, managed=True), note=b.policy_note)
             await self._patch_intent_status(b.namespace, b.intent, patch)
         for u in unbound:

@@ -14,12 +14,15 @@ residency rule at creation). ``until curl -sf HOST:PORT/readyz; do sleep 1; done
     kubeagora_operator_leader                        1 while this replica leads (acts), 0 on standby
     kubeagora_operator_failed_ticks_in_a_row         consecutive failed ticks (``/healthz`` fails at
                                                      ``UNHEALTHY_AFTER_FAILED_TICKS``)
+    kubeagora_operator_intent_slo_target_seconds{namespace,intent,deployment,quantile}   each managed
+                                                     intent's latency targets (quantile 0.95 and 0.99), so a
+                                                     dashboard draws every intent's own lines
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -48,8 +51,23 @@ class Telemetry:
                                      registry=self.registry)
         self.leader = Gauge("kubeagora_operator_leader", "1 while this replica holds the leader Lease and acts.",
                             registry=self.registry)
+        self.slo_target = Gauge("kubeagora_operator_intent_slo_target_seconds",
+                                "The intent's latency target at this quantile (spec.slo).",
+                                ["namespace", "intent", "deployment", "quantile"], registry=self.registry)
+        self._targets: set[tuple[str, str, str]] = set()
         self.last_tick = 0.0
         self.failures = 0
+
+    def set_slo_targets(self, targets: Mapping[tuple[str, str, str], tuple[float, float]]) -> None:
+        """(namespace, intent, deployment) → (p95, p99 target in seconds) of every managed intent;
+        the series of intents no longer managed go."""
+        for gone in self._targets - set(targets):
+            for quantile in ("0.95", "0.99"):
+                self.slo_target.remove(*gone, quantile)
+        for key, (p95_s, p99_s) in targets.items():
+            self.slo_target.labels(*key, "0.95").set(p95_s)
+            self.slo_target.labels(*key, "0.99").set(p99_s)
+        self._targets = set(targets)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
