@@ -15,14 +15,14 @@ from typing import Any
 
 import kopf
 
+from kubeagora.kubeapi import kubeconfig
 from kubeagora.kubeapi.client import Api
-from kubeagora.kubeapi.kubeconfig import load_or_in_cluster
 from kubeagora.operator.admission import configure_admission, subject_access_reviewer
 
 
 @kopf.on.startup()
 async def serve_admission(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
-    memo["api"] = api = Api(load_or_in_cluster(None))
+    memo["api"] = api = Api(await kubeconfig.load(None))
     configure_admission(settings, host="127.0.0.1", port=int(os.environ["KUBEAGORA_WEBHOOK_PORT"]),
                         managed_name=None, certfile=Path(os.environ["KUBEAGORA_WEBHOOK_CERT"]),
                         pkeyfile=Path(os.environ["KUBEAGORA_WEBHOOK_KEY"]),

@@ -17,8 +17,8 @@ from typing import Any
 from tests.integration.kube import TAINT_KEY, apply
 
 from kubeagora.devcluster import DevCluster
+from kubeagora.kubeapi import kubeconfig
 from kubeagora.kubeapi.client import Api
-from kubeagora.kubeapi.kubeconfig import load_or_in_cluster
 from kubeagora.operator.loop import ControlLoop, LoopSettings
 from kubeagora.operator.metric_presets import DEFAULT_PRESET, PRESETS
 from kubeagora.operator.metrics_source import NodeSignals, Reading, ServiceSignals, Source
@@ -106,7 +106,7 @@ class LiveLoop:
         self.loop: ControlLoop | None = None
 
     async def __aenter__(self) -> LiveLoop:
-        self.api = Api(load_or_in_cluster(self.cluster.kubeconfig), user_agent="kubeagora-security-test")
+        self.api = Api(await kubeconfig.load(self.cluster.kubeconfig), user_agent="kubeagora-security-test")
         await self.api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
                                                      "metadata": {"name": self.settings.namespace}}, ok=(409,))
         self.loop = ControlLoop(self.view, self.api, self.settings, self.telemetry,

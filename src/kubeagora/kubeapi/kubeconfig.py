@@ -1,157 +1,153 @@
-"""A kubeconfig → the API server's URL, a TLS context with the client certificate, and a token.
+"""Credentials for our clients and for kopf, from the official loaders (``kubernetes_asyncio.config``).
 
-What our clients need: the current context's cluster (``server``,
-``certificate-authority[-data]``, ``insecure-skip-tls-verify``) and user
-(``client-certificate[-data]`` + ``client-key[-data]``, or ``token``); or, inside a pod, the service
-account (``in_cluster``).
+Where they come from, in order: ``--kubeconfig FILE``; else ``$KUBECONFIG`` (several files
+``a:b``, merged by the loader); else ``~/.kube/config``; else, inside a pod, the service account. What
+the official loader does that our hand-written one did not: exec plugins (``aws eks get-token``,
+``gke-gcloud-auth-plugin``, ``kubelogin``: their tokens are fetched again when they expire),
+``tokenFile``, several kubeconfig files, and the service account token re-read every minute (bound
+tokens rotate). Nothing found: ``KubeConfigError`` naming what is missing, which the CLIs print as
+one line with exit status 2.
+
+``Endpoint`` is what a client needs: the server, a TLS context, and ``authorization()``, the
+``Authorization`` header's current value (refreshed by the loader; None for client certificates).
 """
 
 from __future__ import annotations
 
-import base64
+import asyncio
+import datetime
 import os
 import ssl
-import tempfile
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from kubernetes_asyncio.client import Configuration
+from kubernetes_asyncio.config import ConfigException
+from kubernetes_asyncio.config.incluster_config import InClusterConfigLoader
+from kubernetes_asyncio.config.kube_config import load_kube_config
 
 from kubeagora.kubeapi.errors import KubeConfigError
+
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+DEFAULT_KUBECONFIG = Path("~/.kube/config")
+NO_CREDENTIALS = ("no Kubernetes credentials: no --kubeconfig given, $KUBECONFIG is unset, there is no "
+                  "~/.kube/config, and this is not a pod with a service account (KUBERNETES_SERVICE_HOST is unset)")
+
+
+async def _no_authorization() -> str | None:
+    return None
 
 
 @dataclass(frozen=True)
 class Endpoint:
     server: str
     ssl_context: ssl.SSLContext | None
-    token: str | None = None
-
-
-def _named(items: Any, name: str, what: str, path: Path) -> dict[str, Any]:
-    for item in items or ():
-        if isinstance(item, dict) and item.get("name") == name and isinstance(item.get(what), dict):
-            return dict(item[what])
-    raise KubeConfigError(f"{path}: no {what} named {name!r}")
-
-
-def _data(entry: dict[str, Any], key: str, base: Path) -> bytes | None:
-    """The bytes of ``key-data`` (base64) or of the file ``key`` names (relative to the kubeconfig)."""
-    if entry.get(f"{key}-data"):
-        try:
-            return base64.b64decode(entry[f"{key}-data"])
-        except ValueError:
-            raise KubeConfigError(f"field {key}-data is not valid base64") from None
-    if entry.get(key):
-        path = Path(entry[key])
-        path = path if path.is_absolute() else base / path
-        try:
-            return path.read_bytes()
-        except OSError as e:
-            raise KubeConfigError(f"{path}: cannot read {key}: {e.strerror}") from None
-    return None
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """The raw pieces of a kubeconfig's current context (or a service account), for any client."""
-
-    server: str
-    ca_pem: bytes | None = None
-    cert_pem: bytes | None = None
-    key_pem: bytes | None = None
-    token: str | None = None
+    authorization: Callable[[], Awaitable[str | None]] = _no_authorization
+    """The ``Authorization`` header's value now ("Bearer …"), or None (client certificates)."""
+    source: str = ""
+    """Where the credentials came from (a kubeconfig path, or "the pod's service account")."""
+    ca_path: str | None = None
+    cert_path: str | None = None
+    key_path: str | None = None
     insecure: bool = False
+    expires_at: datetime.datetime | None = None
+    """When an exec plugin's token expires (kopf logs in again then); None: it does not say."""
 
 
-def credentials(path: Path) -> Credentials:
-    try:
-        cfg = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise KubeConfigError(f"{path}: cannot read kubeconfig: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise KubeConfigError(f"{path}: malformed kubeconfig YAML: {e}") from None
-    if not isinstance(cfg, dict) or not cfg.get("current-context"):
-        raise KubeConfigError(f"{path}: not a kubeconfig with a current-context")
-    context = _named(cfg.get("contexts"), cfg["current-context"], "context", path)
-    cluster = _named(cfg.get("clusters"), str(context.get("cluster")), "cluster", path)
-    user = _named(cfg.get("users"), str(context.get("user")), "user", path) if context.get("user") else {}
-    server = str(cluster.get("server") or "").rstrip("/")
-    if not server.startswith(("https://", "http://")):
-        raise KubeConfigError(f"{path}: cluster server {server!r} is not an http(s) URL")
-    if server.startswith("http://"):
-        return Credentials(server, token=user.get("token"))
-    base = path.parent
-    insecure = bool(cluster.get("insecure-skip-tls-verify"))
-    ca = None if insecure else _data(cluster, "certificate-authority", base)
-    cert, key = _data(user, "client-certificate", base), _data(user, "client-key", base)
-    if (cert is None or key is None) and not user.get("token"):
-        raise KubeConfigError(f"{path}: user {context.get('user')!r} has neither a client certificate nor a token")
-    return Credentials(server, ca, cert, key, user.get("token"), insecure)
-
-
-def endpoint(creds: Credentials) -> Endpoint:
-    if creds.server.startswith("http://"):
-        return Endpoint(creds.server, None, creds.token)
-    ctx = ssl.create_default_context()
-    if creds.insecure:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    elif creds.ca_pem is not None:
-        ctx.load_verify_locations(cadata=creds.ca_pem.decode())
-    if creds.cert_pem is not None and creds.key_pem is not None:
-        _load_chain(ctx, creds.cert_pem, creds.key_pem)
-    return Endpoint(creds.server, ctx, creds.token)
-
-
-def load(path: Path) -> Endpoint:
-    return endpoint(credentials(path))
-
-
-def _load_chain(ctx: ssl.SSLContext, cert: bytes, key: bytes) -> None:
-    """``load_cert_chain`` reads files only: write both to a private temporary file, load, delete."""
-    fd, name = tempfile.mkstemp(prefix="kubeagora-client-", suffix=".pem")
-    try:
-        os.write(fd, cert + b"\n" + key)
-        os.close(fd)
-        ctx.load_cert_chain(name)
-    except ssl.SSLError as e:
-        raise KubeConfigError(f"client certificate or key unusable: {e}") from None
-    finally:
-        os.unlink(name)
-
-
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-
-
-def in_cluster_credentials(sa_dir: Path = SERVICE_ACCOUNT_DIR, env: dict[str, str] | None = None) -> Credentials:
-    """The API server as a pod sees it: KUBERNETES_SERVICE_HOST/PORT, the mounted token and CA."""
-    env = dict(os.environ) if env is None else env
-    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
-    if not host or not port:
-        raise KubeConfigError("not in a pod (KUBERNETES_SERVICE_HOST is unset): pass --kubeconfig")
-    try:
-        token = (sa_dir / "token").read_text().strip()
-        ca = (sa_dir / "ca.crt").read_bytes()
-    except OSError as e:
-        raise KubeConfigError(f"{sa_dir}: cannot read the service account ({e.strerror})") from None
-    host = f"[{host}]" if ":" in host else host
-    return Credentials(f"https://{host}:{port}", ca, token=token)
-
-
-def in_cluster(sa_dir: Path = SERVICE_ACCOUNT_DIR, env: dict[str, str] | None = None) -> Endpoint:
-    return endpoint(in_cluster_credentials(sa_dir, env))
-
-
-def credentials_or_in_cluster(path: Path | None) -> Credentials:
-    """A kubeconfig when one is given (or exists at the default place), else the service account."""
+def kubeconfig_source(path: Path | None, env: Mapping[str, str] | None = None) -> str | None:
+    """The kubeconfig file(s) to load (``a:b`` for several), or None for the pod's service account;
+    KubeConfigError when there are no credentials at all."""
+    env = os.environ if env is None else env
     if path is not None:
-        return credentials(path.expanduser())
-    default = Path(os.environ.get("KUBECONFIG", "~/.kube/config")).expanduser()
-    if default.is_file():
-        return credentials(default)
-    return in_cluster_credentials()
+        path = path.expanduser()
+        if not path.is_file():
+            raise KubeConfigError(f"--kubeconfig {path}: no such file")
+        return str(path)
+    listed = [p for p in env.get("KUBECONFIG", "").split(os.pathsep) if p]
+    if listed:
+        if not any(Path(p).expanduser().is_file() for p in listed):
+            raise KubeConfigError(f"$KUBECONFIG names no file that exists ({env['KUBECONFIG']})")
+        return os.pathsep.join(listed)
+    if DEFAULT_KUBECONFIG.expanduser().is_file():
+        return str(DEFAULT_KUBECONFIG.expanduser())
+    if env.get("KUBERNETES_SERVICE_HOST"):
+        return None
+    raise KubeConfigError(NO_CREDENTIALS)
 
 
-def load_or_in_cluster(path: Path | None) -> Endpoint:
-    return endpoint(credentials_or_in_cluster(path))
+def _ssl_context(ca: str | None, cert: str | None, key: str | None, verify: bool) -> ssl.SSLContext:
+    try:
+        ctx = ssl.create_default_context(cafile=ca if verify else None)
+        if not verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if cert and key:
+            ctx.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as e:
+        raise KubeConfigError(f"the cluster's CA or the client certificate is unusable: {e}") from None
+    return ctx
+
+
+async def load(path: Path | None = None, env: Mapping[str, str] | None = None,
+               sa_dir: Path = SERVICE_ACCOUNT_DIR) -> Endpoint:
+    """The ``Endpoint`` of the kubeconfig(s) or the service account (see the module's doc)."""
+    env = os.environ if env is None else env
+    source = kubeconfig_source(path, env)
+    configuration = Configuration()
+    loader: Any = None
+    try:
+        if source is None:
+            InClusterConfigLoader(str(sa_dir / "token"), str(sa_dir / "ca.crt"), try_refresh_token=True,
+                                  environ=dict(env)).load_and_set(configuration)
+        else:
+            loader = await load_kube_config(config_file=source, client_configuration=configuration,
+                                            persist_config=False)
+    except (ConfigException, KeyError, TypeError, ValueError, OSError, AssertionError) as e:
+        where = source or f"the pod's service account ({sa_dir})"
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise KubeConfigError(f"{where}: cannot use these credentials: {reason}") from None
+    server = str(configuration.host).rstrip("/")
+    if not server.startswith(("https://", "http://")):
+        raise KubeConfigError(f"{source}: cluster server {server!r} is not an http(s) URL")
+    refresh = _exec_refresher(loader, configuration)
+
+    async def authorization() -> str | None:
+        await refresh()
+        value = await configuration.get_api_key_with_prefix("BearerToken")
+        return str(value) if value else None
+
+    tls = None if server.startswith("http://") else _ssl_context(
+        configuration.ssl_ca_cert, configuration.cert_file, configuration.key_file, bool(configuration.verify_ssl))
+    return Endpoint(server, tls, authorization, source or "the pod's service account", configuration.ssl_ca_cert,
+                    configuration.cert_file, configuration.key_file, not configuration.verify_ssl,
+                    getattr(loader, "exec_plugin_expiry", None))
+
+
+def _exec_refresher(loader: Any, configuration: Any) -> Callable[[], Awaitable[None]]:
+    """Fetch an exec plugin's token again once it expires (the loader knows when), as
+    ``kubernetes_asyncio.config.refresh_token`` does, but on demand rather than in a loop."""
+    user = getattr(loader, "_user", None)  # what refresh_token reads too
+    if loader is None or user is None or "exec" not in user:
+        async def nothing() -> None:
+            return None
+
+        return nothing
+    lock = asyncio.Lock()
+
+    async def refresh() -> None:
+        async with lock:
+            await loader.load_from_exec_plugin()  # a no-op until the token's expirationTimestamp
+            configuration.api_key["BearerToken"] = loader.token
+
+    return refresh
+
+
+def check(path: Path | None) -> str:
+    """Load the credentials once, in a loop of their own (for a CLI to fail early, in one line);
+    returns where they came from."""
+    async def probe() -> str:
+        return (await load(path)).source
+
+    return asyncio.run(probe())

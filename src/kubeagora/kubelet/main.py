@@ -41,8 +41,8 @@ import aiohttp
 import numpy as np
 from aiohttp import web
 
+from kubeagora.kubeapi import kubeconfig
 from kubeagora.kubeapi.client import Api, ApiError, WatchExpired
-from kubeagora.kubeapi.kubeconfig import load as load_kubeconfig
 from kubeagora.kubelet import leases, runtime
 from kubeagora.kubelet import metrics_api as mapi
 from kubeagora.kubelet import nodes as nodes_mod
@@ -604,7 +604,8 @@ class MockKubelet:
     # run --------------------------------------------------------------------------------------
 
     async def run(self, on_ready: Callable[[int], None] | None = None) -> None:
-        endpoint = load_kubeconfig(self.options.kubeconfig)
+        # the official loader; this client is our own aiohttp one (see kubeapi.client) for its write lanes
+        endpoint = await kubeconfig.load(self.options.kubeconfig)
         self.api = Api(endpoint, self.options.max_in_flight, user_agent="kubeagora-mock-kubelet")
         runner = web.AppRunner(self.web_app(), access_log=None)
         await runner.setup()

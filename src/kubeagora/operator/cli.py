@@ -99,6 +99,8 @@ def run(
     with needs_extra("operator", "operator run"):
         import kopf
 
+        from kubeagora.kubeapi import KubeConfigError
+        from kubeagora.kubeapi.kubeconfig import check
         from kubeagora.operator import handlers  # noqa: F401  (registers the handlers)
         from kubeagora.operator.handlers import OperatorConfig
         from kubeagora.operator.loop import LoopSettings
@@ -128,12 +130,13 @@ def run(
         if pem is not None and not pem.expanduser().is_file():
             raise _fail(f"{name} {pem}: no such file")
     if kubeconfig is not None:
-        path = kubeconfig.expanduser()
-        if not path.is_file():
-            raise _fail(f"--kubeconfig {path}: no such file")
-        kubeconfig = path
+        kubeconfig = kubeconfig.expanduser()
     if not _DNS_LABEL.fullmatch(namespace):
         raise _fail(f"--namespace {namespace!r}: not a namespace name (lower-case letters, digits and '-')")
+    try:  # once here, so that missing or unusable credentials are one line and exit 2, not kopf's retries
+        check(kubeconfig)
+    except KubeConfigError as e:
+        raise _fail(str(e)) from None
     loop = LoopSettings(prometheus_url, interval, namespace, shadow_seconds, canary_seconds,
                         metrics_preset=metrics_preset, namespace_label=namespace_label, workload_label=workload_label,
                         scrape_interval_s=scrape_interval, custom_queries=custom_queries)

@@ -22,8 +22,8 @@ from typing import Any
 import kopf
 from aiohttp import web
 
+from kubeagora.kubeapi import kubeconfig
 from kubeagora.kubeapi.client import Api
-from kubeagora.kubeapi.kubeconfig import credentials_or_in_cluster, load_or_in_cluster
 from kubeagora.operator.leader import LEASE_NAME, LeaderElector, LeaseSettings
 from kubeagora.operator.loop import ControlLoop, LoopSettings
 from kubeagora.operator.records import GROUP, VERSION
@@ -55,11 +55,16 @@ class OperatorConfig:
 
 
 @kopf.on.login()
-def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
-    """The same credentials our own client uses: the kubeconfig given, or the pod's service account."""
-    creds = credentials_or_in_cluster(memo["config"].kubeconfig)
-    return kopf.ConnectionInfo(server=creds.server, ca_data=creds.ca_pem, insecure=creds.insecure,
-                               certificate_data=creds.cert_pem, private_key_data=creds.key_pem, token=creds.token)
+async def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
+    """The same credentials our own client uses (the official loaders: a kubeconfig with any user,
+    exec plugins included, or the pod's service account); kopf logs in again when an exec plugin's
+    token expires, and on a 401."""
+    endpoint = await kubeconfig.load(memo["config"].kubeconfig)
+    authorization = await endpoint.authorization() or ""
+    scheme, _space, token = authorization.partition(" ")
+    return kopf.ConnectionInfo(server=endpoint.server, ca_path=endpoint.ca_path, insecure=endpoint.insecure,
+                               certificate_path=endpoint.cert_path, private_key_path=endpoint.key_path,
+                               scheme=scheme or None, token=token or None, expiration=endpoint.expires_at)
 
 
 @kopf.on.startup()
@@ -70,7 +75,7 @@ async def start(settings: kopf.OperatorSettings, memo: Any,
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     view = ClusterView()
-    api = Api(load_or_in_cluster(config.kubeconfig), user_agent="kubeagora-operator")
+    api = Api(await kubeconfig.load(config.kubeconfig), user_agent="kubeagora-operator")
     if config.webhook_host is not None:
         from kubeagora.operator import admission  # imported (and registered) by cli.run already
 

@@ -64,7 +64,7 @@ def scheduler_extender(
             import ssl
 
             from kubeagora.kubeapi import KubeConfigError
-            from kubeagora.kubeapi.kubeconfig import load_or_in_cluster
+            from kubeagora.kubeapi.kubeconfig import check
             from kubeagora.scheduler_plugin.run import VerbsWorkerDied, serve, server_tls_context
         tls = None
         if tls_cert_file is not None and tls_key_file is not None:
@@ -75,15 +75,17 @@ def scheduler_extender(
                                     f"{f', --client-ca-file {client_ca_file}' if client_ca_file else ''}: "
                                     f"cannot load them ({getattr(e, 'strerror', None) or e})") from None
         try:
-            endpoint = load_or_in_cluster(kubeconfig)
+            check(kubeconfig)
         except KubeConfigError as e:
-            raise ExtenderError(f"--kubeconfig: {e}") from None
+            raise ExtenderError(str(e)) from None
         logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                             format="%(asctime)s scheduler-extender: %(message)s", datefmt="%H:%M:%S")
         try:
-            serve(endpoint, host, port, tls, max_body_bytes, client_auth=client_ca_file is not None)
+            serve(kubeconfig, host, port, tls, max_body_bytes, client_auth=client_ca_file is not None)
         except OSError as e:
             raise ExtenderError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+        except KubeConfigError as e:
+            raise ExtenderError(str(e)) from None
         except VerbsWorkerDied as e:
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(1) from None

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from kubeagora.kubeapi import kubeconfig
 from kubeagora.kubeapi.client import Api
-from kubeagora.kubeapi.kubeconfig import Endpoint
 from kubeagora.scheduler_plugin import watch
 from kubeagora.scheduler_plugin.cache import ClusterCache
 from kubeagora.scheduler_plugin.server import MAX_BODY_BYTES, make_app
@@ -50,8 +50,9 @@ async def _watch_worker(verbs: ProcessVerbs, stop: asyncio.Event) -> None:
         await asyncio.sleep(WORKER_CHECK_S)
 
 
-async def _serve(endpoint: Endpoint, host: str, port: int, tls: ssl.SSLContext | None, max_body_bytes: int,
-                 client_auth: bool) -> None:
+async def _serve(kubeconfig_path: Path | None, host: str, port: int, tls: ssl.SSLContext | None,
+                 max_body_bytes: int, client_auth: bool) -> None:
+    endpoint = await kubeconfig.load(kubeconfig_path)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -83,8 +84,8 @@ async def _serve(endpoint: Endpoint, host: str, port: int, tls: ssl.SSLContext |
         await api.close()
 
 
-def serve(endpoint: Endpoint, host: str, port: int, tls: ssl.SSLContext | None = None,
+def serve(kubeconfig_path: Path | None, host: str, port: int, tls: ssl.SSLContext | None = None,
           max_body_bytes: int = MAX_BODY_BYTES, client_auth: bool = False) -> None:
-    """Serve until SIGINT or SIGTERM; OSError when the address cannot be bound, VerbsWorkerDied when the
-    verbs' process ends."""
-    asyncio.run(_serve(endpoint, host, port, tls, max_body_bytes, client_auth))
+    """Serve until SIGINT or SIGTERM; OSError when the address cannot be bound, KubeConfigError when
+    the credentials cannot be used, VerbsWorkerDied when the verbs' process ends."""
+    asyncio.run(_serve(kubeconfig_path, host, port, tls, max_body_bytes, client_auth))
