@@ -180,9 +180,10 @@ def test_killing_the_operator_mid_canary_loses_nothing(applied: Stack) -> None:
 def test_with_autonomy_approve_nothing_happens_until_a_person_approves_with_kubectl(applied: Stack) -> None:
     """A service that needs more replicas than it has, under an intent with autonomy approve."""
     applied.apply(*service("gated", replicas=1, rps=400, autonomy="approve"))
-    held = wait_for("a decision on gated to wait for a person", lambda: next(
-        (a for a in agentactions(applied, "gated") if state(a) == "AwaitingApproval"), None),
-        timeout_s=120)
+    # the scale-up (other agents may ask about other moves, a migration say, in any order)
+    held = wait_for("a scale-up of gated to wait for a person", lambda: next(
+        (a for a in agentactions(applied, "gated") if state(a) == "AwaitingApproval"
+         and a["spec"]["action"]["type"] in ("Scale", "Place")), None), timeout_s=120)
     assert held["spec"]["approval"] == "Pending"
     time.sleep(10)  # two more ticks: still nothing enacted
     assert get(applied, "deployment", "gated", "-n", "default")["spec"]["replicas"] == 1
