@@ -294,11 +294,11 @@ def test_busy_core_seconds_of_a_saturated_replica_are_its_cpu_request() -> None:
     service = web()
     per_replica_rps = service.concurrency * 1000.0 / service.service_time_ms[NodeClass.CPU]
     start = adapter.advance_counters(adapter.Counters(), 0.0, {}, [service])
-    busy = {"checkout": signals("checkout", 3 * per_replica_rps, ready_pods=3)}
-    after = adapter.advance_counters(start, 10.0, busy, [service])
+    busy = {"checkout": signals("checkout", 3 * per_replica_rps)}
+    after = adapter.advance_counters(start, 10.0, busy, [service], {"checkout": 3})
     assert after.busy["checkout"] == pytest.approx(3 * service.cpu_request * 10.0)
     # idle pods burn the platform's idle share of their request, as in the simulator
-    idle = adapter.advance_counters(after, 20.0, {"checkout": signals("checkout", 0.0, ready_pods=3)}, [service])
+    idle = adapter.advance_counters(after, 20.0, {"checkout": signals("checkout", 0.0)}, [service], {"checkout": 3})
     assert idle.busy["checkout"] - after.busy["checkout"] == pytest.approx(
         3 * service.cpu_request * adapter.IDLE_CPU_FRACTION * 10.0)
 
@@ -445,3 +445,8 @@ def test_a_deployment_selecting_by_match_expressions_finds_its_pods() -> None:
     mine = pod("checkout-0", "checkout", "edge-cpu-0", labels={"app": "checkout", "track": "stable"})
     canary = pod("checkout-1", "checkout", "edge-cpu-0", labels={"app": "checkout", "track": "canary"})
     assert adapter.pods_of(dep, [mine, canary]) == [mine]
+
+
+def test_ready_pods_of_each_service_come_from_the_watch() -> None:
+    world = checkout_world()
+    assert adapter.ready_pods_of(world["bindings"], world["deployments"], world["pods"]) == {"default/checkout": 2}

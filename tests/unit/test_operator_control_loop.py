@@ -318,9 +318,9 @@ def test_node_utilisation_comes_from_the_resource_metrics_api(monkeypatch: pytes
     seen: list[Any] = []
     observe = adapter.observe
 
-    def spy(*args: Any) -> Any:
+    def spy(*args: Any, **kwargs: Any) -> Any:
         seen.append(args[6])  # the node signals
-        return observe(*args)
+        return observe(*args, **kwargs)
 
     monkeypatch.setattr(adapter, "observe", spy)
     asyncio.run(loop.tick())

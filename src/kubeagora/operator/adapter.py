@@ -227,8 +227,9 @@ def _signal(signals: Mapping[str, ServiceSignals], name: str) -> ServiceSignals:
 
 
 def advance_counters(counters: Counters, now_s: float, signals: Mapping[str, ServiceSignals],
-                     services: Sequence[Service]) -> Counters:
-    """Integrate each service's rates over the time since the last tick."""
+                     services: Sequence[Service], ready_pods: Mapping[str, int] | None = None) -> Counters:
+    """Integrate each service's rates over the time since the last tick; ``ready_pods`` by service
+    name (from the watch: ``ready_pods_of``)."""
     dt = 0.0 if counters.at_s is None else max(0.0, now_s - counters.at_s)
     arrived, served, dropped, busy = (dict(counters.arrived), dict(counters.served), dict(counters.dropped),
                                       dict(counters.busy))
@@ -241,9 +242,23 @@ def advance_counters(counters: Counters, now_s: float, signals: Mapping[str, Ser
         # a replica's slots share its CPU request (busy slots / concurrency of it) on top of what an idle pod
         # burns, as in the engine
         busy_slots = sig.served_rps * service_s / max(s.concurrency, 1)
-        cpu = s.cpu_request * (IDLE_CPU_FRACTION * sig.ready_pods + (1.0 - IDLE_CPU_FRACTION) * busy_slots)
+        ready = (ready_pods or {}).get(s.name, 0)
+        cpu = s.cpu_request * (IDLE_CPU_FRACTION * ready + (1.0 - IDLE_CPU_FRACTION) * busy_slots)
         busy[s.name] = busy.get(s.name, 0.0) + cpu * dt
     return Counters(now_s, arrived, served, dropped, busy)
+
+
+def ready_pods_of(bindings: Sequence[Binding], deployments: Mapping[str, Obj], pods: Sequence[Obj]) -> dict[str, int]:
+    """Ready pods of each managed service's Deployment, by service name (0 where its objects cannot be
+    read: ``observe`` finds that tenant and sets it aside, and one tenant's objects stop no other)."""
+    out = {}
+    for b in bindings:
+        dep = deployments.get(f"{b.namespace}/{b.deployment}")
+        try:
+            out[b.service.name] = 0 if dep is None else sum(1 for p in pods_of(dep, pods) if pod_ready(p))
+        except Exception:
+            out[b.service.name] = 0
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- the snapshot

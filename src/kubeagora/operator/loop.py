@@ -358,7 +358,8 @@ class ControlLoop:
         services = reading.services
         errors = {**self._ignored_queries(bindings), **reading.errors}
         nodes = with_utilization(nodes, await self.node_usage.utilization(node_objs))
-        counters = adapter.advance_counters(self.state.counters, now, services, [b.service for b in bindings])
+        counters = adapter.advance_counters(self.state.counters, now, services, [b.service for b in bindings],
+                                            adapter.ready_pods_of(bindings, deployments, self.view.all("pods")))
         self.state.counters = counters
         try:
             observation = adapter.observe(now, node_objs, pod_objs, deployments, bindings, services,
