@@ -151,3 +151,11 @@ def check(path: Path | None) -> str:
         return (await load(path)).source
 
     return asyncio.run(probe())
+
+
+def server(path: Path | None) -> str:
+    """The API server's URL those credentials reach (loaded once, in a loop of their own)."""
+    async def probe() -> str:
+        return (await load(path)).server
+
+    return asyncio.run(probe())

@@ -134,10 +134,10 @@ def mock_kubelet(
 
 def _server(kubeconfig: Path) -> str:
     from kubeagora.kubeapi.errors import KubeConfigError
-    from kubeagora.kubeapi.kubeconfig import credentials
+    from kubeagora.kubeapi.kubeconfig import server
 
     try:
-        return credentials(kubeconfig).server
+        return server(kubeconfig)
     except (KubeConfigError, OSError) as e:
         raise KubeletError(f"--kubeconfig {kubeconfig}: {e}") from None
 
