@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from tests.unit.operator_objects import node, pod, signals
-from tests.unit.test_operator_control_loop import FakeSignals, loop_over
+from tests.unit.test_operator_control_loop import CHECKOUT, FakeSignals, loop_over
 from tests.unit.test_operator_control_loop import world_of as checkout_world
 
 from kubeagora.model import NodeClass, Tier
@@ -49,7 +49,7 @@ def test_an_old_topologys_twenty_dead_nodes_make_one_finding_and_no_quarantine_r
     agent filed 20+ QuarantineNode AgentActions within 60 s."""
     world = checkout_world(replicas=2)
     world["nodes"] += [dead(f"edge-mcu-old-{i}", 10 + i) for i in range(20)]
-    quiet = FakeSignals({"checkout": signals("checkout", 50.0, p95_ms=60.0, p99_ms=90.0, ready_pods=2)})
+    quiet = FakeSignals({CHECKOUT: signals(CHECKOUT, 50.0, p95_ms=60.0, p99_ms=90.0)})
     loop, api = loop_over(world, quiet)
     for _ in range(12):  # a minute of ticks
         asyncio.run(loop.tick())
