@@ -107,6 +107,27 @@ def test_several_kubeconfig_files_are_merged(tmp_path: Path, no_home_kubeconfig:
     assert ep.insecure
 
 
+def test_with_several_files_the_first_current_context_wins_as_with_kubectl(tmp_path: Path,
+                                                                          no_home_kubeconfig: Path) -> None:
+    """kubectl: the first file to set current-context wins (the official loader lets the last one win)."""
+    def doc(context: str, server: str) -> dict[str, Any]:
+        return {"apiVersion": "v1", "kind": "Config", "current-context": context,
+                "contexts": [{"name": context, "context": {"cluster": context, "user": context}}],
+                "clusters": [{"name": context, "cluster": {"server": server, "insecure-skip-tls-verify": True}}],
+                "users": [{"name": context, "user": {"token": f"token-{context}"}}]}
+
+    none, first, second = tmp_path / "none.yaml", tmp_path / "first.yaml", tmp_path / "second.yaml"
+    none.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "current-context": "",
+                                    "preferences": {}}))
+    first.write_text(yaml.safe_dump(doc("prod", "https://prod.example:6443")))
+    second.write_text(yaml.safe_dump(doc("dev", "https://dev.example:6443")))
+    ep = asyncio.run(load(None, {"KUBECONFIG": f"{none}:{first}:{second}"}))
+    assert ep.server == "https://prod.example:6443"
+    assert asyncio.run(ep.authorization()) == "Bearer token-prod"
+    ep = asyncio.run(load(None, {"KUBECONFIG": f"{second}:{first}"}))
+    assert ep.server == "https://dev.example:6443"
+
+
 def test_a_kubeconfig_naming_no_existing_file_is_refused(tmp_path: Path, no_home_kubeconfig: Path) -> None:
     with pytest.raises(KubeConfigError, match="names no file that exists"):
         kubeconfig_source(None, {"KUBECONFIG": f"{tmp_path / 'x'}:{tmp_path / 'y'}"})

@@ -5,7 +5,9 @@ Where they come from, in order: ``--kubeconfig FILE``; else ``$KUBECONFIG`` (sev
 the official loader does that our hand-written one did not: exec plugins (``aws eks get-token``,
 ``gke-gcloud-auth-plugin``, ``kubelogin``: their tokens are fetched again when they expire),
 ``tokenFile``, several kubeconfig files, and the service account token re-read every minute (bound
-tokens rotate). Nothing found: ``KubeConfigError`` naming what is missing, which the CLIs print as
+tokens rotate). With several files the loader merges clusters, contexts and users as kubectl does (the
+first file naming one wins) but lets the last file's ``current-context`` win; kubectl takes the first
+file that sets one, and so do we (``first_current_context``). Nothing found: ``KubeConfigError`` naming what is missing, which the CLIs print as
 one line with exit status 2.
 
 ``Endpoint`` is what a client needs: the server, a TLS context, and ``authorization()``, the
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kubernetes_asyncio.client import Configuration
 from kubernetes_asyncio.config import ConfigException
 from kubernetes_asyncio.config.incluster_config import InClusterConfigLoader
@@ -77,6 +80,23 @@ def kubeconfig_source(path: Path | None, env: Mapping[str, str] | None = None) -
     raise KubeConfigError(NO_CREDENTIALS)
 
 
+def first_current_context(source: str) -> str | None:
+    """The ``current-context`` of the first file in ``source`` (``a:b``) that sets one, as kubectl
+    reads several files; None when none does (or a file cannot be read: the loader then says why)."""
+    for name in source.split(os.pathsep):
+        path = Path(name).expanduser()
+        if not name or not path.is_file():
+            continue
+        try:
+            doc = yaml.safe_load(path.read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return None
+        context = doc.get("current-context") if isinstance(doc, dict) else None
+        if context:
+            return str(context)
+    return None
+
+
 def _ssl_context(ca: str | None, cert: str | None, key: str | None, verify: bool) -> ssl.SSLContext:
     try:
         ctx = ssl.create_default_context(cafile=ca if verify else None)
@@ -102,8 +122,8 @@ async def load(path: Path | None = None, env: Mapping[str, str] | None = None,
             InClusterConfigLoader(str(sa_dir / "token"), str(sa_dir / "ca.crt"), try_refresh_token=True,
                                   environ=dict(env)).load_and_set(configuration)
         else:
-            loader = await load_kube_config(config_file=source, client_configuration=configuration,
-                                            persist_config=False)
+            loader = await load_kube_config(config_file=source, context=first_current_context(source),
+                                            client_configuration=configuration, persist_config=False)
     except (ConfigException, KeyError, TypeError, ValueError, OSError, AssertionError) as e:
         where = source or f"the pod's service account ({sa_dir})"
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
