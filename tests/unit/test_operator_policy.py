@@ -127,7 +127,7 @@ def test_a_restarted_operator_still_counts_the_quarantines_of_the_last_hour() ->
               for n in world["nodes"]]
     objs = {"nodes": silent, "pods": world["pods"], "deployments": list(world["deployments"].values()),
             "intents": [intent("checkout")]}
-    signals = FakeSignals({CHECKOUT: sig(CHECKOUT, 20.0, p95_ms=60.0, p99_ms=90.0, ready_pods=3)},
+    signals = FakeSignals({CHECKOUT: sig(CHECKOUT, 20.0, p95_ms=60.0, p99_ms=90.0)},
                           {n["metadata"]["name"]: node_signals(n["metadata"]["name"], 0.1) for n in silent})
     api = FakeApi()
 
