@@ -7,8 +7,8 @@ the official loader does that our hand-written one did not: exec plugins (``aws 
 ``tokenFile``, several kubeconfig files, and the service account token re-read every minute (bound
 tokens rotate). With several files the loader merges clusters, contexts and users as kubectl does (the
 first file naming one wins) but lets the last file's ``current-context`` win; kubectl takes the first
-file that sets one, and so do we (``first_current_context``). Nothing found: ``KubeConfigError`` naming what is missing, which the CLIs print as
-one line with exit status 2.
+file that sets one, and so do we (``first_current_context``). Nothing found: ``KubeConfigError``
+naming what is missing, which the CLIs print as one line with exit status 2.
 
 ``Endpoint`` is what a client needs: the server, a TLS context, and ``authorization()``, the
 ``Authorization`` header's current value (refreshed by the loader; None for client certificates).
