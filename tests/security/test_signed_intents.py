@@ -81,7 +81,7 @@ def test_a_signature_replayed_onto_another_intent_is_refused() -> None:
 
 def burst_world() -> tuple[dict[str, Any], FakeSignals]:
     world = checkout_cluster(replicas=2)
-    burst = FakeSignals({CHECKOUT: signals(CHECKOUT, offered_rps=2000.0, p95_ms=900.0, p99_ms=2000.0, ready_pods=2)},
+    burst = FakeSignals({CHECKOUT: signals(CHECKOUT, offered_rps=2000.0, p95_ms=900.0, p99_ms=2000.0)},
                         {n["metadata"]["name"]: node_signals(n["metadata"]["name"], 0.9) for n in world["nodes"]})
     return world, burst
 
