@@ -280,7 +280,7 @@ SPEC_PATHS = [("slo",), ("slo", "p95Ms"), ("replicas",), ("replicas", "max"), ("
               ("workload",), ("workload", "template"), ("targetRef",), ("targetRef", "name")]
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(path=st.sampled_from(SPEC_PATHS), value=JSON)
 def test_any_value_anywhere_is_parsed_or_refused_with_a_field_under_it(path: tuple[str, ...], value: Any) -> None:
     obj = minimal(replicas={"max": 3}, placement={"tiers": ["edge"], "regions": ["r"]}, budget={"energyCapWatts": 5},
