@@ -13,15 +13,19 @@ from kubeagora.coordination.bus import Bus
 from kubeagora.coordination.contract_net import (
     INTERFERENCE_BETA,
     NodeBid,
+    NodeLedger,
     PlacementTask,
     announce,
     award,
+    commit,
     ledger_from_observation,
+    move_bids,
     place_by_contract_net,
     task_from_observation,
 )
 from kubeagora.model import Node, NodeClass, Observation, Service, Tier
-from kubeagora.sim.engine import INTERFERENCE
+from kubeagora.sim.engine import INTERFERENCE, Engine
+from kubeagora.sim.scenario import compile_scenario, load_scenario
 
 
 def node(name: str, region: str = "region-0", cores: float = 4.0, node_class: NodeClass = NodeClass.CPU,
@@ -183,3 +187,45 @@ def test_contract_net_over_the_bus_awards_what_the_pure_functions_award() -> Non
 def test_a_negative_count_is_refused() -> None:
     with pytest.raises(ValueError, match="count"):
         place_by_contract_net(cluster((node("a"),)), 0, -1)
+
+
+def _move_bids_one_host_at_a_time(task: PlacementTask, ledger: NodeLedger, host: int) -> tuple[NodeBid, NodeBid] | None:
+    """The definition `move_bids` batches: the ledger less one replica on the host, `announce`, then
+    `award` over the other nodes."""
+    added = commit(task, ledger, host)
+    without = replace(
+        ledger,
+        cpu_free=2 * ledger.cpu_free - added.cpu_free,
+        memory_free_gib=2 * ledger.memory_free_gib - added.memory_free_gib,
+        accelerators_free=2 * ledger.accelerators_free - added.accelerators_free,
+        utilisation=np.clip(2 * ledger.utilisation - added.utilisation, 0.0, 1.0),
+        colocated_service_ms=np.maximum(2 * ledger.colocated_service_ms - added.colocated_service_ms, 0.0),
+    )
+    bids = announce(task, without)
+    if not bids[host].feasible:
+        return None
+    best = award([b for b in bids if b.node_index != host])
+    return None if best is None else (bids[host], best)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_move_bids_for_all_hosts_at_once_equal_the_bids_one_host_at_a_time(seed: int) -> None:
+    scenario = compile_scenario(*load_scenario("diurnal-mixed"), seed=seed)
+    engine = Engine(scenario)
+    for _ in range(30):
+        engine.step()
+    rng = np.random.default_rng(seed)
+    obs = engine.observe()
+    # busy nodes (some full: the re-bid must hand the replica's resources back first), and some distrust
+    obs = replace(obs, node_utilization=rng.uniform(0.0, 1.0, len(obs.nodes)),
+                  node_cpu_allocated=np.array([n.cpu_cores for n in obs.nodes]) * rng.uniform(0.5, 1.0, len(obs.nodes)))
+    trust = {n.name: float(t) for n, t in zip(obs.nodes, rng.uniform(0.0, 1.0, len(obs.nodes)), strict=True)}
+    ledger = ledger_from_observation(obs, trust)
+    compared = 0
+    for s in range(len(obs.services)):
+        task = task_from_observation(obs, s)
+        hosts = sorted({int(n) for n in obs.replica_node[obs.replica_service == s]})
+        batched = move_bids(task, ledger, hosts)
+        assert batched == [_move_bids_one_host_at_a_time(task, ledger, h) for h in hosts]
+        compared += sum(pair is not None for pair in batched)
+    assert compared > 0  # some hosts could move a replica: there was something to compare

@@ -19,7 +19,7 @@ back and forth.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,12 +30,8 @@ from kubeagora.coordination.contract_net import (
     BidWeights,
     NodeBid,
     NodeLedger,
-    PlacementTask,
-    bid_at,
-    bid_columns,
-    cheapest_index,
-    commit,
     ledger_from_observation,
+    move_bids,
     place_by_contract_net,
     task_from_observation,
 )
@@ -136,31 +132,13 @@ class PlacementAgent:
     def _best_move(self, obs: Observation, s: int, ledger: NodeLedger) -> tuple[NodeBid, NodeBid] | None:
         """(current node's bid, best other bid) for the replica whose move gains most; None if none can."""
         task = task_from_observation(obs, s)
-        hosts = np.unique(obs.replica_node[obs.replica_ready & (obs.replica_service == s)])
+        hosts = [int(h) for h in np.unique(obs.replica_node[obs.replica_ready & (obs.replica_service == s)])]
         best_pair: tuple[NodeBid, NodeBid] | None = None
-        for n in (int(h) for h in hosts):
-            without = _without_one_replica(task, ledger, n)
-            columns = bid_columns(task, without, self.settings.bid_weights)
-            if columns.infeasible_reasons[n]:
-                continue  # a quarantined or misplaced host is reliability's and the data steward's case
-            # the bids of the host and of the best other node, as `announce` and `award` would give them
-            best_index = cheapest_index(columns, excluding=n)
-            if best_index is None:
+        # a quarantined or misplaced host (None) is reliability's and the data steward's case
+        for pair in move_bids(task, ledger, hosts, self.settings.bid_weights) if hosts else []:
+            if pair is None:
                 continue
-            current, best = bid_at(columns, without, n), bid_at(columns, without, best_index)
+            current, best = pair
             if best_pair is None or current.cost_ms - best.cost_ms > best_pair[0].cost_ms - best_pair[1].cost_ms:
                 best_pair = (current, best)
         return best_pair
-
-
-def _without_one_replica(task: PlacementTask, ledger: NodeLedger, node_index: int) -> NodeLedger:
-    """The ledger with one replica of the task's service taken off `node_index` (the inverse of `commit`)."""
-    added = commit(task, ledger, node_index)
-    return replace(
-        ledger,
-        cpu_free=2 * ledger.cpu_free - added.cpu_free,
-        memory_free_gib=2 * ledger.memory_free_gib - added.memory_free_gib,
-        accelerators_free=2 * ledger.accelerators_free - added.accelerators_free,
-        utilisation=np.clip(2 * ledger.utilisation - added.utilisation, 0.0, 1.0),
-        colocated_service_ms=np.maximum(2 * ledger.colocated_service_ms - added.colocated_service_ms, 0.0),
-    )

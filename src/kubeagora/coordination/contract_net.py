@@ -325,6 +325,77 @@ def announce(task: PlacementTask, ledger: NodeLedger, weights: BidWeights | None
     return tuple(bid_at(c, ledger, n) for n in range(len(ledger.names)))
 
 
+def move_bids(task: PlacementTask, ledger: NodeLedger, hosts: Sequence[int],
+              weights: BidWeights | None = None) -> list[tuple[NodeBid, NodeBid] | None]:
+    """For each host of the task's service: (the host's bid, the best other node's bid) for one of its
+    replicas, re-bid as if placed afresh, i.e. with that replica's resources handed back first; None
+    where the host cannot bid (quarantined, misplaced) or no other node can.
+
+    The same bids as `announce` over the ledger less one replica on the host, and `award` over the
+    others, for every host at once: the ledgers less one replica differ from `ledger` only at the host,
+    so they are [host, node] arrays, and the arithmetic is `bid_columns`' element for element.
+    """
+    w = weights or BidWeights()
+    service = task.service
+    service_ms, accelerators, added_util = _replica_footprint(task, ledger)
+    at = np.asarray(hosts, dtype=np.int64)
+    rows = np.arange(at.size)
+
+    def less_one_replica(values: FloatArray, added: FloatArray) -> FloatArray:
+        # `commit`'s values at each host, then 2·before − after as in the placement agent's inverse of it
+        out = np.tile(values, (at.size, 1))
+        out[rows, at] = 2 * values[at] - added
+        return out
+
+    cpu_free = less_one_replica(ledger.cpu_free, ledger.cpu_free[at] + -service.cpu_request)
+    memory_free = less_one_replica(ledger.memory_free_gib, ledger.memory_free_gib[at] + -service.memory_request_gib)
+    accelerators_free = less_one_replica(ledger.accelerators_free, ledger.accelerators_free[at] + -accelerators[at])
+    u_before = less_one_replica(ledger.utilisation, np.minimum(ledger.utilisation[at] + added_util[at], 1.0))
+    u_before[rows, at] = np.clip(u_before[rows, at], 0.0, 1.0)
+    colocated = less_one_replica(ledger.colocated_service_ms, ledger.colocated_service_ms[at] + service_ms[at])
+    colocated[rows, at] = np.maximum(colocated[rows, at], 0.0)
+
+    u_after = np.minimum(u_before + added_util, 1.0)
+    own_ms = np.nan_to_num(service_ms, nan=0.0) * ledger.beta * u_after**2
+    neighbours_ms = colocated * ledger.beta * (u_after**2 - u_before**2)
+    interference_ms = own_ms + neighbours_ms
+    carbon_g_per_h = ledger.dynamic_power_w * (u_after - u_before) * ledger.carbon_g_per_kwh / 1000.0
+    network_ms = np.asarray(ledger.ingress_rtt_ms[task.origin_region_index], dtype=np.float64)
+    allowed = service.allowed_regions
+    infeasible = (~np.isfinite(service_ms)
+                  | _per_node(ledger.regions, lambda r: allowed is not None and r not in allowed, np.bool_)
+                  | ~ledger.schedulable | (ledger.trust < w.min_trust)
+                  | (cpu_free < service.cpu_request - 1e-9) | (memory_free < service.memory_request_gib - 1e-9)
+                  | (accelerators_free < accelerators - 1e-9))
+    feasible = ~infeasible
+    feasible_ms = np.where(feasible, service_ms, np.inf)
+    any_feasible = np.isfinite(feasible_ms).any(axis=1)
+    fastest_ms = np.where(any_feasible, feasible_ms.min(axis=1), 1.0)
+    slowness_ms = np.nan_to_num(service_ms, nan=0.0) ** 2 / np.maximum(fastest_ms, 1e-9)[:, None]
+    raw_ms = (w.interference_weight * interference_ms + w.ms_per_carbon_g_per_h * carbon_g_per_h
+              + w.network_weight * network_ms + w.slowness_weight * slowness_ms)
+    trust = np.clip(ledger.trust, w.min_trust, 1.0)
+    markup_ms = raw_ms * (1.0 / trust - 1.0)
+    cost_ms = np.where(feasible, raw_ms + markup_ms, np.inf)
+
+    def bid(h: int, n: int) -> NodeBid:
+        return NodeBid(n, ledger.names[n], True, "", float(interference_ms[h, n]), float(carbon_g_per_h[h, n]),
+                       float(network_ms[n]), float(slowness_ms[h, n]), float(ledger.trust[n]),
+                       float(markup_ms[h, n]), float(cost_ms[h, n]))
+
+    out: list[tuple[NodeBid, NodeBid] | None] = []
+    for h, n in enumerate(int(x) for x in at):
+        others = feasible[h].copy()
+        others[n] = False
+        candidates = np.flatnonzero(others)
+        if not feasible[h, n] or candidates.size == 0:
+            out.append(None)
+            continue
+        best = int(candidates[np.argmin(cost_ms[h, candidates])])  # the lowest index among equal costs
+        out.append((bid(h, n), bid(h, best)))
+    return out
+
+
 def award(bids: Sequence[NodeBid]) -> NodeBid | None:
     """The cheapest feasible bid; ties go to the lowest node index (reproducible runs). None if none can."""
     feasible = [b for b in bids if b.feasible]
