@@ -159,19 +159,23 @@ def run_part(
     duration_s: float | None,
     model_error: float,
     first_seed: int = 1,
+    only: list[str] | None = None,
+    sweep: bool = True,
 ) -> None:
-    segments = [s for s in SEGMENTS if s.part == part]
+    segments = [s for s in SEGMENTS if s.part == part and (not only or s.name in only)]
+    if not segments:
+        fail(f"--segments {','.join(only or [])}: none of them is a {part} segment")
     with tempfile.TemporaryDirectory() as tmp:
         files = [str(scenario_file(s, traces, Path(tmp), model_error)) for s in segments]
-        labels = expand_sweeps(
-            controllers.split(","), ["standard"] if any(c in KNOBS for c in controllers.split(",")) else []
-        )
+        names = controllers.split(",")
+        labels = expand_sweeps(names, ["standard"] if sweep and any(c in KNOBS for c in names) else [])
         plan = plan_matrix(files, labels, n_seeds=seeds, first_seed=first_seed, duration_s=duration_s)
         workers = jobs or default_jobs(len(plan.runs))
         with matrix_progress_bar(plan.runs) as progress:
             results = run_matrix(plan.runs, jobs=workers, progress=progress)
+        picked = (f"--segments {','.join(only)} " if only else "") + ("" if sweep else "--no-sweep ")
         command = (
-            f"python benchmarks/trace_split.py --traces TRACES --part {part} --controllers {controllers} "
+            f"python benchmarks/trace_split.py --traces TRACES --part {part} {picked}--controllers {controllers} "
             f"--model-error {model_error:g} --first-seed {first_seed} --seeds {seeds} --json {out}"
         )
         write_document(bench_document(results, plan.scenarios, command), out)
@@ -232,6 +236,10 @@ def main() -> None:
     ap.add_argument("--list", action="store_true", help="print the split and exit")
     ap.add_argument("--part", choices=PARTS)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument(
+        "--no-sweep", action="store_true", help="run the controllers as given, without each baseline's standard sweep"
+    )
+    ap.add_argument("--segments", help="comma-separated segment names: only these of the part (default: all)")
     ap.add_argument("--first-seed", type=int, default=1, help="seeds count up from this one (default 1)")
     ap.add_argument("--jobs", type=int)
     ap.add_argument("--controllers", default=CONTROLLERS)
@@ -267,6 +275,8 @@ def main() -> None:
             args.part, args.traces, args.seeds, args.jobs, args.json, args.controllers, args.duration,
             args.model_error,
             args.first_seed,
+            args.segments.split(",") if args.segments else None,
+            not args.no_sweep,
         )
     else:
         ap.error("give --list, --choose FILES, or --part PART --json FILE")
