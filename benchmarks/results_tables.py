@@ -249,7 +249,12 @@ def at_chosen_settings(document: BenchDocument, chosen: dict[str, float]) -> Non
             groups.setdefault(family, []).append((mine, theirs))
             cost = paired_values(document, scenario, "mas", label, "replica_seconds")
             difference = paired_difference_interval(mine, theirs)
-            verdict = "yes" if difference.high < 0 else ("**loses**" if difference.low > 0 else "no difference shown")
+            if len(pairs) < 2:
+                verdict = "one seed: no interval"
+            elif difference.high < 0:
+                verdict = "yes"
+            else:
+                verdict = "**loses**" if difference.low > 0 else "no difference shown"
             print(
                 f"| {scenario} | {family} ({target:g}) | {fmt(sum(theirs) / len(theirs), 2)} | "
                 f"{fmt(sum(mine) / len(mine), 2)} | {ratio_text(paired_ratio_interval(mine, theirs))} | "

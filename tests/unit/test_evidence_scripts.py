@@ -107,3 +107,11 @@ def test_a_malformed_chosen_file_is_one_line_and_status_2(tmp_path: Path) -> Non
         f"error: --chosen {bad}: expected {{baseline: target}} with baselines among "
         "heuristic, hpa, keda, knative, rayserve"
     ]
+
+
+def test_one_seed_claims_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    runs = [run("seg", "mas", 1, 1.0, 100.0), run("seg", "hpa@target=0.6", 1, 9.0, 100.0)]
+    document = {"summary": {"seg": {"mas": {}, "hpa@target=0.6": {}}}, "runs": runs}
+    results_tables.at_chosen_settings(document, {"hpa": 0.6})
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| seg |"))
+    assert row.rstrip().endswith("| one seed: no interval |")
