@@ -114,6 +114,19 @@ def test_a_contender_that_wins_on_some_seeds_and_loses_on_others_does_not_beat()
     assert not comparison.loses
 
 
+def test_one_seed_has_no_interval_and_claims_nothing() -> None:
+    runs = [*_sweep("s", 1, 0.0), _run("s", "mas", 1, 150, 3.0)]  # far below the frontier's 7, and its 4
+    comparison = compare_at_equal_cost(runs, "s", "mas", "hpa")
+    assert comparison is not None
+    assert comparison.difference.estimate == pytest.approx(-4.0)
+    assert comparison.difference.n == 1
+    assert not comparison.beats
+    assert not comparison.robust
+    worse = compare_at_equal_cost([*_sweep("s", 1, 0.0), _run("s", "mas", 1, 150, 30.0)], "s", "mas", "hpa")
+    assert worse is not None
+    assert not worse.loses
+
+
 def test_a_contender_dearer_than_every_setting_is_flagged() -> None:
     runs = [*_sweep("s", 1, 0.0), _run("s", "mas", 1, 900, 1.0)]
     comparison = compare_at_equal_cost(runs, "s", "mas", "hpa")

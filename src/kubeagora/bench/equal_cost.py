@@ -52,17 +52,18 @@ class EqualCostComparison:
 
     @property
     def beats(self) -> bool:
-        """The contender violates less, with the paired interval of the difference below zero."""
-        return self.difference.high < 0.0
+        """The contender violates less, with the paired interval of the difference below zero (which
+        takes two seeds at least: one seed has no interval, and claims nothing either way)."""
+        return self.difference.n >= 2 and self.difference.high < 0.0
 
     @property
     def loses(self) -> bool:
-        return self.difference.low > 0.0
+        return self.difference.n >= 2 and self.difference.low > 0.0
 
     @property
     def robust(self) -> bool:
         """Beats the baseline even where its frontier is read as generously as the settings allow."""
-        return self.generous_difference.high < 0.0
+        return self.generous_difference.n >= 2 and self.generous_difference.high < 0.0
 
     @property
     def dearer_seeds(self) -> int:
