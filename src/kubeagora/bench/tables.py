@@ -241,7 +241,9 @@ def comparison_cells(row: Mapping[str, Any]) -> list[str]:
     """The cells of one equal-cost comparison (shared by the terminal table, the report and the docs)."""
     mine, theirs = row["contender_violation_pct"], row["baseline_violation_pct_at_equal_cost"]
     estimate, low, high = row["difference_pp"]
-    if row["beats"]:
+    if len(mine) < 2:
+        verdict = "one seed: no interval"
+    elif row["beats"]:
         verdict = "beats" if row.get("robust") else "beats on the line only"
     else:
         verdict = "loses" if row["loses"] else VERDICT_NONE
