@@ -37,7 +37,7 @@ from kubeagora.agents.placement import PlacementAgent
 from kubeagora.agents.reliability import ReliabilityAgent
 from kubeagora.agents.scaling import ScalingAgent
 from kubeagora.agents.scheduler import SchedulerAgent
-from kubeagora.agents.sentinel import SentinelAgent, trust_scores
+from kubeagora.agents.sentinel import SentinelAgent, SentinelSettings, bidder, contained, trust_scores
 from kubeagora.agents.triage import TriageAgent, is_escalation
 from kubeagora.controllers.mpc import MpcController, MpcControllerState
 from kubeagora.coordination.bus import Bus
@@ -83,6 +83,10 @@ class MasSettings:
     twin: TwinPolicy = field(default_factory=TwinPolicy)
     max_records: int = 2000
     """Finished rollout records kept for `explain` (the oldest are dropped first)."""
+    zero_trust: bool = True
+    """The sentinel checks attestation and cross-checks nodes' and bidders' claims, and what the MPC and the
+    market read of a service's demand is contained to what outcomes account for (off: the MAS as it was
+    before; the benchmarks' undefended arm)."""
     unenactable: frozenset[str] = frozenset()
     """Action types the world cannot carry out (e.g. ``ShedLoad`` on a cluster without an ingress
     hook): proposals of these types are dropped with a record, never screened nor put to a person."""
@@ -165,7 +169,8 @@ class MasController:
         self.settings = settings or MasSettings()
         self.planner = MpcController(residual=residual)
         self.agents: tuple[Any, ...] = (
-            SentinelAgent(), ScalingAgent(), PlacementAgent(), ReliabilityAgent(), DataStewardAgent(),
+            SentinelAgent(SentinelSettings(zero_trust=self.settings.zero_trust)), ScalingAgent(), PlacementAgent(),
+            ReliabilityAgent(), DataStewardAgent(),
             SchedulerAgent(), CostEnergyAgent(), ObservabilityAgent(), TriageAgent())
 
     @property
@@ -181,6 +186,9 @@ class MasController:
     def decide(self, observation: Observation, state: MasState) -> tuple[Sequence[Action], MasState]:
         cfg = self.settings
         now = observation.time_s
+        claimed = observation
+        if cfg.zero_trust:  # no bidder's reporter may inflate what the planner and the market read of its demand
+            observation = contained(observation, state.agent_states[0], self.agents[0].settings)
         mpc_state, setpoints = state.mpc, state.setpoints
         if state.tick % cfg.mpc_every_ticks == 0 or setpoints is None:
             mpc_actions, mpc_state = self.planner.decide(observation, state.mpc)
@@ -197,9 +205,14 @@ class MasController:
             uncertainty = cal.relative_uncertainty(mpc_state.calibration, observation)
             twin_world = cal.world(mpc_state.calibration, self.planner.settings.calibration)
             observation = cal.calibrated_observation(observation, mpc_state.calibration)
-        setpoints, prices, last_prices = self._clear(observation, setpoints, state)
+        setpoints, prices, last_prices = self._clear(observation, setpoints, state, cfg.zero_trust)
 
-        proposals, agent_states, incidents = self._run_agents(observation, state, setpoints, forecast, prices)
+        # the sentinel judges the claims as made: the demand as reported and each node's speed as the node
+        # reports it (not the calibration's estimate, which has already absorbed a lying node's slowness)
+        as_claimed = replace(observation, arrived_total=claimed.arrived_total, arrival_rps=claimed.arrival_rps,
+                             node_speed=claimed.node_speed)
+        proposals, agent_states, incidents = self._run_agents(observation, state, setpoints, forecast, prices,
+                                                              as_claimed)
         ordered, unenactable = self._enactable_only(self._through_the_bus(proposals))
         # a target with a rollout in flight (shadow or canary) is not proposed again,
         # except that a capacity-adding move supersedes a capacity-removing one still in flight: a
@@ -287,11 +300,15 @@ class MasController:
         return _enactable(actions), new_state
 
     @staticmethod
-    def _clear(observation: Observation, setpoints: Any, state: MasState) -> tuple[Any, dict[str, float], Any]:
+    def _clear(observation: Observation, setpoints: Any, state: MasState, weigh_by_trust: bool = True,
+               ) -> tuple[Any, dict[str, float], Any]:
         """The market for shared pools: where the set-points ask for more cores or accelerators than a
-        region has, the prices rise until demand fits and each service gets what its priority earns."""
+        region has, the prices rise until demand fits and each service gets what its priority earns (times
+        its bidder's trust: a bidder whose claims outcomes contradicted counts for less)."""
         pools = pools_from_observation(observation)
-        demands = demands_from_observation(observation, np.maximum(setpoints, 0).astype(float), pools)
+        weights = [state.trust.get(bidder(s.name), 1.0) for s in observation.services] if weigh_by_trust else None
+        demands = demands_from_observation(observation, np.maximum(setpoints, 0).astype(float), pools,
+                                           bidder_trust=weights)
         clearing = clear_market(demands, pools, initial_prices=state.last_prices)
         capped = np.where(clearing.price_per_unit @ demands.usage_per_replica.T > 0,
                           np.minimum(setpoints, np.ceil(clearing.replicas - 1e-6)), setpoints).astype(np.int64)
@@ -328,7 +345,8 @@ class MasController:
         return _capacity_adding(observation, action)
 
     def _run_agents(self, observation: Observation, state: MasState, setpoints: Any, forecast: fc.Forecast,
-                    prices: dict[str, float]) -> tuple[list[Proposal], tuple[Any, ...], tuple[Incident, ...]]:
+                    prices: dict[str, float], as_claimed: Observation | None = None,
+                    ) -> tuple[list[Proposal], tuple[Any, ...], tuple[Incident, ...]]:
         (sentinel, scaling, placement, reliability, steward, scheduler, cost, observability, triage) = self.agents
         states = list(state.agent_states)
         extras: dict[str, Any] = {
@@ -347,7 +365,8 @@ class MasController:
             if agent is placement:
                 extras[handoff.SCALE_TARGETS] = handoff.scale_targets_from(
                     [p for p in proposals if p.agent == scaling.name])
-            out, states[i] = agent.decide(observation, states[i], context())
+            seen = as_claimed if agent is sentinel and as_claimed is not None else observation
+            out, states[i] = agent.decide(seen, states[i], context())
             proposals.extend(out)
             if agent is placement:
                 extras[handoff.BIDS] = getattr(states[i], "last_bids", ())

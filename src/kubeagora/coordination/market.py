@@ -287,9 +287,15 @@ def pools_from_observation(observation: Observation) -> ResourcePools:
     return ResourcePools(tuple(names), np.array(capacity, dtype=np.float64))
 
 
+MIN_BIDDER_WEIGHT = 0.05
+"""A distrusted bidder's value is scaled by its trust, never below this share (values must stay positive)."""
+
+
 def demands_from_observation(observation: Observation, needed_replicas: Sequence[float] | FloatArray,
-                             pools: ResourcePools, value_unit: float = 1.0) -> ReplicaDemands:
-    """Each service bids for its home region's cores (and accelerators), valued by its priority weight.
+                             pools: ResourcePools, value_unit: float = 1.0,
+                             bidder_trust: Sequence[float] | None = None) -> ReplicaDemands:
+    """Each service bids for its home region's cores (and accelerators), valued by its priority weight
+    (times its bidder's trust, when given: one per service, 1 = fully trusted).
 
     `needed_replicas` comes from the scaling agent (forecast load over per-replica capacity at the SLO).
     """
@@ -303,7 +309,9 @@ def demands_from_observation(observation: Observation, needed_replicas: Sequence
             usage[i, pool_index[f"accelerators:{region}"]] = s.accelerator_request
     return ReplicaDemands(
         services=tuple(s.name for s in obs.services),
-        value_per_replica=np.array([value_unit * s.priority_weight for s in obs.services], dtype=np.float64),
+        value_per_replica=np.array([value_unit * s.priority_weight for s in obs.services], dtype=np.float64)
+        * (1.0 if bidder_trust is None else np.clip(np.asarray(bidder_trust, dtype=np.float64), MIN_BIDDER_WEIGHT,
+                                                    1.0)),
         needed_replicas=np.maximum(np.asarray(needed_replicas, dtype=np.float64), 1e-3),
         min_replicas=np.array([s.min_replicas for s in obs.services], dtype=np.float64),
         max_replicas=np.array([s.max_replicas for s in obs.services], dtype=np.float64),

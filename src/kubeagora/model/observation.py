@@ -81,6 +81,13 @@ class Observation:
     replica_ready_s: FloatArray | None = None
     """When each Ready pod last turned Ready (its Ready condition's lastTransitionTime); NaN while not
     Ready. With `replica_started_s`, what a pod's cold start measured."""
+    node_attestation: IntArray | None = None
+    """Per node: the verdict on its latest attestation claim (`kubeagora.trust.attestation.Verdict` codes: 0
+    not enrolled, 1 verified, then missing, forged, replayed, stale, expired, failed); None where no node is
+    enrolled."""
+    node_service_ms: FloatArray | None = None
+    """Per node: traffic-weighted mean service time of the requests it served lately, as the callers measure
+    it (not the node's own report; NaN where it served none); None where the source does not tell."""
 
     def service_index(self, name: str) -> int:
         return _index_by_name(self.services)[name]

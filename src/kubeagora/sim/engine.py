@@ -49,6 +49,8 @@ from kubeagora.sim.recorder import Recorder
 from kubeagora.sim.scenario import CompiledScenario, FaultEvent
 
 FREE, STARTING, READY, TERMINATING = 0, 1, 2, 3
+# trust.attestation.Verdict's codes (that module needs the cryptography package; the engine does not)
+VERIFIED_CODE, REPLAYED_CODE, STALE_CODE, EXPIRED_CODE, FAILED_CODE = 1, 4, 5, 6, 7
 
 INTERFERENCE = lat.INTERFERENCE  # re-exported: the coefficients live with the latency model
 
@@ -143,6 +145,22 @@ class EngineState:
     region_forced_loss: FloatArray
     downstream_pending: FloatArray
     counters: Counters
+    node_attest_fail_p: FloatArray
+    """Share of each node's attestations that fail (an attestation-failure fault; 0 where none)."""
+    node_identity_expired: BoolArray
+    node_replaying: BoolArray
+    node_falsify: FloatArray
+    """Falsified metrics: the node runs at this share of its speed and reports that share of its
+    utilisation and its nominal speed (1 where honest)."""
+    demand_claim: FloatArray
+    """Inflated demand: the service's reported arrivals are this multiple of the real ones (1 where honest)."""
+    claimed_extra: FloatArray
+    """Arrivals reported beyond the real ones so far (what an inflated-demand fault adds to the counter)."""
+    node_served: FloatArray
+    """Requests served on each node so far (for the benchmarks: what a compromised node handled)."""
+    node_service_ms: FloatArray
+    """Traffic-weighted mean service time of the requests each node served in the last step, as the
+    callers' side measures it (NaN where it served none)."""
     next_fault: int = 0
     pending_restores: list[tuple[float, FaultEvent]] = field(default_factory=list)
     next_schedule_retry: float = 0.0
@@ -251,7 +269,13 @@ class Engine:
             region_loss_bad=np.zeros(len(topo.regions), bool), region_forced_loss=np.zeros(len(topo.regions)),
             downstream_pending=np.zeros(n_s),
             counters=Counters(*(np.zeros(n_s) for _ in range(5))),
+            node_attest_fail_p=np.zeros(n_n), node_identity_expired=np.zeros(n_n, bool),
+            node_replaying=np.zeros(n_n, bool), node_falsify=np.ones(n_n), demand_claim=np.ones(n_s),
+            claimed_extra=np.zeros(n_s), node_served=np.zeros(n_n), node_service_ms=np.full(n_n, np.nan),
         )
+        self.attestation_rng = np.random.default_rng((scenario.seed if seed is None else seed) + 7919)
+        """Draws which intermittent attestations fail; apart from the main stream, so that enrolling the
+        nodes does not change a run's arrivals."""
         self.zeros_s = np.zeros(n_s)
         self.network_whole = True
         """All nodes alive and all regions reachable: the common case skips per-pod reachability."""
@@ -540,6 +564,18 @@ class Engine:
                 st.node_peak_w[nodes] = idle + (self.node_peak_w0[nodes] - idle) * f.factor
         elif f.kind == "packet-loss":
             st.region_forced_loss[list(f.regions)] = 0.0 if restore else f.factor
+        elif f.kind == "attestation-failure":
+            st.node_attest_fail_p[nodes] = 0.0 if restore else f.factor
+        elif f.kind == "identity-expired":
+            st.node_identity_expired[nodes] = not restore
+        elif f.kind == "replayed-claims":
+            st.node_replaying[nodes] = not restore
+        elif f.kind == "falsified-metrics":
+            factor = 1.0 if restore else f.factor
+            st.node_speed[nodes] = st.node_speed[nodes] / st.node_falsify[nodes] * factor
+            st.node_falsify[nodes] = factor
+        elif f.kind == "inflated-demand":
+            st.demand_claim[list(f.services)] = 1.0 if restore else f.factor
         elif f.kind == "pod-crash" and not restore:
             for s in f.services:
                 for k in np.flatnonzero((r.service == s) & (r.state == READY)):
@@ -595,6 +631,7 @@ class Engine:
         rate = self._rates()
         arrivals = poisson_counts(st.rng, rate * dt) + st.downstream_pending
         c.arrived += arrivals
+        st.claimed_extra += arrivals * (st.demand_claim - 1.0)
         # what the ingress sees offered, shed or not: a controller that read the load after its own
         # shedding would under-provision and keep shedding
         st.last_arrivals = arrivals
@@ -641,6 +678,10 @@ class Engine:
         r.backlog = q1
         served_s = np.asarray(np.bincount(svc, served, minlength=self.n_services), dtype=np.float64)
         c.served += served_s
+        served_n = np.bincount(node, served, minlength=self.n_nodes)
+        st.node_served += served_n
+        st.node_service_ms = np.where(served_n > 0, np.bincount(node, served * svc_ms, minlength=self.n_nodes)
+                                      / np.maximum(served_n, 1e-12), np.nan)
         if overflow.any():
             c.dropped += np.bincount(svc, overflow, minlength=self.n_services)
 
@@ -712,13 +753,15 @@ class Engine:
         n_s = self.n_services
         carbon = self.recorder.carbon_g_per_kwh(st.t)
         p95, p99 = self.recorder.last_window_percentiles()
-        # what a cluster reports of a node's speed: its declared speed under a known throttle (a GPU power cap)
-        observed_speed = self.node_speed_nominal * st.node_speed / self.node_speed0
+        # what a cluster reports of a node's speed: its declared speed under a known throttle (a GPU power cap);
+        # a node falsifying its metrics hides its slowdown and most of its load
+        observed_speed = self.node_speed_nominal * st.node_speed / self.node_speed0 / st.node_falsify
+        claimed_rps = (st.last_arrivals if st.last_arrivals is not None else np.zeros(n_s)) * st.demand_claim / self.dt
         return Observation(
             time_s=st.t, nodes=sc.nodes, services=sc.services,
-            arrived_total=c.arrived.copy(), served_total=c.served.copy(), dropped_total=(c.dropped + c.lost).copy(),
-            busy_core_seconds_total=c.busy_core_s.copy(),
-            arrival_rps=(st.last_arrivals if st.last_arrivals is not None else np.zeros(n_s)) / self.dt,
+            arrived_total=c.arrived + st.claimed_extra, served_total=c.served.copy(),
+            dropped_total=(c.dropped + c.lost).copy(), busy_core_seconds_total=c.busy_core_s.copy(),
+            arrival_rps=claimed_rps,
             queue_length=np.bincount(r.service[live], r.backlog[live], minlength=n_s) + st.buffer,
             desired_replicas=st.desired.copy(),
             ready_replicas=np.bincount(r.service[ready], minlength=n_s),
@@ -732,7 +775,7 @@ class Engine:
             node_ready=node_ready, node_heartbeat_age_s=silence.copy(), node_quarantined=st.node_quarantined.copy(),
             node_cpu_allocated=st.node_cpu_alloc.copy(), node_memory_allocated_gib=st.node_mem_alloc.copy(),
             node_accelerators_allocated=st.node_acc_alloc.copy(),
-            node_utilization=st.node_util.copy(),
+            node_utilization=st.node_util * st.node_falsify,
             node_power_w=self.node_power_w(),
             node_speed=observed_speed,
             region_carbon_g_per_kwh={reg: float(carbon[i]) for i, reg in enumerate(sc.topology.regions)},
@@ -740,7 +783,26 @@ class Engine:
             replica_service=r.service[live].copy(), replica_node=r.node[live].copy(), replica_ready=ready[live].copy(),
             replica_started_s=r.created_at[live].copy(),
             replica_ready_s=np.where(r.state[live] == READY, r.ready_at[live], np.nan),
+            node_attestation=self._attestation_verdicts(),
+            node_service_ms=st.node_service_ms.copy(),
         )
+
+    def _attestation_verdicts(self) -> IntArray | None:
+        """Each node's attestation verdict now (``trust.attestation.Verdict`` codes); None when the scenario
+        enrolls no node. The engine models the outcomes, not the cryptography."""
+        if not self.scenario.attestation:
+            return None
+        st = self.state
+        verdicts = np.full(self.n_nodes, VERIFIED_CODE, dtype=np.int64)
+        verdicts[st.node_identity_expired] = EXPIRED_CODE
+        verdicts[st.node_replaying] = REPLAYED_CODE
+        failing = st.node_attest_fail_p > 0
+        if failing.any():
+            fails = failing & (self.attestation_rng.random(self.n_nodes) < st.node_attest_fail_p)
+            verdicts[fails] = FAILED_CODE
+        # a node the control plane does not hear publishes nothing new
+        verdicts[st.t - st.node_last_heard >= self.platform.node_monitor_grace_s] = STALE_CODE
+        return verdicts
 
     # ------------------------------------------------------------------ bookkeeping
     def node_power_w(self) -> FloatArray:

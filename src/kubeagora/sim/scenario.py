@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from kubeagora.model import Node, NodeClass, Service, WorldParameters
 from kubeagora.sim.catalog import TEMPLATES
@@ -35,7 +35,16 @@ MIN_STEP_S = 0.1
 """The finest engine step; at 0.1 s the recorder's window for 20,000 services is ~350 MB."""
 MAX_STEPS = 30 * 86_400
 """The most engine steps in one run (30 days of 1-second steps)."""
-FAULT_KINDS = ("node-termination", "zone-outage", "region-partition", "gpu-throttle", "packet-loss", "pod-crash")
+FAULT_KINDS = ("node-termination", "zone-outage", "region-partition", "gpu-throttle", "packet-loss", "pod-crash",
+               "attestation-failure", "identity-expired", "replayed-claims", "falsified-metrics", "inflated-demand")
+NODE_TARGET_KINDS = ("node-termination", "attestation-failure", "identity-expired", "replayed-claims",
+                     "falsified-metrics")
+"""Faults on one node (by name, or `random`: a non-MCU node drawn from the seed)."""
+SERVICE_TARGET_KINDS = ("pod-crash", "inflated-demand")
+ATTESTATION_KINDS = ("attestation-failure", "identity-expired", "replayed-claims")
+FaultKind = Literal["node-termination", "zone-outage", "region-partition", "gpu-throttle", "packet-loss", "pod-crash",
+                    "attestation-failure", "identity-expired", "replayed-claims", "falsified-metrics",
+                    "inflated-demand"]
 
 
 class ScenarioError(ValueError):
@@ -119,13 +128,25 @@ class WorkloadModel(_Strict):
 
 class FaultModel(_Strict):
     at_s: Annotated[float, Field(ge=0)]
-    kind: Literal["node-termination", "zone-outage", "region-partition", "gpu-throttle", "packet-loss", "pod-crash"]
+    kind: FaultKind
     target: str = "random"
     """A node, zone, region or service name, or `random` (drawn from the seed)."""
     duration_s: Annotated[float, Field(gt=0)] | None = None
     """None = permanent (a terminated node does not come back)."""
-    factor: Annotated[float, Field(gt=0, le=1)] = 0.5
-    """GPU throttling: speed multiplier under the power cap; packet loss: loss rate while bursting."""
+    factor: Annotated[float, Field(gt=0, le=100)] = 0.5
+    """GPU throttling: speed multiplier under the power cap; packet loss: loss rate while bursting;
+    attestation-failure: share of the node's attestations that fail (1: all; below 1: intermittently);
+    falsified-metrics: the node is secretly that much slower and reports its utilisation × factor (and its
+    nominal speed); inflated-demand: the service's agent claims factor × its real demand (> 1). All but
+    inflated-demand are at most 1."""
+
+    @model_validator(mode="after")
+    def _factor_fits_the_kind(self) -> FaultModel:
+        if self.kind == "inflated-demand" and self.factor <= 1:
+            raise ValueError(f"inflated-demand needs a factor above 1 (the claimed multiple), got {self.factor:g}")
+        if self.kind != "inflated-demand" and self.factor > 1:
+            raise ValueError(f"{self.kind}: factor must be at most 1, got {self.factor:g}")
+        return self
 
 
 class ScenarioModel(_Strict):
@@ -143,6 +164,9 @@ class ScenarioModel(_Strict):
     node class, each node class's interference coefficient and each node's speed is the declared value
     × a lognormal factor of median 1 and log-sd `model_error` (drawn from the seed). The controllers
     see only the declared values. 0 = the world is exactly as declared."""
+    attestation: bool = False
+    """The nodes are enrolled for attestation: each reports a verdict on its signed claims every tick
+    (``Observation.node_attestation``), verified unless an attestation fault says otherwise."""
     warm_start: bool = True
     """Start every service with the replicas its initial load needs (as a cluster that has been running
     would), instead of `min_replicas`; all controllers then start from the same sensible state and
@@ -176,6 +200,8 @@ class CompiledScenario:
     downstream: tuple[tuple[int, int], ...]
     """(caller, callee) service index pairs."""
     warm_start: bool = False
+    attestation: bool = False
+    """The nodes are enrolled for attestation (see `ScenarioModel.attestation`)."""
     model_error: float = 0.0
     """The log-sd σ the world was drawn with (see `ScenarioModel.model_error`)."""
     world: WorldParameters | None = None
@@ -243,10 +269,11 @@ def compile_scenario(model: ScenarioModel, source: str = "", seed: int | None = 
     _check_slos_feasible(services, topo, source)
     workload = _workload(model.workload if trace is None else model.workload.model_copy(update={"trace": trace}),
                          services, rng, source, duration, seed)
-    faults = tuple(_fault(f, i, topo, services, rng, source) for i, f in enumerate(model.faults))
+    faults = tuple(_fault(f, i, topo, services, rng, source, model.attestation) for i, f in enumerate(model.faults))
     world = WorldParameters.draw(len(services), len(topo.nodes), sigma, seed) if sigma > 0 else None
     return CompiledScenario(model.name, source, seed, duration, model.step_s, topo, services, workload,
-                            tuple(sorted(faults, key=lambda f: f.at_s)), downstream, model.warm_start, sigma, world)
+                            tuple(sorted(faults, key=lambda f: f.at_s)), downstream, model.warm_start,
+                            model.attestation, sigma, world)
 
 
 def check_run_length(duration_s: float, step_s: float, source: str, what: str = "duration_s") -> None:
@@ -380,11 +407,13 @@ def _pick(candidates: list[int], target: str, rng: np.random.Generator) -> int:
 
 
 def _fault(f: FaultModel, i: int, topo: Topology, services: tuple[Service, ...], rng: np.random.Generator,
-           source: str) -> FaultEvent:
+           source: str, attestation: bool = False) -> FaultEvent:
     where = f"{source}: field 'faults.{i}.target'"
     nodes = topo.nodes
     regions = topo.regions
-    if f.kind == "node-termination":
+    if f.kind in ATTESTATION_KINDS and not attestation:
+        raise ScenarioError(f"{source}: field 'faults.{i}.kind': {f.kind} needs `attestation: true` (enrolled nodes)")
+    if f.kind in NODE_TARGET_KINDS:
         cands = [j for j, n in enumerate(nodes) if f.target in ("random", n.name)]
         if f.target == "random":
             cands = [j for j, n in enumerate(nodes) if n.node_class != NodeClass.MCU]
@@ -412,7 +441,7 @@ def _fault(f: FaultModel, i: int, topo: Topology, services: tuple[Service, ...],
         if f.kind == "gpu-throttle":
             hit = [j for j in hit if nodes[j].node_class in (NodeClass.GPU, NodeClass.TPU)]
         return FaultEvent(f.at_s, f.kind, tuple(hit), (), (r,), f.duration_s, f.factor, f"{f.kind} {region}")
-    # pod-crash
+    # pod-crash, inflated-demand
     names = [s.name for s in services]
     if f.target == "random":
         svc = int(rng.integers(len(services)))
