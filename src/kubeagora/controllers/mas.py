@@ -22,7 +22,7 @@ verdicts, stage transitions); `decision_log(state)` returns them for `kubeagora 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -181,6 +181,14 @@ class MasController:
         return MasState(0, tuple(a.initial_state(observation) for a in self.agents),
                         self.planner.initial_state(observation), None, {}, {}, ShieldState(), ro.RolloutMemory(),
                         (), (), {}, ())
+
+    @staticmethod
+    def with_trust(state: MasState, trust: Mapping[str, float]) -> MasState:
+        """The state with the sentinel's scores seeded (a restarted operator reads back the trust it published,
+        so a distrusted node is not trusted again by a restart)."""
+        scores = {k: float(v) for k, v in trust.items() if v < 1.0}
+        sentinel = replace(state.agent_states[0], trust=scores)
+        return replace(state, agent_states=(sentinel, *state.agent_states[1:]), trust=dict(scores))
 
     # ------------------------------------------------------------------ one tick
     def decide(self, observation: Observation, state: MasState) -> tuple[Sequence[Action], MasState]:

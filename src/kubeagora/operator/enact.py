@@ -12,6 +12,11 @@
                     written whole from the watch cache, so a node changed since (by its kubelet, or
                     another controller's taint) refuses the patch (422) and the next tick plans again
     SetConcurrency, ShedLoad   not enactable on a plain cluster (no ingress or runtime hook): reported
+
+Besides actions, the operator publishes its trust in each node (the sentinel's score, from attestation
+and cross-checks) as the annotation ``kubeagora.io/trust`` (``trust_requests``), by merge patch of that
+one key, when it moved by ``TRUST_STEP`` or more. Only the operator may write it (the admission policy
+``kubeagora-node-trust-operator-only``); the scheduler extender reads it.
 """
 
 from __future__ import annotations
@@ -82,6 +87,39 @@ def taint_request(node: Obj, action: QuarantineNode | LiftQuarantine) -> ApiRequ
     ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": rv},
            {"op": "add", "path": "/spec/taints", "value": taints}]
     return ApiRequest("PATCH", f"/api/v1/nodes/{action.node}", ops, JSON_PATCH, what)
+
+
+ANNOTATION_TRUST = "kubeagora.io/trust"
+TRUST_STEP = 0.1
+"""A node's published trust is rewritten when the score moved this much (or reached 1 again): the
+quarantine threshold is 0.3 and scores move 0.1-0.5 per finding, so finer steps would only add writes."""
+
+
+def published_trust(node: Obj) -> float | None:
+    """The trust the operator last published on a node; None where it published none (or it is unreadable)."""
+    raw = ((node.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_TRUST)
+    try:
+        value = float(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+    return value if value is not None and 0.0 <= value <= 1.0 else None
+
+
+def trust_requests(trust: Mapping[str, float], nodes: Mapping[str, Obj]) -> list[ApiRequest]:
+    """Merge patches publishing each node's trust (1 where the sentinel holds nothing against it) where it
+    differs from what is published by ``TRUST_STEP`` or more, or is back at 1; nothing for a node that was
+    never distrusted."""
+    out = []
+    for name, node in sorted(nodes.items()):
+        score = round(min(max(float(trust.get(name, 1.0)), 0.0), 1.0), 2)
+        published = published_trust(node)
+        was = 1.0 if published is None else published
+        if abs(score - was) < TRUST_STEP and not (score == 1.0 and was != 1.0):
+            continue
+        out.append(ApiRequest("PATCH", f"/api/v1/nodes/{name}",
+                              {"metadata": {"annotations": {ANNOTATION_TRUST: f"{score:g}"}}}, MERGE_PATCH,
+                              f"publish trust {score:g} in node {name} (was {was:g})"))
+    return out
 
 
 def plan(actions: Sequence[Action], bindings: Mapping[str, Binding], deployments: Mapping[str, Obj],

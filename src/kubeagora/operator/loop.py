@@ -400,6 +400,8 @@ class ControlLoop:
         self._count_rollouts(mas)
         self.state.mas = mas = await journal.retain(mas, now)
         await self.carry_out([*undo, *actions], by_service, deployments)
+        for req in enact.trust_requests(mas.trust, self.view.objects["nodes"]):
+            await self._send(req)
         await self.report(bindings, unbound, observation, decisions, now_iso, signal_errors=errors)
         return "decided"
 
@@ -429,8 +431,10 @@ class ControlLoop:
         tick), a shadow or a request for approval dropped."""
         fresh = self.controller.initial_state(observation)
         old = self.state.mas
-        if old is None:
-            return fresh, []
+        if old is None:  # a new run: the trust this operator (or its predecessor) published still holds
+            published = {name: enact.published_trust(node) for name, node in self.view.objects["nodes"].items()}
+            return self.controller.with_trust(fresh, {k: v for k, v in published.items() if v is not None}), []
+        fresh = self.controller.with_trust(fresh, old.trust)
         now, ended, undo = observation.time_s, [], list[Action]()
         for r in old.active:
             if r.stage is ro.Stage.CANARY:
