@@ -176,6 +176,20 @@ def test_the_gate_splits_what_the_operator_may_act_on() -> None:
     assert [r.key for r in refused] == ["shop/b"]
 
 
+def test_the_gate_memoises_payloads_by_the_spec_itself_so_an_edit_is_still_refused() -> None:
+    key, public = keypair()
+    rule = policy(shop=TenantSigning((public,), required=True))
+    stored = signing.signed(intent("memo"), key)
+    stored["metadata"].update(uid="uid-memo", generation=1)
+    assert signing.gate([stored], rule)[0] == [stored]
+    assert signing.memoised_payload(stored) is signing.memoised_payload(json.loads(json.dumps(stored)))
+    edited = json.loads(json.dumps(stored))
+    edited["spec"]["priority"] = 1000  # same uid and generation: the memo must not trust either
+    admitted, refused = signing.gate([edited], rule)
+    assert admitted == []
+    assert "does not verify" in refused[0].why
+
+
 def test_the_policy_parses_signing_rules_and_names_bad_fields() -> None:
     _, public = keypair()
     parsed = parse_orchestration_policy({"metadata": {"name": "default"}, "spec": {"intentSigning": {
