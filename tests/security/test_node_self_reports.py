@@ -1,6 +1,7 @@
 """A node scoring itself up through what it writes on its own Node object (its kubelet's credentials
 may set its annotations): speed, trust, carbon. On today's main a node with ``speed-factor: 1e9``
-scored 10 and every honest node 0; a node could also overwrite a trust the operator gave it.
+scored 10 and every honest node 0. Trust is the operator's verdict, written where only it may write
+(see ``test_node_written_trust.py``).
 """
 
 from __future__ import annotations
@@ -46,15 +47,21 @@ def test_a_lying_node_does_not_take_the_pod_from_a_better_node() -> None:
     assert got["near"] == 10 > got["liar"], got
 
 
-def test_a_node_cannot_overwrite_the_trust_the_operator_gave_it() -> None:
+def test_the_extender_reads_only_the_operators_published_trust() -> None:
+    """Trust is read from ``kubeagora.io/trust``, which only the operator may write: the admission policy
+    ``kubeagora-node-trust-operator-only`` refuses the node's own write (``test_node_written_trust.py``
+    performs that attack on the real API server). Here: a published verdict lowers the node's score, and a
+    value that is not a trust in [0, 1] counts as no verdict (1, never above an honest node)."""
     cache = cache_of(honest_nodes())
-    cache.trust[cache.slot["honest-a"]] = 0.2  # the operator's verdict (an operator-owned source)
     before = scores(cache, list(HONEST))
-    cache.apply(NODES, "MODIFIED", node("honest-a", speed=1.0, annotations={"kubeagora.io/trust": "1"}))
+    cache.apply(NODES, "MODIFIED", node("honest-a", speed=1.0, annotations={"kubeagora.io/trust": "0.2"}))
     assert cache.trust[cache.slot["honest-a"]] == 0.2
     after = scores(cache, list(HONEST))
-    assert after == before
+    assert after["honest-a"] < before["honest-a"]
     assert after["honest-a"] < after["honest-b"]
+    for junk in ("1e9", "inf", "nan", "-1", "high"):
+        cache.apply(NODES, "MODIFIED", node("honest-a", speed=1.0, annotations={"kubeagora.io/trust": junk}))
+        assert cache.trust[cache.slot["honest-a"]] == 1.0
 
 
 def test_a_node_claiming_a_clean_grid_does_not_outscore_its_neighbours() -> None:

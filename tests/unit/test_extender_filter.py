@@ -112,3 +112,19 @@ def test_label_selectors_follow_kubernetes_semantics() -> None:
     assert not matches({}, labels)
     assert not matches(None, labels)
     assert not matches({"matchExpressions": [{"key": "app", "operator": "Gt", "values": ["1"]}]}, labels)
+
+
+def test_min_trust_keeps_a_pod_off_nodes_the_operator_distrusts_and_says_so() -> None:
+    distrusted = node("c2", region="region-0", annotations={"kubeagora.io/trust": "0.3"})
+    half = node("c3", region="region-0", annotations={"kubeagora.io/trust": "0.6"})
+    strict = intent("checkout", "checkout")
+    strict["spec"]["placement"]["minTrust"] = 0.5
+    cache = cache_of([*NODES, distrusted, half], deployments=[deployment("checkout")], intents=[strict])
+    demand = pod_demand(pod("checkout-abc", labels={"app": "checkout", "pod-template-hash": "x"}))
+    out = filter_pod(cache, demand, ["c0", "c2", "c3"])
+    assert out.passed == ["c0", "c3"]  # no verdict published on c0: nothing held against it
+    assert out.failed == {"c2": "intent shop/checkout placement.minTrust: node trusted 0.3 < 0.5"}
+    # an intent without minTrust is not held back by trust here (the bids weigh it instead)
+    cache = cache_of([*NODES, distrusted], deployments=[deployment("checkout")],
+                     intents=[intent("checkout", "checkout")])
+    assert filter_pod(cache, demand, ["c0", "c2"]).passed == ["c0", "c2"]

@@ -11,8 +11,11 @@ standing against the others:
   the reference; an unreadable value reads as 1.
 - ``kubeagora.io/carbon-g-per-kwh``, its grid's carbon intensity: believed only where it is above
   the figure kubeagora holds for the node's region (a node may say its power is dirtier, not cleaner).
-- ``kubeagora.io/trust`` is not read at all: trust is the operator's to publish (from attestation),
-  never the node's own claim. Until it does, every node has trust 1.
+- ``kubeagora.io/trust`` is the operator's verdict, not the node's claim: the operator publishes it
+  (``operator.enact.trust_requests``, from attestation and cross-checks) and the admission policy
+  ``kubeagora-node-trust-operator-only`` refuses a change of it by anyone else, the node included. Read
+  as a number in [0, 1]; absent or unreadable, 1 (no verdict against the node). Where that policy is not
+  installed a node could reset its own verdict to 1 (never above an honest node's).
 
 What stays node-reported and open (docs/security.md): allocatable capacity and readiness (the
 scheduler itself believes them) and the region and zone labels, which a kubelet may set on its own
@@ -27,6 +30,19 @@ ANNOTATION_SPEED = "kubeagora.io/speed-factor"
 MIN_SPEED_FACTOR = 0.05
 MAX_REPORTED_SPEED_FACTOR = 1.0
 """A node is never believed faster than its class's reference machine on its own word."""
+
+
+ANNOTATION_TRUST = "kubeagora.io/trust"
+
+
+def published_trust(value: object) -> float | None:
+    """The operator's published trust in a node from its annotation's value; None where absent, unreadable
+    or outside [0, 1]."""
+    try:
+        trust = float(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return trust if trust is not None and 0.0 <= trust <= 1.0 else None
 
 
 def believed_speed_factor(reported: object) -> float:

@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kubeagora.kubeapi import node_reports
+from kubeagora.kubeapi.node_reports import ANNOTATION_TRUST
 from kubeagora.model import Action, LiftQuarantine, Migrate, Place, QuarantineNode, Scale, SetConcurrency, ShedLoad
 from kubeagora.operator.adapter import TAINT_QUARANTINE, Binding, pods_of
 from kubeagora.operator.view import Obj
@@ -89,7 +91,6 @@ def taint_request(node: Obj, action: QuarantineNode | LiftQuarantine) -> ApiRequ
     return ApiRequest("PATCH", f"/api/v1/nodes/{action.node}", ops, JSON_PATCH, what)
 
 
-ANNOTATION_TRUST = "kubeagora.io/trust"
 TRUST_STEP = 0.1
 """A node's published trust is rewritten when the score moved this much (or reached 1 again): the
 quarantine threshold is 0.3 and scores move 0.1-0.5 per finding, so finer steps would only add writes."""
@@ -97,12 +98,7 @@ quarantine threshold is 0.3 and scores move 0.1-0.5 per finding, so finer steps 
 
 def published_trust(node: Obj) -> float | None:
     """The trust the operator last published on a node; None where it published none (or it is unreadable)."""
-    raw = ((node.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_TRUST)
-    try:
-        value = float(raw) if isinstance(raw, str) else None
-    except ValueError:
-        return None
-    return value if value is not None and 0.0 <= value <= 1.0 else None
+    return node_reports.published_trust(((node.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_TRUST))
 
 
 def trust_requests(trust: Mapping[str, float], nodes: Mapping[str, Obj]) -> list[ApiRequest]:

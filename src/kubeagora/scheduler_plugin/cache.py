@@ -3,8 +3,8 @@
 `ClusterCache.apply(kind, event, obj)` folds one watch event into the cache and `replace(kind, items)`
 a fresh list; nothing here does I/O, so every update is unit-tested without a cluster (the watch
 loops in ``watch`` only feed it). Per node the cache keeps what the filter and the bids read —
-labels (tier, class, region, zone), allocatable, readiness, speed, trust (what a node says of itself
-only as far as ``kubeapi.node_reports`` believes it) — and, folded in as pods
+labels (tier, class, region, zone), allocatable, readiness, speed (what a node says of itself only as
+far as ``kubeapi.node_reports`` believes it), the operator's published trust — and, folded in as pods
 come and go, what the node's bound pods request (CPU, memory, GPUs, TPUs) and the ms of their
 requests' mean service time (the co-located work an extra replica's contention slows).
 
@@ -22,7 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from kubeagora.kubeapi.node_reports import ANNOTATION_SPEED, MIN_SPEED_FACTOR, believed_speed_factor
+from kubeagora.kubeapi.node_reports import (
+    ANNOTATION_SPEED,
+    ANNOTATION_TRUST,
+    MIN_SPEED_FACTOR,
+    believed_speed_factor,
+    published_trust,
+)
 from kubeagora.kubeapi.quantity import quantity
 from kubeagora.kubelet.nodes import ANNOTATION_THROTTLE, LABEL_CLASS, LABEL_REGION, LABEL_TIER, LABEL_ZONE
 from kubeagora.model import BoolArray, FloatArray, Node, NodeClass, Tier
@@ -60,6 +66,8 @@ class NodeInfo:
     """What the node claims of its grid (None: no claim); ``bids`` believes it only above the region's."""
     dynamic_power_w: float
     """Peak − idle wall power of the node's shape (tier, class) in the simulator's topology."""
+    trust: float = 1.0
+    """The operator's published trust in the node (``kubeapi.node_reports``); 1 where it published none."""
 
 
 def _float(text: Any, default: float) -> float:
@@ -91,6 +99,7 @@ def node_info(obj: Mapping[str, Any]) -> NodeInfo:
     if throttle is not None:
         speed *= min(max(_float(throttle, 1.0), MIN_SPEED_FACTOR), 1.0)
     carbon = _float(annotations.get(ANNOTATION_CARBON), math.nan)
+    trust = published_trust(annotations.get(ANNOTATION_TRUST))
     return NodeInfo(
         name=str(meta.get("name") or ""),
         tier=tier,
@@ -106,6 +115,7 @@ def node_info(obj: Mapping[str, Any]) -> NodeInfo:
         speed=speed,
         carbon_g_per_kwh=carbon if math.isfinite(carbon) else None,
         dynamic_power_w=peak_w - idle_w,
+        trust=1.0 if trust is None else trust,
     )
 
 
@@ -162,7 +172,8 @@ class ClusterCache:
         self.tpus: FloatArray = np.zeros(capacity)
         self.speed: FloatArray = np.ones(capacity)
         self.trust: FloatArray = np.ones(capacity)
-        """How far the operator trusts each node, (0, 1]; 1 until it publishes trust (never the node's word)."""
+        """How far the operator trusts each node, [0, 1], as it published it (the annotation only it may write);
+        1 where it published none."""
         self.beta: FloatArray = np.zeros(capacity)
         self.dynamic_power_w: FloatArray = np.zeros(capacity)
         self.cpu_allocated: FloatArray = np.zeros(capacity)
@@ -252,6 +263,7 @@ class ClusterCache:
         self.cpu_cores[s], self.memory_gib[s] = info.cpu_cores, info.memory_gib
         self.gpus[s], self.tpus[s] = info.gpus, info.tpus
         self.speed[s] = info.speed
+        self.trust[s] = info.trust
         self.beta[s] = INTERFERENCE.get(info.node_class, 0.0) if info.node_class else 0.0
         self.dynamic_power_w[s] = info.dynamic_power_w
         self.node_class[s], self.region[s], self.zone[s], self.tier[s] = (info.node_class, info.region, info.zone,

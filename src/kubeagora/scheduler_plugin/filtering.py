@@ -5,6 +5,9 @@ Rules, each failure named in the reason the scheduler records on the pod's event
 - placement: a pod that belongs to an OrchestrationIntent runs only in the regions, tiers and node
   classes its ``spec.placement`` lists (an absent list allows all). No eviction or preemption can
   change a node's labels, so these failures are *unresolvable*.
+- trust: a pod of an intent with ``placement.minTrust`` runs only on nodes the operator trusts at least
+  that much (its published ``kubeagora.io/trust``; 1 where it published none). Trust recovers, so this
+  failure is resolvable.
 - accelerators: a pod requesting ``nvidia.com/gpu`` runs only on gpu-class nodes, one requesting
   ``google.com/tpu`` only on tpu-class nodes (unresolvable elsewhere), and only where enough of them
   are free (a resolvable failure: preemption could free some).
@@ -80,7 +83,8 @@ def filter_pod(cache: ClusterCache, demand: PodDemand, names: Sequence[str],
     intents = intents_of(demand, cache.intent_snapshot(), cache.selectors)
     placement = combined(i.placement for i in intents)
     restricted = placement.restricts()
-    if not restricted and demand.accelerators <= 0:
+    min_trust = placement.min_trust
+    if not restricted and demand.accelerators <= 0 and min_trust <= 0:
         return FilterOutcome(list(names))
     owner = owner_of(intents)
     known = cache.nodes if offered is None else {**cache.nodes, **offered}
@@ -104,6 +108,9 @@ def filter_pod(cache: ClusterCache, demand: PodDemand, names: Sequence[str],
             if why:
                 out.unresolvable[name] = why
                 continue
+        if min_trust > 0 and node.trust < min_trust:
+            out.failed[name] = f"{owner} placement.minTrust: node trusted {node.trust:g} < {min_trust:g}"
+            continue
         if wants_accelerators:
             if node.node_class not in accelerator_classes:
                 out.unresolvable[name] = wrong_class.get(node.node_class) or wrong_class.setdefault(

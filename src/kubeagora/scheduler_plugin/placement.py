@@ -26,6 +26,8 @@ class Placement:
     node_classes: frozenset[str] | None = None
     first_region: str | None = None
     """The first region the intent lists: where its users are assumed to be unless the pod says."""
+    min_trust: float = 0.0
+    """Only nodes the operator trusts at least this much (``placement.minTrust``; 0: any)."""
 
     def restricts(self) -> bool:
         return self.regions is not None or self.tiers is not None or self.node_classes is not None
@@ -60,7 +62,10 @@ def parse_intent(obj: Mapping[str, Any]) -> Intent | None:
     raw = raw if isinstance(raw, dict) else {}
     regions = raw.get("regions")
     first = str(regions[0]) if isinstance(regions, list) and regions else None
-    placement = Placement(_names(regions), _names(raw.get("tiers")), _names(raw.get("nodeClasses")), first)
+    min_trust = raw.get("minTrust")
+    trust_floor = float(min_trust) if isinstance(min_trust, int | float) and not isinstance(min_trust, bool) else 0.0
+    placement = Placement(_names(regions), _names(raw.get("tiers")), _names(raw.get("nodeClasses")), first,
+                          min(max(trust_floor, 0.0), 1.0) if trust_floor == trust_floor else 0.0)
     return Intent(str(meta.get("namespace") or "default"), str(meta.get("name") or ""), str(target["name"]),
                   placement)
 
@@ -82,5 +87,6 @@ def combined(placements: Iterable[Placement]) -> Placement:
     out = ANYWHERE
     for p in placements:
         out = Placement(meet(out.regions, p.regions), meet(out.tiers, p.tiers),
-                        meet(out.node_classes, p.node_classes), out.first_region or p.first_region)
+                        meet(out.node_classes, p.node_classes), out.first_region or p.first_region,
+                        max(out.min_trust, p.min_trust))
     return out
