@@ -61,6 +61,13 @@ def honest(attestation: bool = False, duration_s: float = 600) -> Outcome:
     return run([], zero_trust=True, attestation=attestation, duration_s=duration_s)
 
 
+def late_violating(outcome: Outcome, last_s: float = 150.0) -> float:
+    """Mean number of services violating their SLO over the run's last `last_s` seconds."""
+    series = outcome.engine.recorder.series
+    t, violating = np.array(series["t_s"]), np.array(series["violating_services"])
+    return float(violating[t >= t[-1] - last_s].mean())
+
+
 def served_on(outcome: Outcome, node: str) -> float:
     names = [n.name for n in outcome.engine.scenario.nodes]
     return float(outcome.engine.state.node_served[names.index(node)])
@@ -79,7 +86,10 @@ def test_a_node_hiding_that_it_runs_at_half_speed_is_drained_and_quarantined() -
     # with them, the callers' measured service times give it away, its replicas move and it is quarantined
     assert defended.quarantined == [LIAR]
     assert served_on(defended, LIAR) < 0.5 * served_on(undefended, LIAR)
-    assert defended.slo_violation_pct < undefended.slo_violation_pct / 3
+    assert defended.slo_violation_pct < undefended.slo_violation_pct / 2
+    # and once it is out (the shield lets two disruptions per service in 300 s), the SLOs hold again
+    assert late_violating(undefended) >= 1.5
+    assert late_violating(defended) <= 0.25
     # no honest node is blamed for the liar's slowness
     assert [n for n, t in defended.trust.items() if t < 0.9 and n != LIAR] == []
 
