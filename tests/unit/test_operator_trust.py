@@ -53,7 +53,7 @@ def test_a_restarted_operator_keeps_the_distrust_it_published() -> None:
     distrusted = world["nodes"][0]["metadata"]["name"]
     world = copy.deepcopy(world)
     world["nodes"][0]["metadata"]["annotations"][enact.ANNOTATION_TRUST] = "0.2"
-    sig = FakeSignals({CHECKOUT: signals(CHECKOUT, offered_rps=50.0, p95_ms=40.0, p99_ms=60.0, ready_pods=2)},
+    sig = FakeSignals({CHECKOUT: signals(CHECKOUT, offered_rps=50.0, p95_ms=40.0, p99_ms=60.0)},
                       {n["metadata"]["name"]: node_signals(n["metadata"]["name"], 0.3) for n in world["nodes"]})
     loop, api = loop_over(world, sig)
     for _ in range(2):
