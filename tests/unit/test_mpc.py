@@ -205,3 +205,38 @@ def test_the_controller_plans_gpu_services_in_the_accelerator_pool() -> None:
     assert [a.replicas for a in actions if isinstance(a, Scale)] == [2]
     assert state.last_plan is not None
     assert state.last_plan.shortfall_rps[0, -1] > 1000.0
+
+
+def _energy_cost_by_definition(controller: MpcController, obs: Any) -> np.ndarray:
+    """Each service's energy cost on the first node, in node order, of those it runs fastest on."""
+    cfg = controller.settings
+    out = np.zeros(len(obs.services))
+    for i, service in enumerate(obs.services):
+        candidates = [n for n in obs.nodes if service.can_run_on(n.node_class)]
+        if not candidates:
+            continue
+        fastest = min(candidates, key=lambda n: service.service_time_ms[n.node_class] / n.speed_factor)
+        share = (service.accelerator_request / fastest.accelerators if fastest.accelerators
+                 and service.accelerator_request else service.cpu_request / fastest.cpu_cores)
+        g_per_kwh = obs.region_carbon_g_per_kwh.get(fastest.region, 0.0)
+        price_per_kwh = cfg.electricity_per_kwh + cfg.carbon_price_per_tonne * g_per_kwh / 1e6
+        out[i] = (fastest.peak_power_w - fastest.idle_power_w) * min(share, 1.0) / 1000.0 * price_per_kwh
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_energy_cost_per_replica_hour_is_the_fastest_nodes_as_defined(seed: int) -> None:
+    from kubeagora.sim.engine import Engine
+    from kubeagora.sim.scenario import compile_scenario, load_scenario
+
+    scenario = compile_scenario(*load_scenario("diurnal-mixed"), seed=seed)
+    obs = Engine(scenario).observe()
+    rng = np.random.default_rng(seed)
+    # uneven speeds, with ties (two speeds only): the first of the fastest nodes must win
+    speeds = rng.choice([0.8, 1.25], size=len(obs.nodes))
+    obs = replace(obs, nodes=tuple(replace(n, speed_factor=float(v)) for n, v in zip(obs.nodes, speeds, strict=True)),
+                  region_carbon_g_per_kwh={r: float(rng.uniform(50, 600)) for r in obs.regions})
+    controller = MpcController()
+    got = controller.energy_cost_per_replica_hour(obs)
+    assert np.array_equal(got, _energy_cost_by_definition(controller, obs))
+    assert np.count_nonzero(got) > 0
