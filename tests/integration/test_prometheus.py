@@ -34,6 +34,7 @@ from kubeagora.devcluster.prometheus import (
     scrape_config,
 )
 from kubeagora.operator.metrics_source import MetricsUnavailable, PrometheusSignals, ServiceSignals, Windows
+from kubeagora.operator.scrape_interval import read_scrape_interval_s, scrape_interval_s
 
 pytest.importorskip("aiohttp")
 pytest.importorskip("prometheus_api_client")
@@ -141,6 +142,13 @@ def test_reader_sees_the_offered_rate_and_finite_percentiles(
     nodes = {name: n for name, n in reader.nodes().items() if name.startswith(prefix)}
     assert len(nodes) >= 5
     assert all(n.power_w > 0 for n in nodes.values())
+
+
+def test_the_operator_reads_the_scrape_interval_prometheus_runs_with(prometheus: PrometheusServer) -> None:
+    assert prometheus.url is not None
+    assert read_scrape_interval_s(prometheus.url) == 2.0
+    assert scrape_interval_s(prometheus.url, None) == 2.0  # no --scrape-interval: the windows span 8 s
+    assert scrape_interval_s(prometheus.url, 15.0) == 15.0
 
 
 def test_a_stopped_prometheus_raises_one_clear_error(prometheus_binary: Path,

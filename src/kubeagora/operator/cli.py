@@ -88,8 +88,11 @@ def run(
                                                           "series (default: the preset's own).", show_default=False)
     ] = None,
     scrape_interval: Annotated[
-        float, typer.Option("--scrape-interval", help="Seconds between Prometheus's scrapes of the workloads; "
-                                                      "the query windows span four.")] = 30.0,
+        float | None, typer.Option("--scrape-interval", help="Seconds between Prometheus's scrapes of the "
+                                                             "workloads; the query windows span four (default: "
+                                                             "Prometheus's global scrape_interval, read at start; "
+                                                             "30 when it cannot be read).", show_default=False)
+    ] = None,
     custom_queries: Annotated[
         bool, typer.Option("--custom-queries/--no-custom-queries", help="Honour intents' custom PromQL "
                                                                         "(spec.metrics.queries).")] = True,
@@ -114,7 +117,7 @@ def run(
     for name, seconds in (("--shadow-seconds", shadow_seconds), ("--canary-seconds", canary_seconds)):
         if seconds is not None and seconds < 0:
             raise _fail(f"{name} must be ≥ 0 (got {seconds:g})")
-    if not scrape_interval > 0:
+    if scrape_interval is not None and not scrape_interval > 0:
         raise _fail(f"--scrape-interval must be positive (got {scrape_interval:g})")
     if metrics_preset not in PRESETS:
         raise _fail(f"--metrics-preset {metrics_preset!r}: not a preset (known: {', '.join(PRESETS)})")

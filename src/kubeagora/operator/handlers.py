@@ -85,7 +85,7 @@ async def start(settings: kopf.OperatorSettings, memo: Any,
             addr=config.webhook_listen, certfile=config.webhook_cert, pkeyfile=config.webhook_key,
             authorizer=admission.subject_access_reviewer(api))
     telemetry = Telemetry()
-    loop = ControlLoop(view, api, config.loop, telemetry)
+    loop = ControlLoop(view, api, await asyncio.to_thread(config.loop.resolved), telemetry)
     stop = asyncio.Event()
 
     def healthy() -> bool:

@@ -67,6 +67,7 @@ from kubeagora.operator.metrics_source import (
     with_utilization,
 )
 from kubeagora.operator.resource_usage import NodeUsageReader
+from kubeagora.operator.scrape_interval import DEFAULT_SCRAPE_INTERVAL_S, scrape_interval_s
 from kubeagora.operator.signing import RecordSigner, load_or_create_signer
 from kubeagora.operator.telemetry import Telemetry
 from kubeagora.operator.view import ClusterView, key_of
@@ -102,16 +103,22 @@ class LoopSettings:
     namespace_label: str | None = None
     workload_label: str | None = None
     """Rename the default preset's identifying labels (None: the preset's own)."""
-    scrape_interval_s: float = 30.0
-    """How often Prometheus scrapes the workloads: the query windows span four scrapes."""
+    scrape_interval_s: float | None = None
+    """How often Prometheus scrapes the workloads: the query windows span four scrapes (None: Prometheus's
+    global scrape_interval, read by ``resolved``; 30 s until then or when it cannot be read)."""
     custom_queries: bool = True
     """Honour intents' custom PromQL (``spec.metrics.queries``). Prometheus has no tenants: a query can
     read any series, and its value shows in the intent's status."""
 
+    def resolved(self) -> LoopSettings:
+        """These settings with the scrape interval filled in (asking Prometheus when none was given:
+        a blocking request)."""
+        return replace(self, scrape_interval_s=scrape_interval_s(self.prometheus_url, self.scrape_interval_s))
+
     def signals(self) -> PrometheusSignals:
         default = preset(self.metrics_preset).with_labels(self.namespace_label, self.workload_label)
-        return PrometheusSignals(self.prometheus_url, Windows.for_scrape_interval(self.scrape_interval_s),
-                                 preset=default)
+        windows = Windows.for_scrape_interval(self.scrape_interval_s or DEFAULT_SCRAPE_INTERVAL_S)
+        return PrometheusSignals(self.prometheus_url, windows, preset=default)
 
 
 

@@ -15,6 +15,7 @@ workload labels, or from its intent's custom PromQL:
 
 Both windows default to four scrape intervals (``Windows.for_scrape_interval``): ``rate`` needs two
 samples in its window, and four survive a missed scrape, so a 30 s scrape means 2-minute windows.
+Which interval: ``scrape_interval`` (the operator's flag, else Prometheus's own, else 30 s).
 Per node only wall power is read here (``kubeagora_node_power_watts``: no standard series for it
 exists); node CPU comes from ``metrics.k8s.io`` (``resource_usage``). A series that is absent reads as
 0 rps and NaN percentiles.
