@@ -15,7 +15,7 @@ from kubeagora.decision.capacity import safe_replica_capacity_rps
 from kubeagora.decision.mpc import (
     MpcInputs,
     MpcSettings,
-    apply_residual,
+    bound_residual,
     make_mpc,
     pending_ready_by_step,
     resource_pools,
@@ -109,16 +109,12 @@ def test_shapes_are_checked_with_a_clear_message(mpc_one: Any) -> None:
 
 
 def test_a_learned_residual_is_bounded() -> None:
-    obs = observation()
     setpoints = np.array([5])
-
-    def greedy(_obs: Any, points: Any) -> Any:
-        return points + 10
-
-    bounded = apply_residual(greedy, obs, setpoints, 2, np.array([1]), np.array([50]))
-    assert list(bounded) == [7]
-    assert list(apply_residual(None, obs, setpoints, 2, np.array([1]), np.array([50]))) == [5]
-    assert list(apply_residual(greedy, obs, setpoints, 2, np.array([1]), np.array([6]))) == [6]
+    assert list(bound_residual(setpoints, setpoints + 10, 2, np.array([1]), np.array([50]))) == [7]
+    assert list(bound_residual(setpoints, setpoints - 10, 2, np.array([1]), np.array([50]))) == [3]
+    assert list(bound_residual(setpoints, setpoints + 10, 2, np.array([1]), np.array([6]))) == [6]
+    with pytest.raises(ValueError, match="shape"):
+        bound_residual(setpoints, np.array([1, 2]), 2, np.array([1]), np.array([50]))
 
 
 def test_safe_capacity_shrinks_with_tighter_slos_and_slower_replicas() -> None:

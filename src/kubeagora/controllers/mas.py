@@ -22,7 +22,7 @@ verdicts, stage transitions); `decision_log(state)` returns them for `kubeagora 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -39,7 +39,7 @@ from kubeagora.agents.scaling import ScalingAgent
 from kubeagora.agents.scheduler import SchedulerAgent
 from kubeagora.agents.sentinel import SentinelAgent, SentinelSettings, bidder, contained, trust_scores
 from kubeagora.agents.triage import TriageAgent, is_escalation
-from kubeagora.controllers.mpc import MpcController, MpcControllerState
+from kubeagora.controllers.mpc import MpcController, MpcControllerState, ResidualPolicy
 from kubeagora.coordination.bus import Bus
 from kubeagora.coordination.events import Incident, ProposalPublished
 from kubeagora.coordination.market import clear_market, demands_from_observation, pools_from_observation
@@ -164,8 +164,7 @@ def resolve_conflicts(observation: Observation, proposals: Sequence[Proposal]) -
 class MasController:
     name = "mas"
 
-    def __init__(self, settings: MasSettings | None = None,
-                 residual: Callable[[Observation, Any], Any] | None = None) -> None:
+    def __init__(self, settings: MasSettings | None = None, residual: ResidualPolicy | None = None) -> None:
         self.settings = settings or MasSettings()
         self.planner = MpcController(residual=residual)
         self.agents: tuple[Any, ...] = (
@@ -191,15 +190,23 @@ class MasController:
         return replace(state, agent_states=(sentinel, *state.agent_states[1:]), trust=dict(scores))
 
     # ------------------------------------------------------------------ one tick
-    def decide(self, observation: Observation, state: MasState) -> tuple[Sequence[Action], MasState]:
+    def replans(self, state: MasState) -> bool:
+        """Whether the tick `state` is at re-plans with the MPC (every `mpc_every_ticks`)."""
+        return state.tick % self.settings.mpc_every_ticks == 0 or state.setpoints is None
+
+    def decide(self, observation: Observation, state: MasState,
+               mpc_step: tuple[Sequence[Action], MpcControllerState] | None = None,
+               ) -> tuple[Sequence[Action], MasState]:
+        """One tick. `mpc_step`: the MPC's step on a re-planning tick when the caller has taken it already
+        (the learning environment drafts the plan, lets its agents choose the residual and commits it)."""
         cfg = self.settings
         now = observation.time_s
         claimed = observation
         if cfg.zero_trust:  # no bidder's reporter may inflate what the planner and the market read of its demand
             observation = contained(observation, state.agent_states[0], self.agents[0].settings)
         mpc_state, setpoints = state.mpc, state.setpoints
-        if state.tick % cfg.mpc_every_ticks == 0 or setpoints is None:
-            mpc_actions, mpc_state = self.planner.decide(observation, state.mpc)
+        if self.replans(state):
+            mpc_actions, mpc_state = mpc_step or self.planner.decide(observation, state.mpc)
             setpoints = observation.desired_replicas.copy()
             for a in mpc_actions:
                 if isinstance(a, Scale):

@@ -15,6 +15,10 @@ Every 15 s (the HPA's sync period, so the two are compared at the same cadence):
 5. the first step's set-points (optionally corrected by a bounded learned residual) become `Scale`
    actions; kube-scheduler's default placement puts the pods.
 
+A step is drafted, then committed (`draft`, `commit`): the draft is everything the MPC knew and chose
+before any learned correction (`MpcDraft`), which is what a learned residual reads (`kubeagora.learn`);
+`decide` is the two with the residual between them.
+
 Only the Observation is read: no scenario, no future, no true world. The controller starts from the
 declared specs (service times and cold starts per node class, the platform's interference coefficients
 β, `sim.latency.INTERFERENCE`) and calibrates them from the CPU, requests and pod starts it observes.
@@ -23,7 +27,7 @@ declared specs (service times and cold starts per node class, the platform's int
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -45,9 +49,8 @@ from kubeagora.decision.mpc import (
     MpcInputs,
     MpcPlan,
     MpcSettings,
-    ResidualPolicy,
     ResourcePools,
-    apply_residual,
+    bound_residual,
     make_mpc,
     pending_ready_by_step,
     resource_pools,
@@ -111,11 +114,42 @@ class MpcControllerState:
     pool_names: tuple[str, ...] = ()
     calibration: cal.CalibrationState | None = None
     """What the controller has learnt of the true service times, interference and cold starts."""
+    setpoints: IntArray | None = None
+    """The set-points of the last step, after the residual and before the scale-down stabilisation."""
+    residual: IntArray | None = None
+    """What the learned residual changed in the last step (set-points − the plan's), zeros without one."""
+
+
+@dataclass(frozen=True, slots=True)
+class MpcDraft:
+    """One MPC step before the learned residual: what it observed, forecast, estimated and planned."""
+
+    observation: Observation
+    previous: MpcControllerState
+    """The state the step started from."""
+    state: MpcControllerState
+    """The state after this step's observation (arrivals, forecaster, calibration); `commit` finishes it."""
+    forecast: fc.Forecast
+    rate_rps: FloatArray
+    """Arrivals per service over the last interval (the forecaster's newest sample)."""
+    inputs: MpcInputs
+    plan: MpcPlan
+    pools: ResourcePools
+    min_replicas: IntArray
+    max_replicas: IntArray
+    stranded: FloatArray
+    """Pods on NotReady nodes, which the ReplicaSet still counts until they are evicted."""
+    uncertainty: FloatArray
+    """Per service: the calibration's relative standard deviation of its service time (0 without one)."""
+
+
+ResidualPolicy = Callable[[MpcDraft], IntArray]
+"""A learned correction: a drafted step -> adjusted set-points (clamped by `bound_residual`)."""
 
 
 class MpcController:
-    """Forecast + MPC + default placement. `residual` is the hook for a learned correction (a later RL
-    part fills it): `(observation, setpoints) -> adjusted setpoints`, clamped to ±k replicas."""
+    """Forecast + MPC + default placement. `residual` is the hook for a learned correction
+    (`kubeagora.learn.policy.LearnedResidual`): `draft -> adjusted set-points`, clamped to ±k replicas."""
 
     name = "mpc"
 
@@ -150,6 +184,12 @@ class MpcController:
 
     def decide(self, observation: Observation, state: MpcControllerState) -> tuple[Sequence[Action],
                                                                                      MpcControllerState]:
+        step = self.draft(observation, state)
+        adjusted = None if self.residual is None else self.residual(step)
+        return self.commit(step, adjusted)
+
+    def draft(self, observation: Observation, state: MpcControllerState) -> MpcDraft:
+        """Observe, forecast, calibrate and plan: everything up to the set-points, nothing enacted."""
         cfg, now = self.settings, observation.time_s
         arrivals = state.arrivals.record(now, observation.arrived_total)
         measured = arrivals.rate(now - cfg.interval_s, now)
@@ -164,15 +204,27 @@ class MpcController:
                                                   calibration)
         plan = self._problem(len(observation.services), len(pools.names)).solve(inputs)
         lo, hi = replica_bounds(observation)
-        setpoints = apply_residual(self.residual, observation, plan.setpoints, cfg.max_residual_replicas, lo, hi)
-        recommendations = state.recommendations.add(now, setpoints, cfg.scale_down_stabilization_s)
-        setpoints = recommendations.max_within(now, cfg.scale_down_stabilization_s, setpoints)
+        uncertainty = (np.zeros(len(observation.services)) if calibration is None
+                       else cal.relative_uncertainty(calibration, observation))
+        observed = replace(state, arrivals=arrivals, forecaster=forecaster, calibration=calibration)
+        return MpcDraft(observation, state, observed, forecast, np.asarray(rate_rps, dtype=np.float64), inputs,
+                        plan, pools, lo, hi, details["stranded"], uncertainty)
+
+    def commit(self, step: MpcDraft, adjusted: IntArray | None = None) -> tuple[Sequence[Action], MpcControllerState]:
+        """The drafted plan's set-points, corrected by `adjusted` (a residual's answer, clamped to ±k replicas
+        of the plan and to the bounds), held by the scale-down stabilisation, as `Scale` actions."""
+        cfg, observation, now = self.settings, step.observation, step.observation.time_s
+        planned = step.plan.setpoints
+        setpoints = planned if adjusted is None else bound_residual(
+            planned, adjusted, cfg.max_residual_replicas, step.min_replicas, step.max_replicas)
+        recommendations = step.state.recommendations.add(now, setpoints, cfg.scale_down_stabilization_s)
+        held = recommendations.max_within(now, cfg.scale_down_stabilization_s, setpoints)
         # pods on NotReady nodes still count for the ReplicaSet until they are evicted
-        desired = setpoints + details["stranded"].astype(np.int64)
-        reasons = self.reasons(observation, forecast, inputs, plan, setpoints)
-        new_state = replace(state, arrivals=arrivals, forecaster=forecaster, safe_capacity_rps=inputs.safe_capacity_rps,
-                            recommendations=recommendations, last_plan=plan, pool_names=pools.names,
-                            calibration=calibration)
+        desired = held + step.stranded.astype(np.int64)
+        reasons = self.reasons(observation, step.forecast, step.inputs, step.plan, held)
+        new_state = replace(step.state, safe_capacity_rps=step.inputs.safe_capacity_rps,
+                            recommendations=recommendations, last_plan=step.plan, pool_names=step.pools.names,
+                            setpoints=setpoints, residual=(setpoints - planned).astype(np.int64))
         return scale_actions(observation, desired, reasons), new_state
 
     # ------------------------------------------------------------------ inputs of the MPC

@@ -28,14 +28,13 @@ shrinks under the replicas already running (a node dies); its penalty is far abo
 The dual values of the pool constraints are the shadow prices of the pools — what one more core or
 accelerator would save per step — which the coordination layer uses as market prices.
 
-A learned policy may refine the set-points later: `apply_residual` clamps its output to ±k replicas of
-the MPC's answer and to the services' bounds.
+A learned policy may refine the set-points: `bound_residual` clamps its output to ±k replicas of the
+MPC's answer and to the services' bounds.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,8 +48,6 @@ cp: Any = cvxpy
 
 SECONDS_PER_HOUR = 3600.0
 
-ResidualPolicy = Callable[[Observation, IntArray], IntArray]
-"""A learned correction: (observation, MPC set-points) -> adjusted set-points (see `apply_residual`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,13 +355,11 @@ def resource_pools(observation: Observation) -> ResourcePools:
 # ---------------------------------------------------------------------------------------------------- residual
 
 
-def apply_residual(residual: ResidualPolicy | None, observation: Observation, setpoints: IntArray,
-                   max_change_replicas: int, min_replicas: IntArray, max_replicas: IntArray) -> IntArray:
-    """The MPC's set-points corrected by a learned residual, clamped to ±`max_change_replicas` of the
+def bound_residual(setpoints: IntArray, adjusted: IntArray, max_change_replicas: int, min_replicas: IntArray,
+                   max_replicas: IntArray) -> IntArray:
+    """The MPC's set-points as corrected by a learned residual, clamped to ±`max_change_replicas` of the
     MPC's answer and to the services' bounds (the residual may refine, never override)."""
-    if residual is None:
-        return setpoints
-    adjusted = np.asarray(residual(observation, setpoints.copy()))
+    adjusted = np.asarray(adjusted)
     if adjusted.shape != setpoints.shape:
         raise ValueError(f"the residual must return shape {setpoints.shape}, got {adjusted.shape}")
     bounded = np.clip(np.rint(adjusted).astype(np.int64), setpoints - max_change_replicas,
