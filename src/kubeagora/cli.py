@@ -177,6 +177,15 @@ ModelError = Annotated[
         show_default=False,
     ),
 ]
+PolicyPath = Annotated[
+    Path | None,
+    typer.Option(
+        "--policy",
+        help="The policy file (policy.npz from `kubeagora train`) that the mas-learned controller runs "
+        "(default: the checkpoint shipped with kubeagora).",
+        show_default=False,
+    ),
+]
 JsonPath = Annotated[
     Path | None,
     typer.Option(
@@ -197,7 +206,7 @@ def simulate(
         str,
         typer.Option(
             "--controller",
-            help=f"The controller to run ({', '.join(CONTROLLER_NAMES)}); a baseline with its knob set as "
+            help=f"The controller to run ({', '.join(CONTROLLER_NAMES)}, mas-learned); a baseline with its knob set as "
             "FAMILY@target=VALUE (hpa@target=0.6).",
             autocompletion=_controller_names,
         ),
@@ -207,6 +216,7 @@ def simulate(
     ] = None,
     duration: Duration = None,
     model_error: ModelError = None,
+    policy: PolicyPath = None,
     json_path: JsonPath = None,
     output: Output = OutputFormat.TABLE,
 ) -> None:
@@ -218,7 +228,8 @@ def simulate(
     with _bad_input_exits():
         if json_path is not None:
             _check_output_file(json_path, "--json")
-        plan = plan_matrix([scenario], [controller], duration_s=duration, first_seed=seed, model_error=model_error)
+        plan = plan_matrix([scenario], [controller], duration_s=duration, first_seed=seed, model_error=model_error,
+                           policy=policy)
     with matrix_progress_bar(plan.runs, _err) as progress:
         (result,) = run_matrix(plan.runs, jobs=1, progress=progress)
     command = _command_line(
@@ -228,6 +239,7 @@ def simulate(
         ("--seed", result.seed),
         ("--duration", duration),
         ("--model-error", model_error),
+        ("--policy", policy),
     )
     document = bench_document([result], plan.scenarios, command)
     if output is OutputFormat.TABLE:
@@ -259,7 +271,8 @@ def bench(
         typer.Option(
             "--controllers",
             help=f"Comma-separated controller names ({', '.join(CONTROLLER_NAMES)}), FAMILY@target=VALUE for a "
-            "baseline's setting (default: all, at their shipped defaults; `oracle` = clairvoyant).",
+            "baseline's setting (default: all, at their shipped defaults; `oracle` = clairvoyant; mas-learned = mas "
+            "with the learned residual, only when named).",
             show_default=False,
             autocompletion=_controller_names,
         ),
@@ -303,6 +316,7 @@ def bench(
         int, typer.Option("--trace-offset", help="Start the replay this many seconds into the trace.")
     ] = 0,
     model_error: ModelError = None,
+    policy: PolicyPath = None,
     json_path: JsonPath = None,
     report: Annotated[
         Path | None,
@@ -356,7 +370,7 @@ def bench(
         controller_list = expand_sweeps(_names(controllers, list(CONTROLLER_NAMES)), sweep or [])
         plan = plan_matrix(
             scenario_names, controller_list, n_seeds=seeds, duration_s=duration, trace=trace_model,
-            model_error=model_error,
+            model_error=model_error, policy=policy,
         )
         workers = default_jobs(len(plan.runs)) if jobs is None else jobs
         if workers < 1:
@@ -395,6 +409,7 @@ def bench(
         ("--trace-scale", trace_model.scale if trace_model else None),
         ("--trace-offset", trace_model.offset_s if trace_model and trace_model.offset_s else None),
         ("--model-error", model_error),
+        ("--policy", policy),
         ("--json", json_path),
         ("--report", report),
     )
@@ -484,6 +499,69 @@ def explain(
         for r in run_rows["decisions"]:
             table.add_row(f"{r['at_s']:g}", r["agent"], r["action"], r["outcome"], r["why"], r["twin"])
         _out.print(table)
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option("--out", help="Directory for checkpoint.pt, policy.npz and train.csv.")],
+    scenarios: Annotated[
+        str | None,
+        typer.Option("--scenarios", help="Comma-separated training scenarios, one environment each (default: "
+                     "every built-in one).", show_default=False),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seeds torch, the sampling and the training seeds.")] = 0,
+    duration: Annotated[float, typer.Option("--duration", help="Simulated seconds per episode.")] = 600.0,
+    model_error: Annotated[float, typer.Option("--model-error", help="The training worlds' log-sd from the specs.")
+                           ] = 0.3,
+    bc_rounds: Annotated[int, typer.Option("--bc-rounds", min=0, help="Behavioural-cloning rounds (mas as it is, "
+                                           "labelled by the clairvoyant planner).")] = 1,
+    dagger_rounds: Annotated[int, typer.Option("--dagger-rounds", min=0, help="DAgger rounds (the policy drives, "
+                                               "the planner labels).")] = 1,
+    iterations: Annotated[int, typer.Option("--iterations", min=0, help="MAPPO iterations after the warm start.")
+                          ] = 4,
+    bc_epochs: Annotated[int, typer.Option("--bc-epochs", min=1, help="Passes over the data set per cloning round.")
+                         ] = 60,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from --out's checkpoint (its settings win).")
+                      ] = False,
+) -> None:
+    """Train the learned residual on the MPC's set-points (BC from the clairvoyant planner, DAgger, MAPPO).
+
+    Needs the 'learn' extra (torch, PettingZoo). Writes policy.npz, which `--policy FILE` runs without torch.
+    """
+    from kubeagora.extras import needs_extra
+    from kubeagora.sim.scenario import builtin_names, load_scenario
+
+    with _bad_input_exits():
+        names = _names(scenarios, builtin_names())
+        if not names:
+            raise UsageError("--scenarios: no scenario named")
+        for name in names:
+            load_scenario(name)
+        if not duration >= 30:
+            raise UsageError(f"--duration must be at least 30 s: the agents act every 15 s (got {duration:g})")
+        if not 0.0 <= model_error <= 1.0:
+            raise UsageError(f"--model-error must be between 0 and 1 (got {model_error:g})")
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out {out}: exists and is not a directory")
+        if resume and not (out / "checkpoint.pt").is_file():
+            raise UsageError(f"--resume: no checkpoint.pt in {out}")
+    with needs_extra("learn", "train"):
+        from kubeagora.learn.mappo import TrainArgs
+        from kubeagora.learn.mappo import train as run_training
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    args = TrainArgs(seed=seed, scenarios=tuple(names), duration_s=duration, model_error=model_error,
+                     bc_rounds=bc_rounds, dagger_rounds=dagger_rounds, ppo_iterations=iterations, bc_epochs=bc_epochs)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=_err) as bar:
+        task = bar.add_task("training", total=args.total_episodes)
+
+        def progress(done: int, total: int, what: str) -> None:
+            bar.update(task, completed=done, total=total, description=what)
+
+        policy = run_training(out, args, resume=resume, progress=progress)
+    _out.print(f"wrote {policy} (log: {out / 'train.csv'}, checkpoint: {out / 'checkpoint.pt'})", soft_wrap=True)
 
 
 def _mount_cluster_commands(cli: typer.Typer) -> None:

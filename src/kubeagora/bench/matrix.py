@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -59,6 +60,8 @@ class RunSpec:
     """Replaces the scenario's arrivals (`kubeagora bench --trace`)."""
     model_error: float | None = None
     """None = the scenario's own `model_error`."""
+    policy: Path | None = None
+    """The policy file mas-learned runs (None = the shipped checkpoint)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,7 @@ def plan_matrix(
     trace: TraceModel | None = None,
     first_seed: int | None = None,
     model_error: float | None = None,
+    policy: Path | None = None,
 ) -> MatrixPlan:
     """Scenario × controller × seed runs, seeds counting up from `first_seed` (default: each scenario's own).
 
@@ -94,6 +98,13 @@ def plan_matrix(
         raise ValueError("no controllers to run")
     # canonical labels: `oracle` is the clairvoyant planner, `hpa@target=0.8` is hpa's default
     controllers = [controller_label(name).text for name in controllers]
+    if policy is not None:
+        from kubeagora.controllers.registry import LEARNED
+        from kubeagora.learn.policy import load_actor
+
+        if LEARNED not in {controller_label(name).family for name in controllers}:
+            raise ValueError(f"--policy {policy}: only {LEARNED} runs a policy; add it to --controllers")
+        load_actor(policy)  # a bad file fails now, naming what is wrong, not in a worker later
     infos: list[ScenarioInfo] = []
     runs: list[RunSpec] = []
     sources: dict[str, str] = {}
@@ -121,7 +132,7 @@ def plan_matrix(
             )
         )
         runs.extend(
-            RunSpec(scenario, controller, seed, duration_s, trace, model_error)
+            RunSpec(scenario, controller, seed, duration_s, trace, model_error, policy)
             for controller in dict.fromkeys(controllers)
             for seed in seeds
         )
@@ -142,7 +153,7 @@ def compile_run(spec: RunSpec) -> CompiledScenario:
 def run_compiled(spec: RunSpec, scenario: CompiledScenario,
                  progress: Callable[[float], None] | None = None) -> RunResult:
     """Run the spec's controller against its compiled scenario."""
-    result = simulate(scenario, make_controller(spec.controller, scenario), progress=progress)
+    result = simulate(scenario, make_controller(spec.controller, scenario, spec.policy), progress=progress)
     result.controller = spec.controller  # the label, setting included, not the family's name
     return result
 

@@ -91,7 +91,10 @@ class MpcControllerSettings:
     far shorter than the HPA's 300 s: the forecast's upper quantile already carries the noise; one
     minute covers a load that jumps every minute without holding a burst's replicas for long)."""
     max_residual_replicas: int = 2
-    """A learned residual may move each set-point by at most this many replicas."""
+    """A learned residual may move each set-point by at most this many replicas, or by
+    `max_residual_share` of the plan where that is more."""
+    max_residual_share: float = 0.2
+    """...so that a residual still means something for a service the plan gives 50 replicas."""
     calibration: cal.CalibrationSettings | None = field(default_factory=cal.CalibrationSettings)
     """Online calibration of service times, interference and cold starts; None = plan with the declared specs."""
     slowest_replica_utilisation: float = 0.9
@@ -188,6 +191,12 @@ class MpcController:
         adjusted = None if self.residual is None else self.residual(step)
         return self.commit(step, adjusted)
 
+    def max_residual(self, planned: IntArray) -> IntArray:
+        """Per service: how far a learned residual may move the plan's set-points (replicas)."""
+        cfg = self.settings
+        share = np.ceil(cfg.max_residual_share * np.asarray(planned, dtype=np.float64)).astype(np.int64)
+        return np.maximum(cfg.max_residual_replicas, share)
+
     def draft(self, observation: Observation, state: MpcControllerState) -> MpcDraft:
         """Observe, forecast, calibrate and plan: everything up to the set-points, nothing enacted."""
         cfg, now = self.settings, observation.time_s
@@ -216,7 +225,7 @@ class MpcController:
         cfg, observation, now = self.settings, step.observation, step.observation.time_s
         planned = step.plan.setpoints
         setpoints = planned if adjusted is None else bound_residual(
-            planned, adjusted, cfg.max_residual_replicas, step.min_replicas, step.max_replicas)
+            planned, adjusted, self.max_residual(planned), step.min_replicas, step.max_replicas)
         recommendations = step.state.recommendations.add(now, setpoints, cfg.scale_down_stabilization_s)
         held = recommendations.max_within(now, cfg.scale_down_stabilization_s, setpoints)
         # pods on NotReady nodes still count for the ReplicaSet until they are evicted

@@ -3,11 +3,15 @@
 A name is a family (`hpa`) or a family with its knob set (`hpa@target=0.6`, see `tuning`). The
 clairvoyant planner is `clairvoyant`; `oracle`, its old name, is accepted as an alias. Controllers
 are imported when built, not when this module is: mpc and mas pull in cvxpy, which takes seconds.
+
+`mas-learned` is mas with a learned residual on its MPC's set-points (`kubeagora.learn`): the policy
+file given (`--policy FILE`) or the checkpoint shipped in the package. It is not in the default list.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kubeagora.controllers.tuning import KNOBS, ControllerLabel, parse_label
@@ -82,6 +86,17 @@ def _clairvoyant(scenario: CompiledScenario, target: float | None) -> Controller
     return ClairvoyantPlanner(scenario)
 
 
+def _mas_learned(scenario: CompiledScenario, target: float | None, policy: Path | None = None) -> Controller:
+    from kubeagora.controllers.mas import MasController
+    from kubeagora.learn.policy import SHIPPED_POLICY, LearnedResidual
+
+    controller = MasController(residual=LearnedResidual.from_file(policy or SHIPPED_POLICY))
+    controller.name = LEARNED
+    return controller
+
+
+LEARNED = "mas-learned"
+
 _FACTORIES: dict[str, Callable[[CompiledScenario, float | None], Controller]] = {
     "static": _static,
     "heuristic": _heuristic,
@@ -92,10 +107,12 @@ _FACTORIES: dict[str, Callable[[CompiledScenario, float | None], Controller]] = 
     "mpc": _mpc,
     "mas": _mas,
     CLAIRVOYANT: _clairvoyant,
+    LEARNED: _mas_learned,
 }
 assert set(KNOBS) <= set(_FACTORIES), "every tunable family is a controller"
 
-CONTROLLER_NAMES: tuple[str, ...] = tuple(_FACTORIES)
+CONTROLLER_NAMES: tuple[str, ...] = tuple(name for name in _FACTORIES if name != LEARNED)
+"""What the bench runs by default (mas-learned only when asked for)."""
 
 
 def controller_label(name: str) -> ControllerLabel:
@@ -105,13 +122,15 @@ def controller_label(name: str) -> ControllerLabel:
     """
     label = parse_label(name, ALIASES)
     if label.family not in _FACTORIES:
-        known = ", ".join(CONTROLLER_NAMES)
+        known = ", ".join(_FACTORIES)
         raise ValueError(f"unknown controller {name.strip()!r} (known: {known}; `oracle` = {CLAIRVOYANT})")
     return label
 
 
-def make_controller(name: str, scenario: CompiledScenario) -> Controller:
+def make_controller(name: str, scenario: CompiledScenario, policy: Path | None = None) -> Controller:
     """A fresh controller for `scenario`; the clairvoyant planner is the only one that reads the scenario: its
-    future and its true world. Every other one sees only Observations."""
+    future and its true world. Every other one sees only Observations. `policy`: the file mas-learned runs."""
     label = controller_label(name)
+    if label.family == LEARNED:
+        return _mas_learned(scenario, label.target, policy)
     return _FACTORIES[label.family](scenario, label.target)

@@ -355,8 +355,8 @@ def resource_pools(observation: Observation) -> ResourcePools:
 # ---------------------------------------------------------------------------------------------------- residual
 
 
-def bound_residual(setpoints: IntArray, adjusted: IntArray, max_change_replicas: int, min_replicas: IntArray,
-                   max_replicas: IntArray) -> IntArray:
+def bound_residual(setpoints: IntArray, adjusted: IntArray, max_change_replicas: int | IntArray,
+                   min_replicas: IntArray, max_replicas: IntArray) -> IntArray:
     """The MPC's set-points as corrected by a learned residual, clamped to ±`max_change_replicas` of the
     MPC's answer and to the services' bounds (the residual may refine, never override)."""
     adjusted = np.asarray(adjusted)

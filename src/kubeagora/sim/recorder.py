@@ -96,6 +96,8 @@ class Recorder:
         self.hist_steady = np.zeros(lat.BINS)
         self.violating_served = 0.0
         self.good_served = np.zeros(n_s)
+        self.violating_served_by_service = np.zeros(n_s)
+        """Per service: requests served in its windows that missed the SLO (what a learned policy is rewarded on)."""
         self.jitter_sum = 0.0
         self.jitter_weight = 0.0
         self.energy_j = 0.0
@@ -251,6 +253,7 @@ class Recorder:
         self.window_bad_start = bad_now.copy()
         self.violating_served += float(served @ probability)
         self.good_served += served * (1.0 - probability)
+        self.violating_served_by_service += served * probability
         ok = bool(not violated.any() and bad_in_window.sum() < 1e-6 * max(served.sum(), 1.0) + 0.5)
         self.window_ok.append((self.window_start, ok))
         self.last_window_hist = hist
