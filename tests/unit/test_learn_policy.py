@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +85,10 @@ def test_bench_runs_mas_learned_with_a_policy_file_and_refuses_a_bad_one(tmp_pat
                                  "--duration", "60", "--policy", str(policy)])
     assert result.exit_code == 2
     assert "only mas-learned runs a policy" in result.stderr
+
+
+def test_running_a_policy_imports_neither_torch_nor_pettingzoo() -> None:
+    code = ("import sys; from kubeagora.controllers.registry import make_controller; import kubeagora.learn.policy; "
+            "print(sorted(m for m in ('torch', 'pettingzoo') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
