@@ -14,7 +14,7 @@ from kubeagora.cli import app
 from kubeagora.controllers.mas import MasController
 from kubeagora.controllers.registry import CONTROLLER_NAMES, make_controller
 from kubeagora.learn.features import N_ACTIONS, N_FEATURES
-from kubeagora.learn.policy import PolicyFileError, load_actor, save_actor
+from kubeagora.learn.policy import LearnedResidual, PolicyFileError, load_actor, save_actor
 from kubeagora.sim.run import simulate
 from kubeagora.sim.scenario import compile_scenario, load_scenario
 
@@ -92,3 +92,15 @@ def test_running_a_policy_imports_neither_torch_nor_pettingzoo() -> None:
             "print(sorted(m for m in ('torch', 'pettingzoo') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_operator_runs_mas_with_the_policy_it_is_given_and_refuses_a_bad_file(tmp_path: Path) -> None:
+    from kubeagora.operator.loop import LoopSettings, mas_controller
+
+    assert mas_controller(LoopSettings()).planner.residual is None
+    policy = constant_policy(tmp_path / "keep.npz", N_ACTIONS // 2)
+    assert isinstance(mas_controller(LoopSettings(policy_file=policy)).planner.residual, LearnedResidual)
+    result = runner.invoke(app, ["operator", "run", "--policy", str(tmp_path / "nope.npz")])
+    assert result.exit_code == 2
+    assert "--policy" in result.stderr
+    assert "no such policy file" in result.stderr

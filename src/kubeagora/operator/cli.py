@@ -96,6 +96,9 @@ def run(
     custom_queries: Annotated[
         bool, typer.Option("--custom-queries/--no-custom-queries", help="Honour intents' custom PromQL "
                                                                         "(spec.metrics.queries).")] = True,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="A learned residual for the MPC's set-points (policy.npz from "
+                                  "`kubeagora train`; run with numpy, no torch).", show_default=False)] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Watch intents, Deployments, Pods and Nodes; decide with the agents; act; report."""
@@ -140,9 +143,17 @@ def run(
         check(kubeconfig)
     except KubeConfigError as e:
         raise _fail(str(e)) from None
+    if policy is not None:
+        from kubeagora.learn.policy import PolicyFileError, load_actor
+
+        try:
+            load_actor(policy.expanduser())
+        except PolicyFileError as e:
+            raise _fail(f"--policy {e}") from None
     loop = LoopSettings(prometheus_url, interval, namespace, shadow_seconds, canary_seconds,
                         metrics_preset=metrics_preset, namespace_label=namespace_label, workload_label=workload_label,
-                        scrape_interval_s=scrape_interval, custom_queries=custom_queries)
+                        scrape_interval_s=scrape_interval, custom_queries=custom_queries,
+                        policy_file=None if policy is None else policy.expanduser())
     config = OperatorConfig(kubeconfig, loop, metrics_host, metrics_port, webhook_host, webhook_port, webhook_listen,
                             leader_election, identity, webhook_cert, webhook_key, webhook_manage)
     if webhook_host is not None:

@@ -29,6 +29,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from kubeagora.controllers.mas import MasController, MasSettings, MasState
@@ -98,6 +99,8 @@ class LoopSettings:
     """The OrchestrationPolicy whose guardrails the shield enforces."""
     shield: ShieldPolicy = field(default_factory=ShieldPolicy)
     """The shield's settings where the OrchestrationPolicy says nothing."""
+    policy_file: Path | None = None
+    """A learned residual for the MPC's set-points (`kubeagora train`'s policy.npz, run with numpy); None: none."""
     metrics_preset: str = DEFAULT_PRESET
     """The standard series read for intents whose ``spec.metrics`` names no preset (``metric_presets``)."""
     namespace_label: str | None = None
@@ -120,6 +123,15 @@ class LoopSettings:
         windows = Windows.for_scrape_interval(self.scrape_interval_s or DEFAULT_SCRAPE_INTERVAL_S)
         return PrometheusSignals(self.prometheus_url, windows, preset=default)
 
+
+def mas_controller(settings: LoopSettings) -> MasController:
+    """The controller a run decides with: mas, with the learned residual when a policy file is given."""
+    residual = None
+    if settings.policy_file is not None:
+        from kubeagora.learn.policy import LearnedResidual
+
+        residual = LearnedResidual.from_file(settings.policy_file)
+    return MasController(MasSettings(interval_s=settings.interval_s, unenactable=enact.UNENACTABLE), residual)
 
 
 @dataclass
@@ -272,7 +284,7 @@ class ControlLoop:
         self.state = LoopState()
         self.t0 = time.monotonic()
         self.clock = records.Clock(time.time())
-        self.controller = MasController(MasSettings(interval_s=settings.interval_s, unenactable=enact.UNENACTABLE))
+        self.controller = mas_controller(settings)
         self.signer = signer
         self.journal: Journal | None = None
         self.may_act: Callable[[], bool] = lambda: True
@@ -322,7 +334,7 @@ class ControlLoop:
         self.settings = replace(self.settings, run=run)
         self.state = LoopState()
         self.journal = None
-        self.controller = MasController(MasSettings(interval_s=self.settings.interval_s, unenactable=enact.UNENACTABLE))
+        self.controller = mas_controller(self.settings)
 
     # ------------------------------------------------------------------------------------------ one tick
     async def _journal(self) -> Journal:
