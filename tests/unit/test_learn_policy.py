@@ -14,7 +14,7 @@ from kubeagora.cli import app
 from kubeagora.controllers.mas import MasController
 from kubeagora.controllers.registry import CONTROLLER_NAMES, make_controller
 from kubeagora.learn.features import N_ACTIONS, N_FEATURES
-from kubeagora.learn.policy import LearnedResidual, PolicyFileError, load_actor, save_actor
+from kubeagora.learn.policy import SHIPPED_POLICY, LearnedResidual, PolicyFileError, load_actor, save_actor
 from kubeagora.sim.run import simulate
 from kubeagora.sim.scenario import compile_scenario, load_scenario
 
@@ -66,7 +66,9 @@ def test_mas_with_a_policy_that_always_adds_holds_more_replicas_than_mas(tmp_pat
     assert learned["replica_seconds"] > 1.05 * plain["replica_seconds"]  # type: ignore[operator]
 
 
-def test_mas_learned_is_run_only_when_asked_for() -> None:
+def test_the_shipped_policy_loads_and_is_small_and_mas_learned_runs_only_when_asked_for() -> None:
+    assert SHIPPED_POLICY.stat().st_size < 5 * 1024 * 1024
+    assert isinstance(LearnedResidual.from_file(SHIPPED_POLICY), LearnedResidual)
     assert "mas-learned" not in CONTROLLER_NAMES
 
 
