@@ -139,10 +139,6 @@ def run(
         kubeconfig = kubeconfig.expanduser()
     if not _DNS_LABEL.fullmatch(namespace):
         raise _fail(f"--namespace {namespace!r}: not a namespace name (lower-case letters, digits and '-')")
-    try:  # once here, so that missing or unusable credentials are one line and exit 2, not kopf's retries
-        check(kubeconfig)
-    except KubeConfigError as e:
-        raise _fail(str(e)) from None
     if policy is not None:
         from kubeagora.learn.policy import PolicyFileError, load_actor
 
@@ -150,6 +146,10 @@ def run(
             load_actor(policy.expanduser())
         except PolicyFileError as e:
             raise _fail(f"--policy {e}") from None
+    try:  # once here, so that missing or unusable credentials are one line and exit 2, not kopf's retries
+        check(kubeconfig)
+    except KubeConfigError as e:
+        raise _fail(str(e)) from None
     loop = LoopSettings(prometheus_url, interval, namespace, shadow_seconds, canary_seconds,
                         metrics_preset=metrics_preset, namespace_label=namespace_label, workload_label=workload_label,
                         scrape_interval_s=scrape_interval, custom_queries=custom_queries,
