@@ -194,6 +194,12 @@ class MasController:
         """Whether the tick `state` is at re-plans with the MPC (every `mpc_every_ticks`)."""
         return state.tick % self.settings.mpc_every_ticks == 0 or state.setpoints is None
 
+    def planning_observation(self, observation: Observation, state: MasState) -> Observation:
+        """What the MPC and the market read: with zero trust, no bidder's reporter may inflate its demand."""
+        if self.settings.zero_trust:
+            return contained(observation, state.agent_states[0], self.agents[0].settings)
+        return observation
+
     def decide(self, observation: Observation, state: MasState,
                mpc_step: tuple[Sequence[Action], MpcControllerState] | None = None,
                ) -> tuple[Sequence[Action], MasState]:
@@ -202,8 +208,7 @@ class MasController:
         cfg = self.settings
         now = observation.time_s
         claimed = observation
-        if cfg.zero_trust:  # no bidder's reporter may inflate what the planner and the market read of its demand
-            observation = contained(observation, state.agent_states[0], self.agents[0].settings)
+        observation = self.planning_observation(observation, state)
         mpc_state, setpoints = state.mpc, state.setpoints
         if self.replans(state):
             mpc_actions, mpc_state = mpc_step or self.planner.decide(observation, state.mpc)

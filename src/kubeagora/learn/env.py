@@ -131,6 +131,8 @@ class ResidualEnv(ParallelEnv):  # type: ignore[misc]  # PettingZoo ships no typ
         self.pod_seconds = np.zeros(len(self.compiled.services))
         self.agents = list(self.possible_agents)
         self._draft: MpcDraft | None = None
+        self._observation: Observation = self.engine.observe()
+        """What mas observed at the drafted step (the draft may read it with over-claimed demand cut)."""
         self._advance()
         return self._observations(), self._infos()
 
@@ -142,7 +144,9 @@ class ResidualEnv(ParallelEnv):  # type: ignore[misc]  # PettingZoo ships no typ
             if self.i % self.every == 0 and self.i > 0 and self._draft is None:
                 observation = engine.observe()
                 if self.controller.replans(self.state):
-                    self._draft = self.controller.planner.draft(observation, self.state.mpc)
+                    planned_from = self.controller.planning_observation(observation, self.state)
+                    self._draft = self.controller.planner.draft(planned_from, self.state.mpc)
+                    self._observation = observation
                     return
                 actions, self.state = self.controller.decide(observation, self.state)
                 if actions:
@@ -161,8 +165,8 @@ class ResidualEnv(ParallelEnv):  # type: ignore[misc]  # PettingZoo ships no typ
     def _infos(self) -> dict[str, dict[str, Any]]:
         if self._draft is None or self.teacher is None:
             return {agent: {} for agent in self.agents}
-        actions, _ = self.teacher.decide(self._draft.observation, ClairvoyantState())
-        wanted = expert_replicas(self._draft.observation, actions)
+        actions, _ = self.teacher.decide(self._observation, ClairvoyantState())
+        wanted = expert_replicas(self._observation, actions)
         best = level_towards(self._draft.plan.setpoints, wanted)
         return {agent: {"expert_action": int(best[k])} for k, agent in enumerate(self.agents)}
 
@@ -181,7 +185,7 @@ class ResidualEnv(ParallelEnv):  # type: ignore[misc]  # PettingZoo ships no typ
         t0 = engine.state.t
         planned = draft.plan.setpoints
         mpc_step = self.controller.planner.commit(draft, apply_levels(planned, levels))
-        moves, self.state = self.controller.decide(draft.observation, self.state, mpc_step)
+        moves, self.state = self.controller.decide(self._observation, self.state, mpc_step)
         if moves:
             engine.apply(moves)
         self._draft = None
