@@ -489,8 +489,8 @@ def test_demo_bad_input_is_one_line_exit_2_and_starts_nothing(
 # the operator against the best-tuned HPA ---------------------------------------------------------
 
 
-def _result(arm: str, tts: float | None, viol: float) -> cb.ArmResult:
-    return cb.ArmResult(arm, tts, None, viol, None, None, 6, 500.0, 0.0)
+def _result(arm: str, tts: float | None, viol: float, ready_at_burst: int = 2) -> cb.ArmResult:
+    return cb.ArmResult(arm, tts, None, viol, None, None, 6, 500.0, 0.0, ready_at_burst)
 
 
 def test_verdicts_compare_the_operator_with_the_best_target_on_each_figure() -> None:
@@ -525,3 +525,18 @@ def test_verdicts_missed_censored_and_both_zero() -> None:
     worse = cb.verdicts({"hpa-50": [_result("hpa-50", 10.0, 0.0)], "mas": [_result("mas", 5.0, 1.0)]}, 150.0)
     assert worse[1].ratio == math.inf
     assert not worse[1].met
+
+
+def test_an_operator_that_scaled_up_before_the_burst_meets_no_target() -> None:
+    """Capacity bought during the warm-up makes a time to scale of ~0 s that is no reaction to the burst."""
+    results = {"hpa-50": [_result("hpa-50", 44.0, 0.0), _result("hpa-50", 45.0, 0.0)],
+               "mas": [_result("mas", 0.7, 0.0, ready_at_burst=10), _result("mas", 0.9, 0.0, ready_at_burst=20)]}
+    tts, viol = cb.verdicts(results, burst_s=150.0)
+    assert tts.ratio == pytest.approx(0.8 / 44.5)
+    assert tts.head_start == (pytest.approx(15.0), pytest.approx(2.0))
+    assert not tts.met
+    assert not viol.met
+    assert "not comparable: the operator began the burst with 15.0 Ready replicas vs 2.0" in cb.verdicts_markdown([tts])
+    even = cb.verdicts({"hpa-50": [_result("hpa-50", 44.0, 0.0, 3)], "mas": [_result("mas", 20.0, 0.0, 3)]}, 150.0)
+    assert even[0].head_start is None
+    assert even[0].met

@@ -512,6 +512,10 @@ class Verdict:
     met: bool
     censored: bool
     """A run that never scaled counts as the whole burst: the HPA's figure is then a lower bound."""
+    head_start: tuple[float, float] | None = None
+    """(operator, best HPA target): mean Ready replicas at the burst's start, where the operator's were
+    more: it had bought capacity before the burst, so the figure is no reaction to it and the target
+    does not count as met."""
 
 
 def mean_figure(rs: Sequence[ArmResult], figure: str, never: float) -> tuple[float, bool]:
@@ -534,8 +538,16 @@ def verdicts(results: Mapping[str, Sequence[ArmResult]], burst_s: float) -> list
         best_arm = min(means, key=lambda a: means[a][0])
         best, censored = means[best_arm]
         ratio = None if best == 0 and op == 0 else (math.inf if best == 0 else op / best)
-        out.append(Verdict(figure, op, best_arm, best, ratio, ratio is None or ratio <= TARGET_RATIO, censored))
+        ahead = _ready_at_burst(mas), _ready_at_burst(hpas[best_arm])
+        head_start = ahead if ahead[0] > ahead[1] else None
+        met = (ratio is None or ratio <= TARGET_RATIO) and head_start is None
+        out.append(Verdict(figure, op, best_arm, best, ratio, met, censored, head_start))
     return out
+
+
+def _ready_at_burst(rs: Sequence[ArmResult]) -> float:
+    got = [r.replicas_at_burst for r in rs if r.replicas_at_burst is not None]
+    return sum(got) / len(got) if got else 0.0
 
 
 def verdicts_markdown(vs: Sequence[Verdict]) -> str:
@@ -547,8 +559,12 @@ def verdicts_markdown(vs: Sequence[Verdict]) -> str:
         name, unit = names.get(v.figure, (v.figure, ""))
         ratio = "– (both 0)" if v.ratio is None else f"{v.ratio:.2f}"
         bound = " (≥: a run never scaled)" if v.censored else ""
+        verdict = "met" if v.met else "missed"
+        if v.head_start is not None:
+            verdict = (f"not comparable: the operator began the burst with {v.head_start[0]:.1f} Ready replicas "
+                       f"vs {v.head_start[1]:.1f} (it scaled up before the burst)")
         rows.append(f"| {name} ({unit}) | {v.operator:.1f} | {arm_label(v.best_arm)} | {v.best:.1f}{bound} | "
-                    f"{ratio} | {'met' if v.met else 'missed'} |")
+                    f"{ratio} | {verdict} |")
     return "\n".join(rows)
 
 
