@@ -110,8 +110,8 @@ def demo(
         return "never" if x is None else f"{x:.1f}"
 
     for arm, r in results.items():
-        best = " (real; best-tuned of 50/70/80 % in Table 2)" if cb.hpa_target(arm) is not None else ""
-        table.add_row(cb.arm_label(arm) + best, cb.SIGNALS.get(cb.kind_of(arm), "–"),
+        best = " (real; fastest of 50/70/80 % in Table 2)" if cb.hpa_target(arm) is not None else ""
+        table.add_row(cb.arm_label(arm) + best, cb.SIGNALS_SHORT.get(cb.kind_of(arm), "–"),
                       f(r.time_to_scale_s), f(r.cold_start_p99_delta_ms),
                       f"{r.slo_violation_pct:.1f}", f"{f(r.baseline_p99_ms)} / {f(r.burst_p99_ms)}",
                       f"{r.replicas_at_burst} / {r.max_replicas}", f"{r.replica_seconds:.0f}")

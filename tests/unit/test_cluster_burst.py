@@ -388,7 +388,7 @@ def test_arm_names_and_labels() -> None:
     assert cb.kind_of("mas") == "mas"
     assert cb.arm_label("hpa-70") == "Kubernetes HPA, 70 % CPU target"
     assert cb.arm_label("mas") == "kubeagora operator"
-    assert set(cb.SIGNALS) == {"hpa", "mas"}
+    assert set(cb.SIGNALS) == set(cb.SIGNALS_SHORT) == {"hpa", "mas"}
     assert cb.BEST_HPA_TARGET_PCT in cb.BurstPlan().hpa_targets_pct
 
 
