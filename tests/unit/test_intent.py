@@ -399,6 +399,14 @@ def test_a_placement_no_node_satisfies_is_refused() -> None:
     assert "nodeClasses gpu" in error.message
 
 
+def test_require_attestation_is_refused_until_something_enforces_it() -> None:
+    assert intent_with(placement={"requireAttestation": False}).placement.require_attestation is False
+    with pytest.raises(IntentError) as refused:
+        parse_intent(minimal(placement={"requireAttestation": True}))
+    assert refused.value.field_path == "spec.placement.requireAttestation"
+    assert "minTrust" in str(refused.value)
+
+
 def test_node_rules_are_skipped_without_nodes() -> None:
     intent = intent_with(placement={"regions": ["nowhere"]})
     assert validate_intent(intent, None, None) == []

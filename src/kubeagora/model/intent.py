@@ -448,6 +448,10 @@ def _placement(value: Any) -> Placement:
     attested = obj.get("requireAttestation", False)
     if not isinstance(attested, bool):
         raise IntentError("spec.placement.requireAttestation", f"must be true or false, got {_show(attested)}")
+    if attested:  # refused rather than accepted and ignored: a protection that silently does nothing is worse
+        raise IntentError("spec.placement.requireAttestation",
+                          "true is not enforced yet (no node publishes a verified attestation on a cluster); "
+                          "use placement.minTrust, which the scheduler extender enforces")
     regions = obj.get("regions")
     classes = obj.get("nodeClasses")
     return Placement(
