@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from kubeagora.devcluster import DevCluster
 from kubeagora.devcluster.cluster import free_ports
-from kubeagora.devcluster.stack import stop_process
+from kubeagora.devcluster.stack import kubectl_input, stop_process
 
 
 def kubectl_json(cluster: DevCluster, *args: str) -> Any:
@@ -31,7 +30,7 @@ def kubectl_json(cluster: DevCluster, *args: str) -> Any:
 
 
 def apply(cluster: DevCluster, *objects: dict[str, Any]) -> None:
-    proc = cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objects))
+    proc = cluster.kubectl("apply", "-f", "-", input=kubectl_input(objects))
     assert proc.returncode == 0, proc.stderr
 
 

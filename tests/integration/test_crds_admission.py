@@ -342,7 +342,7 @@ def test_a_keda_scaled_object_installed_after_the_operator_is_a_conflict_too(
                      "spec": {"scaleTargetRef": {"name": "worker"}, "triggers": [{"type": "cpu"}]}})
         worker = intent(namespace, "worker", tenant="retail", replicas={"min": 1, "max": 5})
         proc = wait_for("the webhook to watch ScaledObjects and refuse the intent", lambda: (
-            p := try_apply(crds, worker, "--dry-run=server")).returncode != 0 and p, timeout_s=90)
+            p := try_apply(crds, worker, "--dry-run=server")).returncode != 0 and p, timeout_s=180)
         assert f"ScaledObject {namespace}/queue-scaler" in proc.stderr, proc.stderr
     finally:
         crds.kubectl("delete", "scaledobject", "queue-scaler", "-n", namespace, "--ignore-not-found")

@@ -111,7 +111,9 @@ def test_healthz_answers_within_100_ms_while_the_costliest_bodies_are_worked_on(
     # the probes compete for the CPU with the worker on a shared machine: 1 in 100 may wait for a core
     assert p99_s < STALL_S, summary
     assert probes_s[-1] < 10 * STALL_S, summary
-    assert max(worked_s) > 10 * STALL_S  # the bodies were costly: on main every probe waited this long
+    # the bodies were costly: the costliest, worked on the event loop as on the old main, would have held the
+    # probes several times past the stall limit (0.98 s on a quiet 2-core machine, more under load)
+    assert max(worked_s) > 3 * STALL_S, summary
 
 
 def test_a_flood_is_bounded_by_the_queue_and_by_staleness() -> None:

@@ -70,6 +70,12 @@ class Child:
         stop_process(self.proc, timeout_s, sig)
 
 
+
+def kubectl_input(objects: Sequence[Any]) -> str:
+    """Objects for ``kubectl apply -f -`` as one JSON List. Not YAML: PyYAML leaves a string such as
+    ``28e041`` (a hex run id) unquoted, and kubectl's YAML 1.2 reader then takes it for a number."""
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)})
+
 def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 60.0, sig: int = signal.SIGTERM) -> None:
     """Signal the process's group (it was started with ``start_new_session``), then SIGKILL it after
     ``timeout_s``; safe when it has exited already."""
@@ -155,7 +161,7 @@ class Stack:
         return json.loads(self.kubectl(*args, "-o", "json"))
 
     def apply(self, *objects: Any) -> None:
-        self.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
+        self.kubectl("apply", "-f", "-", stdin=kubectl_input(objects))
 
     def spawn(self, name: str, args: Sequence[str], url: str = "") -> Child:
         self.logs.mkdir(parents=True, exist_ok=True)
