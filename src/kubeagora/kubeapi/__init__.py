@@ -6,6 +6,7 @@ adapter and the scheduler extender (aiohttp; JSON by orjson; needs the ``cluster
     quantity    resource quantities ("500m", "2Gi") as numbers
     selectors   label selectors (matchLabels, matchExpressions) as a pure predicate
     node_reports  how far to believe what a Node says about itself (speed, carbon; never trust)
+    stored_numbers  JSON as the API server stores it (whole floats as ints), for what is signed
 """
 
 from kubeagora.kubeapi.errors import KubeConfigError

@@ -21,6 +21,8 @@ import secrets
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from kubeagora.kubeapi.stored_numbers import whole_numbers
+
 KEY_SECRET = "kubeagora-record-key"
 KEY_FIELD = "hmac-sha256"
 KEY_BYTES = 32
@@ -44,17 +46,9 @@ class RecordSigner:
 def canonical(payload: Mapping[str, Any]) -> bytes:
     """One byte string per payload: sorted keys, no spaces, and a whole float written as an integer
     (the API server stores ``4.0`` in an integer field as ``4``: the payload read back must sign the same)."""
-    return json.dumps(_whole(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return json.dumps(whole_numbers(payload), sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def _whole(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, Mapping):
-        return {str(k): _whole(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_whole(v) for v in value]
-    return value
 
 
 class SecretApi(Protocol):

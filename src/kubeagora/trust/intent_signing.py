@@ -33,7 +33,6 @@ import copy
 import functools
 import hashlib
 import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +41,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from kubeagora.kubeapi.stored_numbers import whole_numbers
 from kubeagora.model.intent import GROUP, INTENT_KIND, VERSION, OrchestrationPolicy
 
 SIGNATURE_ANNOTATION = "kubeagora.io/signature"
@@ -64,18 +64,6 @@ class SigningError(ValueError):
 
 
 # ------------------------------------------------------------------------------------- canonical form
-def _integral(value: Any) -> Any:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    if isinstance(value, Mapping):
-        return {str(k): _integral(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_integral(v) for v in value]
-    return value
-
-
 def defaulted_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     """The spec with the CRD's defaults filled in, as the API server stores it."""
     out = copy.deepcopy(dict(spec))
@@ -96,7 +84,7 @@ def canonical_payload(obj: Mapping[str, Any]) -> bytes:
         raise SigningError("spec: is required (it is what the signature covers)")
     body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": INTENT_KIND,
             "metadata": {"name": str(meta.get("name") or ""), "namespace": str(meta.get("namespace") or "default")},
-            "spec": _integral(defaulted_spec(spec))}
+            "spec": whole_numbers(defaulted_spec(spec))}
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
