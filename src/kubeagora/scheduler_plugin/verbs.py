@@ -23,7 +23,9 @@ import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import queue
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -137,9 +139,29 @@ class ThreadVerbs:
         self._worker.shutdown(wait=False, cancel_futures=True)
 
 
+def _exit_with_parent() -> None:
+    """End this child process as soon as its parent is gone, whatever the main thread is blocked on.
+
+    A parent killed (SIGKILL, the OOM killer) halfway through writing an update leaves the child waiting
+    for the rest of that message in the updates queue; the child holds the queue's write end itself, so
+    no end of file ever comes. The parent's process sentinel becomes ready when it dies, however it dies.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="extender-verbs-parent-watch", daemon=True).start()
+
+
 def _serve_verbs(requests: multiprocessing.connection.Connection, updates: multiprocessing.Queue[Any],
                  settings: BidSettings, stale_after_s: float) -> None:
-    """The child process: apply the updates waiting before each request, answer it, until the pipe closes."""
+    """The child process: apply the updates waiting before each request, answer it, until the pipe closes
+    or the parent is gone."""
+    _exit_with_parent()
     cache = ClusterCache()
 
     def catch_up() -> None:
