@@ -75,7 +75,8 @@ def test_a_pod_that_breaks_the_snapshot_degrades_its_own_intent_only(monkeypatch
     loop, api = _loop({"nodes": nodes, "pods": pods, "deployments": [deployment("good", replicas=1),
                                                                       deployment("bad", replicas=1)],
                        "intents": [intent("good"), intent("bad")]},
-                      FakeSignals({"default/good": signals("default/good", 10.0, p95_ms=50.0, p99_ms=80.0)}))
+                      FakeSignals({name: signals(name, 10.0, p95_ms=50.0, p99_ms=80.0)
+                                   for name in ("default/good", "default/bad")}))
     assert asyncio.run(loop.tick()) == "decided"
     (bad,) = api.to("PATCH", "/orchestrationintents/bad/status")
     degraded = next(c for c in bad["status"]["conditions"] if c["type"] == "Degraded")

@@ -12,13 +12,17 @@ the simulator's engine gives them. What the cluster cannot tell directly is deri
   (`kubeagora.model.ready_capacity_rps`, the simulator's engine fills it with the same function); the
   queue length is Little's law over the p95 latency above the service time;
 - the RTT from users to nodes is a static estimate by tier and region (no probes run on the
-  devcluster), with the midpoints of the simulator's topology generator.
+  devcluster), with the midpoints of the simulator's topology generator;
+- a Deployment's replicas are its Ready pods and at most spec.replicas − Ready others
+  (``replicas_of``: a rolling update's surge pod is not a replica starting), and a service whose request
+  rate Prometheus has not answered yet waits for it, one rate window at most (``awaiting_first_load``):
+  an unread rate is not a load of 0 req/s.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -221,6 +225,22 @@ def pods_of(deployment: Obj, pods: Sequence[Obj]) -> list[Obj]:
             and matches(sel, (p.get("metadata") or {}).get("labels") or {}) and pod_live(p)]
 
 
+def replicas_of(deployment: Obj, pods: Sequence[Obj], node_index: Mapping[str, int], desired: int) -> list[Obj]:
+    """The Deployment's pods that are its replicas: every Ready one, and of the others at most
+    ``desired`` − Ready, the oldest first. A rolling update (the operator's own residency patch of the
+    pod template starts one) runs a surge pod beside the Ready ones until it replaces one of them: it is
+    not a replica starting, and counted as one the agents would keep it (2 Ready + 1 surge → 3)."""
+    mine = pods_of(deployment, pods)
+
+    def is_ready(p: Obj) -> bool:
+        return pod_ready(p) and str((p.get("spec") or {}).get("nodeName") or "") in node_index
+
+    ready = [p for p in mine if is_ready(p)]
+    others = sorted((p for p in mine if not is_ready(p)),
+                    key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""))
+    return ready + others[:max(desired - len(ready), 0)]
+
+
 # ---------------------------------------------------------------------------------------------- counters
 def _signal(signals: Mapping[str, ServiceSignals], name: str) -> ServiceSignals:
     return signals.get(name) or ServiceSignals(name, 0.0, 0.0, 0.0, math.nan, math.nan)
@@ -299,7 +319,7 @@ def observe(now_s: float, node_objs: Sequence[Obj], pod_objs: Sequence[Obj], dep
         if dep is None:
             continue
         desired[i] = int((dep.get("spec") or {}).get("replicas", 1))
-        for pod in pods_of(dep, pod_objs):
+        for pod in replicas_of(dep, pod_objs, node_index, int(desired[i])):
             j = node_index.get(str((pod.get("spec") or {}).get("nodeName") or ""))
             is_ready = pod_ready(pod) and j is not None
             if j is not None:
@@ -420,6 +440,33 @@ def bind(intent_objs: Sequence[Obj], deployments: Mapping[str, Obj], regions: Se
         names.add(out.service.name)
         bound.append(out)
     return bound, unbound
+
+
+def awaiting_first_load(bindings: Sequence[Binding], signals: Mapping[str, ServiceSignals],
+                        first_bound_s: Mapping[str, float], load_seen: Set[str], now_s: float,
+                        rate_window_s: float) -> tuple[list[Binding], list[Unbound]]:
+    """(the bindings to manage now, those waiting for their first request-rate reading).
+
+    Prometheus has a rate only once a series has two scrapes in the window: a Deployment created with
+    its intent reads 0 req/s for its first seconds without having been measured. Handed to the agents,
+    that 0 is the forecaster's first sample and the real load a step up from it, which its upper band
+    carries for minutes (on the devcluster it planned 3-4× the load and scaled 2 → 5-20 replicas at
+    0.75 pods' worth of it). So a service whose load has not been read yet (``load_seen``: read since it
+    was bound) waits one rate window from when it was first bound (``first_bound_s``); after that, no
+    series means no requests, and it is managed at 0 req/s."""
+    kept: list[Binding] = []
+    waiting: list[Unbound] = []
+    for b in bindings:
+        name = b.service.name
+        sig = signals.get(name)
+        read = name in load_seen or (sig is not None and sig.load_read)
+        if read or now_s - first_bound_s.get(name, now_s) >= rate_window_s:
+            kept.append(b)
+            continue
+        waiting.append(Unbound(f"{b.namespace}/{b.intent}", f"deployment {b.deployment}: waiting for the first reading "
+                               f"of its request rate (Prometheus has none yet; managed at 0 req/s after "
+                               f"{rate_window_s:g} s without one)", True, reason="AwaitingMetrics"))
+    return kept, waiting
 
 
 def unplaceable(bindings: Sequence[Binding], nodes: Sequence[Node]) -> tuple[list[Binding], list[Unbound]]:

@@ -149,6 +149,10 @@ class LoopState:
     """Intent key → this tick's ResidencyMet verdict (only intents that restrict placement)."""
     orphaned: list[str] = field(default_factory=list)
     """Nodes no live kubelet plays and no managed pod runs on (``orphans``), as last reported."""
+    first_bound_s: dict[str, float] = field(default_factory=dict)
+    """Service name → loop time its intent was first bound (``adapter.awaiting_first_load``)."""
+    load_seen: set[str] = field(default_factory=set)
+    """Services whose request rate Prometheus has answered at least once since then."""
 
 
 def _policy_for(bindings: Sequence[adapter.Binding], intents: Mapping[str, Any],
@@ -375,6 +379,14 @@ class ControlLoop:
             await self.report(bindings, unbound, None, {}, now_iso, metrics_error=str(e))
             return "held"
         services = reading.services
+        bound = {b.service.name for b in bindings}  # an intent deleted and made again waits again
+        self.state.first_bound_s = {name: self.state.first_bound_s.get(name, now) for name in bound}
+        self.state.load_seen &= bound
+        bindings, waiting = adapter.awaiting_first_load(bindings, services, self.state.first_bound_s,
+                                                        self.state.load_seen, now, self._rate_window_s())
+        self.state.load_seen |= {b.service.name for b in bindings if (sig := services.get(b.service.name))
+                                 and sig.load_read}
+        unbound = [*unbound, *waiting]
         errors = {**self._ignored_queries(bindings), **reading.errors}
         nodes = with_utilization(nodes, await self.node_usage.utilization(node_objs))
         counters = adapter.advance_counters(self.state.counters, now, services, [b.service for b in bindings],
@@ -531,6 +543,10 @@ class ControlLoop:
             return {}
         return {b.service.name: "spec.metrics.queries ignored: this operator runs with --no-custom-queries; "
                                 "the preset's series are read instead" for b in bindings if b.metrics.queries}
+
+    def _rate_window_s(self) -> float:
+        """The request rates' window: a new series has a rate once it has two scrapes in it."""
+        return Windows.for_scrape_interval(self.settings.scrape_interval_s or DEFAULT_SCRAPE_INTERVAL_S).rate_s
 
     def _read_signals(self, sources: Mapping[str, Source]) -> tuple[Reading, dict[str, NodeSignals]]:
         return self.signals.services(sources), self.signals.nodes()

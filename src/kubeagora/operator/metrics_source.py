@@ -18,7 +18,7 @@ samples in its window, and four survive a missed scrape, so a 30 s scrape means 
 Which interval: ``scrape_interval`` (the operator's flag, else Prometheus's own, else 30 s).
 Per node only wall power is read here (``kubeagora_node_power_watts``: no standard series for it
 exists); node CPU comes from ``metrics.k8s.io`` (``resource_usage``). A series that is absent reads as
-0 rps and NaN percentiles.
+0 rps and NaN percentiles, and ``load_read`` says that no request rate was read.
 
 Everything here is synchronous, as ``prometheus_api_client`` is: the operator calls ``PrometheusSignals``
 through ``asyncio.to_thread``. Turning query results into signals is pure and tested on recorded responses.
@@ -78,6 +78,9 @@ class ServiceSignals:
     p95_ms: float
     """NaN while no request was served in the quantile window; +Inf if it lies past the last bucket."""
     p99_ms: float
+    load_read: bool = True
+    """Whether Prometheus had a request rate for it at all: a rate needs two scrapes in its window, so a
+    workload whose series are new (or absent) reads 0 rps without having been measured."""
 
 
 @dataclass(frozen=True)
@@ -182,7 +185,7 @@ def signals_of(service: str, offered: float = math.nan, dropped: float = math.na
     offered_rps = max(_rate(offered), _rate(offered_now))
     dropped_rps = min(_rate(dropped), offered_rps)
     return ServiceSignals(service, offered_rps, offered_rps - dropped_rps, dropped_rps, p95_s * 1000.0,
-                          p99_s * 1000.0)
+                          p99_s * 1000.0, not (math.isnan(offered) and math.isnan(offered_now)))
 
 
 def parse_services(results: Mapping[str, Vector], preset: Preset) -> dict[str, ServiceSignals]:
@@ -204,7 +207,7 @@ def custom_signal(service: str, vector: Vector, query: str) -> float:
 
 def with_custom(base: ServiceSignals, values: Mapping[str, float]) -> ServiceSignals:
     """``base`` with the signals its intent's custom queries gave (by ``CUSTOM_QUERIES`` name)."""
-    offered = values.get("requestsPerSecond", base.offered_rps)
+    offered = values.get("requestsPerSecond", base.offered_rps if base.load_read else math.nan)
     dropped = values.get("errorsPerSecond", base.dropped_rps)
     return signals_of(base.service, offered, dropped, values.get("p95Seconds", base.p95_ms / 1000.0),
                       values.get("p99Seconds", base.p99_ms / 1000.0))
