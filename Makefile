@@ -16,12 +16,12 @@ export PIP_CHECK
 
 .PHONY: install demo test unit lint bench evidence speed table2 controlplane helm chart prometheus clean
 
-# the learn extra (torch, PettingZoo) too: the learning tests train a tiny run (the core never imports torch)
+# the learn extra (torch, PettingZoo) and the fast one (numba: the engine compiled) too: the learning tests train a tiny run (the core never imports torch)
 $(BIN)/kubeagora: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	@$(BIN)/python -c "$$PIP_CHECK"
-	$(BIN)/pip install --quiet -e '.[cluster,operator,ray,learn]' --group dev
+	$(BIN)/pip install --quiet -e '.[cluster,operator,ray,learn,fast]' --group dev
 	@touch $@
 
 install: $(BIN)/kubeagora

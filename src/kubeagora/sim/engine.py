@@ -44,7 +44,9 @@ from kubeagora.model import (
     WorldParameters,
     ready_capacity_rps,
 )
+from kubeagora.sim import kernels
 from kubeagora.sim import latency as lat
+from kubeagora.sim.flow import serve_compiled, serve_numpy
 from kubeagora.sim.recorder import Recorder
 from kubeagora.sim.scenario import CompiledScenario, FaultEvent
 
@@ -280,6 +282,8 @@ class Engine:
         self.network_whole = True
         """All nodes alive and all regions reachable: the common case skips per-pod reachability."""
         self.pods_changed = True
+        self.compiled = kernels.ENABLED
+        """The step's slot loops compiled (`kubeagora.sim.kernels`, numba installed) or in numpy: the same floats."""
         self.recorder = Recorder(self)
         self._reconcile(initial_ready=True)
 
@@ -650,59 +654,24 @@ class Engine:
             released = released_wait_s = self.zeros_s
             to_route = arrivals
 
-        share = np.where(listed, 1.0 / np.maximum(ep_count[svc], 1), 0.0)
-        a_r = to_route[svc] * share
-        if self.network_whole:
-            deliverable = listed
-        else:
-            deliverable = st.node_alive[node] & st.region_reachable[self.svc_origin[svc], self.node_region[node]]
-            lost_r = np.where(deliverable, 0.0, a_r)
-            c.lost += np.bincount(svc, lost_r, minlength=self.n_services)
-            a_r = a_r - lost_r
-
-        # service: fluid queues per replica, speed from node class, throttling and interference
-        slowdown = lat.interference_slowdown(self.node_beta[node], st.node_util[node])
-        conc = st.concurrency[svc].astype(float)
-        # slots beyond the service's native parallelism (its threads / batch size at its CPU request)
-        # time-share the same CPU: each request takes proportionally longer, throughput stays the same
-        oversubscribed = np.maximum(conc / self.svc_concurrency[svc], 1.0)
-        svc_ms = r.base_ms / st.node_speed[node] * slowdown * oversubscribed
-        serving = ((r.state == READY) | (r.state == TERMINATING)) & st.node_alive[node]
-        mu = np.where(serving, conc * 1000.0 / svc_ms, 0.0)
-        q0 = r.backlog
-        total = q0 + a_r
-        served = np.minimum(total, mu * dt)
-        q1 = total - served
-        overflow = np.maximum(q1 - self.svc_queue_limit[svc] * conc, 0.0)
-        q1 = q1 - overflow
-        r.backlog = q1
-        served_s = np.asarray(np.bincount(svc, served, minlength=self.n_services), dtype=np.float64)
+        # service: fluid queues per replica, their CPU use and latency per replica group (`kubeagora.sim.flow`)
+        expected_s = (rate + st.downstream_pending / dt) * (1.0 - st.shed)
+        flow = (serve_compiled if self.compiled else serve_numpy)(self, listed, ep_count, to_route, expected_s)
+        if flow.lost_s is not None:
+            c.lost += flow.lost_s
+        r.backlog = flow.backlog
+        served_s = flow.served_s
         c.served += served_s
-        served_n = np.bincount(node, served, minlength=self.n_nodes)
+        served_n = flow.served_n
         st.node_served += served_n
-        st.node_service_ms = np.where(served_n > 0, np.bincount(node, served * svc_ms, minlength=self.n_nodes)
-                                      / np.maximum(served_n, 1e-12), np.nan)
-        if overflow.any():
-            c.dropped += np.bincount(svc, overflow, minlength=self.n_services)
-
-        busy_share = np.minimum(served * svc_ms / (1000.0 * dt), conc) / conc
-        cpu_used = r.cpu_request * (p.idle_cpu_fraction + (1 - p.idle_cpu_fraction) * busy_share)
-        if not self.network_whole:
-            cpu_used = np.where(st.node_alive[node], cpu_used, 0.0)
-        c.busy_core_s += np.bincount(svc, cpu_used * dt, minlength=self.n_services)
-        node_cpu = np.bincount(node, cpu_used, minlength=self.n_nodes) / self.node_cores
-        acc_used = r.accelerators * busy_share
-        node_accu = np.bincount(node, acc_used, minlength=self.n_nodes) / np.maximum(self.node_acc, 1)
+        st.node_service_ms = np.where(served_n > 0, flow.served_x_ms_n / np.maximum(served_n, 1e-12), np.nan)
+        if flow.overflow_s is not None:
+            c.dropped += flow.overflow_s
+        c.busy_core_s += flow.busy_core_s
+        node_cpu = flow.cpu_n / self.node_cores
+        node_accu = flow.accelerators_n / np.maximum(self.node_acc, 1)
         st.node_util = np.clip(np.maximum(node_cpu, node_accu), 0.0, 1.0)
         power_w = self.node_power_w()
-
-        # latency per replica group (traffic-weighted over a service's replicas, far or slow ones apart)
-        # queueing at the expected load (the rate, not this second's Poisson draw; see lat.queueing)
-        expected_per_s = ((rate + st.downstream_pending / dt) * (1.0 - st.shed))[svc] * share
-        pwait, cw_ms, fluid_ms, rho = lat.queueing_at_load(expected_per_s, mu, conc, svc_ms, self.svc_cv[svc],
-                                                           (q0 + q1) / 2.0)
-        groups = lat.replica_groups(svc, a_r, served, served_s, svc_ms, r.net_ms + fluid_ms, pwait, cw_ms, rho,
-                                    self.n_services)
 
         # packet loss (Gilbert–Elliott per region access network)
         topo = self.scenario.topology
@@ -712,18 +681,16 @@ class Engine:
         loss_s = loss[self.svc_origin]
 
         self.recorder.record_step(
-            groups=groups, served_s=served_s, loss=loss_s,
+            groups=flow.groups, served_s=served_s, loss=loss_s,
             released=released, released_wait_s=released_wait_s, arrivals=arrivals, rate=rate,
-            power_w=power_w, slowdown_weighted=np.asarray(
-                np.bincount(svc, a_r * (1.0 - 1.0 / slowdown), minlength=self.n_services), dtype=np.float64),
+            power_w=power_w, slowdown_weighted=flow.slowdown_weighted,
         )
 
         # service-to-service calls arrive at the callees next step
         st.downstream_pending = np.zeros(self.n_services)
         if self.callers.size:
             np.add.at(st.downstream_pending, self.callees, served_s[self.callers])
-        st.capacity_rps = np.asarray(np.bincount(svc, np.where(listed & deliverable, mu, 0.0),
-                                                 minlength=self.n_services), dtype=np.float64)
+        st.capacity_rps = flow.capacity_rps
         st.t += dt
 
     def _buffer(self, arrivals: FloatArray, has_ep: np.ndarray) -> tuple[FloatArray, FloatArray, FloatArray]:

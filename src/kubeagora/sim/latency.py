@@ -256,7 +256,7 @@ def mixture_knot_table(cv: float, samples: int = 50_000, grid_points: int = 1024
     return out.reshape(KNOT_TABLE_ROWS, N_KNOTS)
 
 
-_KNOT_RATIO_BOUNDS = np.sqrt(KNOT_RATIO_GRID[1:] * KNOT_RATIO_GRID[:-1])
+KNOT_RATIO_BOUNDS = np.sqrt(KNOT_RATIO_GRID[1:] * KNOT_RATIO_GRID[:-1])
 """Geometric midpoints between tabulated ratios: searching them finds the nearest ratio in one call."""
 
 
@@ -264,7 +264,7 @@ def knot_row(p_wait: FloatArray, ratio: FloatArray) -> npt.NDArray[np.int64]:
     """Row of `mixture_knot_table` nearest to each (P(wait) in [0, 1], wait/service ratio)."""
     row = (p_wait * P_WAIT_STEPS + 0.5).astype(np.int64)
     row *= KNOT_RATIO_GRID.shape[0]
-    row += np.searchsorted(_KNOT_RATIO_BOUNDS, ratio)
+    row += np.searchsorted(KNOT_RATIO_BOUNDS, ratio)
     return row
 
 
@@ -279,6 +279,19 @@ _KNOT_SHIFT = (_KNOT_SPACING - LOG_MIN / LOG_STEP)[:, None].astype(np.float32)
 """Bin coordinate = log(ms)/LOG_STEP + this: the histogram's origin and each knot's spacing in one add
 (latencies are at least HIST_MIN_MS, so knot j sits at ≥ j × MIN_SEGMENT_BINS)."""
 _KNOT_CEILING = (_MAX_POSITION + _KNOT_SPACING)[:, None].astype(np.float32)
+
+
+def knot_positions(knots_ms: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Knots ([knot, column], ms) as histogram bin coordinates, in place: in float32 (a bin is 5 % wide;
+    float32 logs are twice as fast); what matters is that the same coordinates give both a segment's width
+    and its entries, so its mass is exact."""
+    x = knots_ms
+    np.maximum(x, np.float32(HIST_MIN_MS), out=x)
+    np.log(x, out=x)
+    x *= np.float32(1.0 / LOG_STEP)
+    x += _KNOT_SHIFT
+    np.minimum(x, _KNOT_CEILING, out=x)
+    return x
 
 
 class DensityEntries:
@@ -309,14 +322,7 @@ class DensityEntries:
         bins = self.bins[c: c + 2 * k * n].reshape(2 * k, n)
         weights = self.weights[c: c + 2 * k * n].reshape(2 * k, n)
         self.cursor = c + 2 * k * n
-        # bin coordinates, in float32 (a bin is 5 % wide; float32 logs are twice as fast): what matters is
-        # that the same coordinates give both a segment's width and its entries, so its mass is exact
-        x = knots_ms
-        np.maximum(x, np.float32(HIST_MIN_MS), out=x)
-        np.log(x, out=x)
-        x *= np.float32(1.0 / LOG_STEP)
-        x += _KNOT_SHIFT
-        np.minimum(x, _KNOT_CEILING, out=x)
+        x = knot_positions(knots_ms)
         # density of each segment (float64: a narrow one's is large, and its steps must cancel), then its
         # steps: + at its first knot, − at its last
         density = weights[: k - 1]
@@ -467,8 +473,18 @@ def replica_groups(service: npt.NDArray[np.int64], weight: FloatArray, served: F
                    rho: FloatArray, n_services: int) -> ReplicaGroups:
     """Merge replicas (arrays over replica slots, `weight` = arrivals routed to each, `served` the
     requests each served; `served_s` their sum per service) into groups."""
+    terms, sums, far = group_terms(service, weight, served, served_s, service_ms, offset_ms, p_wait, wait_ms, rho,
+                                   n_services)
+    return groups_from_terms(service, terms, sums, far, n_services)
+
+
+def group_terms(service: npt.NDArray[np.int64], weight: FloatArray, served: FloatArray, served_s: FloatArray,
+                service_ms: FloatArray, offset_ms: FloatArray, p_wait: FloatArray, wait_ms: FloatArray,
+                rho: FloatArray, n_services: int) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
+    """What each replica adds to its group's sums (terms [GROUP_STATS + 1, slot]: served, then weight × each
+    quantity, weight², weight), the sums per service ([GROUP_STATS + 1, service], row 0 = `served_s`) and
+    the far replicas (mean latency above FAR_LATENCY_FACTOR × their service's)."""
     mean_latency_ms = offset_ms + service_ms + p_wait * wait_ms
-    # per replica, what each group sum adds up: served, then weight × each quantity, weight², weight
     terms = np.empty((len(GROUP_STATS) + 1, service.shape[0]))
     np.multiply(weight, service_ms, out=terms[1])
     np.multiply(weight, offset_ms, out=terms[2])
@@ -483,9 +499,15 @@ def replica_groups(service: npt.NDArray[np.int64], weight: FloatArray, served: F
     # traffic-weighted mean latency per service: Σ w·(service + offset + P(wait)·wait) / Σ w
     service_latency_ms = (sums[1] + sums[2] + sums[4]) / np.maximum(sums[-1], 1e-12)
     far = (mean_latency_ms > FAR_LATENCY_FACTOR * service_latency_ms[service]) & (weight > 0)
+    terms[0] = served
+    return terms, sums, far
+
+
+def groups_from_terms(service: npt.NDArray[np.int64], terms: FloatArray, sums: FloatArray,
+                      far: npt.NDArray[np.bool_], n_services: int) -> ReplicaGroups:
+    """`ReplicaGroups` from `group_terms`: the far replicas summed apart, as their services' second groups."""
     if far.any():
         # the far replicas are few: sum them apart and take them out of their services' first groups
-        terms[0] = served
         k = np.flatnonzero(far)
         far_services, slot = np.unique(service[k], return_inverse=True)
         n_far = far_services.shape[0]

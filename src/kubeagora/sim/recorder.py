@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kubeagora.model import FloatArray
+from kubeagora.sim import kernels, verdict
 from kubeagora.sim import latency as lat
-from kubeagora.sim import verdict
 
 if TYPE_CHECKING:
     from kubeagora.sim.engine import Engine
@@ -61,7 +61,9 @@ class Recorder:
         # a window's latency mass as density entries: per step, a knot per group row, point masses for lost
         # packets (≤ one per row) and for requests released from a buffer (≤ one per service)
         steps = int(np.ceil(WINDOW_S / engine.dt)) + 1
-        self._entries = lat.DensityEntries(n_s, 2 * steps * (2 * n_s * (lat.N_KNOTS + 1) + n_s))
+        self._entries: lat.DensityEntries | kernels.DensityAccumulator = (
+            kernels.DensityAccumulator(n_s) if engine.compiled
+            else lat.DensityEntries(n_s, 2 * steps * (2 * n_s * (lat.N_KNOTS + 1) + n_s)))
         self._knots = np.zeros(lat.N_KNOTS * 2 * n_s, np.float32)
         self.row_offset = np.arange(n_s, dtype=np.float64) * lat.BINS
         self.pending_steps = 0
@@ -167,12 +169,16 @@ class Recorder:
             np.maximum(base, 0.0, out=base)
         loss_g = loss[g.service] if split else loss
         row_offset = self.row_offset[g.service] if split else self.row_offset
-        knot_base = eng.svc_knot_base[g.service] if split else eng.svc_knot_base
         knots = self._knots[: lat.N_KNOTS * rows].reshape(lat.N_KNOTS, rows)
-        column = knot_base + lat.knot_row(p_wait, stats[4] / np.maximum(p_wait * mean_ms, 1e-12))
-        knots[:] = eng.knot_table[column].T
-        np.multiply(knots, mean_ms[None, :], out=knots, casting="same_kind")
-        np.add(knots, offset_ms[None, :], out=knots, casting="same_kind")  # as lat.mixture_knots_ms
+        if eng.compiled:
+            kernels.knot_values(eng.knot_table, eng.svc_knot_base, g.service, stats, lat.KNOT_RATIO_BOUNDS,
+                                lat.KNOT_RATIO_GRID.shape[0], lat.P_WAIT_STEPS, knots)
+        else:
+            knot_base = eng.svc_knot_base[g.service] if split else eng.svc_knot_base
+            column = knot_base + lat.knot_row(p_wait, stats[4] / np.maximum(p_wait * mean_ms, 1e-12))
+            knots[:] = eng.knot_table[column].T
+            np.multiply(knots, mean_ms[None, :], out=knots, casting="same_kind")
+            np.add(knots, offset_ms[None, :], out=knots, casting="same_kind")  # as lat.mixture_knots_ms
         # a lost packet adds a retransmission timeout: a point mass, where the loss is large enough to matter
         # (the 0.01 % of a quiet access network would only cost entries)
         lossy = np.flatnonzero(loss_g >= lat.LOSS_POINT_MASS_MIN) if loss.max() >= lat.LOSS_POINT_MASS_MIN else None
