@@ -25,7 +25,8 @@ from kubeagora.sim.scenario import compile_scenario, load_scenario
 def test_the_fast_extra_is_installed_where_required() -> None:
     if os.environ.get("KUBEAGORA_REQUIRE_NUMBA") != "1":
         pytest.skip("KUBEAGORA_REQUIRE_NUMBA is not set (CI sets it)")
-    assert kernels.AVAILABLE and kernels.ENABLED
+    assert kernels.AVAILABLE
+    assert kernels.ENABLED
 
 
 needs_numba = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed (the fast extra)")
@@ -66,7 +67,8 @@ def test_the_engine_reads_the_switch_when_built(monkeypatch: pytest.MonkeyPatch)
     assert not Engine(sc).compiled
     monkeypatch.setattr(kernels, "ENABLED", True)
     engine = Engine(sc)
-    assert engine.compiled and isinstance(engine.recorder._entries, kernels.DensityAccumulator)
+    assert engine.compiled
+    assert isinstance(engine.recorder._entries, kernels.DensityAccumulator)
 
 
 @needs_numba

@@ -645,8 +645,12 @@ class Engine:
 
         # routing: endpoints are Ready pods on nodes the control plane still thinks Ready
         svc, node = r.service, r.node
-        listed = (r.state == READY) & (silence[node] < p.node_monitor_grace_s) & ~st.node_quarantined[node]
-        ep_count = np.bincount(svc[listed], minlength=self.n_services)
+        if self.compiled:
+            listed, ep_count = kernels.endpoints(r.state, svc, node, silence, p.node_monitor_grace_s,
+                                                 st.node_quarantined, self.n_services)
+        else:
+            listed = (r.state == READY) & (silence[node] < p.node_monitor_grace_s) & ~st.node_quarantined[node]
+            ep_count = np.bincount(svc[listed], minlength=self.n_services)
         has_ep = ep_count > 0
         if st.buffer.any() or not has_ep.all():
             released, released_wait_s, to_route = self._buffer(arrivals, has_ep)

@@ -227,6 +227,43 @@ def knot_values(table: Any, svc_knot_base: Any, service: Any, stats: Any, ratio_
 
 
 @_jit
+def window_sums(stats: Any, base: Any, loss_g: Any, group: Any, service: Any, n_services: int, rto_ms: float,
+                latency_sum_s: Any, acc: Any) -> None:
+    """The recorder's per-step window sums: Σ requests × mean latency per service into `latency_sum_s`, and
+    per group requests n, then n × each of its means, into `acc` ([GROUP_STATS, 2 × services])."""
+    rows = base.shape[0]
+    if rows > n_services:
+        per_service = np.zeros(n_services)
+        for i in range(rows):
+            per_service[service[i]] += base[i] * (stats[2, i] + stats[1, i] + stats[4, i] + loss_g[i] * rto_ms)
+        for s in range(n_services):
+            latency_sum_s[s] += per_service[s]
+    else:
+        for i in range(rows):
+            latency_sum_s[i] += base[i] * (stats[2, i] + stats[1, i] + stats[4, i] + loss_g[i] * rto_ms)
+    for i in range(rows):
+        column = group[i]
+        acc[0, column] += base[i]
+        for t in range(1, acc.shape[0]):
+            acc[t, column] += base[i] * stats[t, i]
+
+
+@_jit
+def endpoints(state: Any, service: Any, node: Any, silence: Any, grace_s: float, quarantined: Any,
+              n_services: int) -> Any:
+    """Slots that are a Service's endpoints (Ready, on a node heard within the grace period and not
+    quarantined) and their count per service."""
+    listed = np.zeros(state.shape[0], np.bool_)
+    count = np.zeros(n_services, np.int64)
+    for k in range(state.shape[0]):
+        n = node[k]
+        if state[k] == READY and silence[n] < grace_s and not quarantined[n]:
+            listed[k] = True
+            count[service[k]] += 1
+    return listed, count
+
+
+@_jit
 def scatter_knots(x: Any, mass: Any, row_offset: Any, segment_mass: Any, density: Any) -> None:
     """`latency.DensityEntries.add_knots` after `latency.knot_positions`, added straight into `density`
     (flat [row × BINS]) in the order `np.bincount` would add the entries."""

@@ -191,24 +191,21 @@ class Recorder:
         if lossy is not None:
             self._entries.add_points(lat.point_bin(mean_ms[lossy] + offset_ms[lossy] + lat.RTO_MS) + row_offset[lossy],
                                      lost)
-        latency_sum = base * (offset_ms + mean_ms + stats[4] + loss_g * lat.RTO_MS)
-        if split:
-            self.window_latency_sum += np.bincount(g.service, latency_sum, minlength=n_s)
+        if eng.compiled:  # the same sums as below
+            kernels.window_sums(stats, base, loss_g, g.group, g.service, n_s, lat.RTO_MS, self.window_latency_sum,
+                                self._group_window)
         else:
-            self.window_latency_sum += latency_sum
+            latency_sum = base * (offset_ms + mean_ms + stats[4] + loss_g * lat.RTO_MS)
+            if split:
+                self.window_latency_sum += np.bincount(g.service, latency_sum, minlength=n_s)
+            else:
+                self.window_latency_sum += latency_sum
+            self._add_group_window(g, base, stats)
         if held:
             s = np.flatnonzero(rel > 0)
             held_ms = mean_ms[s] + offset_ms[s] + released_wait_s[s] * 1000.0
             self._entries.add_points(lat.point_bin(held_ms) + s * float(lat.BINS), rel[s])
             self.window_latency_sum[s] += rel[s] * held_ms
-        # the window's sums per group for the scatter of its verdict: n, then n × each mean
-        acc = self._group_window
-        acc[0, :n_s] += base[:n_s]
-        acc[1:, :n_s] += base[:n_s] * stats[1:, :n_s]
-        if split:
-            far = g.group[n_s:]
-            acc[0, far] += base[n_s:]
-            acc[1:, far] += base[n_s:] * stats[1:, n_s:]
         self.pending_steps += 1
         self.window_served += served_s
 
@@ -238,6 +235,16 @@ class Recorder:
         self._acc_steps += 1
         if eng.state.t + dt >= self.window_start + WINDOW_S - 1e-9:
             self.close_window(eng.state.t + dt)
+
+    def _add_group_window(self, g: lat.ReplicaGroups, base: FloatArray, stats: FloatArray) -> None:
+        """The window's sums per group for the scatter of its verdict: n, then n × each mean."""
+        acc, n_s = self._group_window, self.n_services
+        acc[0, :n_s] += base[:n_s]
+        acc[1:, :n_s] += base[:n_s] * stats[1:, :n_s]
+        if g.service.shape[0] > n_s:
+            far = g.group[n_s:]
+            acc[0, far] += base[n_s:]
+            acc[1:, far] += base[n_s:] * stats[1:, n_s:]
 
     # ------------------------------------------------------------------ per window
     def close_window(self, t_end: float) -> None:
