@@ -6,6 +6,9 @@
 #   STEPS="tune test table1 model-error"   (the default: all four, in this order)
 #   MODEL_ERROR=0.3   (the traces' worlds stray from their specs by this log-sd; Table 1 runs at 0)
 #   DURATION=60   (simulated seconds per run instead of each scenario's own: a smoke test only)
+#   SCENARIOS="steady-drift burst-hotspot ..."   (Table 1's and model-error's scenarios: the six built-in ones)
+#   TABLE1_CONTROLLERS=heuristic,hpa,keda,rayserve,knative,mpc,mas,clairvoyant   (Table 1's controllers)
+#   TABLE1_SWEEP=standard   (Table 1's sweeps, space-separated `--sweep` specs: "hpa.target=0.5,0.6 keda.target=0.5")
 #
 # TRACES_DIR holds the public traces under their published names, at its top or below it
 # (nasa_http_1995_requests_per_second.txt, AzureLLMInferenceTrace_code.csv, AzureLLMInferenceTrace_conv.csv).
@@ -16,7 +19,8 @@
 #   test         every controller and every baseline setting on the test segments, never used for
 #                tuning: tables with 95 % intervals, the frontiers, mas at equal replica-seconds and
 #                at the chosen settings, mas against the clairvoyant planner
-#   table1       the six built-in scenarios, every controller, every baseline setting (Table 1)
+#   table1       the six built-in scenarios, every controller, every baseline setting (Table 1), one seed
+#                at a time over all six (an interrupted run leaves whole seeds behind)
 #   model-error  the same scenarios in a world that strays from its specs (σ 0.3 whatever MODEL_ERROR
 #                is): HPA's sweep, mpc, mas, the clairvoyant planner; how much worse each got than in
 #                Table 1's world
@@ -40,8 +44,10 @@ KUBEAGORA=${KUBEAGORA:-.venv/bin/kubeagora}
 PYTHON=${PYTHON:-.venv/bin/python}
 STEPS=${STEPS:-tune test table1 model-error}
 MODEL_ERROR=${MODEL_ERROR:-0.3}
-SCENARIOS="steady-drift burst-hotspot diurnal-mixed gpu-throttle node-zone-failure region-partition"
+SCENARIOS=${SCENARIOS:-steady-drift burst-hotspot diurnal-mixed gpu-throttle node-zone-failure region-partition}
 BASELINES=heuristic,hpa,keda,rayserve,knative
+TABLE1_CONTROLLERS=${TABLE1_CONTROLLERS:-$BASELINES,mpc,mas,clairvoyant}
+TABLE1_SWEEP=${TABLE1_SWEEP:-standard}
 SHORT=()
 [ -n "${DURATION:-}" ] && SHORT=(--duration "$DURATION")
 mkdir -p "$OUT"
@@ -87,10 +93,15 @@ for step in $STEPS; do
             --report "$OUT/test-report" >"$OUT/test.md"
         ;;
     table1)
-        for s in $SCENARIOS; do
-            timed "table1 $s" "$OUT/t1-$s.json" \
-                "$KUBEAGORA" bench --scenarios "$s" --controllers "$BASELINES,mpc,mas,clairvoyant" --sweep standard \
-                --seeds "$SEEDS" --jobs "$JOBS" --json "$OUT/t1-$s.json" "${SHORT[@]}" >/dev/null
+        # one seed at a time over every scenario, so that an interrupted run leaves whole seeds behind
+        sweeps=()
+        for spec in $TABLE1_SWEEP; do sweeps+=(--sweep "$spec"); done
+        scenario_list=$(echo $SCENARIOS | tr ' ' ,)
+        for seed in $(seq 1 "$SEEDS"); do
+            timed "table1 seed $seed" "$OUT/t1-s$seed.json" \
+                "$KUBEAGORA" bench --scenarios "$scenario_list" --controllers "$TABLE1_CONTROLLERS" "${sweeps[@]}" \
+                --seeds 1 --seed-offset $((seed - 1)) --jobs "$JOBS" --json "$OUT/t1-s$seed.json" "${SHORT[@]}" \
+                >/dev/null
         done
         "$PYTHON" benchmarks/results_tables.py "$OUT"/t1-*.json --report "$OUT/table1-report" >"$OUT/table1.md"
         ;;

@@ -292,6 +292,14 @@ def bench(
     seeds: Annotated[
         int, typer.Option("--seeds", help="Seeds per scenario, counting up from the scenario's.")
     ] = 1,
+    seed_offset: Annotated[
+        int,
+        typer.Option(
+            "--seed-offset",
+            help="Start each scenario's seeds this many after its own (run a bench one seed at a time: "
+            "--seeds 1 --seed-offset 0, 1, 2, …; the JSON files merge in benchmarks/results_tables.py).",
+        ),
+    ] = 0,
     duration: Duration = None,
     trace: Annotated[
         Path | None,
@@ -369,8 +377,8 @@ def bench(
         scenario_names = _names(scenarios, default_scenarios)
         controller_list = expand_sweeps(_names(controllers, list(CONTROLLER_NAMES)), sweep or [])
         plan = plan_matrix(
-            scenario_names, controller_list, n_seeds=seeds, duration_s=duration, trace=trace_model,
-            model_error=model_error, policy=policy,
+            scenario_names, controller_list, n_seeds=seeds, seed_offset=seed_offset, duration_s=duration,
+            trace=trace_model, model_error=model_error, policy=policy,
         )
         workers = default_jobs(len(plan.runs)) if jobs is None else jobs
         if workers < 1:
@@ -403,6 +411,7 @@ def bench(
         ("--controllers", ",".join(_names(controllers, list(CONTROLLER_NAMES)))),
         *(("--sweep", spec) for spec in sweep or []),
         ("--seeds", seeds),
+        ("--seed-offset", seed_offset or None),
         ("--duration", duration),
         ("--trace", trace_model.path if trace_model else None),
         ("--trace-format", trace_model.format if trace_model else None),

@@ -46,12 +46,21 @@ def test_plan_counts_seeds_up_from_the_scenarios_own() -> None:
     assert all(s.description and s.duration_s == SHORT_S for s in plan.scenarios)
 
 
+def test_a_seed_offset_runs_one_seed_of_a_longer_bench_alone() -> None:
+    # seed by seed (how benchmarks/evidence.sh runs Table 1): the third of each scenario's seeds
+    whole = plan_matrix(["steady-drift", "burst-hotspot"], ["static"], n_seeds=3, duration_s=SHORT_S)
+    third = plan_matrix(["steady-drift", "burst-hotspot"], ["static"], n_seeds=1, duration_s=SHORT_S, seed_offset=2)
+    assert [(r.scenario, r.seed) for r in third.runs] == [("steady-drift", 3), ("burst-hotspot", 4)]
+    assert set(third.runs) <= set(whole.runs)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"controllers": ["no-such-controller"]}, "unknown controller 'no-such-controller'"),
         ({"n_seeds": 0}, "--seeds must be at least 1"),
         ({"duration_s": -5.0}, "--duration must be a positive"),
+        ({"seed_offset": -1}, "--seed-offset must be zero or more"),
     ],
 )
 def test_plan_refuses_bad_arguments_before_running_anything(kwargs: dict[str, object], message: str) -> None:

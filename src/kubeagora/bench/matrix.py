@@ -79,8 +79,10 @@ def plan_matrix(
     first_seed: int | None = None,
     model_error: float | None = None,
     policy: Path | None = None,
+    seed_offset: int = 0,
 ) -> MatrixPlan:
-    """Scenario × controller × seed runs, seeds counting up from `first_seed` (default: each scenario's own).
+    """Scenario × controller × seed runs, seeds counting up from `first_seed` (default: each scenario's own),
+    each start moved on by `seed_offset` (seed 3 of a scenario's five alone: `n_seeds=1, seed_offset=2`).
 
     Raises `ScenarioError` for a scenario that cannot run and `ValueError` for any other bad argument.
     """
@@ -88,6 +90,8 @@ def plan_matrix(
         raise ValueError(f"--seeds must be at least 1 (got {n_seeds})")
     if first_seed is not None and first_seed < 0:
         raise ValueError(f"--seed must be zero or more (got {first_seed})")
+    if seed_offset < 0:
+        raise ValueError(f"--seed-offset must be zero or more (got {seed_offset})")
     if duration_s is not None and duration_s <= 0:
         raise ValueError(f"--duration must be a positive number of seconds (got {duration_s:g})")
     if model_error is not None and not (math.isfinite(model_error) and 0.0 <= model_error <= 1.0):
@@ -116,7 +120,7 @@ def plan_matrix(
                 f"{source}: field 'name': {model.name!r} is also the name of {sources[model.name]}"
             )
         # compiling is cheap; doing it here turns an impossible SLO or a bad trace into an error now
-        start = model.seed if first_seed is None else first_seed
+        start = (model.seed if first_seed is None else first_seed) + seed_offset
         compiled = compile_scenario(model, source, seed=start, duration_s=duration_s, trace=trace,
                                     model_error=model_error)
         seeds = tuple(start + k for k in range(n_seeds))
