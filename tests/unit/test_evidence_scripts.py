@@ -115,3 +115,38 @@ def test_one_seed_claims_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     results_tables.at_chosen_settings(document, {"hpa": 0.6})
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| seg |"))
     assert row.rstrip().endswith("| one seed: no interval |")
+
+
+def test_table1_runs_seed_by_seed_and_resumes(tmp_path: Path) -> None:
+    # Table 1 one seed at a time over every scenario: an interrupted run leaves whole seeds behind,
+    # and a rerun skips the seeds it has
+    out = tmp_path / "out"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT / "src"),
+        "KUBEAGORA": str(Path(sys.executable).parent / "kubeagora"),
+        "PYTHON": sys.executable,
+        "STEPS": "table1",
+        "SCENARIOS": "steady-drift burst-hotspot",
+        "SEEDS": "2",
+        "JOBS": "1",
+        "DURATION": "30",
+        "TABLE1_CONTROLLERS": "hpa,mpc",
+        "TABLE1_SWEEP": "hpa.target=0.6",
+    }
+    script = [str(ROOT / "benchmarks" / "evidence.sh"), str(tmp_path), str(out)]
+    subprocess.run(script, env=env, check=True, capture_output=True, text=True)
+    for seed_index in (1, 2):
+        runs = json.loads((out / f"t1-s{seed_index}.json").read_text())["runs"]
+        # each scenario's own seed (steady-drift 1, burst-hotspot 2) and the one after it
+        assert {(r["scenario"], r["seed"]) for r in runs} == {
+            ("steady-drift", seed_index),
+            ("burst-hotspot", seed_index + 1),
+        }
+        assert {r["controller"] for r in runs} == {"hpa", "hpa@target=0.6", "mpc"}
+    table = (out / "table1.md").read_text()
+    assert "**steady-drift** (2 seeds)" in table
+    assert "| steady-drift | mpc vs hpa" in table
+    again = subprocess.run(script, env=env, check=True, capture_output=True, text=True)
+    assert f"table1 seed 1: {out}/t1-s1.json exists, skipped" in again.stderr
+    assert f"table1 seed 2: {out}/t1-s2.json exists, skipped" in again.stderr
