@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 from tests.unit.observations import in_regions, node, observation, with_replicas
 
-from kubeagora.agents.base import AgentContext
+from kubeagora.agents.base import AgentContext, Lane
 from kubeagora.agents.handoff import SCALE_TARGETS
 from kubeagora.agents.placement import PlacementAgent
 from kubeagora.model import Migrate, Observation, Place
@@ -59,3 +59,18 @@ def test_a_replica_does_not_move_for_a_gain_within_the_margin() -> None:
     proposals, _ = agent.decide(obs, agent.initial_state(obs), AgentContext())
 
     assert proposals == []
+
+
+def test_a_move_for_a_service_near_its_latency_target_is_an_slo_repair_else_routine() -> None:
+    agent = PlacementAgent()
+    healthy = three_nodes(replica_on=2, utilisation=[0.05, 0.9, 0.1])
+    web = healthy.services[0]
+    assert healthy.p99_ms[0] < 0.9 * web.slo_p99_ms or np.isnan(healthy.p99_ms[0])
+    routine, _ = agent.decide(healthy, agent.initial_state(healthy), AgentContext())
+    assert [p.lane for p in routine] == [Lane.ROUTINE]
+    # the same move while the service's p99 is at 95 % of its target: it competes for the shield's
+    # disruption budget ahead of optimisations
+    slow = replace(healthy, p99_ms=np.array([0.95 * web.slo_p99_ms]))
+    repair, _ = agent.decide(slow, agent.initial_state(slow), AgentContext())
+    assert [p.action for p in repair] == [p.action for p in routine]
+    assert [p.lane for p in repair] == [Lane.SLO]

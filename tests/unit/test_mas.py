@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from tests.unit.observations import node, observation, with_replicas
+from tests.unit.observations import in_regions, node, observation, with_replicas
 from tests.unit.sim_helpers import small_scenario
 from typer.testing import CliRunner
 
@@ -148,3 +148,21 @@ def test_a_move_back_into_a_services_regions_is_never_canaried_so_never_rolled_b
     other = Proposal("cost_energy", Migrate("web", "node-0", "node-1", "cheaper"), "cheaper")
     assert MasController._fast_path(obs, steward)
     assert not MasController._fast_path(obs, other)
+
+
+def test_a_move_the_twin_had_no_time_for_does_not_use_the_disruption_budget() -> None:
+    """A capacity-removing move that passed the shield but was never delivered (the twin had no time for it
+    this tick, or turned it down) used to count against the shield's disruption budget all the same, and
+    so held back the moves that did need it."""
+    nodes = (node("near-idle"), node("near-busy"), node("far", "region-1"))
+    obs = in_regions(with_replicas(observation(nodes=nodes, arrival_rps=60.0), [(0, 2, True), (0, 0, True)]),
+                     ("region-0", "region-1"))
+    obs = replace(obs, node_utilization=np.array([0.05, 0.9, 0.1]))
+    screened = MasController()
+    _, state = screened.decide(obs, screened.initial_state(obs))
+    assert [type(a).__name__ for r in state.active for a in r.actions] == ["Migrate"]
+    assert [e.kind for e in state.shield.events] == ["migrate"]  # delivered: in its shadow stage, counted
+    no_time = MasController(MasSettings(max_twin_runs_per_tick=0))
+    _, state = no_time.decide(obs, no_time.initial_state(obs))
+    assert state.active == ()
+    assert state.shield.events == ()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from kubeagora.decision.shield import (
     ShieldPolicy,
     ShieldState,
     filter_proposals,
+    release,
 )
 from kubeagora.model import (
     Action,
@@ -326,6 +328,48 @@ def test_disruptions_are_rate_limited_per_service_and_remembered_across_calls() 
     assert len(allowed) == 1
 
 
+def test_routine_disruptions_leave_part_of_the_cluster_budget_to_slo_repairs() -> None:
+    # four services, each with replicas on both region-0 nodes: every one could migrate
+    names = ["a", "b", "c", "d"]
+    obs = two_region_world(services=[web(n, min_replicas=1, max_replicas=6) for n in names],
+                           replicas=[(s, n, True) for s in range(4) for n in (0, 0, 1, 1)],
+                           arrival_rps=[0.0] * 4)
+    policy = ShieldPolicy(max_disruptions_cluster=3, routine_disruption_share=2.0 / 3.0)
+    moves = [proposal(Migrate(n, "node-0", "node-1")) for n in names]
+    allowed, rejected, state = filter_proposals(obs, moves, policy, ShieldState())
+    # routine moves fill 2 of the 3; the third is kept back even though the cluster limit is not reached
+    assert [p.action.service for p in allowed] == ["a", "b"]  # type: ignore[union-attr]
+    assert {r.violation.guard for r in rejected} == {"disruption-rate"}
+    assert "kept for SLO repairs" in rejected[0].violation.reason
+    # a move that repairs a service's SLO may take the reserved one, and nothing may pass the cluster limit
+    repair = proposal(Migrate("c", "node-0", "node-1"), Lane.SLO)
+    allowed, _, state = filter_proposals(obs, [repair], policy, state)
+    assert allowed == (repair,)
+    _, rejected, _ = filter_proposals(obs, [proposal(Migrate("d", "node-0", "node-1"), Lane.SLO)], policy, state)
+    assert "cluster limit 3" in rejected[0].violation.reason
+    # without a reserve, routine moves may fill the whole budget (the old behaviour)
+    allowed, _, _ = filter_proposals(obs, moves, replace(policy, routine_disruption_share=1.0), ShieldState())
+    assert len(allowed) == 3
+
+
+def test_a_move_that_was_not_delivered_gives_its_disruption_back() -> None:
+    obs = two_region_world(arrival_rps=[0.0])
+    policy = ShieldPolicy(max_disruptions_per_service=1)
+    move = proposal(Migrate("checkout", "node-0", "node-1"))
+    allowed, _, state = filter_proposals(obs, [move], policy, ShieldState())
+    assert allowed == (move,)
+    assert len(state.events) == 1
+    # the twin turned it down: the service has not been disrupted, and may be moved again
+    state = release(state, obs.time_s, [move])
+    assert state.events == ()
+    allowed, _, _ = filter_proposals(obs, [move], policy, state)
+    assert allowed == (move,)
+    # releasing a move of another time or kind leaves the history alone
+    _, _, state = filter_proposals(obs, [move], policy, ShieldState())
+    assert release(state, obs.time_s + 5.0, [move]) == state
+    assert release(state, obs.time_s, [proposal(Scale("checkout", 1))]) == state
+
+
 def test_a_quarantine_must_leave_k_ready_replicas_and_is_rate_limited() -> None:
     obs = two_region_world(arrival_rps=[0.0], replicas=[(0, 0, True), (0, 0, True), (0, 1, True)])
     guard, _, figures = only_rejection(obs, QuarantineNode("node-0"), ShieldPolicy(min_ready_replicas=2))
@@ -348,3 +392,5 @@ def test_incidents_are_served_before_routine_work_when_a_budget_is_tight() -> No
 def test_policy_refuses_nonsense() -> None:
     with pytest.raises(ValueError, match="safe_utilisation"):
         ShieldPolicy(safe_utilisation=0.0)
+    with pytest.raises(ValueError, match="routine_disruption_share"):
+        ShieldPolicy(routine_disruption_share=1.5)

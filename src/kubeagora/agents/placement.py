@@ -25,7 +25,7 @@ import numpy as np
 
 from kubeagora.agents.base import AgentContext, Lane, Proposal
 from kubeagora.agents.handoff import scale_targets
-from kubeagora.agents.signals import slo_at_risk
+from kubeagora.agents.signals import latency_ratio, slo_at_risk
 from kubeagora.coordination.contract_net import (
     BidWeights,
     NodeBid,
@@ -124,10 +124,15 @@ class PlacementAgent:
                         "current_interference_ms": current.interference_ms,
                         "best_interference_ms": best.interference_ms},
                 predicted_effect={"bid_ms": -gain_ms},
-                risk=0.5 / max(int(obs.ready_replicas[s]), 1), lane=Lane.ROUTINE))
+                risk=0.5 / max(int(obs.ready_replicas[s]), 1), lane=self._move_lane(obs, s)))
             bids.append(best)
             moved[service.name] = obs.time_s
         return proposals, PlacementState(moved, tuple(bids))
+
+    def _move_lane(self, obs: Observation, s: int) -> Lane:
+        """A move for a service whose tail is near or over its target repairs its SLO (a replica on a slow
+        node is its tail: even routing gives it as many requests as the fast ones); else it optimises."""
+        return Lane.SLO if latency_ratio(obs, s) > self.settings.slo_risk_latency_share else Lane.ROUTINE
 
     def _best_move(self, obs: Observation, s: int, ledger: NodeLedger) -> tuple[NodeBid, NodeBid] | None:
         """(current node's bid, best other bid) for the replica whose move gains most; None if none can."""

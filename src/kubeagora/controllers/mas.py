@@ -47,7 +47,7 @@ from kubeagora.decision import calibration as cal
 from kubeagora.decision import forecast as fc
 from kubeagora.decision import rollout as ro
 from kubeagora.decision.risk import with_risk
-from kubeagora.decision.shield import ShieldPolicy, ShieldState, filter_proposals
+from kubeagora.decision.shield import ShieldPolicy, ShieldState, filter_proposals, release
 from kubeagora.decision.twin import TwinPolicy, evaluate
 from kubeagora.model import (
     Action,
@@ -259,6 +259,7 @@ class MasController:
         records: list[ro.Rollout] = []
         next_id = state.next_id
         twin_runs = 0
+        undelivered: list[Proposal] = []
         for p in escalations:
             records.append(ro.screen(ro.propose(f"r{next_id}", [p], observation), now, (), None, cfg.rollout,
                                      risk=1.0))
@@ -275,9 +276,13 @@ class MasController:
                 verdict = evaluate(measured, [p.action], twin_forecast, cfg.twin_horizon_s, cfg.twin,
                                    world=twin_world)
                 rollout = ro.screen(rollout, now, (), verdict, cfg.rollout)
+                if rollout.stage is not ro.Stage.SHADOW:
+                    undelivered.append(p)
             else:
+                undelivered.append(p)
                 continue  # proposed again next tick, when the twin has time for it
             records.append(rollout)
+        shield_state = release(shield_state, now, undelivered)
         records.extend(_rejected_record(f"r{next_id + i}", r.proposal, r, observation)
                        for i, r in enumerate(rejections))
         next_id += len(rejections)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from kubeagora.agents.base import Proposal
+from kubeagora.agents.base import Lane, Proposal
 from kubeagora.agents.signals import per_replica_capacity_rps
 from kubeagora.model import Migrate, NodeClass, Observation, Place, QuarantineNode, Scale, ShedLoad
 
@@ -47,6 +47,11 @@ class ShieldPolicy:
     """Disruptive actions touching one service per window."""
     max_disruptions_cluster: int = 6
     """Disruptive actions in the whole cluster per window."""
+    routine_disruption_share: float = 2.0 / 3.0
+    """Routine disruptive actions (optimisations: a scale-down, a move to a cheaper node) may fill only this
+    share of `max_disruptions_cluster` (rounded down; 4 of 6): the rest is kept for moves that repair a
+    service missing its SLO and for incidents, so a wave of optimisations cannot hold a repair back for a
+    whole window. 1 = no reserve."""
     min_ready_replicas: int = 1
     """k: a migration or quarantine must leave at least this many Ready replicas of every service it touches."""
     min_available_fraction: float | None = None
@@ -69,6 +74,8 @@ class ShieldPolicy:
                      "max_quarantines_per_window"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
+        if not 0.0 <= self.routine_disruption_share <= 1.0:
+            raise ValueError(f"routine_disruption_share must be in [0, 1], got {self.routine_disruption_share}")
         if self.min_available_fraction is not None and not 0.0 <= self.min_available_fraction <= 1.0:
             raise ValueError(f"min_available_fraction must be in [0, 1], got {self.min_available_fraction}")
 
@@ -402,8 +409,14 @@ def _count(events: Sequence[DisruptionEvent], since_s: float, service: str | Non
                and (kind is None or e.kind == kind))
 
 
+def routine_disruption_limit(policy: ShieldPolicy) -> int:
+    """How many disruptive actions in the window a routine one may still join (see `routine_disruption_share`)."""
+    return math.floor(policy.max_disruptions_cluster * policy.routine_disruption_share + 1e-9)
+
+
 def disruption_rate(view: ShieldView, proposal: Proposal) -> Violation | None:
-    """At most N disruptive actions per window per service, and M cluster-wide."""
+    """At most N disruptive actions per window per service, and M cluster-wide, of which routine ones
+    (lane ROUTINE) fill only the first `routine_disruption_limit`."""
     event = disruption_of(view, proposal)
     if event is None:
         return None
@@ -411,10 +424,14 @@ def disruption_rate(view: ShieldView, proposal: Proposal) -> Violation | None:
     since = view.observation.time_s - pol.disruption_window_s
     history = (*view.state.events, *view.projection.new_events)
     cluster = _count(history, since)
-    if cluster + 1 > pol.max_disruptions_cluster:
+    routine = proposal.lane == Lane.ROUTINE
+    limit = routine_disruption_limit(pol) if routine else pol.max_disruptions_cluster
+    if cluster + 1 > limit:
+        what = (f"routine limit {limit} of {pol.max_disruptions_cluster}: the rest is kept for SLO repairs"
+                if routine and limit < pol.max_disruptions_cluster else f"cluster limit {limit}")
         return Violation("disruption-rate", f"{cluster} disruptive actions in the last {pol.disruption_window_s:g} s "
-                         f"already (cluster limit {pol.max_disruptions_cluster})",
-                         {"disruptions": cluster, "limit": pol.max_disruptions_cluster,
+                         f"already ({what})",
+                         {"disruptions": cluster, "limit": limit,
                           "window_s": pol.disruption_window_s}, person_may_approve=True)
     for name in event.services:
         n = _count(history, since, service=name)
@@ -515,6 +532,24 @@ def filter_proposals(observation: Observation, proposals: Sequence[Proposal], po
     horizon = observation.time_s - max(policy.disruption_window_s, policy.privileged_window_s)
     kept = tuple(e for e in (*state.events, *view.projection.new_events) if e.at_s > horizon)
     return tuple(allowed), tuple(rejected), ShieldState(kept)
+
+
+def release(state: ShieldState, now_s: float, proposals: Sequence[Proposal]) -> ShieldState:
+    """The state without the disruptions that `proposals` recorded at `now_s`: moves that passed the shield
+    but were not delivered (the twin rejected them, or had no time for them this tick) disrupt nothing, so
+    they must not use the budget that the moves which do happen need."""
+    events = list(state.events)
+    for p in proposals:
+        a = p.action
+        kind = "migrate" if isinstance(a, Migrate) else "scale-down" if isinstance(a, Scale) else None
+        if kind is None:
+            continue
+        for i in range(len(events) - 1, -1, -1):
+            e = events[i]
+            if e.at_s == now_s and e.kind == kind and e.services == (a.service,):
+                del events[i]
+                break
+    return ShieldState(tuple(events))
 
 
 # the brief's name for it; `filter` would shadow the builtin inside this module
