@@ -541,9 +541,9 @@ def release(state: ShieldState, now_s: float, proposals: Sequence[Proposal]) -> 
     events = list(state.events)
     for p in proposals:
         a = p.action
-        kind = "migrate" if isinstance(a, Migrate) else "scale-down" if isinstance(a, Scale) else None
-        if kind is None:
+        if not isinstance(a, Migrate | Scale):
             continue
+        kind = "migrate" if isinstance(a, Migrate) else "scale-down"
         for i in range(len(events) - 1, -1, -1):
             e = events[i]
             if e.at_s == now_s and e.kind == kind and e.services == (a.service,):
