@@ -521,6 +521,7 @@ def test_verdicts_missed_censored_and_both_zero() -> None:
     assert viol.met
     assert "(≥: a run never scaled)" in cb.verdicts_markdown([tts])
     assert "– (both 0)" in cb.verdicts_markdown([viol])
+    assert "met only trivially: both 0" in cb.verdicts_markdown([viol])
     assert cb.verdicts({"mas": [_result("mas", 1.0, 0.0)]}, 150.0) == []
     worse = cb.verdicts({"hpa-50": [_result("hpa-50", 10.0, 0.0)], "mas": [_result("mas", 5.0, 1.0)]}, 150.0)
     assert worse[1].ratio == math.inf

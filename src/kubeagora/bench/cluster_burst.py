@@ -563,6 +563,8 @@ def verdicts_markdown(vs: Sequence[Verdict]) -> str:
         ratio = "– (both 0)" if v.ratio is None else f"{v.ratio:.2f}"
         bound = " (≥: a run never scaled)" if v.censored else ""
         verdict = "met" if v.met else "missed"
+        if v.ratio is None:
+            verdict = "met only trivially: both 0, the burst separates nobody"
         if v.head_start is not None:
             verdict = (f"not comparable: the operator began the burst with {v.head_start[0]:.1f} Ready replicas "
                        f"vs {v.head_start[1]:.1f} (it scaled up before the burst)")
