@@ -3,7 +3,7 @@
 The engine steps between ticks are not counted; only `MasController.decide`. The first tick is shown
 apart (it compiles the MPC's cvxpy problem once per run). The MPC re-plans every third tick, so the
 mean over ticks is given with and without those. `--profile FILE` writes a cProfile (CPU time) of the
-ticks. To compare with another version of the code in the same session, run this file with that
+ticks after the first. To compare with another version of the code in the same session, run this file with that
 version first on PYTHONPATH:
 
     python benchmarks/mas_tick.py --services 1000 --ticks 12
@@ -40,15 +40,15 @@ def main() -> None:
     every = round(controller.interval_s / compiled.step_s)
     profile = cProfile.Profile(time.process_time) if args.profile else None
     cpu_s: list[float] = []
-    for _ in range(args.ticks):
+    for tick in range(args.ticks):
         for _ in range(every):
             engine.step()
         observation = engine.observe()
         t0 = time.process_time()
-        if profile is not None:
+        if profile is not None and tick > 0:
             profile.enable()
         actions, state = controller.decide(observation, state)
-        if profile is not None:
+        if profile is not None and tick > 0:
             profile.disable()
         cpu_s.append(time.process_time() - t0)
         if actions:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from tests.unit.observations import observation, web_service
 
+from kubeagora.coordination import contract_net
 from kubeagora.coordination.bus import Bus
 from kubeagora.coordination.contract_net import (
     INTERFERENCE_BETA,
@@ -20,8 +21,10 @@ from kubeagora.coordination.contract_net import (
     commit,
     ledger_from_observation,
     move_bids,
+    move_many,
     place_by_contract_net,
     task_from_observation,
+    tasks_from_observation,
 )
 from kubeagora.model import Node, NodeClass, Observation, Service, Tier
 from kubeagora.sim.engine import INTERFERENCE, Engine
@@ -209,7 +212,8 @@ def _move_bids_one_host_at_a_time(task: PlacementTask, ledger: NodeLedger, host:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_move_bids_for_all_hosts_at_once_equal_the_bids_one_host_at_a_time(seed: int) -> None:
+def test_move_bids_for_all_hosts_at_once_equal_the_bids_one_host_at_a_time(seed: int,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     scenario = compile_scenario(*load_scenario("diurnal-mixed"), seed=seed)
     engine = Engine(scenario)
     for _ in range(30):
@@ -222,10 +226,32 @@ def test_move_bids_for_all_hosts_at_once_equal_the_bids_one_host_at_a_time(seed:
     trust = {n.name: float(t) for n, t in zip(obs.nodes, rng.uniform(0.0, 1.0, len(obs.nodes)), strict=True)}
     ledger = ledger_from_observation(obs, trust)
     compared = 0
+    rows: list[tuple[PlacementTask, int]] = []
     for s in range(len(obs.services)):
         task = task_from_observation(obs, s)
         hosts = sorted({int(n) for n in obs.replica_node[obs.replica_service == s]})
         batched = move_bids(task, ledger, hosts)
         assert batched == [_move_bids_one_host_at_a_time(task, ledger, h) for h in hosts]
         compared += sum(pair is not None for pair in batched)
+        rows += [(task, h) for h in hosts]
     assert compared > 0  # some hosts could move a replica: there was something to compare
+    # every service's hosts at once, in chunks of a few rows: the same bids
+    monkeypatch.setattr(contract_net, "_MOVE_CHUNK_CELLS", 3 * len(obs.nodes))
+    moves = move_many([t for t, _ in rows], [h for _, h in rows], ledger)
+    assert [moves.pair(r) for r in range(len(rows))] == [_move_bids_one_host_at_a_time(t, ledger, h) for t, h in rows]
+
+
+def test_tasks_for_many_services_are_the_tasks_one_at_a_time() -> None:
+    scenario = compile_scenario(*load_scenario("burst-hotspot"))
+    engine = Engine(scenario)
+    for _ in range(20):
+        engine.step()
+    obs = engine.observe()
+    many = tasks_from_observation(obs, range(len(obs.services)))
+    for s, task in enumerate(many):
+        service = obs.services[s]
+        replicas_after = int(obs.ready_replicas[s] + obs.pending_replicas[s]) + 1
+        busy = (float(obs.arrival_rps[s]) / replicas_after * min(service.service_time_ms.values()) / 1000.0
+                / max(service.concurrency, 1))
+        origin = obs.regions.index(service.origin_region) if service.origin_region in obs.regions else 0
+        assert task == PlacementTask(s, service, origin, float(np.clip(busy, 0.0, 1.0)))

@@ -29,11 +29,10 @@ from kubeagora.agents.signals import latency_ratio, slo_at_risk
 from kubeagora.coordination.contract_net import (
     BidWeights,
     NodeBid,
-    NodeLedger,
     ledger_from_observation,
-    move_bids,
+    move_many,
     place_by_contract_net,
-    task_from_observation,
+    tasks_from_observation,
 )
 from kubeagora.model import Migrate, Observation, Place
 
@@ -99,18 +98,13 @@ class PlacementAgent:
                             "trust": bid.trust},
                     predicted_effect={"replicas": 1.0}, risk=0.05, lane=lane))
         moved = dict(state.last_migration_s)
-        ledger: NodeLedger | None = None  # the bidders' view of the cluster: one per tick, shared by every service
-        for s, service in enumerate(obs.services):
-            if service.name in targets and int(targets[service.name]) > int(obs.desired_replicas[s]):
-                continue  # growing this tick: its new replicas already go to the best nodes
-            if obs.pending_replicas[s] > 0 or obs.time_s - moved.get(service.name, -np.inf) < cfg.migrate_cooldown_s:
-                continue
-            if ledger is None:
-                ledger = ledger_from_observation(obs, context.trust)
-            move = self._best_move(obs, s, ledger)
-            if move is None:
-                continue
-            current, best = move
+        candidates = [s for s, service in enumerate(obs.services)
+                      if not (service.name in targets and int(targets[service.name]) > int(obs.desired_replicas[s]))
+                      # growing this tick: its new replicas already go to the best nodes
+                      and not (obs.pending_replicas[s] > 0
+                               or obs.time_s - moved.get(service.name, -np.inf) < cfg.migrate_cooldown_s)]
+        for s, (current, best) in self._best_moves(obs, candidates, context).items():
+            service = obs.services[s]
             gain_ms = current.cost_ms - best.cost_ms
             if gain_ms < max(cfg.migrate_margin_ms, cfg.migrate_margin_share * current.cost_ms):
                 continue
@@ -134,16 +128,41 @@ class PlacementAgent:
         node is its tail: even routing gives it as many requests as the fast ones); else it optimises."""
         return Lane.SLO if latency_ratio(obs, s) > self.settings.slo_risk_latency_share else Lane.ROUTINE
 
-    def _best_move(self, obs: Observation, s: int, ledger: NodeLedger) -> tuple[NodeBid, NodeBid] | None:
-        """(current node's bid, best other bid) for the replica whose move gains most; None if none can."""
-        task = task_from_observation(obs, s)
-        hosts = [int(h) for h in np.unique(obs.replica_node[obs.replica_ready & (obs.replica_service == s)])]
-        best_pair: tuple[NodeBid, NodeBid] | None = None
-        # a quarantined or misplaced host (None) is reliability's and the data steward's case
-        for pair in move_bids(task, ledger, hosts, self.settings.bid_weights) if hosts else []:
-            if pair is None:
+    def _best_moves(self, obs: Observation, services: Sequence[int], context: AgentContext,
+                    ) -> dict[int, tuple[NodeBid, NodeBid]]:
+        """Per service (in the order given): (current node's bid, best other bid) for the replica whose
+        move gains most; services none of whose replicas can move are left out. Every Ready host of every
+        service re-bids at once over the tick's ledger (`move_many`)."""
+        if not services:
+            return {}
+        ready = obs.replica_ready
+        n_nodes = len(obs.nodes)
+        # each service's Ready hosts, in node order: distinct (service, node) pairs
+        pairs = np.unique(obs.replica_service[ready].astype(np.int64) * n_nodes + obs.replica_node[ready])
+        wanted = np.zeros(len(obs.services), dtype=np.bool_)
+        wanted[np.asarray(services, dtype=np.int64)] = True
+        pairs = pairs[wanted[pairs // n_nodes]]
+        if pairs.size == 0:
+            return {}
+        row_service, row_host = pairs // n_nodes, pairs % n_nodes
+        present = np.unique(row_service)
+        tasks = dict(zip(present.tolist(), tasks_from_observation(obs, present.tolist()), strict=True))
+        moves = move_many([tasks[s] for s in row_service.tolist()], row_host.tolist(),
+                          ledger_from_observation(obs, context.trust), self.settings.bid_weights)
+        # per service, the first row with the largest gain (a quarantined or misplaced host cannot move:
+        # that is reliability's and the data steward's case)
+        chosen: dict[int, tuple[int, float]] = {}
+        gains = (moves.host_cost_ms - moves.best_cost_ms).tolist()
+        for row, (s, movable) in enumerate(zip(row_service.tolist(), moves.movable.tolist(), strict=True)):
+            if not movable:
                 continue
-            current, best = pair
-            if best_pair is None or current.cost_ms - best.cost_ms > best_pair[0].cost_ms - best_pair[1].cost_ms:
-                best_pair = (current, best)
-        return best_pair
+            held = chosen.get(s)
+            if held is None or gains[row] > held[1]:
+                chosen[s] = (row, gains[row])
+        out: dict[int, tuple[NodeBid, NodeBid]] = {}
+        for s in services:
+            if s in chosen:
+                pair = moves.pair(chosen[s][0])
+                assert pair is not None
+                out[s] = pair
+        return out

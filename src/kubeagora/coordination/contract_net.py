@@ -34,7 +34,8 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from kubeagora.model import BoolArray, FloatArray, IntArray, NodeClass, Observation, Service
+from kubeagora.model import BoolArray, FloatArray, IntArray, Node, NodeClass, Observation, Service
+from kubeagora.model.spec_tables import per_specs
 from kubeagora.sim.latency import INTERFERENCE
 
 INTERFERENCE_BETA: Mapping[NodeClass, float] = INTERFERENCE
@@ -140,54 +141,86 @@ class NodeLedger:
     trust: FloatArray
 
 
+def _service_class_ms(services: tuple[Service, ...]) -> FloatArray:
+    """[service, NodeClass column] declared service time, NaN where the service cannot run (once per run)."""
+    return per_specs("contract_net.service_class_ms", (services,), lambda: np.array(
+        [[s.service_time_ms.get(c, np.nan) for c in NodeClass] for s in services],
+        dtype=np.float64).reshape(len(services), len(NodeClass)))
+
+
+_CLASS_COLUMN = {c: j for j, c in enumerate(NodeClass)}
+
+
+def _node_specs(nodes: tuple[Node, ...]) -> tuple[Any, ...]:
+    """The ledger's columns that depend on the node specs alone (once per run)."""
+    def build() -> tuple[Any, ...]:
+        classes = tuple(n.node_class for n in nodes)
+        return (tuple(n.name for n in nodes), classes, tuple(n.region for n in nodes),
+                np.array([n.cpu_cores for n in nodes], dtype=np.float64),
+                np.array([n.memory_gib for n in nodes], dtype=np.float64),
+                np.array([n.accelerators for n in nodes], dtype=np.float64),
+                np.array([INTERFERENCE_BETA[c] for c in classes], dtype=np.float64),
+                np.array([n.peak_power_w - n.idle_power_w for n in nodes], dtype=np.float64),
+                np.array([_CLASS_COLUMN[c] for c in classes], dtype=np.int64))
+    return per_specs("contract_net.node_specs", (nodes,), build)
+
+
 def ledger_from_observation(observation: Observation, trust: Mapping[str, float] | None = None) -> NodeLedger:
     """The bidders' view of the cluster now. Trust is per node name; a node not named is trusted (1.0)."""
     obs = observation
     nodes = obs.nodes
-    classes = tuple(n.node_class for n in nodes)
+    names, classes, regions, cpu_cores, memory_gib, accelerators, beta, dynamic_power_w, node_class_column = \
+        _node_specs(nodes)
     speed = np.maximum(np.asarray(obs.node_speed, dtype=np.float64), 1e-9)
     # each existing replica's mean service time on its node: service × node class table, then gather
-    class_column = {c: j for j, c in enumerate(NodeClass)}
-    service_ms = np.array([[s.service_time_ms.get(c, 0.0) for c in NodeClass] for s in obs.services],
-                          dtype=np.float64).reshape(len(obs.services), len(class_column))
-    node_class_column = np.array([class_column[c] for c in classes], dtype=np.int64)
+    service_ms = np.nan_to_num(_service_class_ms(obs.services), nan=0.0)
     replica_ms = (service_ms[obs.replica_service, node_class_column[obs.replica_node]]
                   / speed[obs.replica_node]) if obs.replica_node.size else np.zeros(0)
     colocated = np.bincount(obs.replica_node, weights=replica_ms, minlength=len(nodes)).astype(np.float64)
     trust_of = trust or {}
     return NodeLedger(
-        names=tuple(n.name for n in nodes),
+        names=names,
         node_classes=classes,
-        regions=tuple(n.region for n in nodes),
-        cpu_cores=np.array([n.cpu_cores for n in nodes], dtype=np.float64),
-        cpu_free=np.array([n.cpu_cores for n in nodes], dtype=np.float64) - obs.node_cpu_allocated,
-        memory_free_gib=np.array([n.memory_gib for n in nodes], dtype=np.float64) - obs.node_memory_allocated_gib,
-        accelerators=np.array([n.accelerators for n in nodes], dtype=np.float64),
-        accelerators_free=np.array([n.accelerators for n in nodes], dtype=np.float64)
-        - obs.node_accelerators_allocated,
+        regions=regions,
+        cpu_cores=cpu_cores,
+        cpu_free=cpu_cores - obs.node_cpu_allocated,
+        memory_free_gib=memory_gib - obs.node_memory_allocated_gib,
+        accelerators=accelerators,
+        accelerators_free=accelerators - obs.node_accelerators_allocated,
         schedulable=np.asarray(obs.node_ready & ~obs.node_quarantined, dtype=np.bool_),
         utilisation=np.clip(np.asarray(obs.node_utilization, dtype=np.float64), 0.0, 1.0),
         speed=speed,
-        beta=np.array([INTERFERENCE_BETA[c] for c in classes], dtype=np.float64),
-        dynamic_power_w=np.array([n.peak_power_w - n.idle_power_w for n in nodes], dtype=np.float64),
+        beta=beta,
+        dynamic_power_w=dynamic_power_w,
         carbon_g_per_kwh=np.array([obs.region_carbon_g_per_kwh.get(n.region, 0.0) for n in nodes],
                                   dtype=np.float64),
         ingress_rtt_ms=np.asarray(obs.ingress_rtt_ms, dtype=np.float64),
         colocated_service_ms=colocated,
-        trust=np.array([trust_of.get(n.name, 1.0) for n in nodes], dtype=np.float64),
+        trust=np.array([trust_of.get(n, 1.0) for n in names], dtype=np.float64) if trust_of
+        else np.ones(len(names), dtype=np.float64),
     )
+
+
+def tasks_from_observation(observation: Observation, service_indices: Sequence[int]) -> list[PlacementTask]:
+    """Announce one more replica of each service named; its load is the service's arrivals spread over one
+    more replica (`task_from_observation` for many services at once)."""
+    obs = observation
+    at = np.asarray(service_indices, dtype=np.int64)
+    class_ms = _service_class_ms(obs.services)[at]
+    declared = ~np.isnan(class_ms)
+    reference_ms = np.where(declared.any(axis=1), np.min(np.where(declared, class_ms, np.inf), axis=1), 0.0)
+    concurrency = np.array([max(obs.services[s].concurrency, 1) for s in at.tolist()], dtype=np.int64)
+    replicas_after = (obs.ready_replicas[at] + obs.pending_replicas[at]).astype(np.int64) + 1
+    busy = np.clip(np.asarray(obs.arrival_rps, dtype=np.float64)[at] / replicas_after * reference_ms / 1000.0
+                   / concurrency, 0.0, 1.0)
+    region_index = {r: k for k, r in reversed(list(enumerate(obs.regions)))}
+    return [PlacementTask(s, obs.services[s], region_index.get(obs.services[s].origin_region, 0), b)
+            for s, b in zip(at.tolist(), busy.tolist(), strict=True)]
 
 
 def task_from_observation(observation: Observation, service_index: int) -> PlacementTask:
     """Announce one more replica of a service; its load is the service's arrivals spread over one more replica."""
-    obs = observation
-    service = obs.services[service_index]
-    replicas_after = int(obs.ready_replicas[service_index] + obs.pending_replicas[service_index]) + 1
-    reference_ms = min(service.service_time_ms.values()) if service.service_time_ms else 0.0
-    busy = float(obs.arrival_rps[service_index]) / replicas_after * reference_ms / 1000.0 / max(service.concurrency, 1)
-    region = service.origin_region
-    origin = obs.regions.index(region) if region in obs.regions else 0
-    return PlacementTask(service_index, service, origin, float(np.clip(busy, 0.0, 1.0)))
+    return tasks_from_observation(observation, [service_index])[0]
 
 
 _CODES: dict[int, tuple[tuple[Any, ...], tuple[Any, ...], IntArray]] = {}
@@ -325,75 +358,163 @@ def announce(task: PlacementTask, ledger: NodeLedger, weights: BidWeights | None
     return tuple(bid_at(c, ledger, n) for n in range(len(ledger.names)))
 
 
+@dataclass(frozen=True, slots=True)
+class MoveBids:
+    """Re-bids of hosts for one of their replicas (see `move_many`), one row per (task, host)."""
+
+    ledger: NodeLedger
+    hosts: IntArray
+    """[row] the host re-bidding."""
+    movable: BoolArray
+    """[row] the host can bid (not quarantined, not misplaced) and another node can take the replica."""
+    best: IntArray
+    """[row] the cheapest other node (the lowest index among equal costs); meaningless where not movable."""
+    host_cost_ms: FloatArray
+    """[row] the host's bid."""
+    best_cost_ms: FloatArray
+    """[row] the best other node's bid."""
+    columns: dict[str, FloatArray]
+    """The rows' bids for the host and the best node only: name → [row, 2] (host, best)."""
+
+    def pair(self, row: int) -> tuple[NodeBid, NodeBid] | None:
+        """(the host's bid, the best other node's bid), None where the replica cannot move."""
+        if not self.movable[row]:
+            return None
+        c, names, trust = self.columns, self.ledger.names, self.ledger.trust
+
+        def bid(k: int, n: int) -> NodeBid:
+            return NodeBid(n, names[n], True, "", float(c["interference_ms"][row, k]),
+                           float(c["carbon_g_per_h"][row, k]), float(c["network_ms"][row, k]),
+                           float(c["slowness_ms"][row, k]), float(trust[n]), float(c["markup_ms"][row, k]),
+                           float(c["cost_ms"][row, k]))
+
+        return bid(0, int(self.hosts[row])), bid(1, int(self.best[row]))
+
+
+def _less_one_replica(values: FloatArray, hosts: IntArray, added: FloatArray) -> FloatArray:
+    """[row, node] `values`, less one replica at each row's host: `commit`'s value there is `added`, and
+    the inverse of commit is 2·before − after."""
+    out = np.tile(values, (hosts.size, 1))
+    out[np.arange(hosts.size), hosts] = 2 * values[hosts] - added
+    return out
+
+
+_MOVE_CHUNK_CELLS = 1 << 20
+"""Rows are re-bid in chunks of about this many [row, node] cells (8 MiB per float array)."""
+
+
+def move_many(tasks: Sequence[PlacementTask], hosts: Sequence[int], ledger: NodeLedger,
+              weights: BidWeights | None = None) -> MoveBids:
+    """For each row (task, host): the host's bid and the best other node's bid for one replica of the
+    task's service on the host, re-bid as if placed afresh, i.e. with that replica's resources handed
+    back first.
+
+    The same bids as `announce` over the ledger less one replica on the host, and `award` over the
+    others: the ledgers less one replica differ from `ledger` only at the host, so the rows are
+    [row, node] arrays, and the arithmetic is `bid_columns`' element for element."""
+    n_nodes = len(ledger.names)
+    at = np.asarray(hosts, dtype=np.int64)
+    n_rows = at.size
+    movable = np.zeros(n_rows, dtype=np.bool_)
+    best = np.zeros(n_rows, dtype=np.int64)
+    columns = {k: np.zeros((n_rows, 2)) for k in
+               ("interference_ms", "carbon_g_per_h", "network_ms", "slowness_ms", "markup_ms", "cost_ms")}
+    if n_rows == 0:
+        return MoveBids(ledger, at, movable, best, columns["cost_ms"][:, 0], columns["cost_ms"][:, 1], columns)
+    w = weights or BidWeights()
+    # per distinct task: its service's rows of the static tables
+    distinct: dict[int, int] = {}
+    row_task = np.array([distinct.setdefault(id(t), len(distinct)) for t in tasks], dtype=np.int64)
+    unique_tasks = list({id(t): t for t in tasks}.values())
+    services = [t.service for t in unique_tasks]
+    class_table = np.array([[s.service_time_ms.get(c, np.nan) for c in NodeClass] for s in services],
+        dtype=np.float64).reshape(len(services), len(NodeClass))
+    region_values, region_codes = _codes(ledger.regions)
+    disallowed_table = np.array([[s.allowed_regions is not None and r not in s.allowed_regions
+                                  for r in region_values] for s in services], dtype=np.bool_)
+    class_values, class_codes = _codes(ledger.node_classes)
+    is_accelerator = np.array([c in ACCELERATOR_CLASSES for c in class_values], dtype=np.bool_)[class_codes]
+    class_column = np.array([_CLASS_COLUMN[c] for c in class_values], dtype=np.int64)[class_codes]
+    cpu_request = np.array([s.cpu_request for s in services], dtype=np.float64)
+    memory_request = np.array([s.memory_request_gib for s in services], dtype=np.float64)
+    accelerator_request = np.array([float(s.accelerator_request) for s in services], dtype=np.float64)
+    busy_fraction = np.array([t.replica_busy_fraction for t in unique_tasks], dtype=np.float64)
+    origin = np.array([t.origin_region_index for t in unique_tasks], dtype=np.int64)
+    trust = np.clip(ledger.trust, w.min_trust, 1.0)
+    node_feasible = ledger.schedulable & ~(ledger.trust < w.min_trust)
+
+    chunk = max(1, _MOVE_CHUNK_CELLS // max(n_nodes, 1))
+    for lo in range(0, n_rows, chunk):
+        hi = min(n_rows, lo + chunk)
+        task = row_task[lo:hi]
+        host = at[lo:hi]
+        rows = np.arange(hi - lo)
+        # the replica's footprint on each node (`_replica_footprint`, one row per task)
+        base_ms = class_table[task][:, class_column]
+        service_ms = base_ms / ledger.speed
+        accelerators = np.where(is_accelerator, accelerator_request[task][:, None], 0.0)
+        reference_ms = np.where(np.isfinite(base_ms).any(axis=1),
+                                np.min(np.where(np.isnan(base_ms), np.inf, base_ms), axis=1), 1.0)
+        service_ms_0 = np.nan_to_num(service_ms, nan=0.0)
+        busy = np.clip(busy_fraction[task][:, None] * service_ms_0 / reference_ms[:, None], 0.0, 1.0)
+        cpu_used = cpu_request[task][:, None] * (IDLE_CPU_FRACTION + (1.0 - IDLE_CPU_FRACTION) * busy)
+        added_cpu_util = cpu_used / np.maximum(ledger.cpu_cores, 1e-9)
+        added_acc_util = accelerators * busy / np.maximum(ledger.accelerators, 1.0)
+        added_util = np.maximum(added_cpu_util, added_acc_util)
+        cpu_free = _less_one_replica(ledger.cpu_free, host, ledger.cpu_free[host] + -cpu_request[task])
+        memory_free = _less_one_replica(ledger.memory_free_gib, host,
+                                        ledger.memory_free_gib[host] + -memory_request[task])
+        accelerators_free = _less_one_replica(ledger.accelerators_free, host,
+                                              ledger.accelerators_free[host] + -accelerators[rows, host])
+        u_before = _less_one_replica(ledger.utilisation, host,
+                                     np.minimum(ledger.utilisation[host] + added_util[rows, host], 1.0))
+        u_before[rows, host] = np.clip(u_before[rows, host], 0.0, 1.0)
+        colocated = _less_one_replica(ledger.colocated_service_ms, host,
+                                      ledger.colocated_service_ms[host] + service_ms[rows, host])
+        colocated[rows, host] = np.maximum(colocated[rows, host], 0.0)
+
+        u_after = np.minimum(u_before + added_util, 1.0)
+        own_ms = service_ms_0 * ledger.beta * u_after**2
+        neighbours_ms = colocated * ledger.beta * (u_after**2 - u_before**2)
+        interference_ms = own_ms + neighbours_ms
+        carbon_g_per_h = ledger.dynamic_power_w * (u_after - u_before) * ledger.carbon_g_per_kwh / 1000.0
+        network_ms = ledger.ingress_rtt_ms[origin[task]]
+        feasible = (np.isfinite(service_ms) & ~disallowed_table[task][:, region_codes] & node_feasible
+                    & ~(cpu_free < cpu_request[task][:, None] - 1e-9)
+                    & ~(memory_free < memory_request[task][:, None] - 1e-9)
+                    & ~(accelerators_free < accelerators - 1e-9))
+        feasible_ms = np.where(feasible, service_ms, np.inf)
+        any_feasible = np.isfinite(feasible_ms).any(axis=1)
+        fastest_ms = np.where(any_feasible, feasible_ms.min(axis=1), 1.0)
+        slowness_ms = service_ms_0 ** 2 / np.maximum(fastest_ms, 1e-9)[:, None]
+        raw_ms = (w.interference_weight * interference_ms + w.ms_per_carbon_g_per_h * carbon_g_per_h
+                  + w.network_weight * network_ms + w.slowness_weight * slowness_ms)
+        markup_ms = raw_ms * (1.0 / trust - 1.0)
+        cost_ms = np.where(feasible, raw_ms + markup_ms, np.inf)
+
+        others = feasible.copy()
+        others[rows, host] = False
+        can = feasible[rows, host] & others.any(axis=1)
+        pick = np.argmin(np.where(others, cost_ms, np.inf), axis=1)
+        # every other node's cost is +inf: `award` takes the first of them
+        all_inf = ~others[rows, pick]
+        pick[all_inf] = np.argmax(others[all_inf], axis=1)
+        movable[lo:hi], best[lo:hi] = can, pick
+        for name, values in (("interference_ms", interference_ms), ("carbon_g_per_h", carbon_g_per_h),
+                             ("network_ms", network_ms), ("slowness_ms", slowness_ms), ("markup_ms", markup_ms),
+                             ("cost_ms", cost_ms)):
+            columns[name][lo:hi, 0] = values[rows, host]
+            columns[name][lo:hi, 1] = values[rows, pick]
+    return MoveBids(ledger, at, movable, best, columns["cost_ms"][:, 0], columns["cost_ms"][:, 1], columns)
+
+
 def move_bids(task: PlacementTask, ledger: NodeLedger, hosts: Sequence[int],
               weights: BidWeights | None = None) -> list[tuple[NodeBid, NodeBid] | None]:
     """For each host of the task's service: (the host's bid, the best other node's bid) for one of its
-    replicas, re-bid as if placed afresh, i.e. with that replica's resources handed back first; None
-    where the host cannot bid (quarantined, misplaced) or no other node can.
-
-    The same bids as `announce` over the ledger less one replica on the host, and `award` over the
-    others, for every host at once: the ledgers less one replica differ from `ledger` only at the host,
-    so they are [host, node] arrays, and the arithmetic is `bid_columns`' element for element.
-    """
-    w = weights or BidWeights()
-    service = task.service
-    service_ms, accelerators, added_util = _replica_footprint(task, ledger)
-    at = np.asarray(hosts, dtype=np.int64)
-    rows = np.arange(at.size)
-
-    def less_one_replica(values: FloatArray, added: FloatArray) -> FloatArray:
-        # `commit`'s values at each host, then 2·before − after as in the placement agent's inverse of it
-        out = np.tile(values, (at.size, 1))
-        out[rows, at] = 2 * values[at] - added
-        return out
-
-    cpu_free = less_one_replica(ledger.cpu_free, ledger.cpu_free[at] + -service.cpu_request)
-    memory_free = less_one_replica(ledger.memory_free_gib, ledger.memory_free_gib[at] + -service.memory_request_gib)
-    accelerators_free = less_one_replica(ledger.accelerators_free, ledger.accelerators_free[at] + -accelerators[at])
-    u_before = less_one_replica(ledger.utilisation, np.minimum(ledger.utilisation[at] + added_util[at], 1.0))
-    u_before[rows, at] = np.clip(u_before[rows, at], 0.0, 1.0)
-    colocated = less_one_replica(ledger.colocated_service_ms, ledger.colocated_service_ms[at] + service_ms[at])
-    colocated[rows, at] = np.maximum(colocated[rows, at], 0.0)
-
-    u_after = np.minimum(u_before + added_util, 1.0)
-    own_ms = np.nan_to_num(service_ms, nan=0.0) * ledger.beta * u_after**2
-    neighbours_ms = colocated * ledger.beta * (u_after**2 - u_before**2)
-    interference_ms = own_ms + neighbours_ms
-    carbon_g_per_h = ledger.dynamic_power_w * (u_after - u_before) * ledger.carbon_g_per_kwh / 1000.0
-    network_ms = np.asarray(ledger.ingress_rtt_ms[task.origin_region_index], dtype=np.float64)
-    allowed = service.allowed_regions
-    infeasible = (~np.isfinite(service_ms)
-                  | _per_node(ledger.regions, lambda r: allowed is not None and r not in allowed, np.bool_)
-                  | ~ledger.schedulable | (ledger.trust < w.min_trust)
-                  | (cpu_free < service.cpu_request - 1e-9) | (memory_free < service.memory_request_gib - 1e-9)
-                  | (accelerators_free < accelerators - 1e-9))
-    feasible = ~infeasible
-    feasible_ms = np.where(feasible, service_ms, np.inf)
-    any_feasible = np.isfinite(feasible_ms).any(axis=1)
-    fastest_ms = np.where(any_feasible, feasible_ms.min(axis=1), 1.0)
-    slowness_ms = np.nan_to_num(service_ms, nan=0.0) ** 2 / np.maximum(fastest_ms, 1e-9)[:, None]
-    raw_ms = (w.interference_weight * interference_ms + w.ms_per_carbon_g_per_h * carbon_g_per_h
-              + w.network_weight * network_ms + w.slowness_weight * slowness_ms)
-    trust = np.clip(ledger.trust, w.min_trust, 1.0)
-    markup_ms = raw_ms * (1.0 / trust - 1.0)
-    cost_ms = np.where(feasible, raw_ms + markup_ms, np.inf)
-
-    def bid(h: int, n: int) -> NodeBid:
-        return NodeBid(n, ledger.names[n], True, "", float(interference_ms[h, n]), float(carbon_g_per_h[h, n]),
-                       float(network_ms[n]), float(slowness_ms[h, n]), float(ledger.trust[n]),
-                       float(markup_ms[h, n]), float(cost_ms[h, n]))
-
-    out: list[tuple[NodeBid, NodeBid] | None] = []
-    for h, n in enumerate(int(x) for x in at):
-        others = feasible[h].copy()
-        others[n] = False
-        candidates = np.flatnonzero(others)
-        if not feasible[h, n] or candidates.size == 0:
-            out.append(None)
-            continue
-        best = int(candidates[np.argmin(cost_ms[h, candidates])])  # the lowest index among equal costs
-        out.append((bid(h, n), bid(h, best)))
-    return out
+    replicas, re-bid as if placed afresh (`move_many` for one task); None where the host cannot bid
+    (quarantined, misplaced) or no other node can."""
+    moves = move_many([task] * len(hosts), hosts, ledger, weights)
+    return [moves.pair(r) for r in range(len(hosts))]
 
 
 def award(bids: Sequence[NodeBid]) -> NodeBid | None:
