@@ -55,7 +55,8 @@ from kubeagora.decision.mpc import (
     pending_ready_by_step,
     resource_pools,
 )
-from kubeagora.model import Action, FloatArray, IntArray, NodeClass, Observation
+from kubeagora.model import Action, FloatArray, IntArray, Observation
+from kubeagora.model.spec_tables import per_specs, spec_column
 from kubeagora.sim.latency import INTERFERENCE, interference_slowdown
 
 
@@ -264,12 +265,12 @@ class MpcController:
 
         service_ms, network_ms = self.replica_conditions(observation, calibration)
         safe_capacity = safe_replica_capacity_rps(
-            service_ms, network_ms, np.array([float(s.concurrency) for s in services]),
-            np.array([s.service_time_cv for s in services]), np.array([s.slo_p95_ms for s in services]),
-            np.array([s.slo_p99_ms for s in services]), cfg.capacity)
+            service_ms, network_ms, spec_column(services, "concurrency"),
+            spec_column(services, "service_time_cv"), spec_column(services, "slo_p95_ms"),
+            spec_column(services, "slo_p99_ms"), cfg.capacity)
         if calibration is not None:
             slowest_ms = cal.slowest_replica_ms(calibration, observation)
-            slots = np.minimum(observation.concurrency.astype(np.float64), [float(s.concurrency) for s in services])
+            slots = np.minimum(observation.concurrency.astype(np.float64), spec_column(services, "concurrency"))
             even_share_cap = cfg.slowest_replica_utilisation * slots * 1000.0 / slowest_ms
             safe_capacity = np.where(np.isfinite(even_share_cap), np.minimum(safe_capacity, even_share_cap),
                                      safe_capacity)
@@ -284,8 +285,8 @@ class MpcController:
         pools = resource_pools(observation)
         pool_usage = pools.usage_per_replica(observation, self.region_share(observation))
         price = np.where(pools.is_accelerator, cfg.price_per_accelerator_hour, cfg.price_per_core_hour)
-        cpu = np.array([s.cpu_request for s in services])
-        accelerators = np.array([float(s.accelerator_request) for s in services])
+        cpu = spec_column(services, "cpu_request")
+        accelerators = spec_column(services, "accelerator_request")
         replica_price_hour = cpu * cfg.price_per_core_hour + accelerators * cfg.price_per_accelerator_hour
         energy = self.energy_cost_per_replica_hour(observation)
         change_cost = (replica_price_hour + energy) * step_h * cfg.change_cost_steps
@@ -296,7 +297,7 @@ class MpcController:
             pending_ready_replicas=pending_ready_by_step(pending.astype(np.float64), cold_steps, h),
             safe_capacity_rps=safe_capacity, cold_start_steps=cold_steps,
             min_replicas=lo.astype(np.float64), max_replicas=hi.astype(np.float64),
-            priority_weight=np.array([s.priority_weight for s in services]), change_cost=change_cost,
+            priority_weight=spec_column(services, "priority_weight"), change_cost=change_cost,
             energy_cost_per_replica_hour=energy, pool_usage=pool_usage, pool_capacity=pools.capacity,
             price_per_unit_hour=price,
         )
@@ -341,20 +342,23 @@ class MpcController:
     def cold_start_s(observation: Observation, calibration: cal.CalibrationState | None = None) -> FloatArray:
         """Per service: the cold start on the node class its replicas run on (the fastest class it can run on
         in this cluster when it has none), declared or as calibrated, plus a second for scheduling."""
+        services, nodes = observation.services, observation.nodes
         if calibration is None:
-            per_node = np.array([[s.cold_start_on(n.node_class) for n in observation.nodes]
-                                 for s in observation.services]).reshape(len(observation.services), -1)
+            per_node = per_specs("mpc.cold_start_per_node", (services, nodes), lambda: np.array(
+                [[s.cold_start_on(n.node_class) for n in nodes] for s in services],
+                dtype=np.float64).reshape(len(services), -1))
         else:
             per_node = cal.cold_start_s(calibration, observation)
-        out = np.zeros(len(observation.services))
-        for i, service in enumerate(observation.services):
-            mine = np.unique(observation.replica_node[observation.replica_service == i])
-            if mine.size:
-                out[i] = per_node[i, mine].max()
-            else:
-                runnable = [k for k, n in enumerate(observation.nodes) if service.can_run_on(n.node_class)]
-                out[i] = min((per_node[i, k] for k in runnable), default=0.0)
-        return out + 1.0
+        # a service with replicas: the slowest start among its replicas' nodes
+        hosted = np.full(len(services), -np.inf)
+        np.maximum.at(hosted, observation.replica_service, per_node[observation.replica_service,
+                                                                    observation.replica_node])
+        has_replicas = np.bincount(observation.replica_service, minlength=len(services)) > 0
+        # one without: the fastest start among the nodes of classes it can run on (0 where there are none)
+        runnable = ~np.isnan(service_time_matrix_ms(observation))
+        fastest = np.min(np.where(runnable, per_node, np.inf), axis=1, initial=np.inf)
+        fastest = np.where(runnable.any(axis=1), fastest, 0.0)
+        return np.asarray(np.where(has_replicas, hosted, fastest), dtype=np.float64) + 1.0
 
     @staticmethod
     def region_share(observation: Observation) -> FloatArray:
@@ -383,36 +387,33 @@ class MpcController:
         A replica's share of a node's dynamic power (peak − idle) is its share of the node's cores, or of
         its accelerators on a GPU/TPU node, taken on the node class it runs on (its best class otherwise)."""
         cfg = self.settings
-        nodes = observation.nodes
-        out = np.zeros(len(observation.services))
-        carbon = observation.region_carbon_g_per_kwh
-        speed = np.array([n.speed_factor for n in nodes], dtype=np.float64)
-        of_class: dict[NodeClass, list[int]] = {}
-        for k, n in enumerate(nodes):
-            of_class.setdefault(n.node_class, []).append(k)
-        by_class = {c: np.array(ks, dtype=np.int64) for c, ks in of_class.items()}
-        for i, service in enumerate(observation.services):
-            # the node it runs fastest on: the smallest service time / speed, the first node in order on a tie
-            fastest: tuple[float, int] | None = None
-            for node_class, ms in service.service_time_ms.items():
-                if node_class not in by_class:
+        services, nodes = observation.services, observation.nodes
+
+        def fastest_nodes() -> tuple[IntArray, FloatArray]:
+            # the node it runs fastest on: the smallest service time / speed, the first node in order on a tie;
+            # and the kW its busy replica draws there (0 where it runs nowhere)
+            times = service_time_matrix_ms(observation)
+            runnable = ~np.isnan(times)
+            node = np.argmin(np.where(runnable, times, np.inf), axis=1) if len(nodes) else np.zeros(
+                len(services), dtype=np.int64)
+            kw = np.zeros(len(services))
+            for i, service in enumerate(services):
+                if not runnable[i].any():
                     continue
-                indices = by_class[node_class]
-                times = ms / speed[indices]
-                j = int(np.argmin(times))
-                candidate = (float(times[j]), int(indices[j]))
-                if fastest is None or candidate < fastest:
-                    fastest = candidate
-            if fastest is None:
-                continue
-            node = nodes[fastest[1]]
-            dynamic_w = node.peak_power_w - node.idle_power_w
-            share = (service.accelerator_request / node.accelerators if node.accelerators and
-                     service.accelerator_request else service.cpu_request / node.cpu_cores)
-            g_per_kwh = carbon.get(node.region, 0.0)
-            price_per_kwh = cfg.electricity_per_kwh + cfg.carbon_price_per_tonne * g_per_kwh / 1e6
-            out[i] = dynamic_w * min(share, 1.0) / 1000.0 * price_per_kwh
-        return out
+                n = nodes[int(node[i])]
+                share = (service.accelerator_request / n.accelerators if n.accelerators and
+                         service.accelerator_request else service.cpu_request / n.cpu_cores)
+                kw[i] = (n.peak_power_w - n.idle_power_w) * min(share, 1.0) / 1000.0
+            return np.asarray(node, dtype=np.int64), kw
+
+        node, kw = per_specs("mpc.energy_fastest_nodes", (services, nodes), fastest_nodes)
+        carbon = observation.region_carbon_g_per_kwh
+        regions = tuple(dict.fromkeys(n.region for n in nodes))
+        price_per_kwh = np.array([cfg.electricity_per_kwh + cfg.carbon_price_per_tonne * carbon.get(r, 0.0) / 1e6
+                                  for r in regions], dtype=np.float64)
+        region_code = per_specs("mpc.node_region_code", (nodes,), lambda: np.array(
+            [regions.index(n.region) for n in nodes], dtype=np.int64))
+        return np.asarray(kw * price_per_kwh[region_code[node]] if len(nodes) else kw, dtype=np.float64)
 
     # ------------------------------------------------------------------ explanations
     def reasons(self, observation: Observation, forecast: fc.Forecast, inputs: MpcInputs, plan: MpcPlan,

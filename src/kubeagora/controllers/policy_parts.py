@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from kubeagora.controllers.latency_prediction import IDLE_CPU_FRACTION
-from kubeagora.model import Action, FloatArray, IntArray, Observation, Scale
+from kubeagora.model import Action, FloatArray, IntArray, NodeClass, Observation, Scale, class_service_time_ms
+from kubeagora.model.spec_tables import per_specs
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,13 +129,16 @@ def scale_actions(observation: Observation, desired: IntArray, reasons: Sequence
 
 def service_time_matrix_ms(observation: Observation) -> FloatArray:
     """[service, node] mean service time of one request on that node at its nominal speed (NaN where the
-    service cannot run). Static, so controllers compute it once in `initial_state`."""
-    out = np.full((len(observation.services), len(observation.nodes)), np.nan)
-    for i, s in enumerate(observation.services):
-        for j, node in enumerate(observation.nodes):
-            if s.can_run_on(node.node_class):
-                out[i, j] = s.service_time_ms[node.node_class] / node.speed_factor
-    return out
+    service cannot run). Static: computed once per run's specs (read-only; copy it to change it)."""
+    services, nodes = observation.services, observation.nodes
+
+    def build() -> FloatArray:
+        classes = tuple(NodeClass)
+        column = {c: k for k, c in enumerate(classes)}
+        node_column = np.array([column[n.node_class] for n in nodes], dtype=np.int64)
+        speed = np.array([n.speed_factor for n in nodes], dtype=np.float64)
+        return np.asarray(class_service_time_ms(tuple(services), classes)[:, node_column] / speed, dtype=np.float64)
+    return per_specs("policy_parts.service_time_matrix_ms", (services, nodes), build)
 
 
 def mean_service_time_s(observation: Observation, service_time_ms: FloatArray) -> FloatArray:

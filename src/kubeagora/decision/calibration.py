@@ -43,6 +43,7 @@ from kubeagora.controllers.latency_prediction import IDLE_CPU_FRACTION
 from kubeagora.controllers.policy_parts import busy_slots
 from kubeagora.model import NODE_CLASSES, FloatArray, IntArray, NodeClass, Observation, WorldParameters
 from kubeagora.model.observation import class_service_time_ms
+from kubeagora.model.spec_tables import per_specs, spec_column
 from kubeagora.sim.latency import INTERFERENCE
 
 N_CLASSES = len(NODE_CLASSES)
@@ -134,7 +135,8 @@ def initial_state(obs: Observation, settings: CalibrationSettings | None = None)
 
 
 def _node_class_index(obs: Observation) -> IntArray:
-    return np.array([NODE_CLASSES.index(n.node_class) for n in obs.nodes], dtype=np.int64)
+    return per_specs("calibration.node_class_index", (obs.nodes,), lambda: np.array(
+        [NODE_CLASSES.index(n.node_class) for n in obs.nodes], dtype=np.int64))
 
 
 def regressors(obs: Observation, node_slowness: FloatArray, utilisation_sq: FloatArray | None = None,
@@ -335,7 +337,7 @@ def interference_factor(state: CalibrationState, settings: CalibrationSettings |
     theta, phi = state.mean[:, :N_CLASSES], state.mean[:, N_CLASSES:]
     var_theta = np.diagonal(state.cov, axis1=1, axis2=2)[:, :N_CLASSES]
     var_phi = np.diagonal(state.cov, axis1=1, axis2=2)[:, N_CLASSES:]
-    cov_tp = np.array([np.diagonal(c[:N_CLASSES, N_CLASSES:]) for c in state.cov]).reshape(theta.shape)
+    cov_tp = np.diagonal(state.cov[:, :N_CLASSES, N_CLASSES:], axis1=1, axis2=2).reshape(theta.shape)
     ratio = phi / theta
     var_ratio = np.maximum((var_phi - 2 * ratio * cov_tp + ratio**2 * var_theta) / theta**2, 1e-9)
     # a coefficient its service never measured is the prior itself: it would count the prior twice
@@ -423,7 +425,8 @@ def relative_uncertainty(state: CalibrationState, obs: Observation) -> FloatArra
 def cold_start_s(state: CalibrationState, obs: Observation) -> FloatArray:
     """[service, node] estimated cold start of a new pod of the service on that node."""
     cls = _node_class_index(obs)
-    declared = np.array([[s.cold_start_on(NODE_CLASSES[c]) for c in range(N_CLASSES)] for s in obs.services])
+    declared = per_specs("calibration.declared_cold_start_s", (obs.services,), lambda: np.array(
+        [[s.cold_start_on(NODE_CLASSES[c]) for c in range(N_CLASSES)] for s in obs.services]))
     return np.asarray((declared * cold_start_factor(state))[:, cls], dtype=np.float64)
 
 
@@ -431,7 +434,7 @@ def calibrated_observation(obs: Observation, state: CalibrationState) -> Observa
     """The observation as the calibration believes the world to be: `capacity_rps` summed over the Ready
     replicas at their estimated service times (node speed and interference included) and `node_speed` the
     estimated true speeds. A controller's belief, not a reading: hand it to the agents, not to the twin."""
-    native = np.array([float(s.concurrency) for s in obs.services])
+    native = spec_column(obs.services, "concurrency")
     slots = np.minimum(obs.concurrency.astype(np.float64), native)
     ready = np.flatnonzero(obs.replica_ready)
     svc = obs.replica_service[ready]

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from kubeagora.model.cluster import Node, NodeClass, Service
+from kubeagora.model.spec_tables import per_specs
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -115,14 +116,19 @@ def _index_by_name(items: tuple[Node | Service, ...]) -> dict[str, int]:
 
 
 def class_service_time_ms(services: Sequence[Service], node_classes: Sequence[NodeClass]) -> FloatArray:
-    """[service, node class] declared mean service time on the class's reference node (NaN where it cannot run)."""
-    out = np.full((len(services), len(node_classes)), np.nan)
-    for i, s in enumerate(services):
-        for k, c in enumerate(node_classes):
-            ms = s.service_time_ms.get(c)
-            if ms is not None:
-                out[i, k] = ms
-    return out
+    """[service, node class] declared mean service time on the class's reference node (NaN where it cannot
+    run). Computed once per run for tuples of specs (read-only then): copy it to change it."""
+    def build() -> FloatArray:
+        out = np.full((len(services), len(node_classes)), np.nan)
+        for i, s in enumerate(services):
+            for k, c in enumerate(node_classes):
+                ms = s.service_time_ms.get(c)
+                if ms is not None:
+                    out[i, k] = ms
+        return out
+    if isinstance(services, tuple) and isinstance(node_classes, tuple):
+        return per_specs("observation.class_service_time_ms", (services, node_classes), build)
+    return build()
 
 
 def ready_capacity_rps(class_time_ms: FloatArray, node_class: IntArray, node_speed: FloatArray,

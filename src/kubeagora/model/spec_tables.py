@@ -42,4 +42,10 @@ def per_specs(name: str, specs: tuple[object, ...], build: Callable[[], _Value])
     return value
 
 
-__all__ = ["per_specs"]
+def spec_column(specs: tuple[Any, ...], attribute: str, dtype: type = np.float64) -> Any:
+    """[spec] the attribute of every spec (e.g. the services' `concurrency`) as an array, once per run."""
+    return per_specs(f"column.{attribute}.{np.dtype(dtype).str}", (specs,),
+                     lambda: np.array([getattr(s, attribute) for s in specs], dtype=dtype).reshape(len(specs)))
+
+
+__all__ = ["per_specs", "spec_column"]
