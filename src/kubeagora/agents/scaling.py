@@ -27,9 +27,16 @@ import numpy as np
 
 from kubeagora.agents.base import AgentContext, Lane, Proposal
 from kubeagora.agents.handoff import concurrency_setpoints, replica_setpoints
-from kubeagora.agents.signals import latency_ratio, load_ratio, per_replica_capacity_rps, slo_at_risk
+from kubeagora.agents.signals import (
+    latency_ratio,
+    load_ratio,
+    load_ratios,
+    per_replica_capacity_rps,
+    slo_at_risk_all,
+)
 from kubeagora.controllers.policy_parts import TimedRecords, replica_bounds
 from kubeagora.model import FloatArray, IntArray, Observation, Scale, SetConcurrency
+from kubeagora.model.spec_tables import per_specs, spec_column
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,18 +92,37 @@ class ScalingAgent:
         targets = state.targets.add(now, raw, cfg.scale_down_window_s)
         highest_recent = targets.max_within(now, cfg.scale_down_window_s, raw)
         proposals: list[Proposal] = []
-        for s in range(len(obs.services)):
-            desired = int(obs.desired_replicas[s])
-            at_risk = slo_at_risk(obs, s, cfg.slo_risk_latency_share, cfg.slo_risk_load_share)
-            target = int(raw[s]) if raw[s] >= desired else min(desired, int(highest_recent[s]))
-            if target < desired and at_risk:
-                continue
-            if target != desired:
-                proposals.append(self._scale(obs, s, desired, target, float(demand[s]), planned is not None, at_risk))
-            concurrency = self._concurrency(obs, s, target, context)
-            if concurrency is not None:
-                proposals.append(concurrency)
+        desired = obs.desired_replicas.astype(np.int64)
+        at_risk = slo_at_risk_all(obs, cfg.slo_risk_latency_share, cfg.slo_risk_load_share)
+        target = np.where(raw >= desired, raw, np.minimum(desired, np.trunc(highest_recent).astype(np.int64)))
+        held = (target < desired) & at_risk  # no scale-down, nor a concurrency change, while the SLO is at risk
+        scale = (target != desired) & ~held
+        # a concurrency proposal is possible only where `_concurrency` can return one: an explicit set-point,
+        # a boost for an overloaded service with replicas to come, or slots above the configured ones
+        current = obs.concurrency.astype(np.int64)
+        named = concurrency_setpoints(context)
+        explicit = np.array([s.name in named for s in obs.services] if named else [False] * len(obs.services),
+                            dtype=np.bool_)
+        overloaded = (load_ratios(obs) > 1.0) & (target > obs.ready_replicas.astype(np.int64))
+        configured = spec_column(obs.services, "concurrency", np.int64)
+        maybe_concurrency = ~held & (explicit | (overloaded & (current < self._boosted(obs)))
+                                     | (current > configured))
+        for s in np.flatnonzero(scale | maybe_concurrency).tolist():
+            if scale[s]:
+                proposals.append(self._scale(obs, s, int(desired[s]), int(target[s]), float(demand[s]),
+                                             planned is not None, bool(at_risk[s])))
+            if maybe_concurrency[s]:
+                concurrency = self._concurrency(obs, s, int(target[s]), context)
+                if concurrency is not None:
+                    proposals.append(concurrency)
         return proposals, ScalingState(targets)
+
+    def _boosted(self, obs: Observation) -> IntArray:
+        """[service] slots per replica during a cold start (`concurrency_boost_factor` × the configured ones)."""
+        factor = self.settings.concurrency_boost_factor
+        return per_specs(f"scaling.boosted.{factor!r}", (obs.services,), lambda: np.array(
+            [max(round(s.concurrency * factor), s.concurrency) for s in obs.services],
+            dtype=np.int64).reshape(len(obs.services)))
 
     def demand_rps(self, obs: Observation, context: AgentContext) -> FloatArray:
         """Per service: req/s to provision for (upper forecast or arrivals now, plus the backlog)."""

@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from kubeagora.model import BoolArray, FloatArray, IntArray, NodeClass, Observation
+from kubeagora.model.spec_tables import spec_column
 
 ACCELERATOR_CLASSES = frozenset({NodeClass.GPU, NodeClass.TPU})
 
@@ -39,6 +40,27 @@ def latency_ratio(obs: Observation, s: int) -> float:
     p95, p99 = float(obs.p95_ms[s]), float(obs.p99_ms[s])
     ratios = [v / t for v, t in ((p95, service.slo_p95_ms), (p99, service.slo_p99_ms)) if not math.isnan(v)]
     return max(ratios, default=0.0)
+
+
+def load_ratios(obs: Observation) -> FloatArray:
+    """`load_ratio` of every service, as one array."""
+    arrival = np.asarray(obs.arrival_rps, dtype=np.float64)
+    capacity = np.asarray(obs.capacity_rps, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = arrival / capacity
+    return np.asarray(np.where(capacity <= 0, np.where(arrival > 0, math.inf, 0.0), ratio), dtype=np.float64)
+
+
+def latency_ratios(obs: Observation) -> FloatArray:
+    """`latency_ratio` of every service, as one array."""
+    p95 = np.asarray(obs.p95_ms, dtype=np.float64) / spec_column(obs.services, "slo_p95_ms")
+    p99 = np.asarray(obs.p99_ms, dtype=np.float64) / spec_column(obs.services, "slo_p99_ms")
+    return np.asarray(np.nan_to_num(np.fmax(p95, p99), nan=0.0, posinf=math.inf), dtype=np.float64)
+
+
+def slo_at_risk_all(obs: Observation, latency_share: float, load_share: float) -> BoolArray:
+    """`slo_at_risk` of every service, as one array."""
+    return np.asarray((latency_ratios(obs) > latency_share) | (load_ratios(obs) > load_share), dtype=np.bool_)
 
 
 def within_slo(obs: Observation, s: int) -> bool:
