@@ -8,12 +8,16 @@ version first on PYTHONPATH:
 
     python benchmarks/mas_tick.py --services 1000 --ticks 12
     PYTHONPATH=../kubeagora-old/src python benchmarks/mas_tick.py --services 1000 --ticks 12
+
+`--json FILE` also writes the measurements (CPU s of each tick, the cluster's size) for
+`benchmarks/mas_tick_growth.py`.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import statistics
 import sys
 import time
@@ -32,6 +36,7 @@ def main() -> None:
     ap.add_argument("--services", type=int, default=1000)
     ap.add_argument("--ticks", type=int, default=12)
     ap.add_argument("--profile", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     compiled = compile_scenario(scenario(args.services, max(1, args.services // 1000), 1.0), "mas-tick")
     controller = make_controller("mas", compiled)
@@ -64,6 +69,10 @@ def main() -> None:
           f"× real time at {controller.interval_s:g} s a tick: {controller.interval_s / statistics.fmean(rest):.1f}")
     if profile is not None:
         profile.dump_stats(args.profile)
+    if args.json is not None:
+        args.json.write_text(json.dumps({
+            "services": args.services, "nodes": len(compiled.nodes), "interval_s": controller.interval_s,
+            "mpc_every_ticks": mpc_every, "tick_cpu_s": cpu_s}))
 
 
 if __name__ == "__main__":

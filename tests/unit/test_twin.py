@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 from tests.unit.sim_helpers import small_scenario
 
-from kubeagora.decision.twin import TwinPolicy, evaluate, twin_from_observation
+from kubeagora.decision import twin as twin_module
+from kubeagora.decision.twin import SharedBaseline, TwinPolicy, evaluate, twin_from_observation
 from kubeagora.model import Migrate, Node, NodeClass, Observation, Scale, Service, Tier
 from kubeagora.sim.engine import Engine
 
@@ -108,3 +110,26 @@ def test_a_twelve_service_twin_over_two_minutes_takes_well_under_half_a_second()
         evaluate(obs, [Scale(obs.services[0].name, 3)], forecast, horizon_s=120.0)
         timings.append(time.process_time() - started)
     assert min(timings) < 0.5, timings
+
+
+def test_candidates_of_one_moment_share_its_baseline_and_get_the_verdicts_they_get_alone(monkeypatch: Any) -> None:
+    obs = checkout_cluster(ready=6, arrival_rps=300.0)
+    forecast = flat(obs)
+    candidates = ([Scale("checkout", 5)], [Migrate("checkout", "near-0", "far-0")], [Scale("checkout", 2)])
+    alone = [evaluate(obs, c, forecast, horizon_s=60.0) for c in candidates]
+    built: list[int] = []
+    real = twin_module.twin_from_observation
+
+    def counting(*args: Any, **kwargs: Any) -> Engine:
+        built.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(twin_module, "twin_from_observation", counting)
+    shared = SharedBaseline()
+    together = [evaluate(obs, c, forecast, horizon_s=60.0, shared=shared) for c in candidates]
+    assert len(built) == 1  # one twin and one do-nothing arm for the three candidates
+    assert [repr(v) for v in together] == [repr(v) for v in alone]
+    # another moment (another observation, or another horizon) is not answered from the kept baseline
+    evaluate(checkout_cluster(ready=6, arrival_rps=300.0), candidates[0], forecast, horizon_s=60.0, shared=shared)
+    evaluate(obs, candidates[0], forecast, horizon_s=30.0, shared=shared)
+    assert len(built) == 3

@@ -48,7 +48,7 @@ from kubeagora.decision import forecast as fc
 from kubeagora.decision import rollout as ro
 from kubeagora.decision.risk import with_risk
 from kubeagora.decision.shield import ShieldPolicy, ShieldState, filter_proposals, release
-from kubeagora.decision.twin import TwinPolicy, evaluate
+from kubeagora.decision.twin import SharedBaseline, TwinPolicy, evaluate
 from kubeagora.model import (
     Action,
     LiftQuarantine,
@@ -260,6 +260,7 @@ class MasController:
         next_id = state.next_id
         twin_runs = 0
         undelivered: list[Proposal] = []
+        baseline = SharedBaseline()  # the tick's twin and do-nothing arm, shared by the moves it screens
         for p in escalations:
             records.append(ro.screen(ro.propose(f"r{next_id}", [p], observation), now, (), None, cfg.rollout,
                                      risk=1.0))
@@ -274,7 +275,7 @@ class MasController:
                 twin_runs += 1
                 # the twin corrects the reported speeds itself: it runs from what was measured
                 verdict = evaluate(measured, [p.action], twin_forecast, cfg.twin_horizon_s, cfg.twin,
-                                   world=twin_world)
+                                   world=twin_world, shared=baseline)
                 rollout = ro.screen(rollout, now, (), verdict, cfg.rollout)
                 if rollout.stage is not ro.Stage.SHADOW:
                     undelivered.append(p)

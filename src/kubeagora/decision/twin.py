@@ -157,28 +157,66 @@ def _outcome(runs: list[ArmRun], slo_p99_ms: FloatArray) -> ArmOutcome:
                       arrived)
 
 
+class SharedBaseline:
+    """The twin of one moment and its do-nothing arm, kept for every candidate screened from that moment.
+
+    The do-nothing arm depends only on the observation, the forecast, the horizon, the policy, the
+    platform and the world; with the same ones (the same objects), every candidate of a tick compares
+    with the same baseline, so it is run once. Pass one to `evaluate` per tick (a new tick, a new one)."""
+
+    def __init__(self) -> None:
+        self._inputs: tuple[object, ...] = ()
+        """The observation, forecast, platform and world (compared by identity)."""
+        self._settings: tuple[float, TwinPolicy] | None = None
+        """The horizon and the policy (compared by value)."""
+        self._base: Engine | None = None
+        self._runs: list[ArmRun] = []
+
+    def get(self, inputs: tuple[object, ...], settings: tuple[float, TwinPolicy]) -> tuple[Engine, list[ArmRun]] | None:
+        same = (self._base is not None and settings == self._settings and len(inputs) == len(self._inputs)
+                and all(a is b for a, b in zip(inputs, self._inputs, strict=True)))
+        return (self._base, self._runs) if same and self._base is not None else None
+
+    def keep(self, inputs: tuple[object, ...], settings: tuple[float, TwinPolicy], base: Engine,
+             runs: list[ArmRun]) -> None:
+        self._inputs, self._settings, self._base, self._runs = inputs, settings, base, runs
+
+
 def evaluate(observation: Observation, candidate_actions: Sequence[Action], forecast_rps: FloatArray,
              horizon_s: float, policy: TwinPolicy | None = None,
-             platform: PlatformDefaults | None = None, world: WorldParameters | None = None) -> TwinVerdict:
+             platform: PlatformDefaults | None = None, world: WorldParameters | None = None,
+             shared: SharedBaseline | None = None) -> TwinVerdict:
     """Run the candidate set and doing nothing over the horizon; accept the candidate unless it makes
-    the tail worse or touches too much. `world`: the calibrated parameters (None = the declared specs)."""
+    the tail worse or touches too much. `world`: the calibrated parameters (None = the declared specs).
+    `shared`: where the twin and its do-nothing arm are kept for the next candidate of the same moment
+    (the same verdicts, without running the baseline again)."""
     policy = policy or TwinPolicy()
+    inputs, settings = (observation, forecast_rps, platform, world), (float(horizon_s), policy)
+    kept = shared.get(inputs, settings) if shared is not None else None
     forecast = np.asarray(forecast_rps, dtype=np.float64)
-    base = twin_from_observation(observation, forecast, policy.step_s, seed=policy.seeds[0], platform=platform,
-                                 world=world)
     steps = max(1, round(horizon_s / policy.step_s))
-    baseline_runs: list[ArmRun] = []
+    if kept is None:
+        base = twin_from_observation(observation, forecast, policy.step_s, seed=policy.seeds[0], platform=platform,
+                                     world=world)
+        baseline_runs: list[ArmRun] = []
+        for seed in policy.seeds:
+            twin = base.fork()
+            twin.state.rng = np.random.default_rng(seed)
+            baseline_runs.append(_run_arm(twin, steps))
+        if shared is not None:
+            shared.keep(inputs, settings, base, baseline_runs)
+    else:
+        base, baseline_runs = kept
     candidate_runs: list[ArmRun] = []
     refused: list[str] = []
     for seed in policy.seeds:
-        for arm, runs in ((False, baseline_runs), (True, candidate_runs)):
-            twin = base.fork()
-            twin.state.rng = np.random.default_rng(seed)
-            if arm and candidate_actions:
-                why = twin.apply(candidate_actions)
-                if seed == policy.seeds[0]:
-                    refused.extend(why)
-            runs.append(_run_arm(twin, steps))
+        twin = base.fork()
+        twin.state.rng = np.random.default_rng(seed)
+        if candidate_actions:
+            why = twin.apply(candidate_actions)
+            if seed == policy.seeds[0]:
+                refused.extend(why)
+        candidate_runs.append(_run_arm(twin, steps))
     slo_p99 = np.array([s.slo_p99_ms for s in observation.services])
     baseline, candidate = _outcome(baseline_runs, slo_p99), _outcome(candidate_runs, slo_p99)
     blast = max((blast_radius(observation, a) for a in candidate_actions), default=0.0)
