@@ -23,9 +23,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kubeagora.agents.base import AgentContext, Lane, Proposal
-from kubeagora.agents.signals import latency_ratio, load_ratio, per_replica_capacity_rps, ready_per_node
+from kubeagora.agents.signals import (
+    latency_ratio,
+    latency_ratios,
+    load_ratio,
+    load_ratios,
+    per_replica_capacity_rps,
+    ready_per_node,
+)
 from kubeagora.coordination.contract_net import BidWeights, place_by_contract_net
-from kubeagora.model import Migrate, Observation, Scale
+from kubeagora.model import BoolArray, Migrate, Observation, Scale
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +92,9 @@ class CostEnergyAgent:
         cfg, obs, now = self.settings, observation, observation.time_s
         low_since: dict[str, float] = {}
         proposals: list[Proposal] = []
-        for s, service in enumerate(obs.services):
-            if not self.has_slack(obs, s):
-                continue
+        slack = self.slack(obs)
+        for s in np.flatnonzero(slack).tolist():
+            service = obs.services[s]
             since = state.low_since_s.get(service.name, now)
             low_since[service.name] = since
             if now - since < cfg.sustained_s:
@@ -97,16 +104,18 @@ class CostEnergyAgent:
                 proposals.append(proposal)
         last_migration = state.last_migration_s
         if now - last_migration >= cfg.migrate_cooldown_s:
-            move = self._cleaner_grid_move(obs, context)
+            move = self._cleaner_grid_move(obs, context, slack)
             if move is not None:
                 proposals.append(move)
                 last_migration = now
         return proposals, CostEnergyState(low_since, last_migration)
 
-    def has_slack(self, obs: Observation, s: int) -> bool:
+    def slack(self, obs: Observation) -> BoolArray:
+        """[service] Ready replicas, tail latency below `max_latency_share` of its targets and load below
+        `low_load_share` of its Ready capacity."""
         cfg = self.settings
-        return (int(obs.ready_replicas[s]) > 0 and latency_ratio(obs, s) < cfg.max_latency_share
-                and load_ratio(obs, s) < cfg.low_load_share)
+        return np.asarray((obs.ready_replicas.astype(np.int64) > 0) & (latency_ratios(obs) < cfg.max_latency_share)
+                          & (load_ratios(obs) < cfg.low_load_share), dtype=np.bool_)
 
     def _scale_down(self, obs: Observation, s: int, low_for_s: float) -> Proposal | None:
         cfg, service = self.settings, obs.services[s]
@@ -131,12 +140,11 @@ class CostEnergyAgent:
                               "load_ratio": load_ratio(obs, s) * desired / target - load_ratio(obs, s)},
             risk=0.5 * (desired - target) / max(desired, 1), lane=Lane.ROUTINE)
 
-    def _cleaner_grid_move(self, obs: Observation, context: AgentContext) -> Proposal | None:
+    def _cleaner_grid_move(self, obs: Observation, context: AgentContext, slack: BoolArray) -> Proposal | None:
         cfg = self.settings
         carbon = np.array([obs.region_carbon_g_per_kwh.get(n.region, 0.0) for n in obs.nodes])
-        for s, service in enumerate(obs.services):
-            if not self.has_slack(obs, s) or obs.pending_replicas[s] > 0:
-                continue
+        for s in np.flatnonzero(slack & ~(obs.pending_replicas > 0)).tolist():
+            service = obs.services[s]
             hosts = np.flatnonzero(ready_per_node(obs, s))
             if hosts.size == 0:
                 continue

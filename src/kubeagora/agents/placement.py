@@ -148,7 +148,7 @@ class PlacementAgent:
         present = np.unique(row_service)
         tasks = dict(zip(present.tolist(), tasks_from_observation(obs, present.tolist()), strict=True))
         moves = move_many([tasks[s] for s in row_service.tolist()], row_host.tolist(),
-                          ledger_from_observation(obs, context.trust), self.settings.bid_weights)
+                          ledger_from_observation(obs, context.trust), self.settings.bid_weights, obs.services)
         # per service, the first row with the largest gain (a quarantined or misplaced host cannot move:
         # that is reliability's and the data steward's case)
         chosen: dict[int, tuple[int, float]] = {}

@@ -327,8 +327,9 @@ class MpcController:
         count = np.bincount(svc, minlength=n_s)
         mean_slowdown = np.bincount(svc, slowdown[node], minlength=n_s) / np.maximum(count, 1)
         node_up = observation.node_ready & ~observation.node_quarantined
-        allowed = np.array([[s.allowed_regions is None or n.region in s.allowed_regions for n in observation.nodes]
-                            for s in observation.services], dtype=bool).reshape(n_s, len(observation.nodes))
+        allowed = per_specs("mpc.allowed_nodes", (observation.services, observation.nodes), lambda: np.array(
+            [[s.allowed_regions is None or n.region in s.allowed_regions for n in observation.nodes]
+             for s in observation.services], dtype=bool).reshape(n_s, len(observation.nodes)))
         usable = ~np.isnan(nominal_ms) & allowed & node_up[None, :]
         nearest_rtt = np.min(np.where(usable, rtt, np.inf), axis=1)
         if calibration is None:

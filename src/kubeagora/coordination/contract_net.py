@@ -404,14 +404,16 @@ _MOVE_CHUNK_CELLS = 1 << 20
 
 
 def move_many(tasks: Sequence[PlacementTask], hosts: Sequence[int], ledger: NodeLedger,
-              weights: BidWeights | None = None) -> MoveBids:
+              weights: BidWeights | None = None, services: tuple[Service, ...] | None = None) -> MoveBids:
     """For each row (task, host): the host's bid and the best other node's bid for one replica of the
     task's service on the host, re-bid as if placed afresh, i.e. with that replica's resources handed
     back first.
 
     The same bids as `announce` over the ledger less one replica on the host, and `award` over the
     others: the ledgers less one replica differ from `ledger` only at the host, so the rows are
-    [row, node] arrays, and the arithmetic is `bid_columns`' element for element."""
+    [row, node] arrays, and the arithmetic is `bid_columns`' element for element. `services`: the
+    observation's services, which the tasks' `service_index` name (their service-time table is then
+    the run's, computed once)."""
     n_nodes = len(ledger.names)
     at = np.asarray(hosts, dtype=np.int64)
     n_rows = at.size
@@ -426,18 +428,19 @@ def move_many(tasks: Sequence[PlacementTask], hosts: Sequence[int], ledger: Node
     distinct: dict[int, int] = {}
     row_task = np.array([distinct.setdefault(id(t), len(distinct)) for t in tasks], dtype=np.int64)
     unique_tasks = list({id(t): t for t in tasks}.values())
-    services = [t.service for t in unique_tasks]
-    class_table = np.array([[s.service_time_ms.get(c, np.nan) for c in NodeClass] for s in services],
-        dtype=np.float64).reshape(len(services), len(NodeClass))
+    task_services = [t.service for t in unique_tasks]
+    class_table = (_service_class_ms(services)[[t.service_index for t in unique_tasks]] if services is not None
+                   else np.array([[s.service_time_ms.get(c, np.nan) for c in NodeClass] for s in task_services],
+                                 dtype=np.float64).reshape(len(task_services), len(NodeClass)))
     region_values, region_codes = _codes(ledger.regions)
     disallowed_table = np.array([[s.allowed_regions is not None and r not in s.allowed_regions
-                                  for r in region_values] for s in services], dtype=np.bool_)
+                                  for r in region_values] for s in task_services], dtype=np.bool_)
     class_values, class_codes = _codes(ledger.node_classes)
     is_accelerator = np.array([c in ACCELERATOR_CLASSES for c in class_values], dtype=np.bool_)[class_codes]
     class_column = np.array([_CLASS_COLUMN[c] for c in class_values], dtype=np.int64)[class_codes]
-    cpu_request = np.array([s.cpu_request for s in services], dtype=np.float64)
-    memory_request = np.array([s.memory_request_gib for s in services], dtype=np.float64)
-    accelerator_request = np.array([float(s.accelerator_request) for s in services], dtype=np.float64)
+    cpu_request = np.array([s.cpu_request for s in task_services], dtype=np.float64)
+    memory_request = np.array([s.memory_request_gib for s in task_services], dtype=np.float64)
+    accelerator_request = np.array([float(s.accelerator_request) for s in task_services], dtype=np.float64)
     busy_fraction = np.array([t.replica_busy_fraction for t in unique_tasks], dtype=np.float64)
     origin = np.array([t.origin_region_index for t in unique_tasks], dtype=np.int64)
     trust = np.clip(ledger.trust, w.min_trust, 1.0)
