@@ -114,7 +114,7 @@ def serve_compiled(eng: Engine, listed: BoolArray, ep_count: IntArray, to_route:
         p.idle_cpu_fraction, 1 - p.idle_cpu_fraction, lat.RHO_MAX, eng.n_services, eng.n_nodes)
     conc = per_pod[4]
     pwait = np.power(per_pod[6], np.sqrt(2.0 * (conc + 1.0)) - 1.0)  # as lat.queueing_at_load
-    terms, sums, far = kernels.group_terms(r.service, per_pod, pwait, r.net_ms, eng.svc_cv, per_s[0],
+    terms, sums, far = kernels.group_terms(r.service, r.state, per_pod, pwait, r.net_ms, eng.svc_cv, per_s[0],
                                            lat.FAR_LATENCY_FACTOR)
     ids, stats = kernels.merge_groups(r.service, terms, sums, far, eng.n_services)
     return Flow(

@@ -41,7 +41,7 @@ def _jit(f: F) -> F:
     return numba.njit(cache=True, error_model="numpy", nogil=True)(f)  # type: ignore[no-any-return]
 
 
-READY, TERMINATING = 2, 3  # engine's slot states (engine imports this module)
+FREE, READY, TERMINATING = 0, 2, 3  # the engine's slot states (the engine imports this module)
 POD_ROWS = ("arrivals", "served", "service_ms", "service_rate", "servers", "expected_rps", "rho", "mean_backlog")
 """Rows of `serve_pods`'s per-slot output."""
 SERVICE_ROWS = ("served", "lost", "overflow", "busy_core_s", "slowdown_weighted", "capacity_rps")
@@ -65,6 +65,11 @@ def serve_pods(service: Any, node: Any, state: Any, listed: Any, backlog: Any, b
     any_overflow = False
     for k in range(pods):
         s = service[k]
+        if state[k] == FREE and backlog[k] == 0.0:
+            # an empty slot: it adds +0.0 to every sum and its rows stay 0 (the numpy path's values)
+            q1_all[k] = 0.0
+            per_pod[4, k] = float(concurrency[s])
+            continue
         n = node[k]
         share = 1.0 / max(ep_count[s], 1) if listed[k] else 0.0
         a = to_route[s] * share
@@ -117,16 +122,18 @@ def serve_pods(service: Any, node: Any, state: Any, listed: Any, backlog: Any, b
 
 
 @_jit
-def group_terms(service: Any, per_pod: Any, p_wait: Any, net_ms: Any, svc_cv: Any, served_s: Any,
+def group_terms(service: Any, state: Any, per_pod: Any, p_wait: Any, net_ms: Any, svc_cv: Any, served_s: Any,
                 far_factor: float) -> Any:
     """Queueing per slot and its replica-group sums (`latency.queueing_at_load` then `latency.group_terms`).
     Returns (terms [8, slot], sums [8, service], far slots)."""
     pods = service.shape[0]
     n_services = served_s.shape[0]
-    terms = np.empty((8, pods))
+    terms = np.zeros((8, pods))
     sums = np.zeros((8, n_services))
-    mean_latency = np.empty(pods)
+    mean_latency = np.zeros(pods)
     for k in range(pods):
+        if state[k] == FREE and per_pod[7, k] == 0.0:
+            continue  # an empty slot (`serve_pods`): its terms are 0
         s = service[k]
         w, svc_ms, mu, conc = per_pod[0, k], per_pod[2, k], per_pod[3, k], per_pod[4, k]
         expected, rho, p = per_pod[5, k], per_pod[6, k], p_wait[k]
