@@ -237,8 +237,12 @@ def test_move_bids_for_all_hosts_at_once_equal_the_bids_one_host_at_a_time(seed:
     assert compared > 0  # some hosts could move a replica: there was something to compare
     # every service's hosts at once, in chunks of a few rows: the same bids
     monkeypatch.setattr(contract_net, "_MOVE_CHUNK_CELLS", 3 * len(obs.nodes))
+    one_at_a_time = [_move_bids_one_host_at_a_time(t, ledger, h) for t, h in rows]
     moves = move_many([t for t, _ in rows], [h for _, h in rows], ledger)
-    assert [moves.pair(r) for r in range(len(rows))] == [_move_bids_one_host_at_a_time(t, ledger, h) for t, h in rows]
+    assert [moves.pair(r) for r in range(len(rows))] == one_at_a_time
+    # the same with the service-time rows read from the run's table
+    moves = move_many([t for t, _ in rows], [h for _, h in rows], ledger, services=obs.services)
+    assert [moves.pair(r) for r in range(len(rows))] == one_at_a_time
 
 
 def test_tasks_for_many_services_are_the_tasks_one_at_a_time() -> None:
