@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -108,3 +110,16 @@ def test_far_groups_merge_as_numpy_merges_them() -> None:
     assert np.array_equal(ids, expected.group)
     assert np.array_equal(stats, expected.stats)
     assert ids.shape[0] > n_services
+
+
+@needs_numba
+def test_the_kernels_run_where_numba_finds_nowhere_to_cache_them() -> None:
+    # a read-only install with no writable cache directory: numba finds no cache locator and, asked to cache,
+    # raises at import; the kernels then compile in each process instead
+    env = {**os.environ, "NUMBA_CACHE_LOCATOR_CLASSES": "numba.core.caching.ZipCacheLocator"}
+    code = ("import numpy as np\nfrom kubeagora.sim import kernels\nd = np.zeros(600)\n"
+            "kernels.scatter_points(np.array([3.0]), np.array([2.0]), d)\nprint(d[3], d[4])")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["2.0", "-2.0"]

@@ -38,7 +38,10 @@ def _jit(f: F) -> F:
     if numba is None:
         return f
     # error_model="numpy": a float division by zero gives inf/nan as numpy's does, instead of raising
-    return numba.njit(cache=True, error_model="numpy", nogil=True)(f)  # type: ignore[no-any-return]
+    try:
+        return numba.njit(cache=True, error_model="numpy", nogil=True)(f)  # type: ignore[no-any-return]
+    except RuntimeError:  # nowhere writable to cache the machine code (a read-only install): compile per process
+        return numba.njit(error_model="numpy", nogil=True)(f)  # type: ignore[no-any-return]
 
 
 FREE, READY, TERMINATING = 0, 2, 3  # the engine's slot states (the engine imports this module)
