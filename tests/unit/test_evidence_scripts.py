@@ -150,3 +150,33 @@ def test_table1_runs_seed_by_seed_and_resumes(tmp_path: Path) -> None:
     again = subprocess.run(script, env=env, check=True, capture_output=True, text=True)
     assert f"table1 seed 1: {out}/t1-s1.json exists, skipped" in again.stderr
     assert f"table1 seed 2: {out}/t1-s2.json exists, skipped" in again.stderr
+
+
+def test_the_equal_cost_target_is_not_met_on_one_seed(capsys: pytest.CaptureFixture[str]) -> None:
+    from kubeagora.bench.document import equal_cost_section
+
+    def runs_of(seeds: list[int]) -> list[dict[str, Any]]:
+        return [
+            r
+            for scenario in ("a", "b")
+            for seed in seeds
+            for r in (
+                run(scenario, "mas", seed, 1.0, 100.0),
+                run(scenario, "hpa@target=0.6", seed, 9.0, 120.0),
+                run(scenario, "hpa", seed, 10.0, 80.0),
+            )
+        ]
+
+    def target(seeds: list[int]) -> tuple[str, bool, str]:
+        rows, medians, generous = equal_cost_section(runs_of(seeds))  # type: ignore[arg-type]
+        document = {"equal_cost": rows, "equal_cost_median": medians, "equal_cost_median_generous": generous}
+        (found,) = results_tables.equal_cost_tables(document)
+        return found
+
+    # one seed a scenario: the bootstrap is a point (0.11–0.11), which must not pass for an interval below 1
+    _, met, measured = target([1])
+    assert not met
+    assert measured.endswith("one seed in a scenario: no interval")
+    _, met, measured = target([1, 2])
+    assert met, measured
+    capsys.readouterr()
