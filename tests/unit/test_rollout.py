@@ -99,6 +99,21 @@ def test_a_canary_that_worsens_p99_is_rolled_back_and_not_retried_during_the_coo
     assert kept == (retry,)
 
 
+def test_one_noisy_window_under_the_canary_does_not_roll_back_a_sustained_rise_does() -> None:
+    """The canary is judged on its mean p99 since it settled, as the baseline is the shadow's mean: one
+    10-second window's p99 scatters by more than the 10 points of the target judged, and a single noisy
+    window rolled back good moves (then kept them from being retried for ten minutes)."""
+    start = web_at()
+    shadow = [later(start, t) for t in (10, 20, 30)]  # p99/target 0.40
+    noisy = [later(start, 40), later(start, 50, p99_ms=140.0), *(later(start, t) for t in (60, 70, 80, 90))]
+    rollout, _ = run(screened(scale_proposal(2), start), shadow + noisy)
+    assert rollout.stage is Stage.APPLIED  # 0.40 and 0.56: a mean of 0.48, within 0.10 of the baseline
+    sustained = [later(start, 40, p99_ms=140.0), later(start, 50, p99_ms=140.0)]
+    rollout, _ = run(screened(scale_proposal(2), start), shadow + sustained)
+    assert rollout.stage is Stage.ROLLED_BACK
+    assert "canary p99/target 0.56 vs baseline 0.40" in rollout.transitions[-1].why
+
+
 def test_a_canary_that_drops_requests_is_rolled_back() -> None:
     start = web_at()
     rollout = screened(scale_proposal(2), start)

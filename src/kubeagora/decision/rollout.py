@@ -326,10 +326,14 @@ def _advance_canary(rollout: Rollout, sample: HealthSample, elapsed: float,
     canary = [s for s in rollout.samples if s.stage is Stage.CANARY and s.at_s >= canary_start]
     if elapsed >= policy.canary_settle_s and shadow and canary:
         baseline_ratio = _mean_ratio(shadow)
-        rise = sample.p99_slo_ratio - (baseline_ratio if math.isfinite(baseline_ratio) else 0.0)
+        # the canary's mean since it settled, as the baseline is a mean: one 10-second window's p99 scatters
+        # by more than the rise judged, and a single noisy window rolled back good moves
+        settled = [s for s in canary if s.at_s >= canary_start + policy.canary_settle_s] or [sample]
+        canary_ratio = _mean_ratio(settled)
+        rise = canary_ratio - (baseline_ratio if math.isfinite(baseline_ratio) else 0.0)
         if math.isfinite(rise) and rise > policy.rollback_p99_rise_slo_share:
             return _move(rollout, Stage.ROLLED_BACK, sample.at_s,
-                         f"canary p99/target {sample.p99_slo_ratio:.2f} vs baseline {baseline_ratio:.2f}"), \
+                         f"canary p99/target {canary_ratio:.2f} vs baseline {baseline_ratio:.2f}"), \
                 rollout.rollback_actions
         baseline_errors = _error_rate(shadow[0], shadow[-1])
         canary_errors = _error_rate(canary[0], canary[-1])
