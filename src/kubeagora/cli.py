@@ -530,6 +530,10 @@ def train(
                           ] = 4,
     bc_epochs: Annotated[int, typer.Option("--bc-epochs", min=1, help="Passes over the data set per cloning round.")
                          ] = 60,
+    add_weight: Annotated[float, typer.Option("--add-weight", min=0.0, help="Weight of the planner's adds in the "
+                                              "cloning loss, against 1 for keeping the plan.")] = 2.5,
+    teacher_cuts: Annotated[bool, typer.Option("--teacher-cuts", help="Teach the planner's cuts too (by default a "
+                                               "cut it advises is taught as keeping the plan).")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from --out's checkpoint (its settings win).")
                       ] = False,
 ) -> None:
@@ -560,7 +564,8 @@ def train(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     args = TrainArgs(seed=seed, scenarios=tuple(names), duration_s=duration, model_error=model_error,
-                     bc_rounds=bc_rounds, dagger_rounds=dagger_rounds, ppo_iterations=iterations, bc_epochs=bc_epochs)
+                     bc_rounds=bc_rounds, dagger_rounds=dagger_rounds, ppo_iterations=iterations, bc_epochs=bc_epochs,
+                     add_weight=add_weight, teacher_cuts=teacher_cuts)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"),
                TimeElapsedColumn())
     with Progress(*columns, console=_err) as bar:

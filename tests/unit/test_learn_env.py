@@ -34,9 +34,10 @@ def test_keeping_the_plan_is_mas_itself_step_for_step() -> None:
         assert learned[key] == plain[key], key
 
 
-def test_cutting_every_set_point_saves_replicas_and_the_reward_counts_violations_and_change() -> None:
+def test_cutting_every_set_point_saves_replicas_and_the_reward_counts_violations_change_and_cuts() -> None:
     def episode(action: int) -> tuple[ResidualEnv, list[tuple[float, float]]]:
-        env = ResidualEnv("steady-drift", seeds=(1000,), duration_s=240.0, reward=RewardWeights(cost=0.0, change=1.0))
+        weights = RewardWeights(cost=0.0, change=1.0, cut=0.5)
+        env = ResidualEnv("steady-drift", seeds=(1000,), duration_s=240.0, reward=weights)
         env.reset(seed=0)
         paid: list[tuple[float, float]] = []
         while env.agents:
@@ -48,7 +49,7 @@ def test_cutting_every_set_point_saves_replicas_and_the_reward_counts_violations
     cut, cut_paid = episode(0)
     assert cut.episode_metrics()["replica_seconds"] < 0.95 * kept.episode_metrics()["replica_seconds"]
     assert all(r == pytest.approx(-share) for r, share in kept_paid)
-    assert all(r == pytest.approx(-share - 2.0) for r, share in cut_paid)  # two levels away from the plan
+    assert all(r == pytest.approx(-share - 2.0 - 1.0) for r, share in cut_paid)  # two levels below the plan
 
 
 def test_the_teacher_labels_each_agent_with_the_level_nearest_its_replicas() -> None:

@@ -30,7 +30,7 @@ def test_the_learn_extra_is_installed_where_required() -> None:
 
 
 torch = pytest.importorskip("torch")
-from kubeagora.learn.mappo import Learner, TrainArgs, train  # noqa: E402
+from kubeagora.learn.mappo import Learner, Rollout, TrainArgs, add_labels, label_weights, train  # noqa: E402
 
 TINY = TrainArgs(scenarios=("steady-drift",), duration_s=75.0, bc_rounds=1, dagger_rounds=1, ppo_iterations=1,
                  bc_epochs=3, minibatch=64)
@@ -92,3 +92,18 @@ def test_train_cli_writes_the_policy_and_names_bad_input(tmp_path: Path) -> None
     result = runner.invoke(app, ["train", "--out", str(tmp_path / "empty"), "--resume"])
     assert result.exit_code == 2
     assert "no checkpoint.pt" in result.stderr
+
+
+def test_the_clone_is_taught_the_planners_adds_and_its_cuts_only_when_asked() -> None:
+    labels = np.array([[0, 1, 2, 3, 4], [4, 3, 2, 1, 0]])
+    features = np.zeros((2, 5, N_FEATURES), dtype=np.float32)
+    rollout = Rollout(features=[features], critic_in=[], actions=[], log_probs=[], values=[], rewards=[],
+                      expert=[labels], metrics=[])
+    for cuts, expected in ((False, [2, 2, 2, 3, 4, 4, 3, 2, 2, 2]), (True, [0, 1, 2, 3, 4, 4, 3, 2, 1, 0])):
+        learner = Learner.new(TrainArgs(teacher_cuts=cuts))
+        add_labels(learner, rollout)
+        assert np.concatenate(learner.data_labels).tolist() == expected
+
+
+def test_cloning_weighs_the_planners_adds_as_asked() -> None:
+    assert label_weights(TrainArgs(add_weight=3.0)).tolist() == [1.0, 1.0, 1.0, 3.0, 3.0]

@@ -12,6 +12,7 @@ Reward per agent over the 15 s until the next re-plan (shaped as the design asks
     − violating share   (requests served in the service's SLO-violating windows + dropped, / arrived)
     − cost × pod-seconds / (15 s × the plan's replicas)   (energy and cost: what it holds beyond the plan)
     − change × |level|                                   (change risk: large, frequent reconfigurations)
+    − cut × max(−level, 0)                               (cutting below the plan costs more than adding)
 
 Stability is in the change term and in the MPC's own change cost. With `expert=True` each step's
 infos carry the clairvoyant planner's answer (`expert_action`): the level that comes nearest the
@@ -57,6 +58,9 @@ class RewardWeights:
     1 % of the service's requests in violating windows."""
     change: float = 0.002
     """Per action level away from the plan."""
+    cut: float = 0.01
+    """Per level below the plan, on top of `change` (asymmetric): a cut saves at most 0.005 per level in
+    `cost` and can cost a window of violations, which the agent's sketch rarely sees coming."""
 
 
 def expert_replicas(observation: Observation, actions: Sequence[Action]) -> IntArray:
@@ -198,7 +202,8 @@ class ResidualEnv(ParallelEnv):  # type: ignore[misc]  # PettingZoo ships no typ
         arrived = counters.arrived - arrived0
         violating = np.clip(bad / np.maximum(arrived, 1.0), 0.0, 1.0)
         held = (self.pod_seconds - pods0) / (elapsed * np.maximum(planned, 1))
-        reward = -violating - self.weights.cost * held - self.weights.change * np.abs(levels)
+        reward = (-violating - self.weights.cost * held - self.weights.change * np.abs(levels)
+                  - self.weights.cut * np.maximum(-levels, 0))
         done = self._draft is None
         rewards = {agent: float(reward[k]) for k, agent in enumerate(self.agents)}
         truncations = dict.fromkeys(self.agents, done)

@@ -70,6 +70,13 @@ class TrainArgs:
     """Rounds of episodes run by mas as it is, labelled by the clairvoyant planner."""
     dagger_rounds: int = 1
     """Rounds of episodes run by the current policy, labelled by the planner and added to the data."""
+    teacher_cuts: bool = False
+    """Whether the clone learns the planner's cuts too. By default a cut it advises is taught as "keep the
+    plan": it cuts knowing the true world and the future, which a student reading mas's sketch cannot
+    justify (a clone taught every cut learnt mostly to cut, and tripled mas's violations). Its adds stay."""
+    add_weight: float = 2.5
+    """Cloning weighs the planner's adds by this against its "keep the plan" (asymmetric: a missed add costs
+    a window of violations, a needless one a few replica-seconds)."""
     bc_epochs: int = 60
     ppo_iterations: int = 4
     """Rounds of MAPPO (one episode per environment each) after the warm start."""
@@ -220,14 +227,20 @@ def _summary(rollout: Rollout) -> dict[str, float]:
             "replica_seconds": float(np.mean([m["replica_seconds"] for m in rollout.metrics]))}
 
 
+def label_weights(args: TrainArgs) -> torch.Tensor:
+    """Per action index: the cloning loss's weight (`TrainArgs.add_weight` on the levels above the plan)."""
+    return torch.tensor([args.add_weight if k > N_ACTIONS // 2 else 1.0 for k in range(N_ACTIONS)])
+
+
 def fit_clone(learner: Learner) -> tuple[float, float]:
     """Cross-entropy on the aggregated data set; returns (loss, accuracy)."""
     x = torch.from_numpy(np.concatenate(learner.data_features))
     y = torch.from_numpy(np.concatenate(learner.data_labels).astype(np.int64))
     loss = torch.tensor(0.0)
+    weight = label_weights(learner.args)
     for _ in range(learner.args.bc_epochs):
         for idx in torch.randperm(len(x)).split(learner.args.minibatch):
-            loss = nn.functional.cross_entropy(learner.actor(x[idx]), y[idx])
+            loss = nn.functional.cross_entropy(learner.actor(x[idx]), y[idx], weight=weight)
             learner.bc_optimizer.zero_grad()
             loss.backward()
             learner.bc_optimizer.step()
@@ -239,8 +252,11 @@ def fit_clone(learner: Learner) -> tuple[float, float]:
 def add_labels(learner: Learner, rollout: Rollout) -> None:
     for features, expert in zip(rollout.features, rollout.expert, strict=True):
         labelled = expert >= 0
+        labels = expert[labelled].astype(np.int64)
+        if not learner.args.teacher_cuts:
+            labels = np.maximum(labels, N_ACTIONS // 2)
         learner.data_features.append(features[labelled].astype(np.float32))
-        learner.data_labels.append(expert[labelled].astype(np.int64))
+        learner.data_labels.append(labels)
 
 
 def advantages(rollout: Rollout, gamma: float, lam: float) -> tuple[Array, Array]:
@@ -283,7 +299,8 @@ def ppo_update(learner: Learner, rollout: Rollout) -> tuple[float, float]:
             loss = policy_loss + args.value_coef * value_loss - args.entropy_coef * entropy
             if bx is not None and by is not None and args.bc_coef > 0:
                 pick = torch.randint(len(bx), (len(idx),))
-                loss = loss + args.bc_coef * nn.functional.cross_entropy(learner.actor(bx[pick]), by[pick])
+                loss = loss + args.bc_coef * nn.functional.cross_entropy(learner.actor(bx[pick]), by[pick],
+                                                                         weight=label_weights(args))
             learner.optimizer.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_([*learner.actor.parameters(), *learner.critic.parameters()], 0.5)
