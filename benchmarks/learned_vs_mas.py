@@ -4,9 +4,9 @@ Reads the runs of `kubeagora bench --controllers mas,mas-learned,... --json FILE
 scenario and over every (scenario, seed) pair, the paired difference of SLO violations (percentage
 points, 95 % bootstrap interval: mas-learned beats mas only where the interval is below zero) and the
 ratios of violations and replica-seconds, plus mas-learned against the clairvoyant planner where it
-ran. Usage:
+ran (and every other controller in the files, e.g. a tuned baseline). Usage:
 
-    python benchmarks/learned_vs_mas.py out/learned.json
+    python benchmarks/learned_vs_mas.py out/learned.json [out/others.json ...]
 """
 
 from __future__ import annotations
@@ -21,11 +21,14 @@ from kubeagora.bench.stats import paired_difference_interval, paired_ratio_inter
 Metrics = dict[tuple[str, str, int], tuple[float, float]]
 
 
-def load(path: Path) -> Metrics:
+def load(paths: list[Path]) -> Metrics:
+    """The runs of every file (runs of the same scenario, controller and seed are the same run: the bench is
+    deterministic, so the controllers may come from separate bench runs)."""
     runs: Metrics = {}
-    for run in json.loads(path.read_text())["runs"]:
-        m = run["metrics"]
-        runs[(run["scenario"], run["controller"], run["seed"])] = (m["slo_violation_pct"], m["replica_seconds"])
+    for path in paths:
+        for run in json.loads(path.read_text())["runs"]:
+            m = run["metrics"]
+            runs[(run["scenario"], run["controller"], run["seed"])] = (m["slo_violation_pct"], m["replica_seconds"])
     return runs
 
 
@@ -63,7 +66,7 @@ def table(runs: Metrics, a: str, b: str) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("bench_json", type=Path)
+    ap.add_argument("bench_json", type=Path, nargs="+")
     args = ap.parse_args()
     runs = load(args.bench_json)
     controllers: dict[str, int] = defaultdict(int)
