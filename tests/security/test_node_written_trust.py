@@ -51,9 +51,13 @@ def node(installed: DevCluster) -> Any:  # noqa: F811
     body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {"kubeagora.io/tier": "cloud"}}}
     proc = installed.kubectl("apply", "-f", "-", input=json.dumps(body))
     assert proc.returncode == 0, proc.stderr
-    # the policy takes effect once the API server has loaded it
+    # the policy takes effect once the API server has loaded it; the probe is a server-side dry run, which
+    # goes through admission and stores nothing: a probe that got through before the policy was loaded
+    # would otherwise have written trust "1", and every later probe, no longer a change, would pass it
     wait_for("the trust policy to refuse a node's own trust", lambda: POLICY in patch(
-        installed, name, {"metadata": {"annotations": {TRUST: "1"}}}, node_identity(name)).stderr, timeout_s=60)
+        installed, name, {"metadata": {"annotations": {TRUST: "1"}}}, [*node_identity(name), "--dry-run=server"]
+    ).stderr, timeout_s=60)
+    assert TRUST not in annotations(installed, name)
     yield name
     installed.kubectl("delete", "node", name, "--ignore-not-found")
 
