@@ -33,12 +33,8 @@ IN_FLIGHT = ("Shadow", "Canary", "AwaitingApproval")
 def stack(tmp_path_factory: pytest.TempPathFactory, controlplane_binary: Path) -> Iterator[Stack]:
     options = StackOptions(scenario="gpu-throttle",
                            operator_args=("--shadow-seconds", "5", "--canary-seconds", "600"))
-    s = Stack(tmp_path_factory.mktemp("e2e"), options, binary=controlplane_binary)
-    s.up()
-    try:
+    with Stack(tmp_path_factory.mktemp("e2e"), options, binary=controlplane_binary) as s:
         yield s
-    finally:
-        s.down()
 
 
 def get(stack: Stack, *args: str) -> Any:

@@ -30,13 +30,9 @@ REPLICAS = 8
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, controlplane_binary: Path) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("residency"), StackOptions(scenario="gpu-throttle", extender=False),
-              binary=controlplane_binary)
-    s.up()
-    try:
+    with Stack(tmp_path_factory.mktemp("residency"), StackOptions(scenario="gpu-throttle", extender=False),
+               binary=controlplane_binary) as s:
         yield s
-    finally:
-        s.down()
 
 
 def example(name: str, replicas: int) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -41,12 +41,8 @@ TARGET_S = 30.0
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, controlplane_binary: Path) -> Iterator[Stack]:
     options = StackOptions(nodes=12, scrape_interval_s=SCRAPE_S, webhook=False)
-    s = Stack(tmp_path_factory.mktemp("standard-signals"), options, binary=controlplane_binary)
-    s.up()
-    try:
+    with Stack(tmp_path_factory.mktemp("standard-signals"), options, binary=controlplane_binary) as s:
         yield s
-    finally:
-        s.down()
 
 
 def workload() -> list[dict[str, Any]]:

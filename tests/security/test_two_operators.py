@@ -34,12 +34,8 @@ RUN = "kubeagora.io/operator-run"
 def stack(tmp_path_factory: pytest.TempPathFactory, controlplane_binary: Path) -> Iterator[Stack]:
     options = StackOptions(scenario="gpu-throttle", extender=False, operator=False, webhook=False,
                            operator_args=("--shadow-seconds", "5", "--canary-seconds", "600"))
-    s = Stack(tmp_path_factory.mktemp("two-operators"), options, binary=controlplane_binary)
-    s.up()
-    try:
+    with Stack(tmp_path_factory.mktemp("two-operators"), options, binary=controlplane_binary) as s:
         yield s
-    finally:
-        s.down()
 
 
 def holder(stack: Stack) -> str:
