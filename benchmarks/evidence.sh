@@ -9,6 +9,8 @@
 #   SCENARIOS="steady-drift burst-hotspot ..."   (Table 1's and model-error's scenarios: the six built-in ones)
 #   TABLE1_CONTROLLERS=heuristic,hpa,keda,rayserve,knative,mpc,mas,clairvoyant   (Table 1's controllers)
 #   TABLE1_SWEEP=standard   (Table 1's sweeps, space-separated `--sweep` specs: "hpa.target=0.5,0.6 keda.target=0.5")
+#   EXECUTOR=ray   (table1 and model-error as Ray tasks on a local Ray; RAY_ADDRESS=ray://HOST:10001 for a
+#                   Ray cluster, e.g. KubeRay's head service; the same results as worker processes)
 #
 # TRACES_DIR holds the public traces under their published names, at its top or below it
 # (nasa_http_1995_requests_per_second.txt, AzureLLMInferenceTrace_code.csv, AzureLLMInferenceTrace_conv.csv).
@@ -50,6 +52,11 @@ TABLE1_CONTROLLERS=${TABLE1_CONTROLLERS:-$BASELINES,mpc,mas,clairvoyant}
 TABLE1_SWEEP=${TABLE1_SWEEP:-standard}
 SHORT=()
 [ -n "${DURATION:-}" ] && SHORT=(--duration "$DURATION")
+# EXECUTOR=ray runs the bench steps (table1, model-error) as Ray tasks: a local Ray, or the cluster at
+# RAY_ADDRESS (ray://HOST:10001). Same results as worker processes.
+EXECUTOR=${EXECUTOR:-processes}
+RUN_ON=(--executor "$EXECUTOR")
+[ -n "${RAY_ADDRESS:-}" ] && RUN_ON+=(--ray-address "$RAY_ADDRESS")
 mkdir -p "$OUT"
 
 timed() {  # timed NAME OUTPUT_JSON COMMAND...: run unless OUTPUT_JSON exists; log wall time and load
@@ -100,7 +107,7 @@ for step in $STEPS; do
         for seed in $(seq 1 "$SEEDS"); do
             timed "table1 seed $seed" "$OUT/t1-s$seed.json" \
                 "$KUBEAGORA" bench --scenarios "$scenario_list" --controllers "$TABLE1_CONTROLLERS" "${sweeps[@]}" \
-                --seeds 1 --seed-offset $((seed - 1)) --jobs "$JOBS" --json "$OUT/t1-s$seed.json" "${SHORT[@]}" \
+                --seeds 1 --seed-offset $((seed - 1)) --jobs "$JOBS" "${RUN_ON[@]}" --json "$OUT/t1-s$seed.json" "${SHORT[@]}" \
                 >/dev/null
         done
         "$PYTHON" benchmarks/results_tables.py "$OUT"/t1-*.json --report "$OUT/table1-report" >"$OUT/table1.md"
@@ -109,7 +116,7 @@ for step in $STEPS; do
         for s in $SCENARIOS; do
             timed "model error $s" "$OUT/me-$s.json" \
                 "$KUBEAGORA" bench --scenarios "$s" --controllers hpa,mpc,mas,clairvoyant --sweep hpa.target=0.5:0.9:0.1 \
-                --model-error 0.3 --seeds "$SEEDS" --jobs "$JOBS" --json "$OUT/me-$s.json" "${SHORT[@]}" >/dev/null
+                --model-error 0.3 --seeds "$SEEDS" --jobs "$JOBS" "${RUN_ON[@]}" --json "$OUT/me-$s.json" "${SHORT[@]}" >/dev/null
         done
         "$PYTHON" benchmarks/results_tables.py "$OUT"/me-*.json --report "$OUT/model-error-report" \
             >"$OUT/model-error.md"
