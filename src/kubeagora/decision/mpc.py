@@ -47,6 +47,8 @@ cp: Any = cvxpy
 """cvxpy's atoms reach its namespace through star re-exports that mypy cannot follow: use it untyped."""
 
 SECONDS_PER_HOUR = 3600.0
+PARAMETER_BLOCK = 256
+"""Services per block of the Parameters that multiply variables (see `Mpc.__init__`)."""
 
 
 
@@ -130,7 +132,8 @@ class MpcPlan:
 class Mpc:
     """The compiled problem and its Parameters. Build with `make_mpc`; call `solve(inputs)` each tick."""
 
-    def __init__(self, n_services: int, n_pools: int, settings: MpcSettings) -> None:
+    def __init__(self, n_services: int, n_pools: int, settings: MpcSettings,
+                 parameter_block: int = PARAMETER_BLOCK) -> None:
         if n_services < 1 or n_pools < 0:
             raise ValueError(f"need at least one service and no negative pool count, got {n_services}, {n_pools}")
         self.n_services, self.n_pools, self.settings = n_services, n_pools, settings
@@ -141,8 +144,15 @@ class Mpc:
         self.ready_replicas = cp.Parameter(n_s, nonneg=True, name="ready_replicas")
         self.pending_replicas = cp.Parameter(n_s, nonneg=True, name="pending_replicas")
         self.pending_ready_replicas = cp.Parameter((n_s, h), nonneg=True, name="pending_ready_replicas")
-        self.safe_capacity_rps = cp.Parameter(n_s, nonneg=True, name="safe_capacity_rps")
-        self.cold_start_onehot = cp.Parameter((n_s, h), nonneg=True, name="cold_start_onehot")
+        # the two Parameters that multiply variables come in blocks of services: cvxpy's canonicalization of
+        # a Parameter × variable product builds an index array of (Parameter size) × (rows of the product),
+        # which for one Parameter over all services grows with the square of the services (47.7 GiB at
+        # 10,000); per block it grows linearly. The compiled problem is the same linear program.
+        self.blocks = [(start, min(start + parameter_block, n_s)) for start in range(0, n_s, parameter_block)]
+        self.safe_capacity_rps = [cp.Parameter(stop - start, nonneg=True, name=f"safe_capacity_rps_{start}")
+                                  for start, stop in self.blocks]
+        self.cold_start_onehot = [cp.Parameter((stop - start, h), nonneg=True, name=f"cold_start_onehot_{start}")
+                                  for start, stop in self.blocks]
         self.min_replicas = cp.Parameter(n_s, nonneg=True, name="min_replicas")
         self.max_replicas = cp.Parameter(n_s, nonneg=True, name="max_replicas")
         self.priority_weight = cp.Parameter(n_s, nonneg=True, name="priority_weight")
@@ -169,14 +179,22 @@ class Mpc:
         self.ready = cp.Variable((n_s, h), name="ready_replicas")
         replicas_definition = cp.reshape(now, (n_s, 1), order="F") @ to_horizon + started - stopped
         # started replicas become Ready d steps later: shift the cumulative starts right by d
-        ready_started = 0
-        for d in range(h):
-            shift = np.eye(h, k=d)  # (x @ shift)[:, j] = x[:, j − d]
-            weight = cp.reshape(self.cold_start_onehot[:, d], (n_s, 1), order="F") @ to_horizon
-            ready_started = ready_started + cp.multiply(weight, started @ shift)
+        ready_started_blocks = []
+        for (start, stop), onehot in zip(self.blocks, self.cold_start_onehot, strict=True):
+            block_started = started[start:stop, :]
+            ready_started_block = 0
+            for d in range(h):
+                shift = np.eye(h, k=d)  # (x @ shift)[:, j] = x[:, j − d]
+                weight = cp.reshape(onehot[:, d], (stop - start, 1), order="F") @ to_horizon
+                ready_started_block = ready_started_block + cp.multiply(weight, block_started @ shift)
+            ready_started_blocks.append(ready_started_block)
+        ready_started = cp.vstack(ready_started_blocks) if len(self.blocks) > 1 else ready_started_blocks[0]
         ready_definition = (cp.reshape(self.ready_replicas, (n_s, 1), order="F") @ to_horizon
                             + self.pending_ready_replicas + ready_started - stopped)
-        capacity = cp.multiply(cp.reshape(self.safe_capacity_rps, (n_s, 1), order="F") @ to_horizon, self.ready)
+        capacity_blocks = [
+            cp.multiply(cp.reshape(capacity, (stop - start, 1), order="F") @ to_horizon, self.ready[start:stop, :])
+            for (start, stop), capacity in zip(self.blocks, self.safe_capacity_rps, strict=True)]
+        capacity = cp.vstack(capacity_blocks) if len(self.blocks) > 1 else capacity_blocks[0]
 
         self.capacity_constraint = capacity + self.shortfall >= self.demand_rps
         self.pool_constraint = self.usage <= cp.reshape(self.pool_capacity, (max(n_p, 1), 1), order="F") @ to_horizon \
@@ -229,8 +247,12 @@ class Mpc:
         self.pending_ready_replicas.value = np.minimum(
             np.asarray(inputs.pending_ready_replicas, dtype=np.float64),
             np.asarray(inputs.pending_replicas, dtype=np.float64)[:, None])
-        self.safe_capacity_rps.value = np.asarray(inputs.safe_capacity_rps, dtype=np.float64)
-        self.cold_start_onehot.value = cold_start_onehot(np.asarray(inputs.cold_start_steps), h)
+        safe_capacity = np.asarray(inputs.safe_capacity_rps, dtype=np.float64)
+        onehot = cold_start_onehot(np.asarray(inputs.cold_start_steps), h)
+        for (start, stop), capacity, delays in zip(self.blocks, self.safe_capacity_rps, self.cold_start_onehot,
+                                                   strict=True):
+            capacity.value = safe_capacity[start:stop]
+            delays.value = onehot[start:stop]
         self.min_replicas.value = np.asarray(inputs.min_replicas, dtype=np.float64)
         self.max_replicas.value = np.asarray(inputs.max_replicas, dtype=np.float64)
         self.priority_weight.value = np.asarray(inputs.priority_weight, dtype=np.float64)
