@@ -164,6 +164,19 @@ def test_residency_keeps_replicas_in_the_allowed_regions() -> None:
         assert sc.nodes[r.node[k]].region in svc.allowed_regions
 
 
+def test_where_a_service_may_run_is_its_node_classes_and_regions_node_by_node() -> None:
+    """The engine builds the services × nodes table from per-class and per-region tables; it must be the
+    definition: the service runs on the node's class and the node is in one of its regions."""
+    sc = small_scenario(mix={"iot-ingest": 1, "ml-inference": 1, "web": 1}, services=9, total_rps=300)
+    engine = Engine(sc)
+    expected = np.array([[s.can_run_on(n.node_class) and (s.allowed_regions is None or n.region in s.allowed_regions)
+                          for n in sc.nodes] for s in sc.services])
+    assert expected.any(axis=1).all(), "every service runs somewhere"
+    assert not expected.all(), "the mix must restrict some services somewhere"
+    assert any(s.allowed_regions is not None for s in sc.services)
+    np.testing.assert_array_equal(engine.svc_feasible, expected)
+
+
 def test_gpu_throttling_slows_gpu_services() -> None:
     base = dict(mix={"ml-inference": 1}, services=1, total_rps=500, duration_s=300)
     calm = simulate(small_scenario(**base), StaticController())
