@@ -9,8 +9,8 @@
 #   SCENARIOS="steady-drift burst-hotspot ..."   (Table 1's and model-error's scenarios: the six built-in ones)
 #   TABLE1_CONTROLLERS=heuristic,hpa,keda,rayserve,knative,mpc,mas,clairvoyant   (Table 1's controllers)
 #   TABLE1_SWEEP=standard   (Table 1's sweeps, space-separated `--sweep` specs: "hpa.target=0.5,0.6 keda.target=0.5")
-#   EXECUTOR=ray   (table1 and model-error as Ray tasks on a local Ray; RAY_ADDRESS=ray://HOST:10001 for a
-#                   Ray cluster, e.g. KubeRay's head service; the same results as worker processes)
+#   EXECUTOR=ray   (every step's runs as Ray tasks on a local Ray; RAY_ADDRESS=ray://HOST:10001 for a Ray
+#                   cluster, e.g. KubeRay's head service; the same results as worker processes)
 #
 # TRACES_DIR holds the public traces under their published names, at its top or below it
 # (nasa_http_1995_requests_per_second.txt, AzureLLMInferenceTrace_code.csv, AzureLLMInferenceTrace_conv.csv).
@@ -52,8 +52,8 @@ TABLE1_CONTROLLERS=${TABLE1_CONTROLLERS:-$BASELINES,mpc,mas,clairvoyant}
 TABLE1_SWEEP=${TABLE1_SWEEP:-standard}
 SHORT=()
 [ -n "${DURATION:-}" ] && SHORT=(--duration "$DURATION")
-# EXECUTOR=ray runs the bench steps (table1, model-error) as Ray tasks: a local Ray, or the cluster at
-# RAY_ADDRESS (ray://HOST:10001). Same results as worker processes.
+# EXECUTOR=ray runs every step's runs as Ray tasks: a local Ray, or the cluster at RAY_ADDRESS
+# (ray://HOST:10001). Same results as worker processes.
 EXECUTOR=${EXECUTOR:-processes}
 RUN_ON=(--executor "$EXECUTOR")
 [ -n "${RAY_ADDRESS:-}" ] && RUN_ON+=(--ray-address "$RAY_ADDRESS")
@@ -80,7 +80,7 @@ for step in $STEPS; do
             for seed in $(seq 1 "$TUNE_SEEDS"); do
                 timed "traces $part seed $seed" "$OUT/traces-$part-s$seed.json" \
                     "$PYTHON" benchmarks/trace_split.py --traces "$TRACES" --part "$part" --controllers "$BASELINES" \
-                    --model-error "$MODEL_ERROR" --first-seed "$seed" --seeds 1 --jobs "$JOBS" \
+                    --model-error "$MODEL_ERROR" --first-seed "$seed" --seeds 1 --jobs "$JOBS" "${RUN_ON[@]}" \
                     --json "$OUT/traces-$part-s$seed.json" "${SHORT[@]}"
             done
         done
@@ -92,7 +92,7 @@ for step in $STEPS; do
         for seed in $(seq 1 "$SEEDS"); do
             timed "traces test seed $seed" "$OUT/traces-test-s$seed.json" \
                 "$PYTHON" benchmarks/trace_split.py --traces "$TRACES" --part test --model-error "$MODEL_ERROR" \
-                --first-seed "$seed" --seeds 1 --jobs "$JOBS" --json "$OUT/traces-test-s$seed.json" "${SHORT[@]}"
+                --first-seed "$seed" --seeds 1 --jobs "$JOBS" "${RUN_ON[@]}" --json "$OUT/traces-test-s$seed.json" "${SHORT[@]}"
         done
         chosen=()
         [ -s "$OUT/chosen.json" ] && chosen=(--chosen "$OUT/chosen.json")

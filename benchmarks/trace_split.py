@@ -161,6 +161,8 @@ def run_part(
     first_seed: int = 1,
     only: list[str] | None = None,
     sweep: bool = True,
+    executor: str = "processes",
+    ray_address: str | None = None,
 ) -> None:
     segments = [s for s in SEGMENTS if s.part == part and (not only or s.name in only)]
     if not segments:
@@ -172,7 +174,15 @@ def run_part(
         plan = plan_matrix(files, labels, n_seeds=seeds, first_seed=first_seed, duration_s=duration_s)
         workers = jobs or default_jobs(len(plan.runs))
         with matrix_progress_bar(plan.runs) as progress:
-            results = run_matrix(plan.runs, jobs=workers, progress=progress)
+            if executor == "ray":  # the same results as worker processes (kubeagora bench --executor ray)
+                from kubeagora.bench.ray_executor import RayExecutorError, run_matrix_on_ray
+
+                try:
+                    results = run_matrix_on_ray(plan.runs, jobs=workers, address=ray_address, progress=progress)
+                except RayExecutorError as error:
+                    fail(str(error))
+            else:
+                results = run_matrix(plan.runs, jobs=workers, progress=progress)
         picked = (f"--segments {','.join(only)} " if only else "") + ("" if sweep else "--no-sweep ")
         command = (
             f"python benchmarks/trace_split.py --traces TRACES --part {part} {picked}--controllers {controllers} "
@@ -242,6 +252,9 @@ def main() -> None:
     ap.add_argument("--segments", help="comma-separated segment names: only these of the part (default: all)")
     ap.add_argument("--first-seed", type=int, default=1, help="seeds count up from this one (default 1)")
     ap.add_argument("--jobs", type=int)
+    ap.add_argument("--executor", choices=("processes", "ray"), default="processes",
+                    help="ray: the runs as Ray tasks, on a local Ray with --jobs CPUs or at --ray-address")
+    ap.add_argument("--ray-address", help="with --executor ray: a Ray cluster (ray://HOST:10001, or auto)")
     ap.add_argument("--controllers", default=CONTROLLERS)
     ap.add_argument("--json", type=Path)
     ap.add_argument(
@@ -271,12 +284,16 @@ def main() -> None:
             ap.error(f"--seeds must be ≥ 1 and --first-seed ≥ 0 (got {args.seeds} and {args.first_seed})")
         if not 0.0 <= args.model_error <= 1.0:
             ap.error(f"--model-error must lie in [0, 1] (got {args.model_error:g})")
+        if args.ray_address is not None and args.executor != "ray":
+            ap.error("--ray-address needs --executor ray")
         run_part(
             args.part, args.traces, args.seeds, args.jobs, args.json, args.controllers, args.duration,
             args.model_error,
             args.first_seed,
             args.segments.split(",") if args.segments else None,
             not args.no_sweep,
+            args.executor,
+            args.ray_address,
         )
     else:
         ap.error("give --list, --choose FILES, or --part PART --json FILE")
