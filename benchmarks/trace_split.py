@@ -17,8 +17,10 @@ Every segment replays its slice of a trace on the default scenario's cluster and
 so that the slice's busiest minute (60-second moving average) is `PEAK_RPS`, a load the cluster can
 serve: the shape of the traffic differs between segments, and no segment asks more than the cluster
 holds (a segment over capacity would make every controller violate alike and compare nothing).
-Each segment is a scenario of its own in the bench (a YAML written to a temporary directory), run
-with every controller and the standard sweep of each baseline's knob.
+Each segment is a scenario of its own in the bench, run with every controller and the standard sweep
+of each baseline's knob. Its YAML is kept beside the output (`out/test.json` → `out/test-scenarios/`),
+which the document names as the scenario's source: `kubeagora bench --scenarios out/test-scenarios/X.yaml`
+reruns one segment.
 
 The split: train is what the controllers and this bench were developed on (the segments earlier
 docs used); validation is what a baseline's setting is chosen on (`--choose`); test was never run
@@ -30,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -167,28 +168,29 @@ def run_part(
     segments = [s for s in SEGMENTS if s.part == part and (not only or s.name in only)]
     if not segments:
         fail(f"--segments {','.join(only or [])}: none of them is a {part} segment")
-    with tempfile.TemporaryDirectory() as tmp:
-        files = [str(scenario_file(s, traces, Path(tmp), model_error)) for s in segments]
-        names = controllers.split(",")
-        labels = expand_sweeps(names, ["standard"] if sweep and any(c in KNOBS for c in names) else [])
-        plan = plan_matrix(files, labels, n_seeds=seeds, first_seed=first_seed, duration_s=duration_s)
-        workers = jobs or default_jobs(len(plan.runs))
-        with matrix_progress_bar(plan.runs) as progress:
-            if executor == "ray":  # the same results as worker processes (kubeagora bench --executor ray)
-                from kubeagora.bench.ray_executor import RayExecutorError, run_matrix_on_ray
+    scenarios = out.parent / f"{out.stem}-scenarios"
+    scenarios.mkdir(parents=True, exist_ok=True)
+    files = [str(scenario_file(s, traces, scenarios, model_error)) for s in segments]
+    names = controllers.split(",")
+    labels = expand_sweeps(names, ["standard"] if sweep and any(c in KNOBS for c in names) else [])
+    plan = plan_matrix(files, labels, n_seeds=seeds, first_seed=first_seed, duration_s=duration_s)
+    workers = jobs or default_jobs(len(plan.runs))
+    with matrix_progress_bar(plan.runs) as progress:
+        if executor == "ray":  # the same results as worker processes (kubeagora bench --executor ray)
+            from kubeagora.bench.ray_executor import RayExecutorError, run_matrix_on_ray
 
-                try:
-                    results = run_matrix_on_ray(plan.runs, jobs=workers, address=ray_address, progress=progress)
-                except RayExecutorError as error:
-                    fail(str(error))
-            else:
-                results = run_matrix(plan.runs, jobs=workers, progress=progress)
-        picked = (f"--segments {','.join(only)} " if only else "") + ("" if sweep else "--no-sweep ")
-        command = (
-            f"python benchmarks/trace_split.py --traces TRACES --part {part} {picked}--controllers {controllers} "
-            f"--model-error {model_error:g} --first-seed {first_seed} --seeds {seeds} --json {out}"
-        )
-        write_document(bench_document(results, plan.scenarios, command), out)
+            try:
+                results = run_matrix_on_ray(plan.runs, jobs=workers, address=ray_address, progress=progress)
+            except RayExecutorError as error:
+                fail(str(error))
+        else:
+            results = run_matrix(plan.runs, jobs=workers, progress=progress)
+    picked = (f"--segments {','.join(only)} " if only else "") + ("" if sweep else "--no-sweep ")
+    command = (
+        f"python benchmarks/trace_split.py --traces TRACES --part {part} {picked}--controllers {controllers} "
+        f"--model-error {model_error:g} --first-seed {first_seed} --seeds {seeds} --json {out}"
+    )
+    write_document(bench_document(results, plan.scenarios, command), out)
     print(f"wrote {out} ({len(plan.runs)} runs)", file=sys.stderr)
 
 
