@@ -34,7 +34,17 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from kubeagora.model import BoolArray, FloatArray, IntArray, Node, NodeClass, Observation, Service
+from kubeagora.model import (
+    NODE_CLASSES,
+    BoolArray,
+    FloatArray,
+    IntArray,
+    Node,
+    NodeClass,
+    Observation,
+    Service,
+    class_service_time_ms,
+)
 from kubeagora.model.spec_tables import per_specs
 from kubeagora.sim.latency import INTERFERENCE
 
@@ -141,11 +151,10 @@ class NodeLedger:
     trust: FloatArray
 
 
-def _service_class_ms(services: tuple[Service, ...]) -> FloatArray:
-    """[service, NodeClass column] declared service time, NaN where the service cannot run (once per run)."""
-    return per_specs("contract_net.service_class_ms", (services,), lambda: np.array(
-        [[s.service_time_ms.get(c, np.nan) for c in NodeClass] for s in services],
-        dtype=np.float64).reshape(len(services), len(NodeClass)))
+def _service_class_ms(services: Sequence[Service]) -> FloatArray:
+    """[service, NodeClass column] declared service time, NaN where the service cannot run (once per run
+    for a tuple of services)."""
+    return class_service_time_ms(services, NODE_CLASSES)
 
 
 _CLASS_COLUMN = {c: j for j, c in enumerate(NodeClass)}
@@ -430,8 +439,7 @@ def move_many(tasks: Sequence[PlacementTask], hosts: Sequence[int], ledger: Node
     unique_tasks = list({id(t): t for t in tasks}.values())
     task_services = [t.service for t in unique_tasks]
     class_table = (_service_class_ms(services)[[t.service_index for t in unique_tasks]] if services is not None
-                   else np.array([[s.service_time_ms.get(c, np.nan) for c in NodeClass] for s in task_services],
-                                 dtype=np.float64).reshape(len(task_services), len(NodeClass)))
+                   else _service_class_ms(task_services))
     region_values, region_codes = _codes(ledger.regions)
     disallowed_table = np.array([[s.allowed_regions is not None and r not in s.allowed_regions
                                   for r in region_values] for s in task_services], dtype=np.bool_)

@@ -188,13 +188,13 @@ class Mpc:
                 weight = cp.reshape(onehot[:, d], (stop - start, 1), order="F") @ to_horizon
                 ready_started_block = ready_started_block + cp.multiply(weight, block_started @ shift)
             ready_started_blocks.append(ready_started_block)
-        ready_started = cp.vstack(ready_started_blocks) if len(self.blocks) > 1 else ready_started_blocks[0]
+        ready_started = _stack_rows(ready_started_blocks)
         ready_definition = (cp.reshape(self.ready_replicas, (n_s, 1), order="F") @ to_horizon
                             + self.pending_ready_replicas + ready_started - stopped)
         capacity_blocks = [
             cp.multiply(cp.reshape(capacity, (stop - start, 1), order="F") @ to_horizon, self.ready[start:stop, :])
             for (start, stop), capacity in zip(self.blocks, self.safe_capacity_rps, strict=True)]
-        capacity = cp.vstack(capacity_blocks) if len(self.blocks) > 1 else capacity_blocks[0]
+        capacity = _stack_rows(capacity_blocks)
 
         self.capacity_constraint = capacity + self.shortfall >= self.demand_rps
         self.pool_constraint = self.usage <= cp.reshape(self.pool_capacity, (max(n_p, 1), 1), order="F") @ to_horizon \
@@ -293,6 +293,12 @@ class Mpc:
         return MpcPlan(setpoints, replicas, np.asarray(self.ready.value, dtype=np.float64),
                        np.maximum(np.asarray(self.shortfall.value, dtype=np.float64), 0.0),
                        np.maximum(prices, 0.0), usage, status, solve_s)
+
+
+def _stack_rows(blocks: list[Any]) -> Any:
+    """The blocks of services' rows as one expression (one block as it is: the program of a single block is
+    compiled exactly as before blocks existed)."""
+    return cp.vstack(blocks) if len(blocks) > 1 else blocks[0]
 
 
 def make_mpc(n_services: int, n_pools: int, settings: MpcSettings | None = None) -> Mpc:

@@ -239,7 +239,7 @@ class Engine:
         self.index_of_node = {n.name: i for i, n in enumerate(nodes)}
         # where each service may run: by node class and by region, then spread over the nodes (a services ×
         # nodes loop in Python took a minute at 10,000 services × 2,000 nodes, in every twin's engine)
-        runs_on_class = np.array([[s.can_run_on(c) for c in NODE_CLASSES] for s in sv], dtype=bool).reshape(n_s, -1)
+        runs_on_class = ~np.isnan(self.svc_class_time_ms_nominal)  # a service time declared for the class
         allowed_in_region = np.array([[s.allowed_regions is None or r in s.allowed_regions for r in topo.regions]
                                       for s in sv], dtype=bool).reshape(n_s, -1)
         self.svc_feasible = runs_on_class[:, self.node_class] & allowed_in_region[:, self.node_region]
